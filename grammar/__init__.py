@@ -1,0 +1,1 @@
+"""The .hc grammar (hc.lark), shipped as package data."""

@@ -1,0 +1,104 @@
+"""Diagnostics: every mistake a user can make becomes one of these, never a traceback.
+
+A diagnostic renders as
+
+    file.hc:LINE:COL: error: message
+      LINE | the source line
+           |     ^^^^
+      hint: what to do about it
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """1-based line/column of a piece of spec text (end is exclusive)."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @staticmethod
+    def of(meta: object) -> "Span":
+        """The span of a lark tree (``meta``) or token."""
+        return Span(
+            getattr(meta, "line", 1) or 1,
+            getattr(meta, "column", 1) or 1,
+            getattr(meta, "end_line", None) or getattr(meta, "line", 1) or 1,
+            getattr(meta, "end_column", None) or (getattr(meta, "column", 1) or 1) + 1,
+        )
+
+
+NOWHERE = Span(1, 1, 1, 1)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    span: Span = NOWHERE
+    hint: str | None = None
+
+    def render(self, filename: str, source: str) -> str:
+        lines = source.splitlines() or [""]
+        line_no = min(max(self.span.line, 1), len(lines))
+        text = lines[line_no - 1]
+        col = max(self.span.column, 1)
+        if self.span.end_line == self.span.line:
+            width = max(self.span.end_column - col, 1)
+        else:
+            width = max(len(text) - col + 1, 1)
+        gutter = f"{line_no:>4} | "
+        out = [
+            f"{filename}:{line_no}:{col}: error: {self.message}",
+            gutter + text,
+            " " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^" * width,
+        ]
+        if self.hint:
+            out.append(f"  hint: {self.hint}")
+        return "\n".join(out)
+
+
+@dataclass
+class HcError(Exception):
+    """One or more diagnostics about one spec file."""
+
+    diagnostics: list[Diagnostic]
+    filename: str = "<spec>"
+    source: str = ""
+    extra: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        parts = [d.render(self.filename, self.source) for d in self.diagnostics]
+        n = len(self.diagnostics)
+        parts.append(f"{n} error{'s' if n != 1 else ''} in {self.filename}")
+        return "\n".join(parts)
+
+    @property
+    def first(self) -> Diagnostic:
+        return self.diagnostics[0]
+
+
+class ErrorSink:
+    """Collects every validation error of a file, so all are reported at once."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, message: str, span: Span = NOWHERE, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, span, hint))
+
+    def raise_if_any(self, filename: str, source: str) -> None:
+        if self.diagnostics:
+            ordered = sorted(self.diagnostics, key=lambda d: (d.span.line, d.span.column))
+            raise HcError(ordered, filename, source)
+
+
+class CompileError(Exception):
+    """An error that is not about spec text: a missing layer factory, a bad runtime shape."""

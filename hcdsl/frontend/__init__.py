@@ -1,0 +1,1 @@
+"""Front end: .hc text -> syntax tree (parser.py) -> validated ModelSpec (validate.py)."""

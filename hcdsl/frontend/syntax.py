@@ -1,0 +1,118 @@
+"""The syntax tree of a .hc file: what was written, with spans, before any checking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from hcdsl.errors import Span
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class String:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class ListValue:
+    items: tuple["Value", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    value: "Value | None"  # None: a bare flag such as `dynamic`
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Arg, ...]
+    span: Span
+    name_span: Span
+
+
+Value = Union[Number, Name, String, ListValue, Call]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    value: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class LayerDef:
+    name: str
+    call: Call
+    extern: bool
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    names: tuple[tuple[str, Span], ...]
+    repeat: int
+    span: Span
+
+
+@dataclass(frozen=True)
+class BodyDef:
+    parts: tuple[BlockRef, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Selector:
+    kind: str  # all | odd | even | layer | range | every
+    args: tuple[int, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Rule:
+    selector: Selector
+    value: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class ConnectDef:
+    call: Call
+    rules: tuple[Rule, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class HeadDef:
+    call: Call
+    span: Span
+
+
+@dataclass
+class ModelSyntax:
+    name: str
+    span: Span
+    settings: list[Setting] = field(default_factory=list)
+    layers: list[LayerDef] = field(default_factory=list)
+    bodies: list[BodyDef] = field(default_factory=list)
+    connects: list[ConnectDef] = field(default_factory=list)
+    heads: list[HeadDef] = field(default_factory=list)

@@ -1,0 +1,93 @@
+"""ModelSpec + primitive Scheme -> IR. Node ids are stable and readable: L3.attn, L3.coef."""
+
+from __future__ import annotations
+
+from hcdsl.ir import nodes as n
+from hcdsl.ir.graph import IR
+from hcdsl.nn.catalog import ports_of
+from hcdsl.schemes.primitive import Scheme, Step
+from hcdsl.spec import ModelSpec, NormSpec
+
+
+def step_label(step: Step) -> str:
+    first, last = step.layers[0] + 1, step.layers[-1] + 1
+    return f"L{first}" if first == last else f"L{first}-{last}"
+
+
+def _norm(norm: NormSpec, width: int) -> n.Norm:
+    return n.Norm(norm.kind, norm.affine, norm.eps, width)
+
+
+def _coef(ir: IR, label: str, step: Step, scheme: Scheme, state: str) -> str:
+    c = step.coef
+    if not c.learn:
+        return ir.add(f"{label}.coef", n.ConstCoef(c.init))
+    payload = n.LearnedCoef(
+        init=c.init, fractions=step.fractions, gain=c.gain, dynamic=c.dynamic, tanh=c.tanh,
+        scale_init=c.scale_init, norm=c.norm.kind, norm_affine=c.norm.affine,
+        norm_eps=c.norm.eps, width=scheme.width,
+    )
+    return ir.add(f"{label}.coef", payload, **({"x": state} if c.dynamic else {}))
+
+
+def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str) -> str:
+    label = step_label(step)
+    coef = _coef(ir, label, step, scheme, state)
+    F, S, R = step.fractions, scheme.streams, step.reads
+    cols_total = len(step.coef.init[0])
+    shared_norm = None
+    outputs = []
+    for li, k in enumerate(step.layers):
+        layer = spec.sequence[k]
+        lid = f"L{k + 1}"
+        cols = step.inputs[li]
+        # width connection: this layer's input, h_in = READ[:, cols]ᵀ H (concatenated)
+        read = ir.add(f"{lid}.read", n.Mix((F, F + S), (cols[0], cols[-1] + 1)),
+                      x=state, coef=coef)
+        x = ir.add(f"{lid}.in", n.Merge(), x=read)
+        if step.prenorm == "separate":
+            x = ir.add(f"{lid}.norm", _norm(spec.norm, spec.dim), x=x)
+        elif step.prenorm == "shared":
+            if shared_norm is None:
+                shared_norm = ir.add(f"{label}.norm", _norm(spec.norm, spec.dim), x=x)
+            x = shared_norm
+        ports = ports_of(layer.kind) if not layer.extern else ("x",)
+        body = ir.add(
+            f"{lid}.{layer.name}",
+            n.Layer(layer.name, layer.kind, layer.args, spec.dim, ports, scheme.out_scale,
+                    layer.extern),
+            **{p: x for p in ports},
+        )
+        outputs.append(ir.add(f"{lid}.out", n.Split(len(step.outputs[li])), x=body))
+    # depth connection: H' = [OUT; RES]ᵀ [O; H]
+    stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
+                   **{f"s{i}": o for i, o in enumerate(outputs + [state])})
+    new = ir.add(f"{label}.write", n.Mix((0, F + S), (R, cols_total)), x=stack, coef=coef)
+    if step.postnorm:
+        new = ir.add(f"{label}.post", _norm(spec.norm, scheme.width), x=new)
+    return new
+
+
+def build(spec: ModelSpec, scheme: Scheme) -> IR:
+    ir = IR(spec.name)
+    ir.add("tokens", n.Input())
+    ir.add("embed", n.Embed(spec.vocab, spec.dim), x="tokens")
+    S = scheme.streams
+    if scheme.init == "split":
+        state = ir.add("init.split", n.Split(S), x="embed")
+    else:
+        state = ir.add("init.split", n.Split(1), x="embed")
+        if S > 1:  # H^0 = n copies of h^0
+            ir.add("init.coef", n.ConstCoef(((1.0,) * S,)))
+            state = ir.add("init.copy", n.Mix((0, 1), (0, S)), x=state, coef="init.coef")
+    for step in scheme.steps:
+        state = _step(ir, spec, scheme, step, state)
+    if scheme.readout == "sum" and S > 1:  # h^L = sum of the rows of H^L
+        ir.add("readout.coef", n.ConstCoef(tuple((1.0,) for _ in range(S))))
+        state = ir.add("readout.sum", n.Mix((0, S), (0, 1)), x=state, coef="readout.coef")
+    h = ir.add("readout.merge", n.Merge(), x=state)
+    if spec.head.final_norm:
+        h = ir.add("final.norm", _norm(spec.norm, spec.dim), x=h)
+    ir.add("head", n.Unembed(spec.vocab, spec.dim, spec.head.tied), x=h)
+    ir.add("output", n.Output(), x="head")
+    return ir

@@ -1,0 +1,275 @@
+"""IR node payloads: one frozen dataclass per operation, with its ports and type rule.
+
+Ports name the incoming edges a node needs; `infer` maps input types to the output type and
+raises IRTypeError with a message naming the node's operation when they disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from hcdsl.ir.types import Coef, Hidden, IRTypeError, Logits, Streams, Tokens, Type, as_streams
+
+Matrix = tuple[tuple[float, ...], ...]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value) if not value.is_integer() else str(int(value))
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Node:
+    op: ClassVar[str] = "node"
+    has_module: ClassVar[bool] = False
+
+    def ports(self) -> tuple[str, ...]:
+        return ()
+
+    def infer(self, ins: dict[str, Type]) -> Type:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        parts = [f"{f.name}={_fmt(getattr(self, f.name))}" for f in fields(self)]
+        return f"{self.op}({', '.join(parts)})"
+
+
+def _expect(node: Node, ins: dict[str, Type], port: str, kind: type) -> Type:
+    t = ins[port]
+    if not isinstance(t, kind):
+        raise IRTypeError(f"{node.op}: port '{port}' expects {kind.__name__}, got {t}")
+    return t
+
+
+@dataclass(frozen=True)
+class Input(Node):
+    op: ClassVar[str] = "input"
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return Tokens()
+
+
+@dataclass(frozen=True)
+class Embed(Node):
+    vocab: int
+    dim: int
+    op: ClassVar[str] = "embed"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        _expect(self, ins, "x", Tokens)
+        return Hidden(self.dim)
+
+
+@dataclass(frozen=True)
+class Split(Node):
+    """h[d] -> H[parts x d/parts]: contiguous fractions (FC), or one stream (parts = 1)."""
+
+    parts: int
+    op: ClassVar[str] = "split"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Hidden)
+        if t.width % self.parts:
+            raise IRTypeError(f"split: width {t.width} is not divisible by {self.parts}")
+        return Streams(self.parts, t.width // self.parts)
+
+
+@dataclass(frozen=True)
+class Merge(Node):
+    """H[S x w] -> h[S*w]: concatenate the streams (a single stream: drop the axis)."""
+
+    op: ClassVar[str] = "merge"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        return Hidden(t.count * t.width)
+
+
+@dataclass(frozen=True)
+class Stack(Node):
+    """Concatenate along the stream axis: [O_1; ...; O_F; H]."""
+
+    arity: int
+    op: ClassVar[str] = "stack"
+
+    def ports(self) -> tuple[str, ...]:
+        return tuple(f"s{i}" for i in range(self.arity))
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        parts = [as_streams(ins[p]) for p in self.ports()]
+        widths = {p.width for p in parts}
+        if len(widths) != 1:
+            raise IRTypeError(f"stack: streams of different widths {sorted(widths)}")
+        return Streams(sum(p.count for p in parts), parts[0].width)
+
+
+@dataclass(frozen=True)
+class Mix(Node):
+    """y = M[rows, cols]ᵀ x over the stream axis: y_c = sum_s M[s, c] x_s."""
+
+    rows: tuple[int, int]  # [start, stop) of M's rows used (must match x's stream count)
+    cols: tuple[int, int]  # [start, stop) of M's columns: one output stream per column
+    op: ClassVar[str] = "mix"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x", "coef")
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        x = as_streams(ins["x"]) if not isinstance(ins["x"], Streams) else ins["x"]
+        m = _expect(self, ins, "coef", Coef)
+        r0, r1 = self.rows
+        c0, c1 = self.cols
+        if not (0 <= r0 < r1 <= m.rows and 0 <= c0 < c1 <= m.cols):
+            raise IRTypeError(f"mix: slice rows {self.rows} cols {self.cols} outside {m}")
+        if r1 - r0 != x.count:
+            raise IRTypeError(f"mix: {r1 - r0} coefficient rows for {x.count} streams")
+        return Streams(c1 - c0, x.width)
+
+
+@dataclass(frozen=True)
+class ConstCoef(Node):
+    """A fixed matrix, lowered to a buffer."""
+
+    value: Matrix
+    op: ClassVar[str] = "const"
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return Coef(len(self.value), len(self.value[0]), False)
+
+
+@dataclass(frozen=True)
+class LearnedCoef(Node):
+    """M = [[0, OUT], [READ, RES]] with learned static entries and an optional dynamic part.
+
+    OUT holds one gain per new stream: a row (HC: B) or a diagonal (FC: diag(B)). Dynamic:
+    gain_s += s_gain act(norm(H_s) w_gain), [READ|RES]_s += s_mix act(norm(H_s) W_mix).
+    """
+
+    init: Matrix
+    fractions: int  # F: rows of M that weight layer outputs
+    gain: str  # row | diag
+    dynamic: bool
+    tanh: bool
+    scale_init: float
+    norm: str  # layernorm | rmsnorm (dynamic only)
+    norm_affine: bool
+    norm_eps: float
+    width: int
+    op: ClassVar[str] = "learned"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",) if self.dynamic else ()
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        rows, cols = len(self.init), len(self.init[0])
+        if self.dynamic:
+            x = _expect(self, ins, "x", Streams)
+            if x.count != rows - self.fractions or x.width != self.width:
+                raise IRTypeError(f"learned: generator for {rows - self.fractions} streams "
+                                  f"of width {self.width} got {x}")
+        return Coef(rows, cols, self.dynamic)
+
+
+@dataclass(frozen=True)
+class Layer(Node):
+    """A layer of the body: built-in (attention, mlp, norms, opaque) or user-supplied."""
+
+    name: str  # the spec's layer name
+    kind: str
+    args: tuple[tuple[str, object], ...]
+    dim: int
+    in_ports: tuple[str, ...]
+    out_scale: float  # init std factor of its output projection
+    extern: bool = False
+    op: ClassVar[str] = "layer"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return self.in_ports
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        for p in self.in_ports:
+            t = _expect(self, ins, p, Hidden)
+            if t.width != self.dim:
+                raise IRTypeError(f"layer {self.name}: port '{p}' expects h[{self.dim}], got {t}")
+        return Hidden(self.dim)
+
+
+@dataclass(frozen=True)
+class Norm(Node):
+    kind: str
+    affine: bool
+    eps: float
+    width: int
+    op: ClassVar[str] = "norm"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = ins["x"]
+        if not isinstance(t, (Hidden, Streams)) or t.width != self.width:
+            raise IRTypeError(f"norm over {self.width} got {t}")
+        return t
+
+
+@dataclass(frozen=True)
+class Add(Node):
+    arity: int
+    op: ClassVar[str] = "add"
+
+    def ports(self) -> tuple[str, ...]:
+        return tuple(f"s{i}" for i in range(self.arity))
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        types = {ins[p] for p in self.ports()}
+        if len(types) != 1:
+            raise IRTypeError(f"add: operands of different types {sorted(map(str, types))}")
+        return types.pop()
+
+
+@dataclass(frozen=True)
+class Unembed(Node):
+    vocab: int
+    dim: int
+    tied: bool
+    op: ClassVar[str] = "unembed"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Hidden)
+        if t.width != self.dim:
+            raise IRTypeError(f"unembed expects h[{self.dim}], got {t}")
+        return Logits(self.vocab)
+
+
+@dataclass(frozen=True)
+class Output(Node):
+    op: ClassVar[str] = "output"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return _expect(self, ins, "x", Logits)

@@ -1,0 +1,1 @@
+"""PyTorch modules shared by both backends: layers, embeddings, mixing-coefficient generators."""

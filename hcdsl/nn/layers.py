@@ -1,0 +1,122 @@
+"""Built-in layers, short and obvious. Shapes: x (B, T, d). Init: N(0, 0.02), output
+projections N(0, 0.02 * out_scale) (HC §4 scales them by 1/sqrt(n))."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STD = 0.02
+
+
+def make_norm(kind: str, width: int, affine: bool, eps: float) -> nn.Module:
+    if kind == "layernorm":
+        return nn.LayerNorm(width, eps=eps, elementwise_affine=affine, bias=affine)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(width, eps=eps, elementwise_affine=affine)
+    raise ValueError(f"unknown norm kind {kind!r}")
+
+
+def _linear(n_in: int, n_out: int, bias: bool, std: float) -> nn.Linear:
+    lin = nn.Linear(n_in, n_out, bias=bias)
+    nn.init.normal_(lin.weight, std=std)
+    if bias:
+        nn.init.zeros_(lin.bias)
+    return lin
+
+
+def rotate(x: torch.Tensor) -> torch.Tensor:
+    """RoPE on (B, H, T, hd): rotate pairs (x1, x2) by position-dependent angles."""
+    T, hd = x.shape[-2], x.shape[-1]
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
+    angles = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class Attention(nn.Module):
+    """Causal self-attention; q, k and v come in on separate ports (MUDD feeds them apart)."""
+
+    def __init__(self, dim: int, heads: int, bias: bool = False, rope: bool = True,
+                 out_scale: float = 1.0) -> None:
+        super().__init__()
+        self.heads, self.rope = heads, rope
+        self.q_proj = _linear(dim, dim, bias, STD)
+        self.k_proj = _linear(dim, dim, bias, STD)
+        self.v_proj = _linear(dim, dim, bias, STD)
+        self.out_proj = _linear(dim, dim, bias, STD * out_scale)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        B, T, d = q.shape
+        split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q_proj(q)), split(self.k_proj(k)), split(self.v_proj(v))
+        if self.rope:
+            q, k = rotate(q), rotate(k)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, hd)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, d))
+
+
+class MLP(nn.Module):
+    """gelu: W2 gelu(W1 x); swiglu: W2 (silu(W1 x) * W3 x)."""
+
+    def __init__(self, dim: int, hidden: int | None = None, act: str = "gelu",
+                 bias: bool = False, out_scale: float = 1.0) -> None:
+        super().__init__()
+        hidden = hidden or 4 * dim
+        self.act = act
+        self.fc1 = _linear(dim, hidden, bias, STD)
+        self.gate = _linear(dim, hidden, bias, STD) if act == "swiglu" else None
+        self.fc2 = _linear(hidden, dim, bias, STD * out_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gate is not None:
+            return self.fc2(F.silu(self.fc1(x)) * self.gate(x))
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Opaque(nn.Module):
+    """An uninterpreted layer T. Proofs treat it symbolically; to run, a fixed small MLP."""
+
+    def __init__(self, dim: int, hidden: int | None = None, out_scale: float = 1.0) -> None:
+        super().__init__()
+        self.fc1 = _linear(dim, hidden or dim, True, STD)
+        self.fc2 = _linear(hidden or dim, dim, True, STD * out_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.tanh(self.fc1(x)))
+
+
+class NormLayer(nn.Module):
+    """A norm used as a body layer."""
+
+    def __init__(self, kind: str, dim: int, affine: bool = True, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.norm = make_norm(kind, dim, affine, eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+
+class Embedding(nn.Module):
+    def __init__(self, vocab: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(vocab, dim) * STD)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.embedding(tokens, self.weight)
+
+
+class Unembed(nn.Module):
+    """Logits = h Wᵀ; tied: W is the embedding's weight (one parameter, two users)."""
+
+    def __init__(self, vocab: int, dim: int, tied_to: Embedding | None = None) -> None:
+        super().__init__()
+        if tied_to is not None:
+            self.weight = tied_to.weight
+        else:
+            self.weight = nn.Parameter(torch.randn(vocab, dim) * STD)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.weight)

@@ -1,0 +1,1 @@
+"""Equivalence proofs and the unfolded connection matrix."""

@@ -1,0 +1,61 @@
+"""The primitive connection form every named scheme desugars to.
+
+One idea covers every family (DESIGN.md): a *state* of S streams of width w flows between
+layers. Each *step* runs one or more layers and is governed by one mixing matrix
+
+    M = [[0,      OUT],        rows: F layer-output fractions, then the S state streams
+         [READ,   RES]]        cols: R reads,                  then the S' new streams
+
+    reads      X   = READᵀ H                    (R rows; each layer's input concatenates some)
+    new state  H'  = [OUT; RES]ᵀ [O; H]         (O: the layers' outputs, split into fractions)
+
+HC is F = R = 1 (M is the paper's HC matrix, Eq. 1); FC is F = R = m (OUT = diag(B)); a
+parallel block is F = #layers; Pre-Norm is M = [[0, 1], [1, 1]]. The *weights* of M are
+constant, learned, or dynamic (static + scale * act(norm(H) W)); the *readout* sums streams
+or concatenates fractions. The IR is built from this form only: it never sees preset names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from hcdsl.spec import Frozen, Matrix, NormSpec
+
+
+class Coef(Frozen):
+    """How the step's matrix M is made."""
+
+    init: Matrix  # M at init, (F + S) x (R + S')
+    learn: bool = False  # False: a constant buffer; True: learned parameters
+    dynamic: bool = False  # add s * act(norm(H_s) W) per source stream (HC Eqs. 10-13)
+    tanh: bool = True
+    scale_init: float = 0.01
+    gain: Literal["row", "diag"] = "row"  # OUT is one row (HC) or a diagonal (FC)
+    norm: NormSpec = NormSpec()  # the norm of the dynamic generator, over w
+
+
+class Step(Frozen):
+    layers: tuple[int, ...]  # 0-based indices into ModelSpec.sequence; >1 run in parallel
+    inputs: tuple[tuple[int, ...], ...]  # per layer: the read columns concatenated as its input
+    outputs: tuple[tuple[int, ...], ...]  # per layer: the rows of M its output fractions fill
+    prenorm: Literal["none", "separate", "shared"] = "separate"
+    postnorm: bool = False  # Post-Norm: normalise every new stream
+    coef: Coef
+
+    @property
+    def fractions(self) -> int:
+        return sum(len(o) for o in self.outputs)
+
+    @property
+    def reads(self) -> int:
+        return 1 + max(c for cols in self.inputs for c in cols)
+
+
+class Scheme(Frozen):
+    streams: int  # S: number of state streams
+    width: int  # w: width of one stream (d for HC, d/m for FC)
+    init: Literal["copy", "split"]  # H^0: S copies of h^0, or h^0 split into S fractions
+    steps: tuple[Step, ...]
+    readout: Literal["sum", "concat"]
+    out_scale: float = 1.0  # init std factor of every layer's output projection
+    family: str = "residual"  # for tables and stats only; the IR does not read it

@@ -1,0 +1,46 @@
+"""Named connection presets: each has an options model, a matrix shape, and a desugaring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pydantic import BaseModel
+
+from hcdsl.schemes.primitive import Scheme
+from hcdsl.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    options: type[BaseModel]
+    desugar: Callable[[ModelSpec, BaseModel], Scheme]
+    # the shape literal matrices must have, or None if the preset takes none
+    matrix_shape: Callable[[BaseModel], tuple[int, int]] | None = None
+    matrix_help: str = ""
+    # bare flags that set an option to a value, e.g. `static` -> dynamic=False
+    flags: dict[str, tuple[str, object]] = field(default_factory=dict)
+    summary: str = ""
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register(preset: Preset) -> Preset:
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def preset(name: str) -> Preset:
+    from hcdsl.schemes import load_all
+
+    load_all()
+    return PRESETS[name]
+
+
+def preset_names() -> list[str]:
+    from hcdsl.schemes import load_all
+
+    load_all()
+    return sorted(PRESETS)

@@ -54,6 +54,9 @@ class _Builder:
                 for q in p.ports()
             ]
             return self.emit("call_function", torch.cat, (items,), v, {"dim": -2})
+        if isinstance(p, n.InvStd):  # x / std(x), centred std, no eps (HC Eq. 16)
+            std = self.g.call_method("std", (x["x"],), {"dim": -1, "correction": 0, "keepdim": True})
+            return self.emit("call_function", operator.truediv, (x["x"], std), v)
         if isinstance(p, n.Add):
             out = x["s0"]
             for q in p.ports()[1:-1]:

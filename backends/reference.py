@@ -58,6 +58,9 @@ class ReferenceModel(nn.Module):
             parts = [x[port] for port in p.ports()]
             parts = [t.unsqueeze(2) if t.dim() == 3 else t for t in parts]
             return torch.cat(parts, dim=2)
+        if isinstance(p, n.InvStd):
+            h = x["x"]
+            return h / h.std(dim=-1, unbiased=False, keepdim=True)
         if isinstance(p, n.Add):
             total = x["s0"]
             for port in p.ports()[1:]:

@@ -63,8 +63,10 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str) -> st
     stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
                    **{f"s{i}": o for i, o in enumerate(outputs + [state])})
     new = ir.add(f"{label}.write", n.Mix((0, F + S), (R, cols_total)), x=stack, coef=coef)
-    if step.postnorm:
+    if step.post == "norm":
         new = ir.add(f"{label}.post", _norm(spec.norm, scheme.width), x=new)
+    elif step.post == "invstd":
+        new = ir.add(f"{label}.post", n.InvStd(scheme.width), x=new)
     return new
 
 

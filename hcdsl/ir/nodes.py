@@ -232,6 +232,24 @@ class Norm(Node):
 
 
 @dataclass(frozen=True)
+class InvStd(Node):
+    """x / std(x) over the width (centred std, no eps): the data-dependent scalar weight
+    1/sqrt(σ_h² + σ_T² + 2σ_hT) of HC Eq. 16 applied to h + T(h)."""
+
+    width: int
+    op: ClassVar[str] = "invstd"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = ins["x"]
+        if not isinstance(t, (Hidden, Streams)) or t.width != self.width:
+            raise IRTypeError(f"invstd over {self.width} got {t}")
+        return t
+
+
+@dataclass(frozen=True)
 class Add(Node):
     arity: int
     op: ClassVar[str] = "add"

@@ -9,6 +9,7 @@ Algorithm 2 uses `layer_id % rate`), A_r = I. Literal matrices replace the init 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,6 +26,11 @@ class HyperOptions(BaseModel):
     learn: bool = True
     scale: float = Field(default=0.01, description="init of s_alpha and s_beta")
     out_scale: bool = True  # divide the init std of output projections by sqrt(n) (§4)
+    # invstd: scale every new stream by 1/std(stream), i.e. B = A_r = 1/sqrt(σ_h² + σ_T² +
+    # 2σ_hT) of Eq. 16 (with the literal [[0, 1], [1, 1]]): Post-Norm written as HC, n = 1
+    postscale: Literal["none", "invstd"] = "none"
+    # the layer's own pre-norm, T := T∘Norm (false for Post-Norm written as HC)
+    prenorm: bool = True
 
     @model_validator(mode="after")
     def _dynamic_needs_learn(self) -> "HyperOptions":
@@ -52,7 +58,9 @@ def _hyper(spec: ModelSpec, opts: HyperOptions) -> Scheme:
             dynamic=opts.dynamic, tanh=opts.tanh, scale_init=opts.scale, gain="row",
             norm=spec.norm,
         )
-        steps.append(Step(layers=(k,), inputs=((0,),), outputs=((0,),), coef=coef))
+        steps.append(Step(layers=(k,), inputs=((0,),), outputs=((0,),), coef=coef,
+                          post=opts.postscale,
+                          prenorm="separate" if opts.prenorm else "none"))
     kind = "DHC" if opts.dynamic else "SHC"
     return Scheme(
         streams=opts.n, width=spec.dim, init="copy", steps=tuple(steps), readout="sum",

@@ -39,7 +39,9 @@ class Step(Frozen):
     inputs: tuple[tuple[int, ...], ...]  # per layer: the read columns concatenated as its input
     outputs: tuple[tuple[int, ...], ...]  # per layer: the rows of M its output fractions fill
     prenorm: Literal["none", "separate", "shared"] = "separate"
-    postnorm: bool = False  # Post-Norm: normalise every new stream
+    # after the write: "norm" = Post-Norm (normalise every new stream with the model's norm);
+    # "invstd" = scale every new stream by 1/std (centred std, no eps): HC Eq. 16's weights
+    post: Literal["none", "norm", "invstd"] = "none"
     coef: Coef
 
     @property

@@ -28,7 +28,7 @@ def _residual(spec: ModelSpec, opts: ResidualOptions) -> Scheme:
     pre = opts.norm == "pre"
     steps = tuple(
         Step(layers=(k,), inputs=((0,),), outputs=((0,),), coef=Coef(init=PRE_NORM),
-             prenorm="separate" if pre else "none", postnorm=not pre)
+             prenorm="separate" if pre else "none", post="none" if pre else "norm")
         for k in range(len(spec.sequence))
     )
     return Scheme(streams=1, width=spec.dim, init="copy", steps=steps, readout="sum",

@@ -46,6 +46,8 @@ class ReferenceModel(nn.Module):
             return self.mod(v)(*[x[port] for port in p.ports()])
         if isinstance(p, n.ConstCoef):
             return self.mod(v)()
+        if isinstance(p, n.ManifoldCoef):
+            return self.mod(v)(x["x"])
         if isinstance(p, n.LearnedCoef):
             return self.mod(v)(x["x"]) if p.dynamic else self.mod(v)()
         if isinstance(p, n.Split):

@@ -229,8 +229,10 @@ class _Validator:
                            _did_you_mean(cd.call.name, preset_names(), "connections are"))
             return ConnectionSpec(kind="residual")
         chosen = preset(cd.call.name)
+        dims = [st.value for st in self.syn.settings if st.name == "dim"]
+        dim = scalar(dims[0]) if dims else None
         opts = self.options(cd.call, chosen.options, f"connection '{chosen.name}'",
-                            chosen.flags)
+                            chosen.flags, context={"dim": dim if isinstance(dim, int) else None})
         if opts is None:
             return ConnectionSpec(kind=chosen.name)
         n_layers = sum(len(b) for b in body)

@@ -22,6 +22,9 @@ def _coef(ir: IR, label: str, step: Step, scheme: Scheme, state: str) -> str:
     c = step.coef
     if not c.learn:
         return ir.add(f"{label}.coef", n.ConstCoef(c.init))
+    if c.generator == "manifold":
+        return ir.add(f"{label}.coef", n.ManifoldCoef(scheme.streams, scheme.width, c.iters,
+                                                      c.manifold_init, c.scale_init), x=state)
     payload = n.LearnedCoef(
         init=c.init, fractions=step.fractions, gain=c.gain, dynamic=c.dynamic, tanh=c.tanh,
         scale_init=c.scale_init, norm=c.norm.kind, norm_affine=c.norm.affine,
@@ -84,8 +87,9 @@ def build(spec: ModelSpec, scheme: Scheme) -> IR:
             state = ir.add("init.copy", n.Mix((0, 1), (0, S)), x=state, coef="init.coef")
     for step in scheme.steps:
         state = _step(ir, spec, scheme, step, state)
-    if scheme.readout == "sum" and S > 1:  # h^L = sum of the rows of H^L
-        ir.add("readout.coef", n.ConstCoef(tuple((1.0,) for _ in range(S))))
+    if scheme.readout in ("sum", "mean") and S > 1:  # h^L = sum (or mean) of the rows of H^L
+        w = 1.0 if scheme.readout == "sum" else 1.0 / S
+        ir.add("readout.coef", n.ConstCoef(tuple((w,) for _ in range(S))))
         state = ir.add("readout.sum", n.Mix((0, S), (0, 1)), x=state, coef="readout.coef")
     h = ir.add("readout.merge", n.Merge(), x=state)
     if spec.head.final_norm:

@@ -188,6 +188,28 @@ class LearnedCoef(Node):
 
 
 @dataclass(frozen=True)
+class ManifoldCoef(Node):
+    """mHC: M = [[0, H_post], [H_preᵀ, H_resᵀ]] from the flattened RMS-normalised state."""
+
+    n: int
+    width: int
+    iters: int
+    init: str  # paper | identity
+    alpha: float
+    op: ClassVar[str] = "manifold"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        x = _expect(self, ins, "x", Streams)
+        if (x.count, x.width) != (self.n, self.width):
+            raise IRTypeError(f"manifold: expects H[{self.n}x{self.width}], got {x}")
+        return Coef(self.n + 1, self.n + 1, True)
+
+
+@dataclass(frozen=True)
 class Layer(Node):
     """A layer of the body: built-in (attention, mlp, norms, opaque) or user-supplied."""
 

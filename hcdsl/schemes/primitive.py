@@ -32,6 +32,10 @@ class Coef(Frozen):
     scale_init: float = 0.01
     gain: Literal["row", "diag"] = "row"  # OUT is one row (HC) or a diagonal (FC)
     norm: NormSpec = NormSpec()  # the norm of the dynamic generator, over w
+    # hyper: static + dynamic per stream (HC, FC); manifold: mHC's sigmoid/Sinkhorn gates
+    generator: Literal["hyper", "manifold"] = "hyper"
+    iters: int = 20  # manifold: Sinkhorn-Knopp iterations
+    manifold_init: Literal["paper", "identity"] = "paper"
 
 
 class Step(Frozen):
@@ -58,6 +62,6 @@ class Scheme(Frozen):
     width: int  # w: width of one stream (d for HC, d/m for FC)
     init: Literal["copy", "split"]  # H^0: S copies of h^0, or h^0 split into S fractions
     steps: tuple[Step, ...]
-    readout: Literal["sum", "concat"]
+    readout: Literal["sum", "mean", "concat"]
     out_scale: float = 1.0  # init std factor of every layer's output projection
     family: str = "residual"  # for tables and stats only; the IR does not read it

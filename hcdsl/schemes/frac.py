@@ -1,0 +1,79 @@
+"""Frac-Connections (arXiv 2503.14125) as primitives.
+
+Split instead of widen: the state is h split into m fractions of width d/m (H^0 = reshape(h)).
+Per layer the step matrix is M = [[0, diag(B)], [Y, A]] (2m x 2m): the layer reads Yᵀ H
+(m rows, concatenated back to width d), its output is split into m fractions, fraction f is
+scaled by B_f and added to A-mixed stream f. Readout: concatenate (no sum). Init: B = 1,
+Y = A = I, dynamic W = 0, so FC starts as Pre-Norm exactly. With m = 1 the IR is HC n = 1.
+
+Literal matrices use the paper's (m+1) x 2m layout [[0_{1xm}, B], [Y, A]].
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from hcdsl.schemes.primitive import Coef, Scheme, Step
+from hcdsl.schemes.registry import Preset, register
+from hcdsl.spec import Matrix, ModelSpec, NormSpec
+
+
+class FracOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    m: int = Field(ge=1, description="number of fractions; must divide dim")
+    dynamic: bool = False
+    tanh: bool = True
+    learn: bool = True
+    scale: float = Field(default=0.01, description="init of s_alpha and s_beta")
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> "FracOptions":
+        if self.dynamic and not self.learn:
+            raise ValueError("a dynamic connection must be learned: drop learn=false")
+        dim = (info.context or {}).get("dim")
+        if dim and dim % self.m:
+            raise ValueError(f"m = {self.m} must divide dim = {dim} "
+                             f"(divisors: {[k for k in range(1, 17) if dim % k == 0]})")
+        return self
+
+
+def fc_init(m: int) -> Matrix:
+    """The paper's init in its (m+1) x 2m layout: [[0, 1_{1xm}], [I_m, I_m]]."""
+    eye = [[1.0 if i == j else 0.0 for j in range(m)] for i in range(m)]
+    return (tuple([0.0] * m + [1.0] * m),) + tuple(tuple(r + r) for r in eye)
+
+
+def to_step_matrix(fc: Matrix, m: int) -> Matrix:
+    """[[0, B], [Y, A]] ((m+1) x 2m) -> M = [[0, diag(B)], [Y, A]] (2m x 2m)."""
+    top = tuple(
+        tuple([0.0] * m + [fc[0][m + j] if j == f else 0.0 for j in range(m)])
+        for f in range(m)
+    )
+    return top + tuple(tuple(r) for r in fc[1:])
+
+
+def _frac(spec: ModelSpec, opts: FracOptions) -> Scheme:
+    m, w = opts.m, spec.dim // opts.m
+    literal = dict(spec.connection.matrices)
+    # the dynamic generator normalises each fraction over its d/m entries
+    norm = NormSpec(kind=spec.norm.kind, affine=spec.norm.affine, eps=spec.norm.eps)
+    steps = []
+    for k in range(len(spec.sequence)):
+        init = to_step_matrix(literal.get(k + 1, fc_init(m)), m)
+        coef = Coef(init=init, learn=opts.learn, dynamic=opts.dynamic, tanh=opts.tanh,
+                    scale_init=opts.scale, gain="diag" if m > 1 else "row", norm=norm)
+        steps.append(Step(layers=(k,), inputs=(tuple(range(m)),),
+                          outputs=(tuple(range(m)),), coef=coef))
+    kind = "DFC" if opts.dynamic else "SFC"
+    return Scheme(streams=m, width=w, init="split" if m > 1 else "copy", steps=tuple(steps),
+                  readout="concat" if m > 1 else "sum", family=f"{kind} x{m}")
+
+
+register(Preset(
+    name="frac", options=FracOptions, desugar=_frac,
+    matrix_shape=lambda o: (o.m + 1, 2 * o.m),
+    matrix_help="FC = [[0_{1xm}, B], [Y, A]] is (m+1) x 2m",
+    flags={"static": ("dynamic", False), "dynamic": ("dynamic", True),
+           "fixed": ("learn", False)},
+    summary="Frac-Connections: m fractions of width d/m, static or dynamic",
+))

@@ -40,10 +40,8 @@ class _Builder:
             return self.emit("call_module", mod, tuple(x[q] for q in p.ports()), v)
         if isinstance(p, n.ConstCoef):
             return self.emit("get_attr", f"{mod}.value", (), v)
-        if isinstance(p, n.ManifoldCoef):
-            return self.emit("call_module", mod, (x["x"],), v)
-        if isinstance(p, n.LearnedCoef):
-            return self.emit("call_module", mod, (x["x"],) if p.dynamic else (), v)
+        if isinstance(p, (n.ManifoldCoef, n.LearnedCoef, n.DenseCoef)):
+            return self.emit("call_module", mod, tuple(x[q] for q in p.ports()), v)
         if isinstance(p, n.Split):  # (B, T, d) -> (B, T, parts, d/parts)
             return self.emit("call_method", "unflatten", (x["x"], -1, (p.parts, -1)), v)
         if isinstance(p, n.Merge):  # (B, T, S, w) -> (B, T, S*w)

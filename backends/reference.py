@@ -46,10 +46,8 @@ class ReferenceModel(nn.Module):
             return self.mod(v)(*[x[port] for port in p.ports()])
         if isinstance(p, n.ConstCoef):
             return self.mod(v)()
-        if isinstance(p, n.ManifoldCoef):
-            return self.mod(v)(x["x"])
-        if isinstance(p, n.LearnedCoef):
-            return self.mod(v)(x["x"]) if p.dynamic else self.mod(v)()
+        if isinstance(p, (n.ManifoldCoef, n.LearnedCoef, n.DenseCoef)):
+            return self.mod(v)(*[x[port] for port in p.ports()])
         if isinstance(p, n.Split):
             B, T, d = x["x"].shape
             return x["x"].reshape(B, T, p.parts, d // p.parts)  # (B, T, parts, d/parts)

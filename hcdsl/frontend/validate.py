@@ -10,9 +10,11 @@ from pydantic import BaseModel, ValidationError
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
 from hcdsl.nn.catalog import LAYER_KINDS, HeadArgs, NormArgs
-from hcdsl.schemes.registry import Preset, preset, preset_names
+from hcdsl.schemes import desugar
+from hcdsl.schemes.registry import SchemeError, Preset, preset, preset_names
 from hcdsl.spec import ConnectionSpec, HeadSpec, LayerSpec, Matrix, ModelSpec, NormSpec, Scalar
 
+MAX_REPEAT = 10_000  # more layers than any model has; guards against `repeat 10**12`
 SETTINGS = ("dim", "vocab", "context", "norm")
 NORM_KINDS = ("layernorm", "rmsnorm")
 
@@ -22,6 +24,41 @@ def _did_you_mean(word: str, choices: Iterable[str], what: str) -> str:
     close = difflib.get_close_matches(word, choices, n=1)
     listing = ", ".join(choices) if choices else "none"
     return (f"did you mean '{close[0]}'? " if close else "") + f"{what}: {listing}"
+
+
+def _expected_value(e: dict) -> str:
+    """What a pydantic error says the value should have been, in .hc words."""
+    ctx = e.get("ctx") or {}
+    kind = e["type"]
+    if kind.startswith("int") or kind == "int_from_float":
+        return "must be an integer"
+    if kind.startswith("float"):
+        return "must be a number"
+    if kind.startswith("bool"):
+        return "must be true or false"
+    if kind.startswith("string") or kind.startswith("str"):
+        return "must be a name or a string"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', '')}".replace("'", "")
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+              "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "?")
+        return f"must be {bounds[kind]} {limit}"
+    return e["msg"].removeprefix("Value error, ").replace("Input should", "should")
+
+
+def _value_hint(e: dict, got: str) -> str | None:
+    if e["type"] == "literal_error":
+        choices = [c.strip(" '") for c in str(e["ctx"]["expected"]).replace(" or ", ",")
+                   .split(",")]
+        close = difflib.get_close_matches(got, choices, n=1)
+        return f"did you mean '{close[0]}'?" if close else None
+    if e["type"].startswith("int") and got.replace(".", "", 1).isdigit():
+        return "write a whole number such as 4"
+    if e["type"].startswith("int") and got.isalpha():
+        return "write the number in digits, e.g. 2"
+    return None
 
 
 def scalar(value: s.Value) -> Scalar | list | None:
@@ -52,11 +89,8 @@ class _Validator:
         fields = model.model_fields
         values: dict[str, object] = {}
         spans: dict[str, Span] = {}
+        texts: dict[str, str] = {}
         for arg in call.args:
-            if arg.name in spans:
-                self.err.error(f"option '{arg.name}' given twice in {what}", arg.span,
-                               "give each option once")
-                continue
             if arg.value is None:
                 if arg.name in flags:
                     key, val = flags[arg.name]
@@ -70,26 +104,34 @@ class _Validator:
                     self.unknown_option(arg, model, what, flags)
                     continue
                 if isinstance(arg.value, s.Call):
-                    self.err.error(f"option '{arg.name}' of {what} takes a value, not a call",
-                                   arg.value.span)
+                    self.err.error(f"option '{arg.name}' of {what} takes a value, not a call "
+                                   f"'{self.text(arg.value)}'", arg.value.span)
                     continue
                 key, val = arg.name, scalar(arg.value)
+            if key in spans:
+                self.err.error(f"option '{key}' of {what} is given twice", arg.span,
+                               "give each option once")
+                continue
             values[key] = val
             spans[key] = arg.span
+            texts[key] = self.text(arg.value) if arg.value is not None else arg.name
         try:
-            return model.model_validate(values, context=context)
+            # strict: `heads=true` is not 1, `affine=1` is not true
+            return model.model_validate(values, context=context, strict=True)
         except ValidationError as exc:
-            for e in exc.errors():
+            for e in exc.errors(include_url=False):
                 field = str(e["loc"][0]) if e["loc"] else ""
-                span = spans.get(field, call.span)
-                msg = e["msg"].removeprefix("Value error, ")
                 if e["type"] == "missing":
                     self.err.error(f"{what} needs option '{field}'", call.span,
                                    f"write {call.name}({field}=...)")
                 elif field:
-                    self.err.error(f"{what}: option '{field}': {msg}", span)
+                    got = texts.get(field, str(e.get("input")))
+                    self.err.error(f"option '{field}' of {what} {_expected_value(e)}, "
+                                   f"got '{got}'", spans.get(field, call.span),
+                                   _value_hint(e, got))
                 else:
-                    self.err.error(f"{what}: {msg}", span)
+                    self.err.error(f"{what}: {e['msg'].removeprefix('Value error, ')}",
+                                   call.span)
             return None
 
     def unknown_option(self, arg: s.Arg, model: type[BaseModel], what: str,
@@ -108,8 +150,9 @@ class _Validator:
         head = self.head()
         for key in ("dim", "vocab"):
             if key not in settings and not any(st.name == key for st in self.syn.settings):
-                self.err.error(f"model '{self.syn.name}' has no '{key}'", self.syn.span,
-                               f"add `{key} = ...` inside the model block")
+                self.err.error(f"model '{self.syn.name}' has no '{key}' setting",
+                               self.syn.name_span, f"add `{key} = ...` inside the model block"
+                               + (", e.g. dim = 512" if key == "dim" else ", e.g. vocab = 50304"))
         if self.err.diagnostics:
             return None
         return ModelSpec(
@@ -120,15 +163,18 @@ class _Validator:
 
     def settings(self) -> dict[str, object]:
         out: dict[str, object] = {}
+        first: dict[str, Span] = {}
         for st in self.syn.settings:
             if st.name not in SETTINGS:
                 self.err.error(f"unknown setting '{st.name}'", st.span,
                                _did_you_mean(st.name, SETTINGS, "settings are"))
                 continue
-            if st.name in out:
-                self.err.error(f"duplicate setting '{st.name}'", st.span,
-                               "each setting is given once per model")
+            if st.name in first:
+                self.err.error(f"duplicate setting '{st.name}': it is already set on line "
+                               f"{first[st.name].line}", st.span,
+                               "each setting is given once per model; remove one")
                 continue
+            first[st.name] = st.span
             if st.name == "norm":
                 norm = self.norm(st.value)
                 if norm is not None:
@@ -156,11 +202,14 @@ class _Validator:
 
     def layers(self, dim: int | None) -> list[LayerSpec]:
         out: dict[str, LayerSpec] = {}
+        first: dict[str, Span] = {}
         for ld in self.syn.layers:
-            if ld.name in out:
-                self.err.error(f"duplicate layer name '{ld.name}'", ld.name_span,
-                               "every layer needs its own name")
+            if ld.name in first:
+                self.err.error(f"duplicate layer name '{ld.name}': a layer '{ld.name}' is "
+                               f"already defined on line {first[ld.name].line}",
+                               ld.name_span, "every layer needs its own name; rename one")
                 continue
+            first[ld.name] = ld.name_span
             spec = self.layer(ld, dim)
             if spec is not None:
                 out[ld.name] = spec
@@ -198,7 +247,7 @@ class _Validator:
 
     def body(self, known: set[str]) -> tuple[tuple[str, ...], ...]:
         if not self.syn.bodies:
-            self.err.error(f"model '{self.syn.name}' has no body", self.syn.span,
+            self.err.error(f"model '{self.syn.name}' has no body", self.syn.name_span,
                            "add e.g. `body = repeat 4 [attn, ffn]`")
             return ()
         for extra in self.syn.bodies[1:]:
@@ -206,8 +255,10 @@ class _Validator:
                            "with commas: body = repeat 2 [a, b], [a]")
         blocks: list[tuple[str, ...]] = []
         for part in self.syn.bodies[0].parts:
-            if part.repeat < 1:
-                self.err.error("repeat count must be at least 1", part.span)
+            if part.repeat < 1 or part.repeat > MAX_REPEAT:
+                self.err.error(f"repeat count must be between 1 and {MAX_REPEAT}, got "
+                               f"{part.repeat}", part.span)
+                continue
             if not part.names:
                 self.err.error("empty body block: a block needs at least one layer", part.span,
                                "write e.g. [attn, ffn]")
@@ -262,7 +313,7 @@ class _Validator:
             if 1 <= k <= n:
                 return True
             self.err.error(f"layer {k} does not exist: the body has {n} layers", sel.span,
-                           "layers are numbered from 1")
+                           f"layers are numbered from 1 to {n}" if n else None)
             return False
 
         if sel.kind == "all":
@@ -286,7 +337,9 @@ class _Validator:
     def matrix(self, value: s.Value, shape: tuple[int, int], chosen: Preset,
                opts: BaseModel) -> Matrix | None:
         rows, cols = shape
-        context = ", ".join(f"{k}={v}" for k, v in opts.model_dump(exclude_unset=True).items())
+        # the integer options fix the shape (n for hyper); flags like `dynamic` do not
+        context = ", ".join(f"{k}={v}" for k, v in opts.model_dump().items()
+                            if isinstance(v, int) and not isinstance(v, bool))
         expect = f"expected a {rows}x{cols} matrix for {context} ({chosen.matrix_help})"
         if not isinstance(value, s.ListValue) or not all(
                 isinstance(r, s.ListValue) for r in value.items):
@@ -345,4 +398,10 @@ def validate(syntax: s.ModelSyntax, filename: str, source: str,
     spec = v.run()
     v.err.raise_if_any(filename, source)
     assert spec is not None
+    try:  # a preset may not fit this model (e.g. mudd needs blocks that start with attention)
+        desugar(spec)
+    except SchemeError as exc:
+        v.err.error(str(exc), syntax.connects[0].span if syntax.connects else syntax.span,
+                    exc.hint)
+        v.err.raise_if_any(filename, source)
     return spec

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.nn.catalog import ports_of
-from hcdsl.schemes.primitive import Scheme, Step
+from hcdsl.schemes.primitive import DenseScheme, Scheme, Step
 from hcdsl.spec import ModelSpec, NormSpec
 
 
@@ -14,7 +16,7 @@ def step_label(step: Step) -> str:
     return f"L{first}" if first == last else f"L{first}-{last}"
 
 
-def _norm(norm: NormSpec, width: int) -> n.Norm:
+def norm_node(norm: NormSpec, width: int) -> n.Norm:
     return n.Norm(norm.kind, norm.affine, norm.eps, width)
 
 
@@ -41,7 +43,6 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str) -> st
     shared_norm = None
     outputs = []
     for li, k in enumerate(step.layers):
-        layer = spec.sequence[k]
         lid = f"L{k + 1}"
         cols = step.inputs[li]
         # width connection: this layer's input, h_in = READ[:, cols]ᵀ H (concatenated)
@@ -49,34 +50,56 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str) -> st
                       x=state, coef=coef)
         x = ir.add(f"{lid}.in", n.Merge(), x=read)
         if step.prenorm == "separate":
-            x = ir.add(f"{lid}.norm", _norm(spec.norm, spec.dim), x=x)
+            x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
         elif step.prenorm == "shared":
             if shared_norm is None:
-                shared_norm = ir.add(f"{label}.norm", _norm(spec.norm, spec.dim), x=x)
+                shared_norm = ir.add(f"{label}.norm", norm_node(spec.norm, spec.dim), x=x)
             x = shared_norm
-        ports = ports_of(layer.kind) if not layer.extern else ("x",)
-        body = ir.add(
-            f"{lid}.{layer.name}",
-            n.Layer(layer.name, layer.kind, layer.args, spec.dim, ports, scheme.out_scale,
-                    layer.extern),
-            **{p: x for p in ports},
-        )
+        body = layer_node(ir, spec, k, scheme.out_scale, defaultdict(lambda: x))
         outputs.append(ir.add(f"{lid}.out", n.Split(len(step.outputs[li])), x=body))
     # depth connection: H' = [OUT; RES]ᵀ [O; H]
     stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
                    **{f"s{i}": o for i, o in enumerate(outputs + [state])})
     new = ir.add(f"{label}.write", n.Mix((0, F + S), (R, cols_total)), x=stack, coef=coef)
     if step.post == "norm":
-        new = ir.add(f"{label}.post", _norm(spec.norm, scheme.width), x=new)
+        new = ir.add(f"{label}.post", norm_node(spec.norm, scheme.width), x=new)
     elif step.post == "invstd":
         new = ir.add(f"{label}.post", n.InvStd(scheme.width), x=new)
     return new
 
 
-def build(spec: ModelSpec, scheme: Scheme) -> IR:
+def layer_node(ir: IR, spec: ModelSpec, k: int, out_scale: float,
+               inputs: dict[str, str], overrides: dict[str, object] | None = None) -> str:
+    """Add layer k of the sequence as node L{k+1}.{name}, its ports wired from `inputs`."""
+    layer = spec.sequence[k]
+    ports = ports_of(layer.kind) if not layer.extern else ("x",)
+    args = tuple((dict(layer.args) | (overrides or {})).items())
+    payload = n.Layer(layer.name, layer.kind, args, spec.dim, ports, out_scale, layer.extern)
+    return ir.add(f"L{k + 1}.{layer.name}", payload, **{p: inputs[p] for p in ports})
+
+
+def start(spec: ModelSpec) -> IR:
     ir = IR(spec.name)
     ir.add("tokens", n.Input())
     ir.add("embed", n.Embed(spec.vocab, spec.dim), x="tokens")
+    return ir
+
+
+def finish(ir: IR, spec: ModelSpec, h: str) -> IR:
+    """Final norm, unembedding and output after the readout value h."""
+    if spec.head.final_norm:
+        h = ir.add("final.norm", norm_node(spec.norm, spec.dim), x=h)
+    ir.add("head", n.Unembed(spec.vocab, spec.dim, spec.head.tied), x=h)
+    ir.add("output", n.Output(), x="head")
+    return ir
+
+
+def build(spec: ModelSpec, scheme: Scheme | DenseScheme) -> IR:
+    if isinstance(scheme, DenseScheme):
+        from hcdsl.ir.build_dense import build_dense
+
+        return build_dense(spec, scheme)
+    ir = start(spec)
     S = scheme.streams
     if scheme.init == "split":
         state = ir.add("init.split", n.Split(S), x="embed")
@@ -91,9 +114,4 @@ def build(spec: ModelSpec, scheme: Scheme) -> IR:
         w = 1.0 if scheme.readout == "sum" else 1.0 / S
         ir.add("readout.coef", n.ConstCoef(tuple((w,) for _ in range(S))))
         state = ir.add("readout.sum", n.Mix((0, S), (0, 1)), x=state, coef="readout.coef")
-    h = ir.add("readout.merge", n.Merge(), x=state)
-    if spec.head.final_norm:
-        h = ir.add("final.norm", _norm(spec.norm, spec.dim), x=h)
-    ir.add("head", n.Unembed(spec.vocab, spec.dim, spec.head.tied), x=h)
-    ir.add("output", n.Output(), x="head")
-    return ir
+    return finish(ir, spec, ir.add("readout.merge", n.Merge(), x=state))

@@ -188,6 +188,35 @@ class LearnedCoef(Node):
 
 
 @dataclass(frozen=True)
+class DenseCoef(Node):
+    """Weights A (sources x ways) of a depth-wise aggregate: learned static, MUDD's dynamic
+    generator (port x: the newest history entry) or a softmax over depth (port x: the
+    stacked sources)."""
+
+    init: Matrix
+    generator: str  # static | mudd | softmax
+    hidden: int
+    width: int
+    op: ClassVar[str] = "dense"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return () if self.generator == "static" else ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        rows, cols = len(self.init), len(self.init[0])
+        if self.generator == "mudd":
+            t = _expect(self, ins, "x", Hidden)
+            if t.width != self.width:
+                raise IRTypeError(f"dense: generator expects h[{self.width}], got {t}")
+        if self.generator == "softmax":
+            t = _expect(self, ins, "x", Streams)
+            if (t.count, t.width) != (rows, self.width):
+                raise IRTypeError(f"dense: softmax over H[{rows}x{self.width}], got {t}")
+        return Coef(rows, cols, self.generator != "static")
+
+
+@dataclass(frozen=True)
 class ManifoldCoef(Node):
     """mHC: M = [[0, H_post], [H_preᵀ, H_resᵀ]] from the flattened RMS-normalised state."""
 

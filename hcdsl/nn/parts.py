@@ -15,7 +15,7 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn import coef, layers, manifold
+from hcdsl.nn import coef, dense, layers, manifold
 
 LayerFactory = Callable[..., nn.Module]
 
@@ -68,6 +68,8 @@ def module_for(ir: IR, node_id: str, parts: nn.Module,
     if isinstance(p, n.LearnedCoef):
         return coef.HyperCoef(torch.tensor(p.init), p.fractions, p.gain, p.dynamic, p.tanh,
                               p.scale_init, p.norm, p.norm_affine, p.norm_eps, p.width)
+    if isinstance(p, n.DenseCoef):
+        return dense.DenseCoef(torch.tensor(p.init), p.generator, p.hidden, p.width)
     if isinstance(p, n.ManifoldCoef):
         return manifold.ManifoldCoef(p.n, p.width, p.iters, p.init, p.alpha)
     if isinstance(p, n.ConstCoef):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from hcdsl.schemes.primitive import Scheme
+from hcdsl.schemes.primitive import DenseScheme, Scheme
 from hcdsl.spec import ModelSpec
 
 
 def load_all() -> None:
     """Import every preset module once, so each registers itself."""
-    from hcdsl.schemes import frac, hyper, mhc, residual  # noqa: F401
+    from hcdsl.schemes import dense, frac, hyper, mhc, residual  # noqa: F401
 
 
-def desugar(spec: ModelSpec) -> Scheme:
+def desugar(spec: ModelSpec) -> Scheme | DenseScheme:
     from hcdsl.schemes.registry import preset
 
     chosen = preset(spec.connection.kind)

@@ -65,3 +65,37 @@ class Scheme(Frozen):
     readout: Literal["sum", "mean", "concat"]
     out_scale: float = 1.0  # init std factor of every layer's output projection
     family: str = "residual"  # for tables and stats only; the IR does not read it
+
+
+class Aggregate(Frozen):
+    """A depth-wise aggregate over the history X_0 (embedding) .. X_i (block outputs):
+    `ways` values, way w = sum_j A[j, w] X_{sources[j]} (MUDD's Q, K, V, R; one for
+    DenseFormer and attention residuals)."""
+
+    sources: tuple[int, ...]  # history indices read, ascending
+    ways: int  # 1 or 4
+    init: Matrix  # len(sources) x ways: the static weights at init
+    learn: bool = True
+    # static: learned A; mudd: A = GELU(RMSNorm(X_newest) W1) W2 + a (W2 = 0 at init);
+    # softmax: A_j = softmax_j(q · RMSNorm(X_j)) (attention residuals, q = 0 at init)
+    generator: Literal["static", "mudd", "softmax"] = "static"
+    hidden: int = 0  # mudd: K, the generator's hidden size
+    source_norm: bool = False  # normalise every source before mixing (PrePostDANorm)
+
+
+class DenseBlock(Frozen):
+    layers: tuple[int, ...]  # the block's layers in order; the first reads the ways
+    read: Aggregate | None  # None: the block reads the newest history entry as is
+    # True: out = way R + T1(...), then pre-norm residual sublayers (DenseFormer, MUDD);
+    # False: out = T(norm(way)) (attention residuals: the history holds raw layer outputs)
+    residual: bool = True
+
+
+class DenseScheme(Frozen):
+    """State = a growing history; write = append the block output; readout = `final`."""
+
+    blocks: tuple[DenseBlock, ...]
+    final: Aggregate | None  # the last aggregate (one way) is the model output; None: X_L
+    # per-layer option overrides (0-based layer index, option, value), e.g. FFN width growth
+    layer_args: tuple[tuple[int, str, int], ...] = ()
+    family: str = "dense"

@@ -27,6 +27,14 @@ class Preset:
 PRESETS: dict[str, Preset] = {}
 
 
+class SchemeError(ValueError):
+    """A preset that cannot apply to this model (reported at the `connect` line)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def register(preset: Preset) -> Preset:
     PRESETS[preset.name] = preset
     return preset

@@ -1,0 +1,150 @@
+"""Dense connections over a growing history: DenseFormer, MUDD (and DDFormer), attention
+residuals. See schemes/primitive.py (Aggregate, DenseBlock, DenseScheme).
+
+History X_0 = embedding, X_i = output of block i. A depth-wise aggregate (DA) after block i
+forms the next block's input from X_0..X_i; the last DA (one way) is the model output.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
+from hcdsl.schemes.registry import Preset, SchemeError, register
+from hcdsl.spec import Matrix, ModelSpec
+
+
+class _Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def newest_one_hot(count: int, ways: int) -> Matrix:
+    """a_i: weight 1 on the newest source for every way, 0 elsewhere (identity init)."""
+    return tuple(tuple(1.0 if j == count - 1 else 0.0 for _ in range(ways))
+                 for j in range(count))
+
+
+def dilated(i: int, k: int) -> tuple[int, ...]:
+    """Sources j <= i with j = i (mod k): DenseFormer's dilation, MUDD's sparse k."""
+    return tuple(j for j in range(i + 1) if (i - j) % k == 0)
+
+
+# -- DenseFormer (arXiv 2402.02622) --------------------------------------------------------
+class DenseFormerOptions(_Opts):
+    k: int = Field(default=1, ge=1, description="dilation: DWA_i sees X_j with j = i mod k")
+    p: int = Field(default=1, ge=1, description="period: a DWA after blocks i with i % p == 0")
+    learn: bool = True
+
+
+def _denseformer(spec: ModelSpec, o: DenseFormerOptions) -> DenseScheme:
+    # Y_i = sum_{j <= i} α_ij X_j;  X_{i+1} = Block_{i+1}(Y_i);  output Y_L
+    # init α_ii = 1, others 0 -> exactly the plain (Pre-Norm) Transformer
+    def dwa(i: int) -> Aggregate | None:
+        if i == 0 or i % o.p:
+            return None  # Y_0 = X_0, and no DWA off the period: the block reads X_i
+        src = dilated(i, o.k)
+        return Aggregate(sources=src, ways=1, init=newest_one_hot(len(src), 1), learn=o.learn)
+
+    blocks = tuple(DenseBlock(layers=tuple(b), read=dwa(i)) for i, b in enumerate(spec.blocks))
+    return DenseScheme(blocks=blocks, final=dwa(len(spec.blocks)),
+                       family=f"DenseFormer {o.k}x{o.p}")
+
+
+# -- MUDD (arXiv 2502.12170) ---------------------------------------------------------------
+class MuddOptions(_Opts):
+    ways: Literal[1, 4] = 4  # 4: Q, K, V, R (MUDD); 1: DDFormer
+    dynamic: bool = True  # false: static multiway, a_i only
+    k: int = Field(default=1, ge=1, description="sparse: every k-th source")
+    p: int = Field(default=1, ge=1, description="sparse: a DA every p blocks")
+    window: int = Field(default=0, ge=0, description="sliding window: the last n sources")
+    prepost: bool = False  # PrePostDANorm: normalise every source before the aggregate
+    round: bool = False  # released code: hidden K rounded up as (K // 64 + 1) * 64
+    ffn_growth: bool = False  # FFN width 0.5x -> 1.5x linearly over depth
+
+
+def mudd_hidden(ways: int, sources: int, round_up: bool) -> int:
+    """K = C (i + 1); the released configs round up as (K // 64 + 1) * 64."""
+    k = ways * sources
+    return (k // 64 + 1) * 64 if round_up else k
+
+
+def _mudd(spec: ModelSpec, o: MuddOptions) -> DenseScheme:
+    def sources(i: int) -> tuple[int, ...]:
+        src = dilated(i, o.k)
+        return src[-o.window:] if o.window else src
+
+    def da(i: int, ways: int, hidden_ways: int) -> Aggregate | None:
+        if i == 0 or i % o.p:
+            return None
+        src = sources(i)
+        return Aggregate(
+            sources=src, ways=ways, init=newest_one_hot(len(src), ways),
+            generator="mudd" if o.dynamic else "static",
+            hidden=mudd_hidden(hidden_ways, len(src), o.round) if o.dynamic else 0,
+            source_norm=o.prepost,
+        )
+
+    blocks = []
+    for i, b in enumerate(spec.blocks):
+        if o.ways == 4 and spec.sequence[b[0]].kind != "attention":
+            raise SchemeError(
+                f"mudd(ways=4) feeds q/k/v to the first layer of every block, but block "
+                f"{i + 1} starts with '{spec.sequence[b[0]].name}' "
+                f"({spec.sequence[b[0]].kind})",
+                "start every block with an attention layer, or use mudd(ways=1)")
+        blocks.append(DenseBlock(layers=tuple(b), read=da(i, o.ways, o.ways)))
+    layer_args = _ffn_growth(spec) if o.ffn_growth else ()
+    # the last DA makes only R, with the hidden size of a 4-way DA ("hidden x4")
+    final = da(len(spec.blocks), 1, 4)
+    name = "MUDD" if o.ways == 4 else "DDFormer"
+    return DenseScheme(blocks=tuple(blocks), final=final, layer_args=layer_args,
+                       family=f"{name}{'' if o.dynamic else ' static'}")
+
+
+def _ffn_growth(spec: ModelSpec) -> tuple[tuple[int, str, int], ...]:
+    """mlp hidden of block i scaled by 0.5 + i / (L - 1): 0.5x first, 1.5x last."""
+    blocks = spec.blocks
+    out = []
+    for i, b in enumerate(blocks):
+        factor = 0.5 + (i / (len(blocks) - 1) if len(blocks) > 1 else 0.5)
+        for k in b:
+            layer = spec.sequence[k]
+            if layer.kind == "mlp":
+                base = int(layer.arg("hidden") or 4 * spec.dim)
+                out.append((k, "hidden", max(1, round(base * factor))))
+    return tuple(out)
+
+
+# -- attention residuals -------------------------------------------------------------------
+class AttnResOptions(_Opts):
+    granularity: Literal["layer", "block"] = "layer"
+
+
+def _attnres(spec: ModelSpec, o: AttnResOptions) -> DenseScheme:
+    # layer: every layer reads softmax_j(q_k · RMSNorm(v_j)) v_j over the embedding and all
+    # earlier raw layer outputs v_j (no additive residual); block: the same over block
+    # outputs, Pre-Norm residual inside a block (partial sums)
+    groups = ([[k] for k in range(len(spec.sequence))] if o.granularity == "layer"
+              else spec.blocks)
+
+    def agg(i: int) -> Aggregate:
+        return Aggregate(sources=tuple(range(i + 1)), ways=1,
+                         init=tuple((1.0,) for _ in range(i + 1)), generator="softmax")
+
+    blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i), residual=o.granularity == "block")
+                   for i, g in enumerate(groups))
+    return DenseScheme(blocks=blocks, final=agg(len(groups)),
+                       family=f"attention residuals ({o.granularity})")
+
+
+register(Preset(name="denseformer", options=DenseFormerOptions, desugar=_denseformer,
+                flags={"fixed": ("learn", False)},
+                summary="DenseFormer: depth-weighted averages, dilation k, period p"))
+register(Preset(name="mudd", options=MuddOptions, desugar=_mudd,
+                flags={"static": ("dynamic", False), "dynamic": ("dynamic", True)},
+                summary="MUDD: multiway dynamic dense connections (Q, K, V, R)"))
+register(Preset(name="attnres", options=AttnResOptions, desugar=_attnres,
+                flags={"layer": ("granularity", "layer"), "block": ("granularity", "block")},
+                summary="attention residuals: a softmax over earlier outputs per layer"))

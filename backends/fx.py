@@ -34,13 +34,15 @@ class _Builder:
             return self.g.placeholder("tokens")
         if isinstance(p, n.Output):
             return self.g.output(x["x"])
-        if isinstance(p, (n.Embed, n.Norm, n.Unembed)):
+        if isinstance(p, (n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank)):
             return self.emit("call_module", mod, (x["x"],), v)
         if isinstance(p, n.Layer):
             return self.emit("call_module", mod, tuple(x[q] for q in p.ports()), v)
         if isinstance(p, n.ConstCoef):
             return self.emit("get_attr", f"{mod}.value", (), v)
-        if isinstance(p, (n.ManifoldCoef, n.LearnedCoef, n.DenseCoef)):
+        if isinstance(p, n.Tap):
+            return self.emit("call_function", operator.getitem, (x["x"], p.index), v)
+        if isinstance(p, (n.ManifoldCoef, n.LearnedCoef, n.DenseCoef, n.TemplateCoef)):
             return self.emit("call_module", mod, tuple(x[q] for q in p.ports()), v)
         if isinstance(p, n.Split):  # (B, T, d) -> (B, T, parts, d/parts)
             return self.emit("call_method", "unflatten", (x["x"], -1, (p.parts, -1)), v)

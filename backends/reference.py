@@ -40,13 +40,15 @@ class ReferenceModel(nn.Module):
             return tokens
         if isinstance(p, n.Output):
             return x["x"]
-        if isinstance(p, (n.Embed, n.Norm, n.Unembed)):
+        if isinstance(p, (n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank)):
             return self.mod(v)(x["x"])
         if isinstance(p, n.Layer):
             return self.mod(v)(*[x[port] for port in p.ports()])
         if isinstance(p, n.ConstCoef):
             return self.mod(v)()
-        if isinstance(p, (n.ManifoldCoef, n.LearnedCoef, n.DenseCoef)):
+        if isinstance(p, n.Tap):
+            return x["x"][p.index]
+        if isinstance(p, (n.ManifoldCoef, n.LearnedCoef, n.DenseCoef, n.TemplateCoef)):
             return self.mod(v)(*[x[port] for port in p.ports()])
         if isinstance(p, n.Split):
             B, T, d = x["x"].shape

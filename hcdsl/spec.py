@@ -6,12 +6,14 @@ to the primitive connection form by hcdsl.schemes.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
 Scalar = Union[bool, int, float, str]
 Matrix = tuple[tuple[float, ...], ...]
+# a matrix of a user-defined connection: numbers, or names of its learned `param`s
+Template = tuple[tuple[Union[float, str], ...], ...]
 
 
 class Frozen(BaseModel):
@@ -36,9 +38,10 @@ class LayerSpec(Frozen):
 
 class ConnectionSpec(Frozen):
     kind: str  # residual | parallel | hyper | ...: a preset name, desugared by hcdsl.schemes
-    options: tuple[tuple[str, Scalar], ...] = ()
+    # preset options; a user-defined connection also has tuples (init weights, params)
+    options: tuple[tuple[str, Union[Scalar, tuple[Any, ...]]], ...] = ()
     # literal per-layer matrices, 1-based layer index -> matrix, after resolving selectors
-    matrices: tuple[tuple[int, Matrix], ...] = ()
+    matrices: tuple[tuple[int, Template], ...] = ()
 
     def option(self, key: str, default: Scalar | None = None) -> Scalar | None:
         return dict(self.options).get(key, default)

@@ -24,6 +24,9 @@ def _coef(ir: IR, label: str, step: Step, scheme: Scheme, state: str) -> str:
     c = step.coef
     if not c.learn:
         return ir.add(f"{label}.coef", n.ConstCoef(c.init))
+    if c.generator == "template":
+        params = tuple((p.name, p.init, p.bound) for p in c.params)
+        return ir.add(f"{label}.coef", n.TemplateCoef(c.template, params))
     if c.generator == "manifold":
         return ir.add(f"{label}.coef", n.ManifoldCoef(scheme.streams, scheme.width, c.iters,
                                                       c.manifold_init, c.scale_init), x=state)
@@ -35,7 +38,30 @@ def _coef(ir: IR, label: str, step: Step, scheme: Scheme, state: str) -> str:
     return ir.add(f"{label}.coef", payload, **({"x": state} if c.dynamic else {}))
 
 
-def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str) -> str:
+def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,
+           values: list[str]) -> str:
+    """Layer k reading x. With a value residual, the first attention layer exposes its
+    projected values (appended to `values`) and later ones mix them into their own."""
+    lid, layer = f"L{k + 1}", spec.sequence[k]
+    inputs: dict[str, str] = defaultdict(lambda: x)
+    if step.value_mix is None or layer.kind != "attention":
+        return layer_node(ir, spec, k, scheme.out_scale, inputs)
+    if not values:  # the first attention layer: V_first is its own values
+        both = layer_node(ir, spec, k, scheme.out_scale, inputs, taps=("v",))
+        values.append(ir.add(f"{lid}.values", n.Tap(1), x=both))
+        return ir.add(f"{lid}.y", n.Tap(0), x=both)
+    lam = step.value_mix  # V <- λ1 V_first + λ2 V
+    if any(isinstance(e, str) for e in lam):
+        params = tuple((p.name, p.init, p.bound) for p in step.value_params)
+        vmix = ir.add(f"{lid}.vmix", n.TemplateCoef((lam,), params))
+    else:
+        vmix = ir.add(f"{lid}.vmix", n.ConstCoef((tuple(float(e) for e in lam),)))
+    inputs.update(vres=values[0], vmix=vmix)
+    return layer_node(ir, spec, k, scheme.out_scale, inputs, extra=("vres", "vmix"))
+
+
+def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
+          values: list[str]) -> str:
     label = step_label(step)
     coef = _coef(ir, label, step, scheme, state)
     F, S, R = step.fractions, scheme.streams, step.reads
@@ -45,23 +71,31 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str) -> st
     for li, k in enumerate(step.layers):
         lid = f"L{k + 1}"
         cols = step.inputs[li]
-        # width connection: this layer's input, h_in = READ[:, cols]ᵀ H (concatenated)
-        read = ir.add(f"{lid}.read", n.Mix((F, F + S), (cols[0], cols[-1] + 1)),
-                      x=state, coef=coef)
-        x = ir.add(f"{lid}.in", n.Merge(), x=read)
-        if step.prenorm == "separate":
-            x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
-        elif step.prenorm == "shared":
-            if shared_norm is None:
-                shared_norm = ir.add(f"{label}.norm", norm_node(spec.norm, spec.dim), x=x)
+        if shared_norm is not None:  # one norm for the whole parallel block (GPT-J)
             x = shared_norm
-        body = layer_node(ir, spec, k, scheme.out_scale, defaultdict(lambda: x))
+        else:
+            # width connection: this layer's input, h_in = READ[:, cols]ᵀ H (concatenated)
+            read = ir.add(f"{lid}.read", n.Mix((F, F + S), (cols[0], cols[-1] + 1)),
+                          x=state, coef=coef)
+            x = ir.add(f"{lid}.in", n.Merge(), x=read)
+            if step.prenorm == "separate":
+                x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
+            elif step.prenorm == "shared":
+                x = shared_norm = ir.add(f"{label}.norm", norm_node(spec.norm, spec.dim), x=x)
+        body = _layer(ir, spec, scheme, step, k, x, values)
         outputs.append(ir.add(f"{lid}.out", n.Split(len(step.outputs[li])), x=body))
     # depth connection: H' = [OUT; RES]ᵀ [O; H]
     stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
                    **{f"s{i}": o for i, o in enumerate(outputs + [state])})
     new = ir.add(f"{label}.write", n.Mix((0, F + S), (R, cols_total)), x=stack, coef=coef)
-    if step.post == "norm":
+    if step.lowrank:  # LAuReL-LR: + B A H
+        low = ir.add(f"{label}.lowrank", n.LowRank(scheme.width, step.lowrank), x=state)
+        new = ir.add(f"{label}.sum", n.Add(2), s0=new, s1=low)
+    if step.post == "norm" and step.post_streams is not None:
+        nm = spec.norm
+        new = ir.add(f"{label}.post", n.NormStreams(nm.kind, nm.affine, nm.eps, scheme.width,
+                                                    S, step.post_streams), x=new)
+    elif step.post == "norm":
         new = ir.add(f"{label}.post", norm_node(spec.norm, scheme.width), x=new)
     elif step.post == "invstd":
         new = ir.add(f"{label}.post", n.InvStd(scheme.width), x=new)
@@ -69,12 +103,14 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str) -> st
 
 
 def layer_node(ir: IR, spec: ModelSpec, k: int, out_scale: float,
-               inputs: dict[str, str], overrides: dict[str, object] | None = None) -> str:
+               inputs: dict[str, str], overrides: dict[str, object] | None = None,
+               taps: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> str:
     """Add layer k of the sequence as node L{k+1}.{name}, its ports wired from `inputs`."""
     layer = spec.sequence[k]
-    ports = ports_of(layer.kind) if not layer.extern else ("x",)
+    ports = (ports_of(layer.kind) if not layer.extern else ("x",)) + extra
     args = tuple((dict(layer.args) | (overrides or {})).items())
-    payload = n.Layer(layer.name, layer.kind, args, spec.dim, ports, out_scale, layer.extern)
+    payload = n.Layer(layer.name, layer.kind, args, spec.dim, ports, out_scale, layer.extern,
+                      taps)
     return ir.add(f"L{k + 1}.{layer.name}", payload, **{p: inputs[p] for p in ports})
 
 
@@ -105,13 +141,20 @@ def build(spec: ModelSpec, scheme: Scheme | DenseScheme) -> IR:
         state = ir.add("init.split", n.Split(S), x="embed")
     else:
         state = ir.add("init.split", n.Split(1), x="embed")
-        if S > 1:  # H^0 = n copies of h^0
-            ir.add("init.coef", n.ConstCoef(((1.0,) * S,)))
+        weights = scheme.init_weights or (1.0,) * S
+        if weights != (1.0,):  # H^0 = n copies of h^0 (or w_s h^0)
+            ir.add("init.coef", n.ConstCoef((tuple(weights),)))
             state = ir.add("init.copy", n.Mix((0, 1), (0, S)), x=state, coef="init.coef")
+    values: list[str] = []  # the first attention layer's values, for a value residual
     for step in scheme.steps:
-        state = _step(ir, spec, scheme, step, state)
-    if scheme.readout in ("sum", "mean") and S > 1:  # h^L = sum (or mean) of the rows of H^L
-        w = 1.0 if scheme.readout == "sum" else 1.0 / S
-        ir.add("readout.coef", n.ConstCoef(tuple((w,) for _ in range(S))))
-        state = ir.add("readout.sum", n.Mix((0, S), (0, 1)), x=state, coef="readout.coef")
+        state = _step(ir, spec, scheme, step, state, values)
+    if scheme.readout_norm:  # normalise some streams before the readout (ResiDual: LN(res))
+        nm = spec.norm
+        state = ir.add("readout.norm", n.NormStreams(nm.kind, nm.affine, nm.eps, scheme.width,
+                                                     S, scheme.readout_norm), x=state)
+    if scheme.readout in ("sum", "mean"):  # h^L = sum (or mean) of the rows of H^L
+        weights = scheme.readout_weights or (1.0 if scheme.readout == "sum" else 1.0 / S,) * S
+        if weights != (1.0,):
+            ir.add("readout.coef", n.ConstCoef(tuple((w,) for w in weights)))
+            state = ir.add("readout.sum", n.Mix((0, S), (0, 1)), x=state, coef="readout.coef")
     return finish(ir, spec, ir.add("readout.merge", n.Merge(), x=state))

@@ -1,8 +1,10 @@
 """DenseScheme -> IR: a growing history of block outputs read by depth-wise aggregates.
 
     X_0 = embed;  ways = DA_i(X_0..X_i);  X_{i+1} = Block_{i+1}(ways);  output = DA_L(...)
-Node ids: A{i}.coef / A{i}.stack / A{i}.way{w} for the aggregate after block i (A0 reads the
-embedding alone), L{k}.* for layers as in the stream schemes.
+Node ids: A{i}.coef / A{i}.stack / A{i}.{x|q|k|v|r} for the aggregate after block i,
+A{i}.gen_norm (MUDD's RMSNorm(X_i) without scale), A{i}.key_norm (attention residuals'
+RMSNorm of the keys), X{j}.prenorm / A{i}.{way}.postnorm (PrePostDANorm), L{k}.* for layers
+as in the stream schemes.
 """
 
 from __future__ import annotations
@@ -13,30 +15,59 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.build import finish, layer_node, norm_node, start
 from hcdsl.ir.graph import IR
 from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
-from hcdsl.spec import ModelSpec
+from hcdsl.spec import ModelSpec, NormSpec
 
 WAY_NAMES = {1: ("x",), 4: ("q", "k", "v", "r")}
+
+
+def _rms(spec: ModelSpec, affine: bool) -> n.Norm:
+    """The RMSNorm the dense papers name, whatever the model's own norm; the model's eps
+    (MUDD's released code uses config.norm_eps for its RMSnormNoscale)."""
+    return norm_node(NormSpec(kind="rmsnorm", affine=affine, eps=spec.norm.eps), spec.dim)
+
+
+def _prenormed(ir: IR, spec: ModelSpec, history: list[str], j: int) -> str:
+    """PreDANorm: RMSNorm(X_j) with its own scale, one per history entry, shared by every
+    later aggregate (the official JAX code's mudd_prenorm_{j}, computed once)."""
+    node = f"X{j}.prenorm"
+    if node not in ir.g:
+        ir.add(node, _rms(spec, affine=True), x=history[j])
+    return node
 
 
 def _aggregate(ir: IR, spec: ModelSpec, label: str, agg: Aggregate,
                history: list[str]) -> list[str]:
     """The `ways` values of one aggregate, each a Hidden node."""
-    sources = [history[j] for j in agg.sources]
+    # PrePostDANorm (MUDD Eq. 10): mix the normalised sources, then per way
+    # Norm(DA(...)) + X_i with X_i the newest raw output
+    prepost = agg.source_norm
+    sources = [_prenormed(ir, spec, history, j) if prepost else history[j]
+               for j in agg.sources]
     stack = ir.add(f"{label}.stack", n.Stack(len(sources)),
                    **{f"s{i}": s for i, s in enumerate(sources)})
-    if agg.source_norm:  # PrePostDANorm: every source normalised before mixing
-        stack = ir.add(f"{label}.srcnorm", norm_node(spec.norm, spec.dim), x=stack)
     if not agg.learn:
         coef = ir.add(f"{label}.coef", n.ConstCoef(agg.init))
     else:
         payload = n.DenseCoef(agg.init, agg.generator, agg.hidden, spec.dim)
-        inputs = {"mudd": {"x": history[agg.sources[-1]]}, "softmax": {"x": stack}}
-        coef = ir.add(f"{label}.coef", payload, **inputs.get(agg.generator, {}))
+        if agg.generator == "mudd":  # A_i(X_i) = GELU(RMSNorm(X_i) W1) W2 + a_i
+            x = ir.add(f"{label}.gen_norm", _rms(spec, affine=False),
+                       x=history[agg.sources[-1]])
+            coef = ir.add(f"{label}.coef", payload, x=x)
+        elif agg.generator == "softmax":  # keys k_j = RMSNorm(v_j)
+            x = ir.add(f"{label}.key_norm", _rms(spec, affine=True), x=stack)
+            coef = ir.add(f"{label}.coef", payload, x=x)
+        else:
+            coef = ir.add(f"{label}.coef", payload)
     ways = []
     for w, name in enumerate(WAY_NAMES[agg.ways]):
         mixed = ir.add(f"{label}.{name}", n.Mix((0, len(sources)), (w, w + 1)),
                        x=stack, coef=coef)
-        ways.append(ir.add(f"{label}.{name}.h", n.Merge(), x=mixed))
+        way = ir.add(f"{label}.{name}.h", n.Merge(), x=mixed)
+        if prepost:
+            post = ir.add(f"{label}.{name}.postnorm", _rms(spec, affine=True), x=way)
+            way = ir.add(f"{label}.{name}.add", n.Add(2), s0=post,
+                         s1=history[agg.sources[-1]])
+        ways.append(way)
     return ways
 
 

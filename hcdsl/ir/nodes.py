@@ -6,10 +6,12 @@ raises IRTypeError with a message naming the node's operation when they disagree
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
-from hcdsl.ir.types import Coef, Hidden, IRTypeError, Logits, Streams, Tokens, Type, as_streams
+from hcdsl.ir.types import (
+    Coef, Hidden, IRTypeError, Logits, Multi, Streams, Tokens, Type, as_streams,
+)
 
 Matrix = tuple[tuple[float, ...], ...]
 
@@ -36,8 +38,16 @@ class Node:
         raise NotImplementedError
 
     def describe(self) -> str:
-        parts = [f"{f.name}={_fmt(getattr(self, f.name))}" for f in fields(self)]
+        parts = [
+            f"{f.name}={_fmt(getattr(self, f.name))}" for f in fields(self)
+            if not (f.metadata.get("quiet") and getattr(self, f.name) == f.default)
+        ]
         return f"{self.op}({', '.join(parts)})"
+
+
+def quiet(default: object) -> object:
+    """A field left out of the dump while it has its default (options most nodes lack)."""
+    return field(default=default, metadata={"quiet": True})
 
 
 def _expect(node: Node, ins: dict[str, Type], port: str, kind: type) -> Type:
@@ -249,6 +259,9 @@ class Layer(Node):
     in_ports: tuple[str, ...]
     out_scale: float  # init std factor of its output projection
     extern: bool = False
+    # internal values the layer also returns (attention: "v", its projected values); the
+    # node's value is then (output, *taps), read with Tap nodes
+    taps: tuple[str, ...] = quiet(())
     op: ClassVar[str] = "layer"
     has_module: ClassVar[bool] = True
 
@@ -257,10 +270,90 @@ class Layer(Node):
 
     def infer(self, ins: dict[str, Type]) -> Type:
         for p in self.in_ports:
+            if p == "vmix":  # value residual weights (λ1, λ2)
+                c = _expect(self, ins, p, Coef)
+                if (c.rows, c.cols) != (1, 2):
+                    raise IRTypeError(f"layer {self.name}: vmix expects M[1x2], got {c}")
+                continue
             t = _expect(self, ins, p, Hidden)
             if t.width != self.dim:
                 raise IRTypeError(f"layer {self.name}: port '{p}' expects h[{self.dim}], got {t}")
+        if self.taps:
+            return Multi((Hidden(self.dim),) + tuple(Hidden(self.dim) for _ in self.taps))
         return Hidden(self.dim)
+
+
+@dataclass(frozen=True)
+class Tap(Node):
+    """Element `index` of a multi-output layer: 0 is its output, then its taps."""
+
+    index: int
+    op: ClassVar[str] = "tap"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Multi)
+        if not 0 <= self.index < len(t.items):
+            raise IRTypeError(f"tap: index {self.index} of {t}")
+        return t.items[self.index]
+
+
+@dataclass(frozen=True)
+class TemplateCoef(Node):
+    """M with entries that are numbers or named learned scalars (user-defined schemes).
+    params: (name, init, bound) with bound none | unit (sigmoid) | double (2 sigmoid)."""
+
+    template: tuple[tuple[object, ...], ...]
+    params: tuple[tuple[str, float, str], ...]
+    op: ClassVar[str] = "template"
+    has_module: ClassVar[bool] = True
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return Coef(len(self.template), len(self.template[0]), False)
+
+
+@dataclass(frozen=True)
+class NormStreams(Node):
+    """Normalise some streams of a state (each over its width), pass the others through."""
+
+    kind: str
+    affine: bool
+    eps: float
+    width: int
+    count: int
+    which: tuple[int, ...]
+    op: ClassVar[str] = "normstreams"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        if (t.count, t.width) != (self.count, self.width):
+            raise IRTypeError(f"normstreams: expects H[{self.count}x{self.width}], got {t}")
+        return t
+
+
+@dataclass(frozen=True)
+class LowRank(Node):
+    """y_s = B A x_s for every stream s (LAuReL-LR), A: r x w, B: w x r, B = 0 at init."""
+
+    width: int
+    rank: int
+    op: ClassVar[str] = "lowrank"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        if t.width != self.width:
+            raise IRTypeError(f"lowrank over {self.width} got {t}")
+        return t
 
 
 @dataclass(frozen=True)

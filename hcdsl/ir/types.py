@@ -47,7 +47,17 @@ class Logits:
         return f"logits[{self.vocab}]"
 
 
-Type = Union[Tokens, Hidden, Streams, Coef, Logits]
+@dataclass(frozen=True)
+class Multi:
+    """The values of a layer that also returns internal taps: (output, *taps)."""
+
+    items: tuple["Type", ...]
+
+    def __str__(self) -> str:
+        return "(" + ", ".join(map(str, self.items)) + ")"
+
+
+Type = Union[Tokens, Hidden, Streams, Coef, Logits, Multi]
 
 
 class IRTypeError(Exception):

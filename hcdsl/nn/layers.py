@@ -43,19 +43,27 @@ class Attention(nn.Module):
                  out_scale: float = 1.0) -> None:
         super().__init__()
         self.heads, self.rope = heads, rope
+        self.return_values = False  # also return the projected values (a value-residual tap)
         self.q_proj = _linear(dim, dim, bias, STD)
         self.k_proj = _linear(dim, dim, bias, STD)
         self.v_proj = _linear(dim, dim, bias, STD)
         self.out_proj = _linear(dim, dim, bias, STD * out_scale)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                vres: torch.Tensor | None = None,
+                vmix: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """vres, vmix: value residual, V = vmix[0, 0] vres + vmix[0, 1] v_proj(v)."""
         B, T, d = q.shape
         split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
-        q, k, v = split(self.q_proj(q)), split(self.k_proj(k)), split(self.v_proj(v))
+        values = self.v_proj(v)  # (B, T, d)
+        if vres is not None and vmix is not None:
+            values = vmix[0, 0] * vres + vmix[0, 1] * values
+        q, k, vh = split(self.q_proj(q)), split(self.k_proj(k)), split(values)
         if self.rope:
             q, k = rotate(q), rotate(k)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, hd)
-        return self.out_proj(y.transpose(1, 2).reshape(B, T, d))
+        y = F.scaled_dot_product_attention(q, k, vh, is_causal=True)  # (B, H, T, hd)
+        out = self.out_proj(y.transpose(1, 2).reshape(B, T, d))
+        return (out, values) if self.return_values else out
 
 
 class MLP(nn.Module):

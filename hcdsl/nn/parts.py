@@ -15,7 +15,7 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn import coef, dense, layers, manifold
+from hcdsl.nn import coef, dense, layers, manifold, template
 
 LayerFactory = Callable[..., nn.Module]
 
@@ -40,7 +40,9 @@ def _layer(p: n.Layer, factories: Mapping[str, LayerFactory]) -> nn.Module:
                                "expected an nn.Module")
         return module
     if p.kind == "attention":
-        return layers.Attention(p.dim, out_scale=p.out_scale, **args)
+        attn = layers.Attention(p.dim, out_scale=p.out_scale, **args)
+        attn.return_values = "v" in p.taps
+        return attn
     if p.kind == "mlp":
         return layers.MLP(p.dim, out_scale=p.out_scale, **args)
     if p.kind == "opaque":
@@ -68,6 +70,12 @@ def module_for(ir: IR, node_id: str, parts: nn.Module,
     if isinstance(p, n.LearnedCoef):
         return coef.HyperCoef(torch.tensor(p.init), p.fractions, p.gain, p.dynamic, p.tanh,
                               p.scale_init, p.norm, p.norm_affine, p.norm_eps, p.width)
+    if isinstance(p, n.TemplateCoef):
+        return template.TemplateCoef(p.template, p.params)
+    if isinstance(p, n.NormStreams):
+        return template.NormStreams(p.kind, p.width, p.affine, p.eps, p.count, p.which)
+    if isinstance(p, n.LowRank):
+        return template.LowRank(p.width, p.rank)
     if isinstance(p, n.DenseCoef):
         return dense.DenseCoef(torch.tensor(p.init), p.generator, p.hidden, p.width)
     if isinstance(p, n.ManifoldCoef):

@@ -8,7 +8,7 @@ from hcdsl.spec import ModelSpec
 
 def load_all() -> None:
     """Import every preset module once, so each registers itself."""
-    from hcdsl.schemes import dense, frac, hyper, mhc, residual  # noqa: F401
+    from hcdsl.schemes import custom, dense, frac, hyper, mhc, residual  # noqa: F401
 
 
 def desugar(spec: ModelSpec) -> Scheme | DenseScheme:

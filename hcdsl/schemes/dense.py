@@ -26,6 +26,10 @@ def newest_one_hot(count: int, ways: int) -> Matrix:
                  for j in range(count))
 
 
+def zero(count: int, ways: int) -> Matrix:
+    return tuple(tuple(0.0 for _ in range(ways)) for _ in range(count))
+
+
 def dilated(i: int, k: int) -> tuple[int, ...]:
     """Sources j <= i with j = i (mod k): DenseFormer's dilation, MUDD's sparse k."""
     return tuple(j for j in range(i + 1) if (i - j) % k == 0)
@@ -58,10 +62,14 @@ class MuddOptions(_Opts):
     dynamic: bool = True  # false: static multiway, a_i only
     k: int = Field(default=1, ge=1, description="sparse: every k-th source")
     p: int = Field(default=1, ge=1, description="sparse: a DA every p blocks")
-    window: int = Field(default=0, ge=0, description="sliding window: the last n sources")
-    prepost: bool = False  # PrePostDANorm: normalise every source before the aggregate
+    window: int = Field(default=0, ge=0,
+                        description="sliding window SWn: the last n blocks plus the embedding")
+    # PrePostDANorm (Eq. 10): mix RMSNorm(X_j), then Norm(DA) + X_i per way; a_i = 0 at init
+    prepost: bool = False
     round: bool = False  # released code: hidden K rounded up as (K // 64 + 1) * 64
-    ffn_growth: bool = False  # FFN width 0.5x -> 1.5x linearly over depth
+    ffn_growth: bool = False  # FFN width 0.5x -> 1.5x linearly over depth (Eq. 9)
+    ffn_multiple: int = Field(default=1, ge=1,
+                              description="round grown FFN widths to a multiple (released: 128)")
 
 
 def mudd_hidden(ways: int, sources: int, round_up: bool) -> int:
@@ -70,17 +78,29 @@ def mudd_hidden(ways: int, sources: int, round_up: bool) -> int:
     return (k // 64 + 1) * 64 if round_up else k
 
 
+def mudd_sources(i: int, k: int, window: int) -> tuple[int, ...]:
+    """Sources of the DA after block i: every k-th output back from X_i (k x p); with a
+    window n (SWn) only the last n block outputs, plus the embedding X_0 (§3.6)."""
+    src = dilated(i, k)
+    if not window:
+        return src
+    return (0,) + tuple(j for j in src if j > 0)[-window:]
+
+
 def _mudd(spec: ModelSpec, o: MuddOptions) -> DenseScheme:
-    def sources(i: int) -> tuple[int, ...]:
-        src = dilated(i, o.k)
-        return src[-o.window:] if o.window else src
+    if o.window and o.k > 1:
+        raise SchemeError("mudd: window and k > 1 together are not a variant of the paper",
+                          "use either window=n (SWn) or k, p (k x p)")
 
     def da(i: int, ways: int, hidden_ways: int) -> Aggregate | None:
         if i == 0 or i % o.p:
             return None
-        src = sources(i)
+        src = mudd_sources(i, o.k, o.window)
+        # a_i one-hot on X_i (Pre-Norm at init); PrePostDANorm: a_i = 0, as X_i is added
+        # after the post-norm (paper §3, "Implementation Details")
+        init = zero(len(src), ways) if o.prepost else newest_one_hot(len(src), ways)
         return Aggregate(
-            sources=src, ways=ways, init=newest_one_hot(len(src), ways),
+            sources=src, ways=ways, init=init,
             generator="mudd" if o.dynamic else "static",
             hidden=mudd_hidden(hidden_ways, len(src), o.round) if o.dynamic else 0,
             source_norm=o.prepost,
@@ -95,7 +115,7 @@ def _mudd(spec: ModelSpec, o: MuddOptions) -> DenseScheme:
                 f"({spec.sequence[b[0]].kind})",
                 "start every block with an attention layer, or use mudd(ways=1)")
         blocks.append(DenseBlock(layers=tuple(b), read=da(i, o.ways, o.ways)))
-    layer_args = _ffn_growth(spec) if o.ffn_growth else ()
+    layer_args = _ffn_growth(spec, o.ffn_multiple) if o.ffn_growth else ()
     # the last DA makes only R, with the hidden size of a 4-way DA ("hidden x4")
     final = da(len(spec.blocks), 1, 4)
     name = "MUDD" if o.ways == 4 else "DDFormer"
@@ -103,17 +123,23 @@ def _mudd(spec: ModelSpec, o: MuddOptions) -> DenseScheme:
                        family=f"{name}{'' if o.dynamic else ' static'}")
 
 
-def _ffn_growth(spec: ModelSpec) -> tuple[tuple[int, str, int], ...]:
-    """mlp hidden of block i scaled by 0.5 + i / (L - 1): 0.5x first, 1.5x last."""
+def ffn_width(base: int, i: int, blocks: int, multiple: int = 1) -> int:
+    """MUDD Eq. 9 for 0-based block i of L: D_f (0.5 (L - 1 - i) + 1.5 i) / (L - 1),
+    rounded to the nearest multiple (Python round, as the released code); L = 1: D_f."""
+    factor = (0.5 * (blocks - 1 - i) + 1.5 * i) / (blocks - 1) if blocks > 1 else 1.0
+    return max(multiple, round(base * factor / multiple) * multiple)
+
+
+def _ffn_growth(spec: ModelSpec, multiple: int) -> tuple[tuple[int, str, int], ...]:
+    """mlp hidden of block i grows linearly from 0.5x (first block) to 1.5x (last)."""
     blocks = spec.blocks
     out = []
     for i, b in enumerate(blocks):
-        factor = 0.5 + (i / (len(blocks) - 1) if len(blocks) > 1 else 0.5)
         for k in b:
             layer = spec.sequence[k]
             if layer.kind == "mlp":
                 base = int(layer.arg("hidden") or 4 * spec.dim)
-                out.append((k, "hidden", max(1, round(base * factor))))
+                out.append((k, "hidden", ffn_width(base, i, len(blocks), multiple)))
     return tuple(out)
 
 

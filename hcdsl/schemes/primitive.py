@@ -17,9 +17,21 @@ or concatenates fractions. The IR is built from this form only: it never sees pr
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 from hcdsl.spec import Frozen, Matrix, NormSpec
+
+
+Entry = Union[float, str]  # a number, or the name of a learned scalar (see Param)
+
+
+class Param(Frozen):
+    """A learned scalar of a user-defined connection, used by name in its matrices.
+    bound: none (raw value), unit (sigmoid: (0, 1)), double (2 sigmoid: (0, 2))."""
+
+    name: str
+    init: float
+    bound: Literal["none", "unit", "double"] = "none"
 
 
 class Coef(Frozen):
@@ -33,9 +45,12 @@ class Coef(Frozen):
     gain: Literal["row", "diag"] = "row"  # OUT is one row (HC) or a diagonal (FC)
     norm: NormSpec = NormSpec()  # the norm of the dynamic generator, over w
     # hyper: static + dynamic per stream (HC, FC); manifold: mHC's sigmoid/Sinkhorn gates
-    generator: Literal["hyper", "manifold"] = "hyper"
+    generator: Literal["hyper", "manifold", "template"] = "hyper"
     iters: int = 20  # manifold: Sinkhorn-Knopp iterations
     manifold_init: Literal["paper", "identity"] = "paper"
+    # template: M's entries are numbers or names of learned scalars (user-defined schemes)
+    template: tuple[tuple[Entry, ...], ...] = ()
+    params: tuple[Param, ...] = ()
 
 
 class Step(Frozen):
@@ -46,7 +61,14 @@ class Step(Frozen):
     # after the write: "norm" = Post-Norm (normalise every new stream with the model's norm);
     # "invstd" = scale every new stream by 1/std (centred std, no eps): HC Eq. 16's weights
     post: Literal["none", "norm", "invstd"] = "none"
+    post_streams: tuple[int, ...] | None = None  # the new streams `post` applies to (all)
     coef: Coef
+    # + B A H on the residual state (LAuReL-LR), rank r; B = 0 at init
+    lowrank: int = 0
+    # value residual (ResFormer): an attention layer's values V <- λ1 V_first + λ2 V, with
+    # V_first the values of the model's first attention layer; (λ1, λ2) entries as in M
+    value_mix: tuple[Entry, Entry] | None = None
+    value_params: tuple[Param, ...] = ()
 
     @property
     def fractions(self) -> int:
@@ -61,8 +83,11 @@ class Scheme(Frozen):
     streams: int  # S: number of state streams
     width: int  # w: width of one stream (d for HC, d/m for FC)
     init: Literal["copy", "split"]  # H^0: S copies of h^0, or h^0 split into S fractions
+    init_weights: tuple[float, ...] | None = None  # copy: H^0_s = w_s h^0 (default all 1)
     steps: tuple[Step, ...]
     readout: Literal["sum", "mean", "concat"]
+    readout_weights: tuple[float, ...] | None = None  # sum: h^L = sum_s w_s H_s (default 1)
+    readout_norm: tuple[int, ...] = ()  # streams normalised before the readout (ResiDual)
     out_scale: float = 1.0  # init std factor of every layer's output projection
     family: str = "residual"  # for tables and stats only; the IR does not read it
 

@@ -1,0 +1,68 @@
+"""Modules for user-defined connections: matrices with named learned scalars, norms of some
+streams, and a low-rank map on the state."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from hcdsl.nn.layers import STD, make_norm
+
+# bound -> (raw -> value, value -> raw): the stored parameter is the raw one
+BOUNDS = {
+    "none": (lambda r: r, lambda v: v),
+    "unit": (torch.sigmoid, lambda v: math.log(v / (1 - v))),
+    "double": (lambda r: 2 * torch.sigmoid(r), lambda v: math.log(v / (2 - v))),
+}
+
+
+class TemplateCoef(nn.Module):
+    """M[i][j] = a number, or bound(p) for a learned scalar p named in the template."""
+
+    def __init__(self, template: tuple[tuple[object, ...], ...],
+                 params: tuple[tuple[str, float, str], ...]) -> None:
+        super().__init__()
+        self.template = template
+        self.bounds = {name: bound for name, _, bound in params}
+        for name, init, bound in params:
+            self.register_parameter(name, nn.Parameter(torch.tensor(BOUNDS[bound][1](init))))
+        consts = [[0.0 if isinstance(e, str) else float(e) for e in row] for row in template]
+        self.register_buffer("consts", torch.tensor(consts))
+
+    def forward(self) -> torch.Tensor:
+        values = {name: BOUNDS[b][0](getattr(self, name)) for name, b in self.bounds.items()}
+        rows = [
+            torch.stack([values[e] if isinstance(e, str) else self.consts[i, j]
+                         for j, e in enumerate(row)])
+            for i, row in enumerate(self.template)
+        ]
+        return torch.stack(rows)
+
+
+class NormStreams(nn.Module):
+    """Normalise the streams in `which` (each over its width); others pass unchanged."""
+
+    def __init__(self, kind: str, width: int, affine: bool, eps: float, count: int,
+                 which: tuple[int, ...]) -> None:
+        super().__init__()
+        self.which, self.count = which, count
+        self.norm = make_norm(kind, width, affine, eps)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, S, w)
+        parts = [self.norm(h[..., s, :]) if s in self.which else h[..., s, :]
+                 for s in range(self.count)]
+        return torch.stack(parts, dim=-2)
+
+
+class LowRank(nn.Module):
+    """x -> B A x per stream; A ~ N(0, 0.02), B = 0 (so it starts as zero)."""
+
+    def __init__(self, width: int, rank: int) -> None:
+        super().__init__()
+        self.down = nn.Parameter(torch.randn(rank, width) * STD)  # A
+        self.up = nn.Parameter(torch.zeros(width, rank))  # B
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.down.t() @ self.up.t()

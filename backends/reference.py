@@ -31,10 +31,10 @@ class ReferenceModel(nn.Module):
         for v in self.ir.order():
             p = self.ir.payload(v)
             x = {port: env[src] for port, src in self.ir.inputs(v).items()}
-            env[v] = self.eval(v, p, x, tokens)
+            env[v] = self.eval_node(v, p, x, tokens)
         return env[self.ir.output()]
 
-    def eval(self, v: str, p: n.Node, x: dict[str, torch.Tensor],
+    def eval_node(self, v: str, p: n.Node, x: dict[str, torch.Tensor],
              tokens: torch.Tensor) -> torch.Tensor:
         if isinstance(p, n.Input):
             return tokens

@@ -15,7 +15,7 @@ def dump(ir: IR) -> str:
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def to_dot(ir: IR) -> str:
@@ -23,7 +23,7 @@ def to_dot(ir: IR) -> str:
     lines = [f"digraph {_q(ir.name)} {{", "  rankdir=TB;", "  node [shape=box, fontname=Helvetica];"]
     for v in ir.order():
         p = ir.payload(v)
-        label = f"{v}\\n{p.op}" + (f" {getattr(p, 'kind')}" if hasattr(p, "kind") else "")
+        label = f"{v}\n{p.op}" + (f" {getattr(p, 'kind')}" if hasattr(p, "kind") else "")
         lines.append(f"  {_q(v)} [label={_q(label)}];")
     for v in ir.order():
         for port, u in ir.inputs(v).items():

@@ -2,6 +2,7 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.types import Streams
 from hcdsl.passes.registry import register
+from hcdsl.passes.util import prune
 
 
 @register("drop-split-merge", "split and merge undo each other")
@@ -26,5 +27,6 @@ def drop_split_merge(ir: IR) -> bool:
         if undo and inner is not None:
             ir.replace_uses(v, inner)
             ir.remove(v)
+            prune(ir, src)
             changed = True
     return changed

@@ -1,7 +1,7 @@
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.passes.registry import register
-from hcdsl.passes.util import as_matrix, const_mixes, full_slice
+from hcdsl.passes.util import as_matrix, const_mixes, full_slice, prune
 
 
 @register("fold-const-slice", "a mix reading a slice of a constant M gets its own constant")
@@ -15,5 +15,6 @@ def fold_const_slice(ir: IR) -> bool:
         sliced = ir.add(ir.fresh_id(f"{v}.coef"), n.ConstCoef(as_matrix(m[r0:r1, c0:c1])))
         ir.rewire(v, "coef", sliced)
         ir.set_payload(v, n.Mix((0, r1 - r0), (0, c1 - c0)))
+        prune(ir, coef)  # M itself, once no mix reads it
         changed = True
     return changed

@@ -3,14 +3,14 @@ import numpy as np
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.passes.registry import register
-from hcdsl.passes.util import const_mixes, full_slice
+from hcdsl.passes.util import const_mixes, full_slice, prune
 
 
 @register("mix-to-add", "a constant all-ones mix of single streams is a plain add")
 def mix_to_add(ir: IR) -> bool:
     changed = False
     types = ir.types()
-    for v, p, x, _coef, m in list(const_mixes(ir)):
+    for v, p, x, coef, m in list(const_mixes(ir)):
         stack = ir.payload(x)
         if not (isinstance(stack, n.Stack) and full_slice(p, m) and m.shape[1] == 1):
             continue
@@ -24,5 +24,6 @@ def mix_to_add(ir: IR) -> bool:
         ir.set_payload(v, n.Add(len(srcs)))
         for i, s in enumerate(srcs):
             ir.connect(s, v, f"s{i}")
+        prune(ir, x, coef)  # the stack and M
         changed = True
     return changed

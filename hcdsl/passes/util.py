@@ -32,3 +32,15 @@ def const_mixes(ir: IR):
         m = const_of(ir, ins["coef"])
         if m is not None:
             yield v, p, ins["x"], ins["coef"], m
+
+
+def prune(ir: IR, *candidates: str) -> None:
+    """Remove each candidate that no node reads any more, then its producers likewise, so a
+    pass leaves no dead nodes behind (the verifier rejects them between passes)."""
+    work = list(candidates)
+    while work:
+        v = work.pop()
+        if v not in ir or ir.users(v) or isinstance(ir.payload(v), n.Output):
+            continue
+        work.extend(ir.inputs(v).values())
+        ir.remove(v)

@@ -1,0 +1,263 @@
+"""Every pass of hcdsl/passes/registry.PASSES, twice: structurally (the IR before and after)
+and numerically (the lowered module before and after the pass gives the same outputs).
+
+Each pass runs behind the few passes that expose its pattern (PREREQ), with the verifier
+after every step (run_pipeline(check=True)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hcdsl
+from hcdsl.ir import nodes as n
+from hcdsl.ir.graph import IR
+from hcdsl.ir.verify import verify
+from hcdsl.passes.pipeline import DEFAULT, run_pipeline
+from hcdsl.passes.registry import PASSES, get
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def spec(connect: str, body: str = "repeat 2 [attn, ffn]") -> str:
+    return f"""model passes_t {{
+      dim = 16
+      vocab = 32
+      layer attn = attention(heads=2)
+      layer ffn = mlp(hidden=32)
+      body = {body}
+      connect {connect}
+    }}"""
+
+
+PRE = spec("residual")
+POST = spec("residual(post)")
+PAR_SEP = spec("parallel(separate)")
+FIXED2 = spec("hyper(n=2, fixed)")  # learn=false: constant HC matrices (Eq. 14's init)
+SHC2 = spec("hyper(n=2, static)")
+DHC2 = spec("hyper(n=2, dynamic)")
+SPECS = {"pre": PRE, "post": POST, "parallel": PAR_SEP, "fixed2": FIXED2, "shc2": SHC2,
+         "dhc2": DHC2}
+
+# the passes that expose each pass's pattern in a freshly built IR
+PREREQ: dict[str, list[str]] = {
+    "fold-const-slice": [],
+    "fold-const-chain": ["fold-const-slice"],
+    "drop-identity-mix": ["fold-const-slice"],
+    "drop-split-merge": ["fold-const-slice", "drop-identity-mix"],
+    "cse": [],
+    "dce": ["fold-const-slice", "drop-identity-mix", "drop-split-merge", "cse"],
+    "mix-to-add": ["fold-const-slice"],
+    "squeeze-single-stream": ["fold-const-slice", "mix-to-add"],
+}
+
+
+def raw(text: str) -> IR:
+    return hcdsl.lower(text, passes=None)
+
+
+def run(ir: IR, names: list[str]) -> IR:
+    run_pipeline(ir, names, check=True)
+    return ir
+
+
+def before_after(text: str, name: str) -> tuple[IR, IR]:
+    before = run(raw(text), PREREQ[name])
+    after = before.copy()
+    assert get(name)(after), f"{name} did not fire"
+    verify(after, after=name)
+    return before, after
+
+
+def const(ir: IR, node_id: str) -> np.ndarray:
+    return np.array(ir.payload(ir.inputs(node_id)["coef"]).value)
+
+
+# -- structural ---------------------------------------------------------------------------
+def test_every_registered_pass_is_tested() -> None:
+    """Every pass of the compile pipeline (the proof canonicalisation passes registered in
+    the same table are the prover's, tested with it)."""
+    get("cse")  # loads the table
+    assert set(DEFAULT) == set(PREREQ)
+    assert set(PREREQ) <= set(PASSES)
+
+
+def test_fold_const_slice() -> None:
+    before, after = before_after(PRE, "fold-const-slice")
+    # L1.read = mix(init.split, [[0,1],[1,1]][1:2, 0:1]) -> mix(init.split, [[1]])
+    assert before.payload("L1.read") == n.Mix((1, 2), (0, 1))
+    assert after.payload("L1.read") == n.Mix((0, 1), (0, 1))
+    assert const(after, "L1.read").tolist() == [[1.0]]
+    # L1.write = mix(stack(T, h), M[0:2, 1:2]) -> mix(stack, [[1], [1]])
+    assert const(after, "L1.write").tolist() == [[1.0], [1.0]]
+    assert after.inputs("L1.write")["x"] == "L1.stack"
+
+
+def test_fold_const_chain() -> None:
+    before, after = before_after(FIXED2, "fold-const-chain")
+    # init.copy = mix(init.split, [[1, 1]]); L1.read = mix(init.copy, A_m = e_1)
+    # -> L1.read = mix(init.split, [[1, 1]] @ [[1], [0]] = [[1]])
+    assert before.inputs("L1.read")["x"] == "init.copy"
+    run_pipeline(after, ["fold-const-chain"], check=True)  # to the fixed point
+    assert after.inputs("L1.read")["x"] == "init.split"
+    assert const(after, "L1.read").tolist() == [[1.0]]
+    # L2.read = mix(L1.write, A_m2) -> mix(L1.stack, [B; A_r]_1 @ A_m2): reads T1 and H^0
+    assert after.inputs("L2.read")["x"] == "L1.stack"
+    assert const(after, "L2.read").tolist() == [[1.0], [0.0], [1.0]]
+
+
+def test_drop_identity_mix_removes_pre_norm_reads() -> None:
+    before, after = before_after(PRE, "drop-identity-mix")
+    reads = [f"L{k}.read" for k in range(1, 5)]
+    assert all(r in before for r in reads)
+    assert not any(r in after for r in reads)
+    assert after.inputs("L1.in")["x"] == "init.split"
+    assert after.inputs("L2.in")["x"] == "L1.write"
+
+
+def test_drop_identity_mix_keeps_hc_reads() -> None:
+    ir = run(raw(FIXED2), ["fold-const-slice"])
+    assert not get("drop-identity-mix")(ir)  # n = 2: A_m is 2 x 1, not an identity
+
+
+def test_drop_split_merge() -> None:
+    before, after = before_after(PRE, "drop-split-merge")
+    # L1.in = merge(init.split = split(embed)) -> embed
+    assert before.inputs("L1.norm")["x"] == "L1.in"
+    assert after.inputs("L1.norm")["x"] == "embed"
+    assert "L1.in" not in after
+
+
+def test_cse_merges_the_reads_of_a_parallel_block() -> None:
+    before, after = before_after(PAR_SEP, "cse")
+    # L1 and L2 run in one block and read the same h: one read, one merge
+    assert {"L1.read", "L2.read", "L1.in", "L2.in"} <= set(before.g)
+    assert "L2.read" not in after and "L2.in" not in after
+    # the two norms are separate (GPT-NeoX form): both stay, on the one input
+    assert after.inputs("L1.norm")["x"] == after.inputs("L2.norm")["x"] == "L1.in"
+
+
+def test_cse_keeps_affine_norms_apart() -> None:
+    ir = run(raw(PAR_SEP), PREREQ["cse"] + ["cse"])
+    assert "L1.norm" in ir and "L2.norm" in ir  # own parameters: not one value
+
+
+def test_dce() -> None:
+    ir = run(raw(PRE), PREREQ["dce"])
+    assert not get("dce")(ir)  # the other passes leave no dead nodes behind
+    ir.add("junk.coef", n.ConstCoef(((1.0,),)))
+    ir.add("junk.mix", n.Mix((0, 1), (0, 1)), x="init.split", coef="junk.coef")
+    assert get("dce")(ir)
+    verify(ir, after="dce")
+    assert "junk.mix" not in ir and "junk.coef" not in ir
+    assert not get("dce")(ir)
+
+
+def test_mix_to_add() -> None:
+    before, after = before_after(PRE, "mix-to-add")
+    assert isinstance(before.payload("L1.write"), n.Mix)
+    # mix(stack(T(h), h), [[1], [1]]) -> add(T(h), h)
+    assert after.payload("L1.write") == n.Add(2)
+    assert after.inputs("L1.write") == {"s0": "L1.out", "s1": "init.split"}
+
+
+def test_mix_to_add_keeps_learned_mixes() -> None:
+    ir = run(raw(SHC2), ["fold-const-slice"])
+    assert not get("mix-to-add")(ir)
+
+
+def test_squeeze_single_stream() -> None:
+    before, after = before_after(PRE, "squeeze-single-stream")
+    # add(split1(T(h)), split1(h)) -> split1(add(T(h), h))
+    assert after.inputs("L1.write") == {"s0": "L1.attn", "s1": "embed"}
+    assert str(after.types()["L1.write"]) == "h[16]"
+    assert after.inputs("L1.write.split")["x"] == "L1.write"
+    assert str(after.types()["L1.write.split"]) == "H[1x16]"
+
+
+def test_squeeze_single_stream_moves_post_norms() -> None:
+    ir = run(raw(POST), PREREQ["squeeze-single-stream"] + ["squeeze-single-stream"])
+    assert str(ir.types()["L1.post"]) == "h[16]"  # norm(split1(x)) -> split1(norm(x))
+
+
+def test_default_pipeline_pre_norm_is_plain_residual() -> None:
+    ir = hcdsl.lower(PRE)
+    assert not ir.of_type(n.Mix) and not ir.of_type(n.Split) and not ir.of_type(n.Merge)
+    code = hcdsl.compile(PRE).code
+    assert "l1_write = l1_attn + embed" in code
+    assert "unflatten" not in code and "flatten" not in code
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_default_pipeline_verifies_after_every_pass(name: str) -> None:
+    ir = raw(SPECS[name])
+    log = run_pipeline(ir, DEFAULT, check=True)
+    assert not run_pipeline(ir, DEFAULT, check=True)  # a fixed point
+    if name not in ("shc2", "dhc2"):  # learned matrices: nothing to fold
+        assert log
+
+
+def test_disable_by_name() -> None:
+    ir = hcdsl.lower(PRE, disable=["mix-to-add"])
+    assert not ir.of_type(n.Add)
+
+
+# -- numerical ----------------------------------------------------------------------------
+def outputs(text: str, passes: list[str] | None, tokens: torch.Tensor,
+            weights: dict[str, torch.Tensor] | None = None):
+    model = hcdsl.compile(text, passes=passes, seed=7)
+    if weights is not None:
+        mine = model.state_dict()
+        model.load_state_dict({k: v for k, v in weights.items() if k in mine}, strict=False)
+    with torch.no_grad():
+        return model(tokens), model.state_dict()
+
+
+@pytest.mark.parametrize("name", [p for p in PREREQ if p != "dce"])
+def test_pass_preserves_outputs(name: str) -> None:
+    tokens = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(0))
+    fired = False
+    for text in SPECS.values():
+        base, weights = outputs(text, None, tokens)
+        prior, _ = outputs(text, PREREQ[name], tokens, weights)
+        ir = run(raw(text), PREREQ[name])
+        fired |= get(name)(ir)
+        after, _ = outputs(text, PREREQ[name] + [name], tokens, weights)
+        assert (prior - base).abs().max().item() <= 1e-5
+        assert (after - prior).abs().max().item() <= 1e-5
+    assert fired, f"{name} changed none of the specs: the numeric test proves nothing"
+
+
+def with_junk(text: str) -> IR:
+    """A verified IR plus a dead branch: a mix of one stream of the embedding, normed."""
+    ir = run(raw(text), PREREQ["dce"])
+    ir.add("junk.split", n.Split(1), x="embed")
+    ir.add("junk.coef", n.ConstCoef(((2.0,),)))
+    ir.add("junk.mix", n.Mix((0, 1), (0, 1)), x="junk.split", coef="junk.coef")
+    ir.add("junk.norm", n.Norm("layernorm", True, 1e-5, 16), x="junk.mix")
+    return ir
+
+
+def test_dce_preserves_outputs() -> None:
+    from hcdsl.backends import lower_fx
+    from hcdsl.nn.parts import build_parts
+
+    tokens = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(0))
+    for text in SPECS.values():
+        ir = with_junk(text)
+        before = lower_fx(ir, build_parts(ir, seed=3))
+        assert get("dce")(ir)
+        verify(ir, after="dce")
+        after = lower_fx(ir, build_parts(ir, seed=3))
+        with torch.no_grad():
+            assert (after(tokens) - before(tokens)).abs().max().item() <= 1e-6
+
+
+def test_default_pipeline_preserves_outputs() -> None:
+    tokens = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(1))
+    for text in SPECS.values():
+        base, weights = outputs(text, None, tokens)
+        after, _ = outputs(text, DEFAULT, tokens, weights)
+        assert (after - base).abs().max().item() <= 1e-5

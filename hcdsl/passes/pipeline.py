@@ -25,14 +25,18 @@ DEFAULT = CANONICALIZE + OPTIMIZE
 
 def run_pipeline(ir: IR, passes: Iterable[str] = DEFAULT, disable: Iterable[str] = (),
                  check: bool = False, max_rounds: int = 50) -> list[str]:
-    """Apply the passes in order, repeating the list until a fixed point; return what ran."""
+    """Apply the passes in order, each until it changes nothing (a rewrite may enable the
+    same rewrite one layer further on), repeating the list until a fixed point; return the
+    names of the passes that changed something, in order."""
     skip = set(disable)
     steps = [get(name) for name in passes if name not in skip]
     log = []
     for _ in range(max_rounds):
         changed = False
         for step in steps:
-            if step(ir):
+            for _ in range(len(ir) + 1):  # every call removes or rewrites at least one node
+                if not step(ir):
+                    break
                 changed = True
                 log.append(step.name)
                 if check:

@@ -1,0 +1,8 @@
+model prenorm {
+  dim = 16
+  vocab = 64
+  layer attn = attention(heads=2)
+  layer ffn = mlp
+  body = repeat 3 [attn, ffn]
+  connect residual(pre)
+}

@@ -15,15 +15,15 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.build import finish, layer_node, norm_node, start
 from hcdsl.ir.graph import IR
 from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
-from hcdsl.spec import ModelSpec, NormSpec
+from hcdsl.spec import ModelSpec
 
 WAY_NAMES = {1: ("x",), 4: ("q", "k", "v", "r")}
 
 
-def _rms(spec: ModelSpec, affine: bool) -> n.Norm:
+def _rms(spec: ModelSpec, affine: bool, scale_init: float = 1.0) -> n.Norm:
     """The RMSNorm the dense papers name, whatever the model's own norm; the model's eps
     (MUDD's released code uses config.norm_eps for its RMSnormNoscale)."""
-    return norm_node(NormSpec(kind="rmsnorm", affine=affine, eps=spec.norm.eps), spec.dim)
+    return n.Norm("rmsnorm", affine, spec.norm.eps, spec.dim, scale_init)
 
 
 def _prenormed(ir: IR, spec: ModelSpec, history: list[str], j: int) -> str:
@@ -64,7 +64,8 @@ def _aggregate(ir: IR, spec: ModelSpec, label: str, agg: Aggregate,
                        x=stack, coef=coef)
         way = ir.add(f"{label}.{name}.h", n.Merge(), x=mixed)
         if prepost:
-            post = ir.add(f"{label}.{name}.postnorm", _rms(spec, affine=True), x=way)
+            # PostDANorm's scale starts at 1e-3 (MUDD §3)
+            post = ir.add(f"{label}.{name}.postnorm", _rms(spec, True, 1e-3), x=way)
             way = ir.add(f"{label}.{name}.add", n.Add(2), s0=post,
                          s1=history[agg.sources[-1]])
         ways.append(way)
@@ -96,10 +97,37 @@ def _block(ir: IR, spec: ModelSpec, scheme: DenseScheme, block: DenseBlock,
     return out
 
 
+def _accumulating_block(ir: IR, spec: ModelSpec, block: DenseBlock,
+                        history: list[str]) -> str:
+    """Block AttnRes: layer l reads softmax-attention over [b_0 .. b_{n-1}, partial sum];
+    the block's entry b_n is the sum of its layers' raw outputs."""
+    assert block.read is not None
+    partial: str | None = None
+    for k in block.layers:
+        lid = f"L{k + 1}"
+        sources = history + ([partial] if partial else [])
+        if len(sources) == 1:  # one source: softmax is 1, read it as is
+            way = sources[0]
+        else:
+            agg = block.read.model_copy(update={
+                "sources": tuple(range(len(sources))),
+                "init": tuple((1.0,) for _ in sources)})
+            way = _aggregate(ir, spec, f"{lid}.read", agg, sources)[0]
+        normed = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=way)
+        out = layer_node(ir, spec, k, 1.0, defaultdict(lambda: normed))
+        partial = out if partial is None else ir.add(f"{lid}.partial", n.Add(2),
+                                                     s0=partial, s1=out)
+    assert partial is not None
+    return partial
+
+
 def build_dense(spec: ModelSpec, scheme: DenseScheme) -> IR:
     ir = start(spec)
     history = ["embed"]
     for i, block in enumerate(scheme.blocks):
+        if block.write == "accumulate":
+            history.append(_accumulating_block(ir, spec, block, history))
+            continue
         if block.read is None:
             ways = [history[-1]]
         else:

@@ -362,6 +362,7 @@ class Norm(Node):
     affine: bool
     eps: float
     width: int
+    scale_init: float = quiet(1.0)  # init of the affine scale (MUDD's PostDANorm: 1e-3)
     op: ClassVar[str] = "norm"
     has_module: ClassVar[bool] = True
 

@@ -64,7 +64,10 @@ def module_for(ir: IR, node_id: str, parts: nn.Module,
             tied = getattr(parts, attr_name(embeds[0]))
         return layers.Unembed(p.vocab, p.dim, tied)
     if isinstance(p, n.Norm):
-        return layers.make_norm(p.kind, p.width, p.affine, p.eps)
+        norm = layers.make_norm(p.kind, p.width, p.affine, p.eps)
+        if p.affine and p.scale_init != 1.0:
+            nn.init.constant_(norm.weight, p.scale_init)
+        return norm
     if isinstance(p, n.Layer):
         return _layer(p, factories)
     if isinstance(p, n.LearnedCoef):

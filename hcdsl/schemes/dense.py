@@ -159,8 +159,14 @@ def _attnres(spec: ModelSpec, o: AttnResOptions) -> DenseScheme:
         return Aggregate(sources=tuple(range(i + 1)), ways=1,
                          init=tuple((1.0,) for _ in range(i + 1)), generator="softmax")
 
-    blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i), residual=o.granularity == "block")
-                   for i, g in enumerate(groups))
+    # the first layer reads the embedding alone: a softmax over one source is 1, and its
+    # query and key norm would be parameters without a gradient
+    if o.granularity == "block":  # Block AttnRes: every layer reads blocks + partial sum
+        blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i), residual=False,
+                                  write="accumulate") for i, g in enumerate(groups))
+    else:
+        blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i) if i else None,
+                                  residual=False) for i, g in enumerate(groups))
     return DenseScheme(blocks=blocks, final=agg(len(groups)),
                        family=f"attention residuals ({o.granularity})")
 

@@ -114,6 +114,10 @@ class DenseBlock(Frozen):
     # True: out = way R + T1(...), then pre-norm residual sublayers (DenseFormer, MUDD);
     # False: out = T(norm(way)) (attention residuals: the history holds raw layer outputs)
     residual: bool = True
+    # append: one read at the block start, its output appended. accumulate (Block AttnRes):
+    # *every* layer reads, with `read`'s generator, the history plus the block's partial sum
+    # of raw layer outputs; the full sum is appended when the block ends
+    write: Literal["append", "accumulate"] = "append"
 
 
 class DenseScheme(Frozen):

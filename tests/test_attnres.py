@@ -112,6 +112,48 @@ def test_extra_parameters_are_a_query_and_a_key_norm_per_read() -> None:
     assert count_params(model) - count_params(base) == reads * 2 * 64
 
 
+def block_attnres_by_hand(m: torch.nn.Module, toks: torch.Tensor) -> torch.Tensor:
+    """Block AttnRes: blocks b_0 = embedding, b_n = sum of block n's raw layer outputs; layer
+    l of block n reads softmax_i(w_l · RMSNorm(s_i)) s_i over [b_0 .. b_{n-1}, partial sum]
+    (the partial sum joins once the block has an output); the output reads b_0 .. b_N."""
+    mod = lambda name: getattr(m, name)  # noqa: E731
+
+    def attend(label: str, sources: list[torch.Tensor]) -> torch.Tensor:
+        if len(sources) == 1:
+            return sources[0]
+        V = torch.stack(sources, dim=-2)
+        g = mod(f"{label}_key_norm").weight
+        K = V * torch.rsqrt(V.pow(2).mean(-1, keepdim=True) + EPS) * g
+        alpha = torch.softmax(K @ mod(f"{label}_coef").query, dim=-1)
+        return (alpha.unsqueeze(-1) * V).sum(-2)
+
+    blocks = [mod("embed")(toks)]
+    layer = 0
+    for _ in range(LAYERS // 2):
+        partial = None
+        for kind in ("attn", "ffn"):
+            layer += 1
+            h = attend(f"L{layer}_read", blocks + ([partial] if partial is not None else []))
+            x = mod(f"L{layer}_norm")(h)
+            f = mod(f"L{layer}_{kind}")
+            v = f(x, x, x) if kind == "attn" else f(x)
+            partial = v if partial is None else partial + v
+        blocks.append(partial)
+    return mod("head")(mod("final_norm")(attend(f"A{LAYERS // 2}", blocks)))
+
+
+def test_block_attnres_matches_the_equation() -> None:
+    text = TINY.read_text().replace("connect attnres", "connect attnres(block)")
+    m = hcdsl.compile(text, seed=7)
+    randomise(m, seed=8)
+    ref = hcdsl.compile(text, backend="reference", seed=7)
+    ref.load_state_dict(m.state_dict())
+    toks = tokens(3)
+    with torch.no_grad():
+        assert (m(toks) - block_attnres_by_hand(m, toks)).abs().max().item() <= 1e-5
+        assert (m(toks) - ref(toks)).abs().max().item() <= 1e-5
+
+
 def test_block_granularity_is_the_papers_block_attnres() -> None:
     text = TINY.read_text().replace("connect attnres", "connect attnres(block)")
     m = hcdsl.compile(text, seed=0)

@@ -33,30 +33,33 @@ class Span:
         )
 
 
-NOWHERE = Span(1, 1, 1, 1)
-
-
 @dataclass(frozen=True)
 class Diagnostic:
     message: str
-    span: Span = NOWHERE
+    span: Span | None = None  # None: about the file as a whole (e.g. it does not exist)
     hint: str | None = None
 
     def render(self, filename: str, source: str) -> str:
-        lines = source.splitlines() or [""]
-        line_no = min(max(self.span.line, 1), len(lines))
-        text = lines[line_no - 1]
-        col = max(self.span.column, 1)
-        if self.span.end_line == self.span.line:
-            width = max(self.span.end_column - col, 1)
+        if self.span is None:
+            out = [f"{filename}: error: {self.message}"]
         else:
-            width = max(len(text) - col + 1, 1)
-        gutter = f"{line_no:>4} | "
-        out = [
-            f"{filename}:{line_no}:{col}: error: {self.message}",
-            gutter + text,
-            " " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^" * width,
-        ]
+            lines = source.splitlines() or [""]
+            line_no = min(max(self.span.line, 1), len(lines))
+            text = lines[line_no - 1]
+            col = max(self.span.column, 1)
+            if self.span.end_line == self.span.line:
+                width = max(self.span.end_column - col, 1)
+            else:
+                width = max(len(text) - col + 1, 1)
+            gutter = f"{line_no:>4} | "
+            # keep tabs under tabs, so the caret lines up whatever the tab width
+            pad = "".join(c if c == "\t" else " " for c in text[:col - 1])
+            pad += " " * (col - 1 - len(pad))
+            out = [
+                f"{filename}:{line_no}:{col}: error: {self.message}",
+                gutter + text,
+                " " * (len(gutter) - 2) + "| " + pad + "^" * width,
+            ]
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
@@ -91,12 +94,13 @@ class ErrorSink:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
 
-    def error(self, message: str, span: Span = NOWHERE, hint: str | None = None) -> None:
+    def error(self, message: str, span: Span | None, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(message, span, hint))
 
     def raise_if_any(self, filename: str, source: str) -> None:
         if self.diagnostics:
-            ordered = sorted(self.diagnostics, key=lambda d: (d.span.line, d.span.column))
+            ordered = sorted(self.diagnostics, key=lambda d: (
+                (d.span.line, d.span.column) if d.span else (0, 0)))
             raise HcError(ordered, filename, source)
 
 

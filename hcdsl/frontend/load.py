@@ -18,15 +18,28 @@ class Source:
     filename: str
 
 
+def _looks_like_path(spec: str) -> bool:
+    return bool(spec.strip()) and "{" not in spec and "\n" not in spec
+
+
 def read_source(spec: str | Path) -> Source:
-    """A Path, or a str naming an existing file, is read; any other str is spec text."""
-    if isinstance(spec, Path) or (isinstance(spec, str) and "{" not in spec):
-        path = Path(spec)
-        if not path.is_file():
-            raise HcError([Diagnostic(f"no such spec file: {path}", hint=(
-                "pass a path to a .hc file, or the spec text itself"))], str(path), "")
-        return Source(path.read_text(), str(path))
-    return Source(spec, "<spec>")
+    """A Path, or a one-line str without '{', is a file to read; any other str is spec text."""
+    if isinstance(spec, str) and not _looks_like_path(spec):
+        return Source(spec, "<spec>")
+    path = Path(spec)
+    problem = None
+    try:
+        return Source(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        problem = f"no such spec file: {path}"
+    except IsADirectoryError:
+        problem = f"{path} is a directory, not a spec file"
+    except UnicodeDecodeError as err:
+        problem = f"{path} is not UTF-8 text ({err.reason} at byte {err.start})"
+    except OSError as err:
+        problem = f"cannot read {path}: {err.strerror or err}"
+    raise HcError([Diagnostic(problem, None, "pass a path to a .hc file, or the spec text "
+                              "itself (text with a '{')")], str(path), "")
 
 
 def load(spec: str | Path, extern_layers: Collection[str] = ()) -> tuple[ModelSpec, Source]:

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Transformer, v_args
 
 from hcdsl.errors import Diagnostic, HcError, Span
 from hcdsl.frontend import syntax as s
-
-# Friendly names for the grammar's terminals, used in "expected ..." messages.
-_TOKEN_NAMES = {
-    "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "LPAR": "'('",
-    "RPAR": "')'", "COMMA": "','", "EQUAL": "'='", "NAME": "a name", "INT": "an integer",
-    "SIGNED_NUMBER": "a number", "ESCAPED_STRING": "a string", "MODEL": "'model'",
-    "LAYER": "'layer'", "BODY": "'body'", "CONNECT": "'connect'", "HEAD": "'head'",
-    "REPEAT": "'repeat'", "EXTERN": "'extern'", "$END": "end of file",
-}
+from hcdsl.frontend.syntax_errors import syntax_diagnostic
 
 
 def grammar_text() -> str:
     return resources.files("hcdsl.grammar").joinpath("hc.lark").read_text()
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=2)
 def make_parser(strict: bool = False) -> lark.Lark:
     return lark.Lark(
         grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False,
@@ -46,7 +39,7 @@ class _ToSyntax(Transformer):
 
     def model(self, meta, children):
         name, *items = children
-        model = s.ModelSyntax(str(name), _span(meta))
+        model = s.ModelSyntax(str(name), _span(meta), _span(name))
         for item in items:
             target = {
                 s.Setting: model.settings, s.LayerDef: model.layers, s.BodyDef: model.bodies,
@@ -126,62 +119,27 @@ class _ToSyntax(Transformer):
         return s.Name(str(children[0]), _span(meta))
 
     def string(self, meta, children):
-        return s.String(str(children[0])[1:-1], _span(meta))
+        return s.String(_unescape(str(children[0])[1:-1]), _span(meta))
 
     def list(self, meta, children):
         return s.ListValue(tuple(children), _span(meta))
 
 
-def _describe(token: Token) -> str:
-    if token.type == "$END":
-        return "end of file"
-    return f"'{token}'"
-
-
-def _expected(names: set[str]) -> str:
-    pretty = sorted({
-        "end of file" if "END" in n else _TOKEN_NAMES.get(n, f"'{n.lower()}'") for n in names
-    })
-    if len(pretty) > 6:
-        pretty = pretty[:6] + ["..."]
-    return ", ".join(pretty)
-
-
-def _syntax_diagnostic(err: lark.exceptions.UnexpectedInput, source: str) -> Diagnostic:
-    """Turn a lark error into file:line:col with a hint."""
-    lines = source.splitlines() or [""]
-    if isinstance(err, lark.exceptions.UnexpectedToken) and err.token.type == "$END":
-        last = len(lines)
-        col = len(lines[-1]) + 1 if lines else 1
-        opened = source.count("{") - source.count("}")
-        hint = (
-            f"the file ends inside a block: {opened} '{{' not closed"
-            if opened > 0
-            else f"expected {_expected(err.expected)}"
-        )
-        return Diagnostic("unexpected end of file (is the file truncated?)",
-                          Span(last, col, last, col + 1), hint)
-    line, col = err.line, err.column
-    if isinstance(err, lark.exceptions.UnexpectedToken):
-        tok = err.token
-        span = Span(line, col, line, col + max(len(str(tok)), 1))
-        expected = err.expected
-        hint = f"expected {_expected(expected)}"
-        if "RSQB" in expected and tok.type != "RSQB":
-            hint = "a ']' is missing: close the list or group before this point"
-        elif "RBRACE" in expected and tok.type in ("$END", "MODEL"):
-            hint = "a '}' is missing: close the model block"
-        return Diagnostic(f"unexpected {_describe(tok)}", span, hint)
-    # UnexpectedCharacters
-    char = source.splitlines()[line - 1][col - 1] if line <= len(lines) else "?"
-    allowed = getattr(err, "allowed", set()) or set()
-    return Diagnostic(f"unexpected character '{char}'", Span(line, col, line, col + 1),
-                      f"expected {_expected(allowed)}" if allowed else None)
+def _unescape(body: str) -> str:
+    """The text of a string literal: backslash escapes \\" and \\\\ resolved."""
+    return re.sub(r"\\(.)", r"\1", body)
 
 
 def parse_syntax(source: str, filename: str = "<spec>") -> s.ModelSyntax:
     try:
         tree = make_parser().parse(source)
     except lark.exceptions.UnexpectedInput as err:
-        raise HcError([_syntax_diagnostic(err, source)], filename, source) from None
-    return _ToSyntax().transform(tree)
+        raise HcError([syntax_diagnostic(err, source)], filename, source) from None
+    except RecursionError:
+        raise HcError([Diagnostic("the spec is nested too deeply to parse")], filename,
+                      source) from None
+    try:
+        return _ToSyntax().transform(tree)
+    except (lark.exceptions.VisitError, RecursionError):  # lists nested thousands deep
+        raise HcError([Diagnostic("the spec is nested too deeply to read")], filename,
+                      source) from None

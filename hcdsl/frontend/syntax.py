@@ -111,6 +111,7 @@ class HeadDef:
 class ModelSyntax:
     name: str
     span: Span
+    name_span: Span
     settings: list[Setting] = field(default_factory=list)
     layers: list[LayerDef] = field(default_factory=list)
     bodies: list[BodyDef] = field(default_factory=list)

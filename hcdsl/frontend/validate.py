@@ -90,6 +90,7 @@ class _Validator:
         values: dict[str, object] = {}
         spans: dict[str, Span] = {}
         texts: dict[str, str] = {}
+        reported = False  # an option was already reported: a missing one is likely that one
         for arg in call.args:
             if arg.value is None:
                 if arg.name in flags:
@@ -98,18 +99,22 @@ class _Validator:
                     key, val = arg.name, True
                 else:
                     self.unknown_option(arg, model, what, flags)
+                    reported = True
                     continue
             else:
                 if arg.name not in fields:
                     self.unknown_option(arg, model, what, flags)
+                    reported = True
                     continue
                 if isinstance(arg.value, s.Call):
                     self.err.error(f"option '{arg.name}' of {what} takes a value, not a call "
                                    f"'{self.text(arg.value)}'", arg.value.span)
+                    reported = True
                     continue
                 key, val = arg.name, scalar(arg.value)
             if key in spans:
-                self.err.error(f"option '{key}' of {what} is given twice", arg.span,
+                via = f" ('{arg.name}' sets {key})" if arg.name != key else ""
+                self.err.error(f"option '{key}' of {what} is given twice{via}", arg.span,
                                "give each option once")
                 continue
             values[key] = val
@@ -122,6 +127,8 @@ class _Validator:
             for e in exc.errors(include_url=False):
                 field = str(e["loc"][0]) if e["loc"] else ""
                 if e["type"] == "missing":
+                    if reported:
+                        continue
                     self.err.error(f"{what} needs option '{field}'", call.span,
                                    f"write {call.name}({field}=...)")
                 elif field:
@@ -242,6 +249,12 @@ class _Validator:
             self.err.error(f"dim = {dim} is not divisible by heads = {heads}", span,
                            f"choose heads among {[h for h in range(1, 65) if dim % h == 0]}")
             return None
+        if heads and dim and getattr(args, "rope", False) and (dim // heads) % 2:
+            span = next((a.span for a in ld.call.args if a.name == "heads"), ld.call.span)
+            self.err.error(f"rotary embeddings need an even head size, but dim / heads = "
+                           f"{dim} / {heads} = {dim // heads}", span,
+                           "choose heads so that dim / heads is even, or write rope=false")
+            return None
         set_args = tuple((k, v) for k, v in args.model_dump(exclude_unset=True).items())
         return LayerSpec(name=ld.name, kind=kind, args=set_args)
 
@@ -262,10 +275,11 @@ class _Validator:
             if not part.names:
                 self.err.error("empty body block: a block needs at least one layer", part.span,
                                "write e.g. [attn, ffn]")
+            defined = {ld.name for ld in self.syn.layers}
             for name, span in part.names:
-                if name not in known and name not in {ld.name for ld in self.syn.layers}:
+                if name not in known and name not in defined:
                     self.err.error(f"unknown layer '{name}'", span,
-                                   _did_you_mean(name, known, "defined layers are"))
+                                   _did_you_mean(name, defined, "defined layers are"))
             blocks.extend([tuple(n for n, _ in part.names)] * max(part.repeat, 0))
         return tuple(blocks)
 
@@ -340,21 +354,23 @@ class _Validator:
         # the integer options fix the shape (n for hyper); flags like `dynamic` do not
         context = ", ".join(f"{k}={v}" for k, v in opts.model_dump().items()
                             if isinstance(v, int) and not isinstance(v, bool))
-        expect = f"expected a {rows}x{cols} matrix for {context} ({chosen.matrix_help})"
+        expect = f"expected a {rows}x{cols} matrix for {context}"
+        shape_help = chosen.matrix_help or None
         if not isinstance(value, s.ListValue) or not all(
                 isinstance(r, s.ListValue) for r in value.items):
             self.err.error(f"{expect}, got '{self.text(value)}'", value.span,
-                           "write a matrix as a list of rows: [[0, 1], [1, 1]]")
+                           "write a matrix as a list of rows, e.g. [[0, 1], [1, 1]]"
+                           + (f"; {shape_help}" if shape_help else ""))
             return None
         if len(value.items) != rows:
-            self.err.error(f"{expect}, got {len(value.items)} rows", value.span)
+            self.err.error(f"{expect}, got {len(value.items)} rows", value.span, shape_help)
             return None
         ok = True
         out = []
         for i, row in enumerate(value.items):
             if len(row.items) != cols:
                 self.err.error(f"{expect}, got {len(row.items)} entries in row {i + 1}",
-                               row.span)
+                               row.span, shape_help)
                 ok = False
                 continue
             nums = []

@@ -1,0 +1,88 @@
+"""ModelSpec -> canonical .hc text: parse(format_model(spec)) == spec.
+
+Canonical means: every option written as key=value (no flags), settings first, then layers,
+body (runs of equal blocks as `repeat`), connection (literal matrices as `layer K = ...`
+rules), head. Numbers keep their type: ints as 3, floats as 3.0 or 1e-05.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hcdsl.spec import ConnectionSpec, LayerSpec, Matrix, ModelSpec, Scalar
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def format_value(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if text in ("inf", "-inf", "nan"):
+            raise ValueError(f"{value} cannot be written in .hc")
+        return text
+    if _NAME.fullmatch(value) and value not in ("true", "false"):
+        return value
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"a string with a line break cannot be written in .hc: {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _call(name: str, options: tuple[tuple[str, Scalar], ...]) -> str:
+    if not options:
+        return name
+    return f"{name}(" + ", ".join(f"{k}={format_value(v)}" for k, v in options) + ")"
+
+
+def _layer(layer: LayerSpec) -> str:
+    extern = "extern " if layer.extern else ""
+    return f"  layer {layer.name} = {extern}{_call(layer.kind, layer.args)}"
+
+
+def _body(body: tuple[tuple[str, ...], ...]) -> str:
+    parts: list[str] = []
+    i = 0
+    while i < len(body):
+        run = 1
+        while i + run < len(body) and body[i + run] == body[i]:
+            run += 1
+        group = "[" + ", ".join(body[i]) + "]"
+        parts.append(f"repeat {run} {group}" if run > 1 else group)
+        i += run
+    return "  body = " + ", ".join(parts)
+
+
+def _matrix(matrix: Matrix) -> str:
+    return "[" + ", ".join(
+        "[" + ", ".join(format_value(float(x)) for x in row) + "]" for row in matrix) + "]"
+
+
+def _connection(conn: ConnectionSpec) -> list[str]:
+    head = f"  connect {_call(conn.kind, conn.options)}"
+    if not conn.matrices:
+        return [head]
+    rules = [f"    layer {k} = {_matrix(m)}" for k, m in conn.matrices]
+    return [head + " {", *rules, "  }"]
+
+
+def format_model(spec: ModelSpec) -> str:
+    """The canonical .hc text of a validated model."""
+    norm = spec.norm
+    lines = [
+        f"model {spec.name} {{",
+        f"  dim = {spec.dim}",
+        f"  vocab = {spec.vocab}",
+    ]
+    if spec.context is not None:
+        lines.append(f"  context = {spec.context}")
+    lines.append(f"  norm = {_call(norm.kind, (('affine', norm.affine), ('eps', norm.eps)))}")
+    lines.extend(_layer(layer) for layer in spec.layers)
+    lines.append(_body(spec.body))
+    lines.extend(_connection(spec.connection))
+    head = (("tied", spec.head.tied), ("final_norm", spec.head.final_norm))
+    lines.append(f"  head = {_call('unembed', head)}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import hcdsl
+from hcdsl import cli_prove
 from hcdsl.errors import CompileError, HcError
 from hcdsl.ir.types import IRTypeError
 from hcdsl.ir.verify import IRVerifyError
@@ -163,15 +164,20 @@ def show(
     ir: bool = typer.Option(False, "--ir", help="the IR, as a canonical text dump"),
     code: bool = typer.Option(False, "--code", help="the generated torch.fx code"),
     dot: bool = typer.Option(False, "--dot", help="the IR as Graphviz DOT"),
+    arrangement: bool = typer.Option(
+        False, "--arrangement", help="which layers the static connections run in parallel"),
     no_passes: bool = typer.Option(False, "--no-passes", help="the IR before the passes"),
 ) -> None:
-    """Show what a spec compiles to: --ir, --code or --dot."""
-    if ir + code + dot != 1:
-        raise typer.BadParameter("choose exactly one of --ir, --code, --dot")
+    """Show what a spec compiles to: --ir, --code, --dot or --arrangement."""
+    if ir + code + dot + arrangement != 1:
+        raise typer.BadParameter("choose exactly one of --ir, --code, --dot, --arrangement")
     from hcdsl.ir.dump import dump, to_dot
 
     passes = None if no_passes else DEFAULT
     with reported(file):
+        if arrangement:
+            typer.echo(cli_prove.arrangement_text(file))
+            return
         if code:
             with torch.device("meta"):  # shapes only: no weights are allocated
                 module = hcdsl.compile(file, passes=passes)
@@ -195,7 +201,13 @@ def stats_cmd(
         return
     typer.echo(f"{st.name}: {st.family}")
     console().print(summary_table(st))
-    typer.echo("static connection matrices at init, M = [[0, B], [A_m, A_r]] (HC Eq. 1):")
+    if not st.matrices:
+        typer.echo("no step matrices: the state is a history of block outputs, read by "
+                   "depth-wise aggregates")
+        return
+    typer.echo("step matrices at init, M = [[0, OUT], [READ, RES]] (rows: layer output, "
+               "streams; columns: reads, new streams; HC: [[0, B], [A_m, A_r]], FC: "
+               "[[0, diag(B)], [Y, A]]):")
     console().print(matrices_table(st))
 
 
@@ -338,6 +350,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
 
 
 # -- commands from other modules: each calls its register(app) here ---------------------
+cli_prove.register(app)  # prove, unfold, plot
 
 
 def main() -> None:

@@ -104,18 +104,18 @@ def run_recording(model: torch.nn.Module, backend: str, tokens: torch.Tensor):
 
         logits = Rec(model).run(tokens)
     else:
-        cls_eval = type(model).eval  # ReferenceModel.eval(v, p, x, tokens): one node
+        cls_eval = type(model).eval_node  # ReferenceModel.eval_node(v, p, x, tokens)
 
         def rec(v, p, x, toks):  # noqa: ANN001, ANN202
             out = cls_eval(model, v, p, x, toks)
             seen[attr_name(v).lower()] = out
             return out
 
-        model.eval = rec  # instance attribute: shadows the class method for this model only
+        model.eval_node = rec  # instance attribute: shadows the class method for this model
         try:
             logits = model(tokens)
         finally:
-            del model.eval
+            del model.eval_node
     return logits, seen
 
 

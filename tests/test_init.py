@@ -35,20 +35,20 @@ def spec(connect: str) -> str:
 
 
 def run_recording(model: torch.nn.Module, tokens: torch.Tensor):
-    """Reference backend: logits and every node's value (ReferenceModel.eval per node)."""
+    """Reference backend: logits and every node's value (ReferenceModel.eval_node per node)."""
     seen: dict[str, torch.Tensor] = {}
-    cls_eval = type(model).eval
+    cls_eval = type(model).eval_node
 
     def rec(v, p, x, toks):  # noqa: ANN001, ANN202
         seen[v] = out = cls_eval(model, v, p, x, toks)
         return out
 
-    model.eval = rec
+    model.eval_node = rec
     try:
         with torch.no_grad():
             logits = model(tokens)
     finally:
-        del model.eval
+        del model.eval_node
     return logits, seen
 
 

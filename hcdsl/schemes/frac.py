@@ -20,7 +20,7 @@ from hcdsl.spec import Matrix, ModelSpec, NormSpec
 
 class FracOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    m: int = Field(ge=1, description="number of fractions; must divide dim")
+    m: int = Field(ge=1, le=64, description="number of fractions; must divide dim")
     dynamic: bool = False
     tanh: bool = True
     learn: bool = True

@@ -20,7 +20,7 @@ from hcdsl.spec import Matrix, ModelSpec
 
 class HyperOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    n: int = Field(ge=1, description="expansion rate: the number of hidden streams")
+    n: int = Field(ge=1, le=64, description="expansion rate: the number of hidden streams")
     dynamic: bool = False
     tanh: bool = True
     learn: bool = True

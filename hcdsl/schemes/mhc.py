@@ -24,7 +24,7 @@ from hcdsl.spec import ModelSpec
 
 class MhcOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    n: int = Field(ge=1, description="number of streams")
+    n: int = Field(ge=1, le=64, description="number of streams")
     iters: int = Field(default=20, ge=1, description="Sinkhorn-Knopp iterations")
     init: Literal["paper", "identity"] = "paper"
     alpha: float = Field(default=0.01, description="init of the gates α_pre, α_post, α_res")

@@ -1,0 +1,127 @@
+"""Pictures of the unfolded connection matrices (HC Figs. 7 and 10) and of the arrangement they
+imply. matplotlib with the Agg backend: no display needed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
+
+from hcdsl.proofs.arrangement import arrangement, describe  # noqa: E402
+from hcdsl.proofs.unfold import Unfolded, unfold  # noqa: E402
+
+PANEL = 4.0  # inches per panel
+DPI = 100
+SHORT = {"attention": "attn", "mlp": "mlp", "opaque": "T"}
+ATTN_COLOR = "#2ca02c"  # attention layers: green tick labels, as in the paper's figures
+
+
+def figure_size(unfolded: Sequence[Unfolded], streams: bool = True) -> tuple[int, int]:
+    """Pixel (width, height) of the PNG that plot() writes."""
+    cols = max(_panels(u, streams) for u in unfolded)
+    return int(PANEL * cols * DPI), int((PANEL + 0.4) * len(unfolded) * DPI)
+
+
+def _panels(u: Unfolded, streams: bool) -> int:
+    return 2 + (len(u.Ci) if streams else 0)
+
+
+def _heatmap(ax: plt.Axes, u: Unfolded, m: np.ndarray, title: str) -> None:
+    data = u.as_float(m) if u.exact else np.asarray(m, dtype=np.float64)
+    L2 = data.shape[0]
+    shown = data[1:, :L2 - 1].copy()  # rows 1..L+1, columns 0..L
+    mask = np.triu(np.ones_like(shown, dtype=bool), k=1)  # j >= k: not a connection
+    shown[mask] = np.nan
+    vmax = max(float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 0.0, 1e-9)
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d0d0d0")  # j >= k grey; zeros white
+    im = ax.imshow(shown, cmap=cmap, norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax),
+                   interpolation="nearest", aspect="equal")
+    L = L2 - 2
+    step = max(1, (L + 1) // 12)
+    ticks = list(range(0, L + 1, step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(j) for j in ticks], fontsize=7)
+    ax.set_yticks([k - 1 for k in range(1, L + 2, step)])
+    ax.set_yticklabels([str(k) for k in range(1, L + 2, step)], fontsize=7)
+    for lab in ax.get_xticklabels():
+        j = int(lab.get_text())
+        if 1 <= j <= L and u.kinds[j - 1] == "attention":
+            lab.set_color(ATTN_COLOR)
+            lab.set_fontweight("bold")
+    for lab in ax.get_yticklabels():
+        k = int(lab.get_text())
+        if 1 <= k <= L and u.kinds[k - 1] == "attention":
+            lab.set_color(ATTN_COLOR)
+            lab.set_fontweight("bold")
+    ax.set_xlabel("source j (0 = embedding)", fontsize=8)
+    ax.set_ylabel(f"layer k ({L + 1} = readout)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    if L <= 12:  # small matrices: write the values in
+        for (r, c), val in np.ndenumerate(shown):
+            if np.isfinite(val) and abs(val) > 5e-7:
+                text = f"{val:.2g}" if not float(val).is_integer() else str(int(val))
+                ax.text(c, r, text, ha="center", va="center", fontsize=6,
+                        color="white" if abs(val) > 0.6 * vmax else "black")
+    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+
+
+def _arrangement(ax: plt.Axes, u: Unfolded) -> None:
+    groups = arrangement(u, tol=1e-6)
+    ax.set_axis_off()
+    ax.set_title("arrangement: " + describe(groups), fontsize=8, wrap=True)
+    rows = len(groups) + 2
+    width = max(len(g) for g in groups)
+    ax.set_xlim(-0.5, width + 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    box_h = 0.6
+
+    def box(x: float, y: float, w: float, label: str, color: str) -> None:
+        ax.add_patch(Rectangle((x - w / 2, y - box_h / 2), w, box_h, facecolor=color,
+                               edgecolor="black", linewidth=0.6))
+        ax.text(x, y, label, ha="center", va="center", fontsize=7)
+
+    centre = width / 2
+    box(centre, 0, min(width, 2.0), "embedding h0", "#dddddd")
+    for r, g in enumerate(groups, start=1):
+        w = 0.9
+        xs = [centre + (i - (len(g) - 1) / 2) for i in range(len(g))]
+        for x, k in zip(xs, g):
+            kind = u.kinds[k - 1]
+            color = "#b7e4b7" if kind == "attention" else "#c6dbef"
+            box(x, r, w, f"{k} {SHORT.get(kind, kind[:6])}", color)
+        ax.add_patch(FancyArrowPatch((centre, r - 1 + box_h / 2), (centre, r - box_h / 2),
+                                     arrowstyle="-|>", mutation_scale=7, linewidth=0.6))
+    box(centre, rows - 1, min(width, 2.0), "readout", "#dddddd")
+    ax.add_patch(FancyArrowPatch((centre, rows - 2 + box_h / 2), (centre, rows - 1 - box_h / 2),
+                                 arrowstyle="-|>", mutation_scale=7, linewidth=0.6))
+
+
+def plot(specs: Sequence[object], out: str | Path, streams: bool = True,
+         unfolded: Sequence[Unfolded] | None = None, checkpoint: str | None = None,
+         tokens: str | None = None) -> Path:
+    """Heatmaps of C^(0) (and C^(i) when streams) plus the arrangement, one row per spec."""
+    us = list(unfolded) if unfolded is not None else [
+        unfold(s, checkpoint=checkpoint, tokens=tokens) for s in specs]
+    w, h = figure_size(us, streams)
+    cols = max(_panels(u, streams) for u in us)
+    fig, axes = plt.subplots(len(us), cols, figsize=(w / DPI, h / DPI), dpi=DPI, squeeze=False)
+    for row, u in zip(axes, us):
+        _heatmap(row[0], u, u.C0, f"{Path(u.name).stem}: C^(0) (layer inputs)")
+        for i, m in enumerate(u.Ci if streams else []):
+            _heatmap(row[1 + i], u, m, f"C^({i + 1}) (stream {i + 1})")
+        _arrangement(row[_panels(u, streams) - 1], u)
+        for ax in row[_panels(u, streams):]:
+            ax.set_axis_off()
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out

@@ -1,0 +1,278 @@
+"""The unfolded connection matrices of HC Eqs. 20-23, for any spec whose state is linear.
+
+Indices run over 0..L+1: j = 0 is the embedding h0, j = 1..L the layers (in sequence order),
+k = L+1 the readout (what the final norm reads). Every matrix is strictly lower-triangular:
+
+    C^(0)[k, j] = coefficient of T^j's output in layer k's input (before its pre-norm)
+    C^(i)[k, j] = coefficient of T^j's output in stream i of the state layer k reads
+                  (row L+1: the final state the readout sums)
+
+Static specs: exact (Fractions) from a symbolic evaluation of the IR, learned matrices at
+their init. With a checkpoint or an input (and always for dynamic connections or norms on the
+state, e.g. Post-Norm), numeric: the reference backend runs the tokens, every coefficient
+matrix and every norm on the state is taken per token (a norm as the scale 1/std(x), i.e.
+mean and affine ignored, as HC Eq. 16 reads Post-Norm) and the matrices are averaged over
+the tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hcdsl.ir import nodes as n
+from hcdsl.proofs.symbolic import Lin, evaluate, fmt_fraction, layer_position
+
+
+class UnfoldError(Exception):
+    """The spec's state is not a linear combination of the layer outputs (symbolically)."""
+
+
+@dataclass
+class Unfolded:
+    name: str
+    C0: np.ndarray  # (L+2, L+2); dtype object (Fraction) when exact, else float64
+    Ci: list[np.ndarray]  # one per state stream (may be empty when streams vary)
+    kinds: list[str]  # kinds[j-1] = layer j's kind
+    exact: bool
+    note: str = ""
+
+    @property
+    def L(self) -> int:
+        return len(self.kinds)
+
+    def as_float(self, m: np.ndarray) -> np.ndarray:
+        return np.array([[float(x) for x in row] for row in m], dtype=np.float64)
+
+    def render(self, streams: bool = True) -> str:
+        out = [f"unfolded connections of {self.name}: {self.L} layers "
+               f"({', '.join(f'{j + 1}={k}' for j, k in enumerate(self.kinds))})",
+               "rows k = 1..L+1: layer k's input (L+1 = the readout); columns j = 0..L: "
+               "h0, then layer j's output"]
+        if self.note:
+            out.append(self.note)
+        mats = [("C^(0) (layer inputs)", self.C0)]
+        if streams:
+            mats += [(f"C^({i + 1}) (stream {i + 1})", m) for i, m in enumerate(self.Ci)]
+        for title, m in mats:
+            out.append("")
+            out.append(title)
+            out.append(_table(m, self.exact))
+        return "\n".join(out)
+
+
+def _cell(x: object, exact: bool) -> str:
+    if exact:
+        return fmt_fraction(x) if x != 0 else "."
+    return "." if abs(float(x)) < 5e-7 else f"{float(x):.3f}"
+
+
+def _table(m: np.ndarray, exact: bool) -> str:
+    L2 = m.shape[0]
+    cells = [[_cell(m[k, j], exact) for j in range(L2 - 1)] for k in range(1, L2)]
+    width = max([len(c) for row in cells for c in row] + [len(str(L2 - 2))])
+    head = "     " + " ".join(f"{j:>{width}}" for j in range(L2 - 1))
+    rows = [f"{k:>3}: " + " ".join(f"{c:>{width}}" for c in row)
+            for k, row in zip(range(1, L2), cells)]
+    return "\n".join([head, *rows])
+
+
+def _row(lin: Lin, L: int, where: str) -> list[Fraction]:
+    row = [Fraction(0)] * (L + 2)
+    for atom, c in lin.terms.items():
+        k = c.constant()
+        if atom[0] == "h0" and k is not None:
+            row[0] = k
+        elif atom[0] == "T" and k is not None:
+            row[atom[1]] = k
+        else:
+            raise UnfoldError(f"{where} is not a linear combination of h0 and the layer "
+                              f"outputs: {lin}")
+    return row
+
+
+def unfold_exact(spec: str | Path | object) -> Unfolded:
+    """Exact C^(0), C^(i) at init from the spec (see the module doc)."""
+    from hcdsl.proofs.prove import _name, raw_ir
+
+    ir = raw_ir(spec)
+    ev = evaluate(ir, at_init=True)
+    L = ev.L
+    C0 = np.full((L + 2, L + 2), Fraction(0), dtype=object)
+    streams = None
+    for k, info in sorted(ev.layers.items()):
+        raw = info.raw_input if info.raw_input is not None else info.ports[0]
+        C0[k] = _row(raw, L, f"layer {k}'s input")
+        if info.state is not None:
+            streams = len(info.state) if streams in (None, len(info.state)) else -1
+    if ev.final_raw is None:
+        raise UnfoldError("the model has no head")
+    C0[L + 1] = _row(ev.final_raw, L, "the readout")
+    Ci: list[np.ndarray] = []
+    if streams and streams > 0 and ev.final_state is not None and len(ev.final_state) == streams:
+        for i in range(streams):
+            m = np.full((L + 2, L + 2), Fraction(0), dtype=object)
+            for k, info in ev.layers.items():
+                m[k] = _row(info.state[i], L, f"stream {i + 1} before layer {k}")
+            m[L + 1] = _row(ev.final_state[i], L, f"stream {i + 1} of the final state")
+            Ci.append(m)
+    dynamic = any(isinstance(ir.payload(v), n.LearnedCoef) and ir.payload(v).dynamic
+                  for v in ir.g.nodes)
+    learned = any(isinstance(ir.payload(v), n.LearnedCoef) for v in ir.g.nodes)
+    note = "exact, from the spec"
+    if learned:
+        note += "; learned matrices at their init" + (" (dynamic parts are 0 at init)"
+                                                       if dynamic else "")
+    kinds = [ev.layers[k].sig[0] for k in sorted(ev.layers)]
+    return Unfolded(_name(spec), C0, Ci, kinds, True, note)
+
+
+# -- numeric, per token --------------------------------------------------------------------
+def parse_tokens(text: str | None, vocab: int, seed: int = 0) -> torch.Tensor:
+    """'1,2,3' or a path to a tensor saved with torch.save; None: 2 x 32 random tokens."""
+    if text is None:
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randint(0, vocab, (2, 32), generator=gen)
+    path = Path(text)
+    if path.exists():
+        t = torch.load(path, weights_only=True)
+        return t if t.dim() == 2 else t.reshape(1, -1)
+    return torch.tensor([[int(x) for x in text.replace(" ", "").split(",") if x]])
+
+
+def unfold_numeric(spec: str | Path | object, checkpoint: str | Path | None = None,
+                   tokens: torch.Tensor | str | None = None, seed: int = 0) -> Unfolded:
+    from hcdsl.backends import ReferenceModel
+    from hcdsl.nn.parts import build_parts
+    from hcdsl.proofs.prove import _name, raw_ir
+
+    ir = raw_ir(spec)
+    model = ReferenceModel(ir, build_parts(ir, seed=seed))
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        model.load_state_dict(state)
+    model = model.double().train(False)
+    # the reference interpreter's per-node rule (named eval_node; eval in older trees)
+    run_node = getattr(model, "eval_node", None) or ReferenceModel.eval.__get__(model)
+    vocab = ir.payload(ir.of_type(n.Embed)[0]).vocab
+    x = tokens if isinstance(tokens, torch.Tensor) else parse_tokens(tokens, vocab, seed)
+    layers = [v for v in ir.order() if isinstance(ir.payload(v), n.Layer)]
+    pos = {v: layer_position(ir, v, i + 1) for i, v in enumerate(layers)}
+    L = len(layers)
+    K = L + 1
+    C0 = np.zeros((L + 2, L + 2))
+    rows_i: dict[int, np.ndarray] = {}
+    final_state = None
+    approx = False
+    env: dict[str, torch.Tensor] = {}
+    tr: dict[str, torch.Tensor] = {}  # (B, T, S, K) coefficients over h0, T1..TL
+
+    def state_of(v: str) -> str | None:
+        from hcdsl.proofs.symbolic import _state_before
+
+        return _state_before(ir, v)
+
+    def mean_rows(t: torch.Tensor) -> np.ndarray:
+        return t.mean(dim=(0, 1)).numpy()  # (S, K)
+
+    with torch.no_grad():
+        for v in ir.order():
+            p = ir.payload(v)
+            ins = ir.inputs(v)
+            xv = {port: env[src] for port, src in ins.items()}
+            env[v] = run_node(v, p, xv, x)
+            t = {port: tr.get(src) for port, src in ins.items()}
+            if isinstance(p, n.Embed):
+                z = torch.zeros(*x.shape, 1, K, dtype=torch.float64)
+                z[..., 0, 0] = 1.0
+                tr[v] = z
+            elif isinstance(p, (n.Split, n.Merge)):
+                if isinstance(p, n.Split) and p.parts != 1 or t["x"].shape[2] != 1 and \
+                        isinstance(p, n.Merge):
+                    raise UnfoldError("numeric unfolding of split streams (FC) is not "
+                                      "supported yet")
+                tr[v] = t["x"]
+            elif isinstance(p, n.Stack):
+                tr[v] = torch.cat([t[q] for q in p.ports()], dim=2)
+            elif isinstance(p, n.Add):
+                tr[v] = sum(t[q] for q in p.ports())
+            elif isinstance(p, n.Mix):
+                m = env[ins["coef"]].to(torch.float64)
+                (r0, r1), (c0, c1) = p.rows, p.cols
+                sub = m[..., r0:r1, c0:c1]
+                eq = "btsk,sc->btck" if sub.dim() == 2 else "btsk,btsc->btck"
+                tr[v] = torch.einsum(eq, t["x"], sub)
+            elif isinstance(p, (n.Norm, n.InvStd)):
+                h = xv["x"]
+                h = h.unsqueeze(2) if h.dim() == 3 else h
+                eps = getattr(p, "eps", 0.0)
+                scale = 1.0 / torch.sqrt(h.var(dim=-1, unbiased=False) + eps)  # (B, T, S)
+                tr[v] = t["x"] * scale.unsqueeze(-1)
+                users = [u for u, _ in ir.users(v)]
+                if not all(isinstance(ir.payload(u), (n.Layer, n.Unembed)) for u in users):
+                    approx = True
+            elif isinstance(p, n.Layer):
+                k = pos[v]
+                src = ins[p.ports()[0]]
+                raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
+                C0[k] = np.pad(mean_rows(tr[raw])[0], (0, 1))
+                st = state_of(src)
+                if st is not None:
+                    rows_i[k] = mean_rows(tr[st])
+                z = torch.zeros(*x.shape, 1, K, dtype=torch.float64)
+                z[..., 0, k] = 1.0
+                tr[v] = z
+            elif isinstance(p, n.Unembed):
+                src = ins["x"]
+                raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
+                C0[L + 1] = np.pad(mean_rows(tr[raw])[0], (0, 1))
+                from hcdsl.proofs.symbolic import final_state_node
+
+                st = final_state_node(ir, src)
+                if st is not None:
+                    final_state = mean_rows(tr[st])
+    Ci: list[np.ndarray] = []
+    S = {r.shape[0] for r in rows_i.values()}
+    if final_state is not None and len(S) == 1 and S == {final_state.shape[0]}:
+        for i in range(final_state.shape[0]):
+            m = np.zeros((L + 2, L + 2))
+            for k, r in rows_i.items():
+                m[k] = np.pad(r[i], (0, 1))
+            m[L + 1] = np.pad(final_state[i], (0, 1))
+            Ci.append(m)
+    src = "checkpoint " + str(checkpoint) if checkpoint is not None else f"init weights (seed {seed})"
+    note = (f"numeric, from {src} on {x.shape[0]}x{x.shape[1]} input tokens, averaged over "
+            "the tokens")
+    if approx:
+        note += ("; norms on the state taken as the per-token scale 1/std(x) (mean and affine "
+                 "ignored, as HC Eq. 16)")
+    kinds = [ir.payload(v).kind for v in sorted(layers, key=lambda v: pos[v])]
+    return Unfolded(_name(spec), C0, Ci, kinds, False, note)
+
+
+def unfold(spec: str | Path | object, checkpoint: str | Path | None = None,
+           tokens: torch.Tensor | str | None = None, seed: int = 0) -> Unfolded:
+    """Exact when the spec allows it (static, linear state, no checkpoint or input given);
+    numeric otherwise (see the module doc)."""
+    if checkpoint is None and tokens is None:
+        try:
+            exact = unfold_exact(spec)
+        except UnfoldError:
+            pass
+        else:
+            from hcdsl.proofs.prove import raw_ir
+
+            ir = raw_ir(spec)
+            if not any(isinstance(ir.payload(v), n.LearnedCoef) and ir.payload(v).dynamic
+                       for v in ir.g.nodes):
+                return exact
+            exact.note += ("; a dynamic spec: give --checkpoint and --input for the trained, "
+                           "per-token matrices")
+            return exact
+    return unfold_numeric(spec, checkpoint, tokens, seed)

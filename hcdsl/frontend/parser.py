@@ -35,7 +35,21 @@ class _ToSyntax(Transformer):
     """Lark tree -> syntax dataclasses, keeping every span."""
 
     def start(self, meta, children):
-        return children[0]
+        *connections, model = children
+        model.connections.extend(connections)
+        return model
+
+    def connection_def(self, meta, children):
+        name, *items = children
+        conn = s.ConnectionSyntax(str(name), _span(meta), _span(name))
+        for item in items:
+            {s.Setting: conn.settings, s.ParamDef: conn.params, s.Rule: conn.rules}[
+                type(item)].append(item)
+        return conn
+
+    def param_def(self, meta, children):
+        name, value = children
+        return s.ParamDef(str(name), value, _span(meta), _span(name))
 
     def model(self, meta, children):
         name, *items = children

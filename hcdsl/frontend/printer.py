@@ -60,7 +60,34 @@ def _matrix(matrix: Matrix) -> str:
         "[" + ", ".join(format_value(float(x)) for x in row) + "]" for row in matrix) + "]"
 
 
+def _entry(x: float | str) -> str:
+    return x if isinstance(x, str) else format_value(float(x))
+
+
+def _list(values: tuple) -> str:
+    return "[" + ", ".join(format_value(v) for v in values) + "]"
+
+
+def _definition(conn: ConnectionSpec) -> list[str]:
+    """A user-defined connection as its `connection NAME { ... }` block."""
+    opts = dict(conn.options)
+    lines = [f"connection {opts['name']} {{"]
+    for p in opts.get("params", ()):
+        lines.append(f"  param {p.name} = scalar(init={format_value(float(p.init))}, "
+                     f"bound={p.bound})")
+    for key, value in conn.options:
+        if key in ("name", "params"):
+            continue
+        text = _list(value) if isinstance(value, tuple) else format_value(value)
+        lines.append(f"  {key} = {text}")
+    lines += [f"  layer {k} = [" + ", ".join("[" + ", ".join(_entry(x) for x in row) + "]"
+                                             for row in m) + "]" for k, m in conn.matrices]
+    return lines + ["}", ""]
+
+
 def _connection(conn: ConnectionSpec) -> list[str]:
+    if conn.kind == "custom":
+        return [f"  connect {dict(conn.options)['name']}"]
     head = f"  connect {_call(conn.kind, conn.options)}"
     if not conn.matrices:
         return [head]
@@ -71,7 +98,9 @@ def _connection(conn: ConnectionSpec) -> list[str]:
 def format_model(spec: ModelSpec) -> str:
     """The canonical .hc text of a validated model."""
     norm = spec.norm
+    prelude = _definition(spec.connection) if spec.connection.kind == "custom" else []
     lines = [
+        *prelude,
         f"model {spec.name} {{",
         f"  dim = {spec.dim}",
         f"  vocab = {spec.vocab}",

@@ -107,6 +107,26 @@ class HeadDef:
     span: Span
 
 
+@dataclass(frozen=True)
+class ParamDef:
+    name: str
+    value: "Value"
+    span: Span
+    name_span: Span
+
+
+@dataclass
+class ConnectionSyntax:
+    """A `connection NAME { settings, params, matrix rules }` block."""
+
+    name: str
+    span: Span
+    name_span: Span
+    settings: list[Setting] = field(default_factory=list)
+    params: list[ParamDef] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+
+
 @dataclass
 class ModelSyntax:
     name: str
@@ -117,3 +137,4 @@ class ModelSyntax:
     bodies: list[BodyDef] = field(default_factory=list)
     connects: list[ConnectDef] = field(default_factory=list)
     heads: list[HeadDef] = field(default_factory=list)
+    connections: list[ConnectionSyntax] = field(default_factory=list)  # defined in the file

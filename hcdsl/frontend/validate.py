@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
+from hcdsl.frontend.connections import custom_connection
 from hcdsl.nn.catalog import LAYER_KINDS, HeadArgs, NormArgs
 from hcdsl.schemes import desugar
 from hcdsl.schemes.registry import SchemeError, Preset, preset, preset_names
@@ -289,9 +290,22 @@ class _Validator:
         for extra in self.syn.connects[1:]:
             self.err.error("duplicate connect", extra.span, "a model has one connection scheme")
         cd = self.syn.connects[0]
+        defined: dict[str, s.ConnectionSyntax] = {}
+        for c in self.syn.connections:
+            if c.name in defined:
+                self.err.error(f"duplicate connection '{c.name}'", c.name_span,
+                               "give each connection block its own name")
+            elif c.name in preset_names():
+                self.err.error(f"connection '{c.name}' has the name of a built-in preset",
+                               c.name_span, "choose another name")
+            else:
+                defined[c.name] = c
+        if cd.call.name in defined:  # a connection written in this file
+            return custom_connection(self, defined[cd.call.name], cd, sum(map(len, body)))
         if cd.call.name not in preset_names():
             self.err.error(f"unknown connection '{cd.call.name}'", cd.call.name_span,
-                           _did_you_mean(cd.call.name, preset_names(), "connections are"))
+                           _did_you_mean(cd.call.name, [*preset_names(), *defined],
+                                         "connections are"))
             return ConnectionSpec(kind="residual")
         chosen = preset(cd.call.name)
         dims = [st.value for st in self.syn.settings if st.name == "dim"]

@@ -13,10 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hcdsl.schemes.dense import newest_one_hot
-from hcdsl.schemes.primitive import (
-    Aggregate, Coef, DenseBlock, DenseScheme, Entry, Param, Scheme, Step,
-)
+from hcdsl.schemes.dense import attention_residuals, depth_weighted
+from hcdsl.schemes.primitive import Coef, DenseScheme, Entry, Param, Scheme, Step
 from hcdsl.schemes.registry import Preset, SchemeError, register
 from hcdsl.spec import ModelSpec
 
@@ -39,10 +37,12 @@ class CustomOptions(BaseModel):
     readout_norm: tuple[int, ...] = ()  # streams (1-based) normalised before the readout
     out_scale: float = 1.0  # init std factor of output projections
     params: tuple[Param, ...] = ()
-    # -- history state --
+    # -- history state: what is remembered, and how it is read --
+    # static: DenseFormer's depth-weighted averages (learned, identity at init) over the
+    # outputs of blocks (or single layers), Pre-Norm residuals inside a block;
+    # softmax: attention residuals over raw outputs (a learned query per read)
     granularity: Literal["layer", "block"] = "block"
     weights: Literal["static", "softmax"] = "static"
-    residual: bool = True  # history holds block outputs incl. the residual (else raw outputs)
 
 
 def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
@@ -83,18 +83,12 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
 
 
 def _history(spec: ModelSpec, o: CustomOptions) -> DenseScheme:
-    groups = ([[k] for k in range(len(spec.sequence))] if o.granularity == "layer"
-              else spec.blocks)
-
-    def agg(i: int) -> Aggregate:
-        if o.weights == "softmax":
-            return Aggregate(sources=tuple(range(i + 1)), ways=1,
-                             init=tuple((1.0,) for _ in range(i + 1)), generator="softmax")
-        return Aggregate(sources=tuple(range(i + 1)), ways=1, init=newest_one_hot(i + 1, 1))
-
-    blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i), residual=o.residual)
-                   for i, g in enumerate(groups))
-    return DenseScheme(blocks=blocks, final=agg(len(groups)), family=f"custom: {o.name}")
+    if o.weights == "softmax":
+        scheme = attention_residuals(spec, o.granularity)
+    else:
+        groups = [[k] for k in range(len(spec.sequence))] if o.granularity == "layer" else None
+        scheme = depth_weighted(spec, k=1, p=1, learn=True, groups=groups)
+    return scheme.model_copy(update={"family": f"custom: {o.name}"})
 
 
 def _custom(spec: ModelSpec, o: CustomOptions) -> Scheme | DenseScheme:
@@ -106,4 +100,5 @@ register(Preset(
     matrix_shape=lambda o: (o.streams + 1, o.streams + 1),
     matrix_help="M = [[0, OUT], [READ, RES]] is (streams+1) x (streams+1)",
     summary="a connection defined in the spec with `connection NAME { ... }`",
+    visible=False,
 ))

@@ -42,18 +42,24 @@ class DenseFormerOptions(_Opts):
     learn: bool = True
 
 
-def _denseformer(spec: ModelSpec, o: DenseFormerOptions) -> DenseScheme:
-    # Y_i = sum_{j <= i} α_ij X_j;  X_{i+1} = Block_{i+1}(Y_i);  output Y_L
-    # init α_ii = 1, others 0 -> exactly the plain (Pre-Norm) Transformer
+def depth_weighted(spec: ModelSpec, k: int, p: int, learn: bool,
+                   groups: list[list[int]] | None = None) -> DenseScheme:
+    """DenseFormer over `groups` of layers (default: the model's blocks):
+    Y_i = sum_{j <= i} α_ij X_j;  X_{i+1} = Block_{i+1}(Y_i);  output Y_L.
+    init α_ii = 1, others 0 -> exactly the plain (Pre-Norm) Transformer."""
     def dwa(i: int) -> Aggregate | None:
-        if i == 0 or i % o.p:
+        if i == 0 or i % p:
             return None  # Y_0 = X_0, and no DWA off the period: the block reads X_i
-        src = dilated(i, o.k)
-        return Aggregate(sources=src, ways=1, init=newest_one_hot(len(src), 1), learn=o.learn)
+        src = dilated(i, k)
+        return Aggregate(sources=src, ways=1, init=newest_one_hot(len(src), 1), learn=learn)
 
-    blocks = tuple(DenseBlock(layers=tuple(b), read=dwa(i)) for i, b in enumerate(spec.blocks))
-    return DenseScheme(blocks=blocks, final=dwa(len(spec.blocks)),
-                       family=f"DenseFormer {o.k}x{o.p}")
+    groups = groups if groups is not None else spec.blocks
+    blocks = tuple(DenseBlock(layers=tuple(b), read=dwa(i)) for i, b in enumerate(groups))
+    return DenseScheme(blocks=blocks, final=dwa(len(groups)), family=f"DenseFormer {k}x{p}")
+
+
+def _denseformer(spec: ModelSpec, o: DenseFormerOptions) -> DenseScheme:
+    return depth_weighted(spec, o.k, o.p, o.learn)
 
 
 # -- MUDD (arXiv 2502.12170) ---------------------------------------------------------------
@@ -149,10 +155,14 @@ class AttnResOptions(_Opts):
 
 
 def _attnres(spec: ModelSpec, o: AttnResOptions) -> DenseScheme:
+    return attention_residuals(spec, o.granularity)
+
+
+def attention_residuals(spec: ModelSpec, granularity: str) -> DenseScheme:
     # layer: every layer reads softmax_j(q_k · RMSNorm(v_j)) v_j over the embedding and all
-    # earlier raw layer outputs v_j (no additive residual); block: the same over block
-    # outputs, Pre-Norm residual inside a block (partial sums)
-    groups = ([[k] for k in range(len(spec.sequence))] if o.granularity == "layer"
+    # earlier raw layer outputs v_j (no additive residual); block (Block AttnRes): every
+    # layer attends over the completed block sums and its block's partial sum
+    groups = ([[k] for k in range(len(spec.sequence))] if granularity == "layer"
               else spec.blocks)
 
     def agg(i: int) -> Aggregate:
@@ -161,14 +171,14 @@ def _attnres(spec: ModelSpec, o: AttnResOptions) -> DenseScheme:
 
     # the first layer reads the embedding alone: a softmax over one source is 1, and its
     # query and key norm would be parameters without a gradient
-    if o.granularity == "block":  # Block AttnRes: every layer reads blocks + partial sum
+    if granularity == "block":  # Block AttnRes: every layer reads blocks + partial sum
         blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i), residual=False,
                                   write="accumulate") for i, g in enumerate(groups))
     else:
         blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i) if i else None,
                                   residual=False) for i, g in enumerate(groups))
     return DenseScheme(blocks=blocks, final=agg(len(groups)),
-                       family=f"attention residuals ({o.granularity})")
+                       family=f"attention residuals ({granularity})")
 
 
 register(Preset(name="denseformer", options=DenseFormerOptions, desugar=_denseformer,

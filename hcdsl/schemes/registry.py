@@ -22,6 +22,8 @@ class Preset:
     # bare flags that set an option to a value, e.g. `static` -> dynamic=False
     flags: dict[str, tuple[str, object]] = field(default_factory=dict)
     summary: str = ""
+    # False for the preset behind `connection NAME { ... }` blocks: not nameable in `connect`
+    visible: bool = True
 
 
 PRESETS: dict[str, Preset] = {}
@@ -51,4 +53,4 @@ def preset_names() -> list[str]:
     from hcdsl.schemes import load_all
 
     load_all()
-    return sorted(PRESETS)
+    return sorted(name for name, p in PRESETS.items() if p.visible)

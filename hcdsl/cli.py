@@ -264,16 +264,26 @@ def run(
                   f"{tuple(logits.shape)}, loss {loss:.4f}, forward+backward {wall:.3f} s{note}")
 
 
+def _walk(folder, prefix: str = "") -> list[tuple[str, str]]:  # noqa: ANN001 - Traversable
+    """(relative name, text) of every .hc file under a folder, subfolders included."""
+    out = []
+    for p in folder.iterdir():
+        if p.is_dir() and not p.name.startswith(("_", ".")):
+            out += _walk(p, f"{prefix}{p.name}/")
+        elif p.name.endswith(".hc"):
+            out.append((prefix + p.name, p.read_text()))
+    return sorted(out)
+
+
 def bundled_specs() -> list[tuple[str, str]]:
-    """(name, text) of the specs shipped in the package."""
-    root = resources.files("hcdsl.specs")
-    return sorted((p.name, p.read_text()) for p in root.iterdir() if p.name.endswith(".hc"))
+    """(name, text) of the specs shipped in the package (specs/ and its subfolders)."""
+    return _walk(resources.files("hcdsl.specs"))
 
 
 def dir_specs(directory: Path) -> list[tuple[str, str]]:
     if not directory.is_dir():
         raise typer.BadParameter(f"not a directory: {directory}", param_hint="DIR")
-    return sorted((p.name, p.read_text()) for p in directory.glob("*.hc"))
+    return _walk(directory)
 
 
 def demo_one(name: str, text: str) -> Stats | None:

@@ -56,6 +56,17 @@ def test_hc_parallel_is_paper_parallel_arrangement() -> None:
     assert r.equivalent and names(r) == []
 
 
+def test_hc_parallel_is_the_paper_parallel_spec() -> None:
+    """The same arrangement written in .hc: connect parallel(residual=each)."""
+    r = prove(D + "hc_parallel_n2.hc", D + "paper_parallel.hc")
+    assert r.equivalent and names(r) == []
+
+
+def test_paper_parallel_spec_is_not_gptj() -> None:
+    r = prove(D + "paper_parallel.hc", D + "gptj_parallel.hc")
+    assert not r.equivalent and r.witness is not None
+
+
 @pytest.mark.parametrize("spec", ["shc_n4.hc", "dhc_n4.hc", "dhc_n2_notanh.hc"])
 def test_hc_at_init_is_prenorm(spec: str) -> None:
     r = prove(P + "prenorm.hc", P + spec, at_init=True)

@@ -19,6 +19,7 @@ from hcdsl.ir.build import build
 from hcdsl.ir.graph import IR
 from hcdsl.ir.verify import verify
 from hcdsl.schemes.primitive import Coef, Scheme, Step
+from hcdsl.schemes.residual import each_residual_matrix
 from hcdsl.spec import ModelSpec
 
 
@@ -26,12 +27,6 @@ def _spec(spec: str | Path | ModelSpec) -> ModelSpec:
     from hcdsl.api import parse
 
     return spec if isinstance(spec, ModelSpec) else parse(spec)
-
-
-def paper_parallel_matrix(n: int) -> tuple[tuple[float, ...], ...]:
-    outs = tuple((0.0,) + tuple(1.0 if j == i else 0.0 for j in range(n)) for i in range(n))
-    streams = tuple((1.0,) + (1.0,) * n for _ in range(n))
-    return outs + streams
 
 
 def paper_parallel(spec: str | Path | ModelSpec, n: int = 2) -> IR:
@@ -43,7 +38,7 @@ def paper_parallel(spec: str | Path | ModelSpec, n: int = 2) -> IR:
     steps = tuple(
         Step(layers=tuple(range(g, g + n)), inputs=tuple((0,) for _ in range(n)),
              outputs=tuple((i,) for i in range(n)), prenorm="separate",
-             coef=Coef(init=paper_parallel_matrix(n)))
+             coef=Coef(init=each_residual_matrix(n)))
         for g in range(0, L, n)
     )
     scheme = Scheme(streams=n, width=model.dim, init="copy", steps=steps, readout="sum",

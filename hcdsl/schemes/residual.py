@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from hcdsl.schemes.primitive import Coef, Scheme, Step
-from hcdsl.schemes.registry import Preset, register
+from hcdsl.schemes.registry import Preset, SchemeError, register
 from hcdsl.spec import ModelSpec
 
 PRE_NORM = ((0.0, 1.0), (1.0, 1.0))  # HC Eq. 15: h <- h + T(h)
@@ -21,6 +21,9 @@ class ResidualOptions(BaseModel):
 class ParallelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     norms: Literal["shared", "separate"] = "shared"
+    # once: h' = h + sum_i T_i(h) (GPT-J, NeoX); each: h' = sum_i (T_i(h) + h), every layer
+    # keeps its own residual (the HC paper's parallel arrangement, App. F.2 Eq. 47)
+    residual: Literal["once", "each"] = "once"
 
 
 def _residual(spec: ModelSpec, opts: ResidualOptions) -> Scheme:
@@ -40,7 +43,36 @@ def parallel_matrix(layers: int) -> tuple[tuple[float, ...], ...]:
     return tuple((0.0, 1.0) for _ in range(layers)) + ((1.0, 1.0),)
 
 
+def each_residual_matrix(n: int) -> tuple[tuple[float, ...], ...]:
+    """M of the paper's parallel arrangement on n streams summing to h: every layer reads
+    h = sum_s H_s, new stream i = T_i(h) + h.  M = [[0, I_n], [1_n, 1_(n x n)]]."""
+    outs = tuple((0.0,) + tuple(1.0 if j == i else 0.0 for j in range(n)) for i in range(n))
+    return outs + tuple((1.0,) * (n + 1) for _ in range(n))
+
+
+def _parallel_each(spec: ModelSpec, opts: ParallelOptions) -> Scheme:
+    # groups of n layers in parallel, each layer with its own residual:
+    # h' = sum_i (T_i(h) + h). State: n streams whose sum is h (H^0 = n copies, as in HC, so
+    # the sum starts as n h0 and the readout is the sum)
+    sizes = {len(b) for b in spec.blocks}
+    if len(sizes) != 1:
+        raise SchemeError(
+            f"parallel(residual=each) needs blocks of one size, got sizes {sorted(sizes)}",
+            "write the body as repeat N [a, b] so every block has the same layers")
+    n = sizes.pop()
+    steps = tuple(
+        Step(layers=tuple(b), inputs=tuple((0,) for _ in b),
+             outputs=tuple((i,) for i in range(n)),
+             prenorm=opts.norms if n > 1 else "separate", coef=Coef(init=each_residual_matrix(n)))
+        for b in spec.blocks
+    )
+    return Scheme(streams=n, width=spec.dim, init="copy", steps=steps, readout="sum",
+                  family=f"parallel, residual per layer (x{n})")
+
+
 def _parallel(spec: ModelSpec, opts: ParallelOptions) -> Scheme:
+    if opts.residual == "each":
+        return _parallel_each(spec, opts)
     # GPT-J / PaLM (shared norm): h <- h + Attn(N(h)) + FFN(N(h))
     # GPT-NeoX / Pythia (separate): h <- h + Attn(N1(h)) + FFN(N2(h))
     steps = []
@@ -62,6 +94,7 @@ register(Preset(
 ))
 register(Preset(
     name="parallel", options=ParallelOptions, desugar=_parallel,
-    flags={"shared": ("norms", "shared"), "separate": ("norms", "separate")},
+    flags={"shared": ("norms", "shared"), "separate": ("norms", "separate"),
+           "each": ("residual", "each"), "once": ("residual", "once")},
     summary="parallel transformer blocks: every block's layers read the same h",
 ))

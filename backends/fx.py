@@ -56,6 +56,10 @@ class _Builder:
                 for q in p.ports()
             ]
             return self.emit("call_function", torch.cat, (items,), v, {"dim": -2})
+        if isinstance(p, n.Copy):  # n copies of one stream
+            return self.emit("call_method", "expand", (x["x"], -1, -1, p.n, -1), v)
+        if isinstance(p, n.SumStreams):  # the sum of the streams, kept as one stream
+            return self.emit("call_method", "sum", (x["x"], -2), v, {"keepdim": True})
         if isinstance(p, n.InvStd):  # x / std(x), centred std, no eps (HC Eq. 16)
             std = self.g.call_method("std", (x["x"],), {"dim": -1, "correction": 0, "keepdim": True})
             return self.emit("call_function", operator.truediv, (x["x"], std), v)
@@ -85,4 +89,9 @@ def lower_fx(ir: IR, parts: nn.Module) -> fx.GraphModule:
     for v in ir.order():
         env[v] = b.lower(v, ir.payload(v), {q: env[u] for q, u in ir.inputs(v).items()})
     b.g.lint()
-    return fx.GraphModule(parts, b.g, class_name=f"HC_{attr_name(ir.name)}")
+    gm = fx.GraphModule(parts, b.g, class_name=f"HC_{attr_name(ir.name)}")
+    for node in b.g.nodes:  # GraphModule copies get_attr buffers as persistent: undo that
+        if node.op == "get_attr":
+            owner, _, field = node.target.rpartition(".")
+            gm.get_submodule(owner)._non_persistent_buffers_set.add(field)
+    return gm

@@ -60,6 +60,10 @@ class ReferenceModel(nn.Module):
             parts = [x[port] for port in p.ports()]
             parts = [t.unsqueeze(2) if t.dim() == 3 else t for t in parts]
             return torch.cat(parts, dim=2)
+        if isinstance(p, n.Copy):
+            return x["x"].expand(-1, -1, p.n, -1)  # (B, T, 1, w) -> (B, T, n, w)
+        if isinstance(p, n.SumStreams):
+            return x["x"].sum(dim=2, keepdim=True)  # (B, T, S, w) -> (B, T, 1, w)
         if isinstance(p, n.InvStd):
             h = x["x"]
             return h / h.std(dim=-1, unbiased=False, keepdim=True)

@@ -13,28 +13,37 @@ n x h; LayerNorm(n h; eps) = LayerNorm(h; eps / n^2)), "no" otherwise.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 import hcdsl
 from hcdsl.spec import ConnectionSpec
 
-BASE = """
+BASE = """{prelude}
 model reference {{
   dim = 512
   vocab = {vocab}
   layer attn = attention(heads=8)
   layer ffn = mlp(hidden=2048)
   body = repeat 12 [attn, ffn]
-  {prelude}connect {connect}
+  connect {connect}
 }}
 """
+CUSTOM = Path(__file__).resolve().parents[1] / "specs" / "custom"
+
+
+def defined(name: str) -> str:
+    """The `connection` block of specs/custom/NAME.hc (everything before its model)."""
+    text = (CUSTOM / f"{name}.hc").read_text()
+    return text[: text.index("\nmodel ")]
 
 FAMILIES: list[tuple[str, str, str]] = [
     ("Pre-Norm", "residual", ""),
     ("Post-Norm", "residual(post)", ""),
     ("parallel block (GPT-J)", "parallel(shared)", ""),
     ("parallel block (NeoX)", "parallel(separate)", ""),
+    ("parallel, residual per layer (HC App. F)", "parallel(separate, residual=each)", ""),
     ("SHC x4", "hyper(n=4, static)", ""),
     ("DHC x4", "hyper(n=4, dynamic)", ""),
     ("SFC x4", "frac(m=4, static)", ""),
@@ -48,6 +57,11 @@ FAMILIES: list[tuple[str, str, str]] = [
     ("DenseFormer 4x5", "denseformer(k=4, p=5)", ""),
     ("attention residuals", "attnres", ""),
     ("Block AttnRes", "attnres(block)", ""),
+    ("LAuReL-RW (user-defined)", "laurel_rw", defined("laurel_rw")),
+    ("LAuReL-LR, r = 8 (user-defined)", "laurel_lr", defined("laurel_lr")),
+    ("value residual (user-defined)", "value_residual", defined("value_residual")),
+    ("ResiDual (user-defined)", "residual_dual", defined("residual_dual")),
+    ("attention residuals (user-defined)", "attention_residuals", defined("attention_residuals")),
 ]
 
 

@@ -200,5 +200,7 @@ def test_demo_bundled_specs_are_installed() -> None:
     from hcdsl.cli import bundled_specs
 
     names = [name for name, _ in bundled_specs()]
-    assert {p.name for p in BUNDLED} == set(names)
+    # every .hc under specs/, subfolders included, named by its path relative to specs/
+    assert {p.relative_to(SPECS).as_posix() for p in SPECS.rglob("*.hc")} == set(names)
+    assert "families/mudd_tiny.hc" in names and "custom/laurel_rw.hc" in names
     assert "olmo_1b_dhc4.hc" in names

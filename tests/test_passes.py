@@ -51,6 +51,7 @@ PREREQ: dict[str, list[str]] = {
     "dce": ["fold-const-slice", "drop-identity-mix", "drop-split-merge", "cse"],
     "mix-to-add": ["fold-const-slice"],
     "squeeze-single-stream": ["fold-const-slice", "mix-to-add"],
+    "ones-mix": [],
 }
 
 
@@ -166,6 +167,21 @@ def test_mix_to_add() -> None:
 def test_mix_to_add_keeps_learned_mixes() -> None:
     ir = run(raw(SHC2), ["fold-const-slice"])
     assert not get("mix-to-add")(ir)
+
+
+def test_ones_mix_copy_and_sum() -> None:
+    before, after = before_after(SHC2, "ones-mix")
+    # mix(h, [[1, 1]]) -> copy(h, 2); mix(H, [[1], [1]]) -> sum of the streams
+    assert isinstance(before.payload("init.copy"), n.Mix) and const(before, "init.copy").tolist() == [[1, 1]]
+    assert after.payload("init.copy") == n.Copy(2)
+    assert after.payload("readout.sum") == n.SumStreams()
+    assert "init.coef" not in after and "readout.coef" not in after
+    assert str(after.types()["init.copy"]) == "H[2x16]"
+
+
+def test_ones_mix_keeps_other_constants() -> None:
+    ir = run(raw(PRE), ["fold-const-slice", "mix-to-add"])
+    assert not get("ones-mix")(ir)  # pre-norm's remaining mixes are identities, not copies
 
 
 def test_squeeze_single_stream() -> None:

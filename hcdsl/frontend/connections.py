@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0)}
 STREAM_LISTS = ("post_streams", "readout_norm")  # 1-based stream numbers
+# the settings only one kind of state reads (the other would silently ignore them)
+STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
+               "value_residual", "readout", "readout_norm", "out_scale")
+HISTORY_ONLY = ("granularity", "weights")
 
 
 def _plain(value: s.Value) -> object:
@@ -46,7 +50,8 @@ class _Connection:
         out: dict[str, Param] = {}
         for pd in self.defn.params:
             if pd.name in out:
-                self.v.err.error(f"duplicate param '{pd.name}' in {self.what}", pd.name_span)
+                self.v.err.error(f"duplicate param '{pd.name}' in {self.what}", pd.name_span,
+                                 "give each param its own name")
                 continue
             param = self.param(pd)
             if param is not None:
@@ -80,7 +85,10 @@ class _Connection:
         lo_hi = BOUND_RANGE[bound]
         if lo_hi and not lo_hi[0] < init < lo_hi[1]:
             self.v.err.error(f"param '{pd.name}': init {init:g} is outside the open range "
-                             f"{lo_hi} of bound={bound}", span)
+                             f"{lo_hi} of bound={bound}", span,
+                             f"bound={bound} reaches {lo_hi[0]:g} and {lo_hi[1]:g} only in the "
+                             f"limit: choose an init strictly between them, e.g. "
+                             f"{(lo_hi[0] + lo_hi[1]) / 2:g}")
             return None
         return Param(name=pd.name, init=float(init), bound=bound)
 
@@ -97,6 +105,12 @@ class _Connection:
                                  "settings are: " + ", ".join(names))
                 continue
             values[st.name], spans[st.name] = _plain(st.value), st.span
+        vres = values.get("value_residual")
+        if isinstance(vres, tuple) and len(vres) != 2:
+            self.v.err.error(f"{self.what}: 'value_residual' needs two entries [λ1, λ2] "
+                             f"(V <- λ1 V_first + λ2 V), got {len(vres)}",
+                             spans["value_residual"], "e.g. value_residual = [0.5, 0.5]")
+            return None
         try:
             opts = CustomOptions.model_validate(values)
         except ValidationError as exc:
@@ -119,18 +133,41 @@ class _Connection:
         for key in ("init", "readout"):
             if getattr(o, key) is not None and len(getattr(o, key)) != o.streams:
                 bad(key, f"'{key}' needs one weight per stream ({o.streams}), got "
-                    f"{len(getattr(o, key))}")
+                    f"{len(getattr(o, key))}", f"write {o.streams} numbers, e.g. "
+                    f"{key} = [" + ", ".join(["1"] * o.streams) + "]")
         for key in STREAM_LISTS:
             for k in getattr(o, key) or ():
                 if not 1 <= k <= o.streams:
-                    bad(key, f"'{key}' names stream {k}; streams are 1..{o.streams}")
+                    bad(key, f"'{key}' names stream {k}; streams are 1..{o.streams}",
+                        "streams are numbered from 1")
+        declared = {pd.name for pd in self.defn.params}  # invalid ones were reported
         for entry in o.value_residual or ():
-            if isinstance(entry, str) and entry not in params:
+            if isinstance(entry, str) and entry not in declared:
                 bad("value_residual", f"value_residual names '{entry}', which is not a "
                     "declared param", f"declare it: param {entry} = 0.5")
-        if o.state == "history" and self.defn.rules:
-            bad("state", "a history connection takes no matrices (its weights are "
-                "aggregates over earlier outputs)")
+            elif isinstance(entry, str) and entry not in params:
+                ok = False
+        if o.state == "history":
+            if self.defn.rules:
+                ok = False
+                self.v.err.error(f"{self.what}: a history connection takes no matrices (its "
+                                 "weights are aggregates over earlier outputs)",
+                                 self.defn.rules[0].span,
+                                 "drop the matrices, or drop `state = history`")
+            for key in STREAM_ONLY:
+                if key in o.model_fields_set:
+                    bad(key, f"'{key}' is a setting of stream state; a history connection "
+                        "does not read it", "drop it, or drop `state = history`")
+            for pd in self.defn.params:
+                ok = False
+                self.v.err.error(f"{self.what}: a history connection has no params to "
+                                 f"use '{pd.name}'", pd.name_span,
+                                 "its weights are built in: weights = static | softmax")
+        else:
+            for key in HISTORY_ONLY:
+                if key in o.model_fields_set:
+                    bad(key, f"'{key}' is a setting of history state, and this connection "
+                        "has stream state", "add `state = history`, or drop it")
         return ok
 
     def matrices(self, o: CustomOptions, params: dict[str, Param],
@@ -154,6 +191,7 @@ class _Connection:
                              "write a matrix as a list of rows: [[0, 1], [1, 1]]")
             return None
         out, ok = [], True
+        declared = {pd.name for pd in self.defn.params}  # invalid ones were reported
         for i, row in enumerate(rows):
             entries: list[float | str] = []
             for j, e in enumerate(row.items):
@@ -161,6 +199,8 @@ class _Connection:
                     entries.append(e.value)
                 elif isinstance(e, s.Name) and e.value in params:
                     entries.append(e.value)
+                elif isinstance(e, s.Name) and e.value in declared:
+                    ok = False  # its `param` line has the error
                 else:
                     ok = False
                     text = e.value if isinstance(e, s.Name) else "?"

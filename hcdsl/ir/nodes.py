@@ -153,6 +153,37 @@ class Mix(Node):
 
 
 @dataclass(frozen=True)
+class Copy(Node):
+    """H[1 x w] -> H[n x w]: n copies of one stream (H^0 of HC)."""
+
+    n: int
+    op: ClassVar[str] = "copy"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        if t.count != 1:
+            raise IRTypeError(f"copy: expects one stream, got {t}")
+        return Streams(self.n, t.width)
+
+
+@dataclass(frozen=True)
+class SumStreams(Node):
+    """H[S x w] -> H[1 x w]: the sum of the streams (HC's readout)."""
+
+    op: ClassVar[str] = "sumstreams"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        return Streams(1, t.width)
+
+
+@dataclass(frozen=True)
 class ConstCoef(Node):
     """A fixed matrix, lowered to a buffer."""
 

@@ -16,11 +16,12 @@ from hcdsl.nn.layers import make_norm
 
 
 class ConstCoef(nn.Module):
-    """A fixed matrix, held as a buffer."""
+    """A fixed matrix, held as a buffer. Not persistent: it comes from the spec, not from
+    training, so checkpoints hold only learned state and load whatever passes ran."""
 
     def __init__(self, value: torch.Tensor) -> None:
         super().__init__()
-        self.register_buffer("value", value)
+        self.register_buffer("value", value, persistent=False)
 
     def forward(self) -> torch.Tensor:
         return self.value

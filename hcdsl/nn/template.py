@@ -19,7 +19,10 @@ BOUNDS = {
 
 
 class TemplateCoef(nn.Module):
-    """M[i][j] = a number, or bound(p) for a learned scalar p named in the template."""
+    """M[i][j] = a number, or bound(p) for a learned scalar p named in the template.
+
+    The scalar `p` is stored raw (before its bound) as the parameter `raw_p`: the prefix
+    keeps any user name (`eval`, `training`, `consts`, ...) clear of nn.Module's attributes."""
 
     def __init__(self, template: tuple[tuple[object, ...], ...],
                  params: tuple[tuple[str, float, str], ...]) -> None:
@@ -27,12 +30,14 @@ class TemplateCoef(nn.Module):
         self.template = template
         self.bounds = {name: bound for name, _, bound in params}
         for name, init, bound in params:
-            self.register_parameter(name, nn.Parameter(torch.tensor(BOUNDS[bound][1](init))))
+            raw = nn.Parameter(torch.tensor(BOUNDS[bound][1](init)))
+            self.register_parameter(f"raw_{name}", raw)
         consts = [[0.0 if isinstance(e, str) else float(e) for e in row] for row in template]
         self.register_buffer("consts", torch.tensor(consts))
 
     def forward(self) -> torch.Tensor:
-        values = {name: BOUNDS[b][0](getattr(self, name)) for name, b in self.bounds.items()}
+        values = {name: BOUNDS[b][0](getattr(self, f"raw_{name}"))
+                  for name, b in self.bounds.items()}
         rows = [
             torch.stack([values[e] if isinstance(e, str) else self.consts[i, j]
                          for j, e in enumerate(row)])

@@ -18,6 +18,7 @@ CANONICALIZE = [
 ]
 OPTIMIZE = [
     "mix-to-add",         # all-ones constant mix of single streams -> add (h + T(h))
+    "ones-mix",           # mix(h, [[1, 1, ...]]) -> copy; mix(H, ones column) -> sum
     "squeeze-single-stream",  # add/norm of split(x, 1) -> split(add/norm of x): no stream axis
 ]
 DEFAULT = CANONICALIZE + OPTIMIZE

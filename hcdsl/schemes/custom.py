@@ -58,6 +58,12 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
         if isinstance(entry, str) and entry not in known:
             raise SchemeError(f"value_residual names '{entry}', which is not a declared param",
                               f"declare it: param {entry} = 0.5")
+    attention = [layer.name for layer in spec.sequence if layer.kind == "attention"]
+    if o.value_residual is not None and len(attention) < 2:
+        raise SchemeError(f"connection '{o.name}': value_residual mixes the first attention "
+                          f"layer's values into later ones, but the model has "
+                          f"{len(attention)} attention layer(s)",
+                          "drop value_residual, or add attention layers to the body")
     steps = []
     for k in range(len(spec.sequence)):
         template = templates[k + 1]

@@ -212,11 +212,12 @@ class _Connection:
         return tuple(out) if ok else None
 
 
-def custom_connection(v: "_Validator", defn: s.ConnectionSyntax, cd: s.ConnectDef,
+def custom_connection(v: "_Validator", defn: s.ConnectionSyntax, cd: s.ConnectDef | None,
                       n_layers: int) -> ConnectionSpec:
-    """The ConnectionSpec of `connect NAME` where NAME is a connection defined in the file."""
+    """The ConnectionSpec of `connect NAME` where NAME is a connection defined in the file
+    (cd None: a block the model does not use, validated all the same)."""
     c = _Connection(v, defn)
-    if cd.call.args or cd.rules:
+    if cd is not None and (cd.call.args or cd.rules):
         v.err.error(f"{c.what} is defined in this file and takes no options or matrices here",
                     cd.call.span, f"set them inside `connection {defn.name} {{ ... }}`")
     params = c.params()

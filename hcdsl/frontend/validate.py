@@ -2,153 +2,31 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 
-from pydantic import BaseModel, ValidationError
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
 from hcdsl.frontend.connections import custom_connection
+from hcdsl.frontend.matrices import MatrixRules
+from hcdsl.frontend.options import OptionRules, _did_you_mean, scalar
 from hcdsl.nn.catalog import LAYER_KINDS, HeadArgs, NormArgs
 from hcdsl.schemes import desugar
-from hcdsl.schemes.registry import SchemeError, Preset, preset, preset_names
-from hcdsl.spec import ConnectionSpec, HeadSpec, LayerSpec, Matrix, ModelSpec, NormSpec, Scalar
+from hcdsl.schemes.registry import SchemeError, preset, preset_names
+from hcdsl.spec import ConnectionSpec, HeadSpec, LayerSpec, ModelSpec, NormSpec
 
 MAX_REPEAT = 10_000  # more layers than any model has; guards against `repeat 10**12`
 SETTINGS = ("dim", "vocab", "context", "norm")
 NORM_KINDS = ("layernorm", "rmsnorm")
 
 
-def _did_you_mean(word: str, choices: Iterable[str], what: str) -> str:
-    choices = sorted(choices)
-    close = difflib.get_close_matches(word, choices, n=1)
-    listing = ", ".join(choices) if choices else "none"
-    return (f"did you mean '{close[0]}'? " if close else "") + f"{what}: {listing}"
-
-
-def _expected_value(e: dict) -> str:
-    """What a pydantic error says the value should have been, in .hc words."""
-    ctx = e.get("ctx") or {}
-    kind = e["type"]
-    if kind.startswith("int") or kind == "int_from_float":
-        return "must be an integer"
-    if kind.startswith("float"):
-        return "must be a number"
-    if kind.startswith("bool"):
-        return "must be true or false"
-    if kind.startswith("string") or kind.startswith("str"):
-        return "must be a name or a string"
-    if kind == "literal_error":
-        return f"must be {ctx.get('expected', '')}".replace("'", "")
-    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-              "less_than": "<"}
-    if kind in bounds:
-        limit = next(iter(ctx.values()), "?")
-        return f"must be {bounds[kind]} {limit}"
-    return e["msg"].removeprefix("Value error, ").replace("Input should", "should")
-
-
-def _value_hint(e: dict, got: str) -> str | None:
-    if e["type"] == "literal_error":
-        choices = [c.strip(" '") for c in str(e["ctx"]["expected"]).replace(" or ", ",")
-                   .split(",")]
-        close = difflib.get_close_matches(got, choices, n=1)
-        return f"did you mean '{close[0]}'?" if close else None
-    if e["type"].startswith("int") and got.replace(".", "", 1).isdigit():
-        return "write a whole number such as 4"
-    if e["type"].startswith("int") and got.isalpha():
-        return "write the number in digits, e.g. 2"
-    return None
-
-
-def scalar(value: s.Value) -> Scalar | list | None:
-    """A syntax value as plain Python (lists stay nested); calls give None."""
-    if isinstance(value, s.Number):
-        is_int = value.value.is_integer() and not any(c in value.text for c in ".eE")
-        return int(value.value) if is_int else value.value
-    if isinstance(value, s.Name):
-        return {"true": True, "false": False}.get(value.value, value.value)
-    if isinstance(value, s.String):
-        return value.value
-    if isinstance(value, s.ListValue):
-        return [scalar(v) for v in value.items]
-    return None
-
-
-class _Validator:
+class _Validator(OptionRules, MatrixRules):
     def __init__(self, syntax: s.ModelSyntax, extern_layers: Collection[str]) -> None:
         self.syn = syntax
         self.extern = set(extern_layers)
         self.err = ErrorSink()
 
     # -- options of calls (layers, connections, heads, norms) ---------------------------
-    def options(self, call: s.Call, model: type[BaseModel], what: str,
-                flags: dict[str, tuple[str, object]] | None = None,
-                context: dict[str, object] | None = None) -> BaseModel | None:
-        flags = flags or {}
-        fields = model.model_fields
-        values: dict[str, object] = {}
-        spans: dict[str, Span] = {}
-        texts: dict[str, str] = {}
-        reported = False  # an option was already reported: a missing one is likely that one
-        for arg in call.args:
-            if arg.value is None:
-                if arg.name in flags:
-                    key, val = flags[arg.name]
-                elif arg.name in fields and fields[arg.name].annotation is bool:
-                    key, val = arg.name, True
-                else:
-                    self.unknown_option(arg, model, what, flags)
-                    reported = True
-                    continue
-            else:
-                if arg.name not in fields:
-                    self.unknown_option(arg, model, what, flags)
-                    reported = True
-                    continue
-                if isinstance(arg.value, s.Call):
-                    self.err.error(f"option '{arg.name}' of {what} takes a value, not a call "
-                                   f"'{self.text(arg.value)}'", arg.value.span)
-                    reported = True
-                    continue
-                key, val = arg.name, scalar(arg.value)
-            if key in spans:
-                via = f" ('{arg.name}' sets {key})" if arg.name != key else ""
-                self.err.error(f"option '{key}' of {what} is given twice{via}", arg.span,
-                               "give each option once")
-                continue
-            values[key] = val
-            spans[key] = arg.span
-            texts[key] = self.text(arg.value) if arg.value is not None else arg.name
-        try:
-            # strict: `heads=true` is not 1, `affine=1` is not true
-            return model.model_validate(values, context=context, strict=True)
-        except ValidationError as exc:
-            for e in exc.errors(include_url=False):
-                field = str(e["loc"][0]) if e["loc"] else ""
-                if e["type"] == "missing":
-                    if reported:
-                        continue
-                    self.err.error(f"{what} needs option '{field}'", call.span,
-                                   f"write {call.name}({field}=...)")
-                elif field:
-                    got = texts.get(field, str(e.get("input")))
-                    self.err.error(f"option '{field}' of {what} {_expected_value(e)}, "
-                                   f"got '{got}'", spans.get(field, call.span),
-                                   _value_hint(e, got))
-                else:
-                    self.err.error(f"{what}: {e['msg'].removeprefix('Value error, ')}",
-                                   call.span)
-            return None
-
-    def unknown_option(self, arg: s.Arg, model: type[BaseModel], what: str,
-                       flags: dict[str, tuple[str, object]]) -> None:
-        names = set(model.model_fields) | set(flags)
-        self.err.error(f"unknown option '{arg.name}' for {what}", arg.span,
-                       _did_you_mean(arg.name, names, f"{what} takes"))
-
-    # -- the model --------------------------------------------------------------------
     def run(self) -> ModelSpec | None:
         settings = self.settings()
         dim = settings.get("dim")
@@ -285,11 +163,28 @@ class _Validator:
         return tuple(blocks)
 
     def connection(self, body: tuple[tuple[str, ...], ...]) -> ConnectionSpec:
+        defined = self.definitions()
+        n_layers = sum(len(b) for b in body)
+        used = self.syn.connects[0].call.name if self.syn.connects else None
+        for name, defn in defined.items():  # every block is checked, used or not
+            if name != used:
+                custom_connection(self, defn, None, n_layers)
         if not self.syn.connects:
             return ConnectionSpec(kind="residual")
         for extra in self.syn.connects[1:]:
             self.err.error("duplicate connect", extra.span, "a model has one connection scheme")
         cd = self.syn.connects[0]
+        if cd.call.name in defined:  # a connection written in this file
+            return custom_connection(self, defined[cd.call.name], cd, n_layers)
+        if cd.call.name not in preset_names():
+            self.err.error(f"unknown connection '{cd.call.name}'", cd.call.name_span,
+                           _did_you_mean(cd.call.name, [*preset_names(), *defined],
+                                         "connections are"))
+            return ConnectionSpec(kind="residual")
+        return self.preset_connection(cd, n_layers)
+
+    def definitions(self) -> dict[str, s.ConnectionSyntax]:
+        """The file's `connection NAME { ... }` blocks by name (duplicates reported)."""
         defined: dict[str, s.ConnectionSyntax] = {}
         for c in self.syn.connections:
             if c.name in defined:
@@ -300,13 +195,9 @@ class _Validator:
                                c.name_span, "choose another name")
             else:
                 defined[c.name] = c
-        if cd.call.name in defined:  # a connection written in this file
-            return custom_connection(self, defined[cd.call.name], cd, sum(map(len, body)))
-        if cd.call.name not in preset_names():
-            self.err.error(f"unknown connection '{cd.call.name}'", cd.call.name_span,
-                           _did_you_mean(cd.call.name, [*preset_names(), *defined],
-                                         "connections are"))
-            return ConnectionSpec(kind="residual")
+        return defined
+
+    def preset_connection(self, cd: s.ConnectDef, n_layers: int) -> ConnectionSpec:
         chosen = preset(cd.call.name)
         dims = [st.value for st in self.syn.settings if st.name == "dim"]
         dim = scalar(dims[0]) if dims else None
@@ -314,90 +205,9 @@ class _Validator:
                             chosen.flags, context={"dim": dim if isinstance(dim, int) else None})
         if opts is None:
             return ConnectionSpec(kind=chosen.name)
-        n_layers = sum(len(b) for b in body)
         matrices = self.matrices(cd, chosen, opts, n_layers)
         options = tuple(opts.model_dump(exclude_unset=True).items())
         return ConnectionSpec(kind=chosen.name, options=options, matrices=matrices)
-
-    def matrices(self, cd: s.ConnectDef, chosen: Preset, opts: BaseModel,
-                 n_layers: int) -> tuple[tuple[int, Matrix], ...]:
-        if not cd.rules:
-            return ()
-        if chosen.matrix_shape is None:
-            self.err.error(f"connection '{chosen.name}' takes no literal matrices",
-                           cd.rules[0].span, "literal matrices are for hyper-connections")
-            return ()
-        shape = chosen.matrix_shape(opts)
-        out: dict[int, Matrix] = {}
-        for rule in cd.rules:
-            matrix = self.matrix(rule.value, shape, chosen, opts)
-            for k in self.select(rule.selector, n_layers):
-                if matrix is not None:
-                    out[k] = matrix  # a later rule overrides an earlier one
-        return tuple(sorted(out.items()))
-
-    def select(self, sel: s.Selector, n: int) -> list[int]:
-        def check(k: int) -> bool:
-            if 1 <= k <= n:
-                return True
-            self.err.error(f"layer {k} does not exist: the body has {n} layers", sel.span,
-                           f"layers are numbered from 1 to {n}" if n else None)
-            return False
-
-        if sel.kind == "all":
-            return list(range(1, n + 1))
-        if sel.kind in ("odd", "even"):
-            return list(range(1 if sel.kind == "odd" else 2, n + 1, 2))
-        if sel.kind == "layer":
-            return [sel.args[0]] if check(sel.args[0]) else []
-        if sel.kind == "range":
-            lo, hi = sel.args
-            if lo > hi:
-                self.err.error(f"empty range {lo}..{hi}", sel.span, "write low..high")
-                return []
-            return list(range(lo, hi + 1)) if check(lo) and check(hi) else []
-        step, start = sel.args[0], (sel.args[1] if len(sel.args) > 1 else 1)
-        if step < 1:
-            self.err.error("'every' needs a step of at least 1", sel.span)
-            return []
-        return list(range(start, n + 1, step)) if check(start) else []
-
-    def matrix(self, value: s.Value, shape: tuple[int, int], chosen: Preset,
-               opts: BaseModel) -> Matrix | None:
-        rows, cols = shape
-        # the integer options fix the shape (n for hyper); flags like `dynamic` do not
-        context = ", ".join(f"{k}={v}" for k, v in opts.model_dump().items()
-                            if isinstance(v, int) and not isinstance(v, bool))
-        expect = f"expected a {rows}x{cols} matrix for {context}"
-        shape_help = chosen.matrix_help or None
-        if not isinstance(value, s.ListValue) or not all(
-                isinstance(r, s.ListValue) for r in value.items):
-            self.err.error(f"{expect}, got '{self.text(value)}'", value.span,
-                           "write a matrix as a list of rows, e.g. [[0, 1], [1, 1]]"
-                           + (f"; {shape_help}" if shape_help else ""))
-            return None
-        if len(value.items) != rows:
-            self.err.error(f"{expect}, got {len(value.items)} rows", value.span, shape_help)
-            return None
-        ok = True
-        out = []
-        for i, row in enumerate(value.items):
-            if len(row.items) != cols:
-                self.err.error(f"{expect}, got {len(row.items)} entries in row {i + 1}",
-                               row.span, shape_help)
-                ok = False
-                continue
-            nums = []
-            for j, entry in enumerate(row.items):
-                if not isinstance(entry, s.Number):
-                    self.err.error(f"matrix entry ({i + 1}, {j + 1}) is not a number: "
-                                   f"'{self.text(entry)}'", entry.span,
-                                   "matrix entries are numbers such as 0, 1, -0.5, 1e-3")
-                    ok = False
-                    continue
-                nums.append(entry.value)
-            out.append(tuple(nums))
-        return tuple(out) if ok else None
 
     def head(self) -> HeadSpec:
         if not self.syn.heads:

@@ -26,13 +26,17 @@ class ReferenceModel(nn.Module):
         return getattr(self, attr_name(node_id))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.run(tokens)[self.ir.output()]
+
+    def run(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every node's value, by IR node id (tests and `hcdsl unfold` read the states)."""
         assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
         env: dict[str, torch.Tensor] = {}
         for v in self.ir.order():
             p = self.ir.payload(v)
             x = {port: env[src] for port, src in self.ir.inputs(v).items()}
             env[v] = self.eval_node(v, p, x, tokens)
-        return env[self.ir.output()]
+        return env
 
     def eval_node(self, v: str, p: n.Node, x: dict[str, torch.Tensor],
              tokens: torch.Tensor) -> torch.Tensor:

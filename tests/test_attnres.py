@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
+from helpers import grads, perturb
 import hcdsl
 from hcdsl.spec import ConnectionSpec
 from hcdsl.stats import count_params
@@ -20,24 +20,8 @@ TINY = FAMILIES / "attnres_tiny.hc"
 VOCAB, LAYERS, EPS = 256, 8, 1e-5
 
 
-def randomise(model: torch.nn.Module, seed: int) -> None:
-    """0.5 std of noise on every parameter (0.1 on constant ones: the queries, norm scales)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            std = p.std().item() if p.numel() > 1 else 0.0
-            p.add_(torch.randn(p.shape, generator=g) * (0.5 * std if std > 0 else 0.1))
-
-
 def tokens(seed: int, shape: tuple[int, int] = (2, 9)) -> torch.Tensor:
     return torch.randint(0, VOCAB, shape, generator=torch.Generator().manual_seed(seed))
-
-
-def grads(model: torch.nn.Module, toks: torch.Tensor, probe: torch.Tensor):
-    model.zero_grad(set_to_none=True)
-    out = model(toks)
-    (out * probe).sum().backward()
-    return out.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
 def test_fx_equals_reference_with_random_parameters_and_every_gradient() -> None:
@@ -45,7 +29,7 @@ def test_fx_equals_reference_with_random_parameters_and_every_gradient() -> None
     (∂(w · (g ⊙ k))/∂g = w ⊙ k = 0), a legitimate zero of the init."""
     fx_model = hcdsl.compile(TINY, backend="fx", seed=0)
     ref = hcdsl.compile(TINY, backend="reference", seed=1)
-    randomise(fx_model, seed=3)
+    perturb(fx_model, seed=3)
     ref.load_state_dict(fx_model.state_dict())
     probe = torch.randn(2, 9, VOCAB, generator=torch.Generator().manual_seed(1))
     out_fx, g_fx = grads(fx_model, tokens(0), probe)
@@ -80,7 +64,7 @@ def attnres_by_hand(m: torch.nn.Module, toks: torch.Tensor) -> torch.Tensor:
 
 def test_random_parameters_match_the_equation() -> None:
     m = hcdsl.compile(TINY, seed=4)
-    randomise(m, seed=5)
+    perturb(m, seed=5)
     toks = tokens(2)
     with torch.no_grad():
         assert (m(toks) - attnres_by_hand(m, toks)).abs().max().item() <= 1e-5
@@ -145,7 +129,7 @@ def block_attnres_by_hand(m: torch.nn.Module, toks: torch.Tensor) -> torch.Tenso
 def test_block_attnres_matches_the_equation() -> None:
     text = TINY.read_text().replace("connect attnres", "connect attnres(block)")
     m = hcdsl.compile(text, seed=7)
-    randomise(m, seed=8)
+    perturb(m, seed=8)
     ref = hcdsl.compile(text, backend="reference", seed=7)
     ref.load_state_dict(m.state_dict())
     toks = tokens(3)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import grads
 import hcdsl
 from hcdsl.errors import HcError
 from hcdsl.nn.parts import build_parts
@@ -82,13 +83,6 @@ def perturb_connections(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
             elif name.endswith(("static_gain", "static_mix")):
                 p.add_(0.05 * torch.randn(p.shape, generator=g))
-
-
-def grads(model: torch.nn.Module, tokens: torch.Tensor, probe: torch.Tensor):
-    model.zero_grad(set_to_none=True)
-    logits = model(tokens)
-    (logits * probe).sum().backward()
-    return logits.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize("path", SPEC_PARAMS)

@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import grads, perturb
 import hcdsl
 from hcdsl.errors import HcError
 from hcdsl.frontend.printer import format_model
@@ -40,24 +41,13 @@ def text(name: str) -> str:
 
 
 def randomise(model: torch.nn.Module, seed: int) -> None:
-    """0.5 std of noise on every parameter; 0.3 on the constant ones (learned scalars,
-    B = 0, norm scales, queries), so every coefficient moves well away from its init."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            std = p.std().item() if p.numel() > 1 else 0.0
-            p.add_(torch.randn(p.shape, generator=g) * (0.5 * std if std > 0 else 0.3))
+    """0.3 on the constant parameters (learned scalars, B = 0, norm scales, queries), so every
+    coefficient moves well away from its init."""
+    perturb(model, seed, const=0.3)
 
 
 def tokens(seed: int = 0, shape: tuple[int, int] = (2, 9), vocab: int = VOCAB) -> torch.Tensor:
     return torch.randint(0, vocab, shape, generator=torch.Generator().manual_seed(seed))
-
-
-def grads(model: torch.nn.Module, toks: torch.Tensor, probe: torch.Tensor):
-    model.zero_grad(set_to_none=True)
-    out = model(toks)
-    (out * probe).sum().backward()
-    return out.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
 def random_model(spec, seed: int = 3) -> torch.nn.Module:

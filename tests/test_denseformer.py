@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import grads, perturb
 import hcdsl
 from hcdsl.schemes.dense import dilated
 from hcdsl.spec import ConnectionSpec
@@ -31,24 +32,8 @@ def spec(connect: str, blocks: int) -> str:
     }}"""
 
 
-def randomise(model: torch.nn.Module, seed: int) -> None:
-    """0.5 std of noise on every parameter (0.1 on constant ones: norm scales, α's zeros)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            std = p.std().item() if p.numel() > 1 else 0.0
-            p.add_(torch.randn(p.shape, generator=g) * (0.5 * std if std > 0 else 0.1))
-
-
 def tokens(seed: int, shape: tuple[int, int] = (2, 9)) -> torch.Tensor:
     return torch.randint(0, VOCAB, shape, generator=torch.Generator().manual_seed(seed))
-
-
-def grads(model: torch.nn.Module, toks: torch.Tensor, probe: torch.Tensor):
-    model.zero_grad(set_to_none=True)
-    out = model(toks)
-    (out * probe).sum().backward()
-    return out.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize("path", TINY, ids=lambda p: p.stem)
@@ -57,7 +42,7 @@ def test_fx_equals_reference_with_random_parameters(path: Path) -> None:
     then get a non-zero gradient."""
     fx_model = hcdsl.compile(path, backend="fx", seed=0)
     ref = hcdsl.compile(path, backend="reference", seed=1)
-    randomise(fx_model, seed=3)
+    perturb(fx_model, seed=3)
     ref.load_state_dict(fx_model.state_dict())
     probe = torch.randn(2, 9, VOCAB, generator=torch.Generator().manual_seed(1))
     out_fx, g_fx = grads(fx_model, tokens(0), probe)
@@ -98,7 +83,7 @@ KP = [(1, 1), (2, 1), (4, 1), (4, 5), (1, 3)]
 def test_random_parameters_match_the_papers_equation(k: int, p: int) -> None:
     blocks = 10 if p == 5 else 7  # 7 % 3 != 0: the last block has no DWA, output X_L
     m = hcdsl.compile(spec(f"denseformer(k={k}, p={p})", blocks), seed=4)
-    randomise(m, seed=5)
+    perturb(m, seed=5)
     toks = tokens(2)
     with torch.no_grad():
         diff = (m(toks) - denseformer_by_hand(m, toks, blocks, k, p)).abs().max().item()

@@ -21,11 +21,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import fx
 
+from helpers import run_recording
 import hcdsl
 from hcdsl.ir.dump import dump
-from hcdsl.nn.parts import attr_name
 from hcdsl.stats import stats
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "families"
@@ -100,34 +99,6 @@ def oracle(model: torch.nn.Module, sd: dict[str, torch.Tensor], m: int, dynamic:
         states.append(H)
     h = F.rms_norm(H.flatten(-2), (DIM,), sd["final_norm.weight"], EPS)  # concat readout
     return h @ sd["head.weight"].T, states
-
-
-def run_recording(model: torch.nn.Module, toks: torch.Tensor):
-    """Logits and every node's value, keyed by IR node id (both backends)."""
-    seen: dict[str, torch.Tensor] = {}
-    if isinstance(model, fx.GraphModule):
-        names = {attr_name(v).lower(): v for v in model.hc_ir.order()}
-
-        class Rec(fx.Interpreter):
-            def run_node(self, node):  # noqa: ANN001, ANN202
-                out = super().run_node(node)
-                if node.name in names:
-                    seen[names[node.name]] = out
-                return out
-
-        return Rec(model).run(toks), seen
-    cls_eval = type(model).eval_node  # ReferenceModel.eval_node(v, p, x, tokens): one node
-
-    def rec(v, p, x, t):  # noqa: ANN001, ANN202
-        seen[v] = out = cls_eval(model, v, p, x, t)
-        return out
-
-    model.eval_node = rec  # shadows the class method for this instance only
-    try:
-        logits = model(toks)
-    finally:
-        del model.eval_node
-    return logits, seen
 
 
 def state_after(seen: dict[str, torch.Tensor], k: int, streams: int) -> torch.Tensor:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import fx
 
+from helpers import run_recording as recording
 import hcdsl
 from hcdsl.nn.parts import attr_name
 
@@ -94,29 +94,8 @@ def oracle(model: torch.nn.Module, sd: dict[str, torch.Tensor], n: int, dynamic:
 
 def run_recording(model: torch.nn.Module, backend: str, tokens: torch.Tensor):
     """Logits and every intermediate value, keyed by sanitised lower-case node name."""
-    seen: dict[str, torch.Tensor] = {}
-    if backend == "fx":
-        class Rec(fx.Interpreter):
-            def run_node(self, node):  # noqa: ANN001, ANN202
-                out = super().run_node(node)
-                seen[node.name] = out
-                return out
-
-        logits = Rec(model).run(tokens)
-    else:
-        cls_eval = type(model).eval_node  # ReferenceModel.eval_node(v, p, x, tokens)
-
-        def rec(v, p, x, toks):  # noqa: ANN001, ANN202
-            out = cls_eval(model, v, p, x, toks)
-            seen[attr_name(v).lower()] = out
-            return out
-
-        model.eval_node = rec  # instance attribute: shadows the class method for this model
-        try:
-            logits = model(tokens)
-        finally:
-            del model.eval_node
-    return logits, seen
+    logits, seen = recording(model, tokens)
+    return logits, {attr_name(v).lower(): x for v, x in seen.items()}
 
 
 CASES = [(n, dyn, tanh) for n in (1, 2, 3, 4) for dyn in (False, True)

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import run_recording as recording
 import hcdsl
 from hcdsl.nn.parts import attr_name
 
@@ -35,21 +36,9 @@ def spec(connect: str) -> str:
 
 
 def run_recording(model: torch.nn.Module, tokens: torch.Tensor):
-    """Reference backend: logits and every node's value (ReferenceModel.eval_node per node)."""
-    seen: dict[str, torch.Tensor] = {}
-    cls_eval = type(model).eval_node
-
-    def rec(v, p, x, toks):  # noqa: ANN001, ANN202
-        seen[v] = out = cls_eval(model, v, p, x, toks)
-        return out
-
-    model.eval_node = rec
-    try:
-        with torch.no_grad():
-            logits = model(tokens)
-    finally:
-        del model.eval_node
-    return logits, seen
+    """Reference backend: logits and every node's value, by IR node id."""
+    with torch.no_grad():
+        return recording(model, tokens)
 
 
 def copy_shared(src: torch.nn.Module, dst: torch.nn.Module) -> int:

@@ -23,12 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import fx
 
+from helpers import run_recording
 import hcdsl
 import hcdsl.nn.manifold as manifold
 from hcdsl.ir.dump import dump
-from hcdsl.nn.parts import attr_name
 from hcdsl.stats import stats
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "families"
@@ -106,34 +105,6 @@ def oracle(model, sd, n: int, toks, readout: str = "sum", iters: int = 20):
     h = x.sum(-2) if readout == "sum" else x.mean(-2)
     h = F.rms_norm(h, (DIM,), sd["final_norm.weight"], EPS)
     return h @ sd["head.weight"].T, states
-
-
-def run_recording(model: torch.nn.Module, toks: torch.Tensor):
-    """Logits and every node's value, keyed by IR node id (both backends)."""
-    seen: dict[str, torch.Tensor] = {}
-    if isinstance(model, fx.GraphModule):
-        names = {attr_name(v).lower(): v for v in model.hc_ir.order()}
-
-        class Rec(fx.Interpreter):
-            def run_node(self, node):  # noqa: ANN001, ANN202
-                out = super().run_node(node)
-                if node.name in names:
-                    seen[names[node.name]] = out
-                return out
-
-        return Rec(model).run(toks), seen
-    cls_eval = type(model).eval_node  # ReferenceModel.eval_node(v, p, x, tokens): one node
-
-    def rec(v, p, x, t):  # noqa: ANN001, ANN202
-        seen[v] = out = cls_eval(model, v, p, x, t)
-        return out
-
-    model.eval_node = rec  # shadows the class method for this instance only
-    try:
-        logits = model(toks)
-    finally:
-        del model.eval_node
-    return logits, seen
 
 
 def h_res_of(coef_module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import grads, perturb
 import hcdsl
 from hcdsl.schemes.dense import ffn_width, mudd_sources
 from hcdsl.spec import ConnectionSpec
@@ -35,25 +36,8 @@ def spec(connect: str, blocks: int = 4) -> str:
     }}"""
 
 
-def randomise(model: torch.nn.Module, seed: int) -> None:
-    """Move every parameter off its init: 0.5 std of noise (0.1 where the tensor is constant,
-    e.g. W2 = 0, norm scales = 1), so that no zero or one-hot hides a wrong index."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            std = p.std().item() if p.numel() > 1 else 0.0
-            p.add_(torch.randn(p.shape, generator=g) * (0.5 * std if std > 0 else 0.1))
-
-
 def tokens(seed: int = 0, shape: tuple[int, int] = (2, 9)) -> torch.Tensor:
     return torch.randint(0, VOCAB, shape, generator=torch.Generator().manual_seed(seed))
-
-
-def grads(model: torch.nn.Module, toks: torch.Tensor, probe: torch.Tensor):
-    model.zero_grad(set_to_none=True)
-    out = model(toks)
-    (out * probe).sum().backward()
-    return out.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
 # -- fx == reference -------------------------------------------------------------------------
@@ -61,7 +45,7 @@ def grads(model: torch.nn.Module, toks: torch.Tensor, probe: torch.Tensor):
 def test_fx_equals_reference_with_random_parameters(path: Path) -> None:
     fx_model = hcdsl.compile(path, backend="fx", seed=0)
     ref = hcdsl.compile(path, backend="reference", seed=1)
-    randomise(fx_model, seed=3)
+    perturb(fx_model, seed=3)
     ref.load_state_dict(fx_model.state_dict())
     toks = tokens()
     probe = torch.randn(2, 9, VOCAB, generator=torch.Generator().manual_seed(1))
@@ -139,7 +123,7 @@ EQ_CASES = {
 def test_random_parameters_match_the_papers_equations(case: str) -> None:
     kwargs, connect, blocks = EQ_CASES[case]
     m = hcdsl.compile(spec(connect, blocks), seed=4)
-    randomise(m, seed=5)
+    perturb(m, seed=5)
     toks = tokens(2)
     with torch.no_grad():
         got = m(toks)
@@ -192,7 +176,7 @@ def test_every_parameter_gets_a_gradient(path: Path) -> None:
     so Norm(0) = 0 gives the post-norm and pre-norm scales zero gradients: legitimate zeros
     of the init, not dead wiring. Randomise first, then every parameter must move."""
     m = hcdsl.compile(path, seed=0)
-    randomise(m, seed=7)
+    perturb(m, seed=7)
     _, g = grads(m, tokens(4), torch.randn(2, 9, VOCAB, generator=torch.Generator().manual_seed(2)))
     dead = [n for n, t in g.items() if t is None or not t.ne(0).any()]
     assert not dead, f"no gradient: {dead}"
@@ -266,7 +250,7 @@ def test_ffn_width_grows_from_half_to_one_and_a_half() -> None:
 def test_torch_compile_fullgraph_one_graph() -> None:
     torch._dynamo.reset()
     m = hcdsl.compile(spec("mudd", 2))
-    randomise(m, seed=9)
+    perturb(m, seed=9)
     toks = tokens(5, (2, 8))
     explain = torch._dynamo.explain(m)(toks)
     assert explain.graph_count == 1, explain
@@ -282,7 +266,7 @@ def test_torch_compile_fullgraph_one_graph() -> None:
 def test_torch_compile_variants(connect: str) -> None:
     torch._dynamo.reset()
     m = hcdsl.compile(spec(connect, 4))
-    randomise(m, seed=9)
+    perturb(m, seed=9)
     toks = tokens(5, (2, 8))
     compiled = torch.compile(m, fullgraph=True)
     with torch.no_grad():

@@ -11,25 +11,19 @@ Literal matrices use the paper's (m+1) x 2m layout [[0_{1xm}, B], [Y, A]].
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
+from hcdsl.schemes.hyper import LearnedMixOptions
 from hcdsl.schemes.primitive import Coef, Scheme, Step
 from hcdsl.schemes.registry import Preset, register
 from hcdsl.spec import Matrix, ModelSpec, NormSpec
 
 
-class FracOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FracOptions(LearnedMixOptions):
     m: int = Field(ge=1, le=64, description="number of fractions; must divide dim")
-    dynamic: bool = False
-    tanh: bool = True
-    learn: bool = True
-    scale: float = Field(default=0.01, description="init of s_alpha and s_beta")
 
     @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> "FracOptions":
-        if self.dynamic and not self.learn:
-            raise ValueError("a dynamic connection must be learned: drop learn=false")
+    def _m_divides_dim(self, info: ValidationInfo) -> "FracOptions":
         dim = (info.context or {}).get("dim")
         if dim and dim % self.m:
             raise ValueError(f"m = {self.m} must divide dim = {dim} "

@@ -18,25 +18,30 @@ from hcdsl.schemes.registry import Preset, register
 from hcdsl.spec import Matrix, ModelSpec
 
 
-class HyperOptions(BaseModel):
+class LearnedMixOptions(BaseModel):
+    """Options shared by HC and FC: static or dynamic (Eqs. 10-13), tanh, learned or fixed."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    n: int = Field(ge=1, le=64, description="expansion rate: the number of hidden streams")
     dynamic: bool = False
     tanh: bool = True
     learn: bool = True
     scale: float = Field(default=0.01, description="init of s_alpha and s_beta")
+
+    @model_validator(mode="after")
+    def _dynamic_needs_learn(self) -> "LearnedMixOptions":
+        if self.dynamic and not self.learn:
+            raise ValueError("a dynamic connection must be learned: drop learn=false")
+        return self
+
+
+class HyperOptions(LearnedMixOptions):
+    n: int = Field(ge=1, le=64, description="expansion rate: the number of hidden streams")
     out_scale: bool = True  # divide the init std of output projections by sqrt(n) (§4)
     # invstd: scale every new stream by 1/std(stream), i.e. B = A_r = 1/sqrt(σ_h² + σ_T² +
     # 2σ_hT) of Eq. 16 (with the literal [[0, 1], [1, 1]]): Post-Norm written as HC, n = 1
     postscale: Literal["none", "invstd"] = "none"
     # the layer's own pre-norm, T := T∘Norm (false for Post-Norm written as HC)
     prenorm: bool = True
-
-    @model_validator(mode="after")
-    def _dynamic_needs_learn(self) -> "HyperOptions":
-        if self.dynamic and not self.learn:
-            raise ValueError("a dynamic connection must be learned: drop learn=false")
-        return self
 
 
 def hc_init(k: int, n: int) -> Matrix:

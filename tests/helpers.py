@@ -1,0 +1,45 @@
+"""Helpers shared by the numeric tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+from hcdsl.backends.reference import ReferenceModel
+from hcdsl.nn.parts import attr_name
+
+
+def perturb(model: torch.nn.Module, seed: int, rel: float = 0.5, const: float = 0.1) -> None:
+    """Move every parameter off its init: noise of `rel` x its std, or of `const` for
+    parameters that are constant at init (norm scales, zero gates, learned scalars)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            std = p.std().item() if p.numel() > 1 else 0.0
+            p.add_(torch.randn(p.shape, generator=g) * (rel * std if std > 0 else const))
+
+
+def grads(model: torch.nn.Module, tokens: torch.Tensor, probe: torch.Tensor):
+    """(logits, {parameter name: gradient}) of sum(logits * probe)."""
+    model.zero_grad(set_to_none=True)
+    logits = model(tokens)
+    (logits * probe).sum().backward()
+    return logits.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+
+def run_recording(model: torch.nn.Module, tokens: torch.Tensor):
+    """(logits, every node's value keyed by IR node id) on either backend."""
+    if isinstance(model, ReferenceModel):
+        values = model.run(tokens)
+        return values[model.ir.output()], values
+    seen: dict[str, torch.Tensor] = {}
+    names = {attr_name(v).lower(): v for v in model.hc_ir.order()}
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, node):  # noqa: ANN001, ANN202
+            out = super().run_node(node)
+            if node.name in names:
+                seen[names[node.name]] = out
+            return out
+
+    return Recorder(model).run(tokens), seen

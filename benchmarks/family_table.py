@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/family_table.py [--vocab 50304]
 
 Reference model: d = 512, 12 blocks of [attention(heads=8), mlp], vocab 50304, layernorm.
-For each family: extra parameters over Pre-Norm (hcdsl.stats, meta device), and the measured
-max |logits - Pre-Norm logits| at init with every shared layer weight copied from the Pre-Norm
-model (random tokens, batch 2 x 16). "yes" means equal up to float rounding (<= 5e-6), "eps"
-that the hidden states are equal and the logits differ only by the final norm's eps (HC's
-sum readout makes the final hidden n x h; LayerNorm(n h; eps) = LayerNorm(h; eps / n^2);
-tests/test_init.py checks this exactly), "no" otherwise.
+For each family: extra parameters over Pre-Norm (hcdsl.stats, meta device); the prover's
+verdict at init against Pre-Norm (`hcdsl prove pre.hc fam.hc --at-init`: "yes", "yes, up to
+scale" when it needs "norm is scale-invariant", i.e. the states are a positive multiple of
+Pre-Norm's, "no", or "-" where the prover has no rule); and the measured max |logits -
+Pre-Norm logits| at init with every shared layer weight copied from the Pre-Norm model
+(random tokens, batch 2 x 16): up to scale, the logits differ through the norms' eps only.
 """
 
 from __future__ import annotations
@@ -79,10 +79,14 @@ def init_difference(text: str, pre: torch.nn.Module, tokens: torch.Tensor) -> fl
         return (model(tokens) - pre(tokens)).abs().max().item()
 
 
-def verdict(diff: float, eps_only: bool) -> str:
-    if diff <= 5e-6:
-        return f"yes ({diff:.1e})"
-    return f"eps ({diff:.1e})" if eps_only else f"no ({diff:.1e})"
+def proven(pre: str, text: str) -> str:
+    try:
+        r = hcdsl.prove(pre, text, at_init=True, witness=False)
+    except NotImplementedError:
+        return "-"
+    if not r.equivalent:
+        return "no"
+    return "yes, up to scale" if r.assumptions else "yes"
 
 
 def main() -> None:
@@ -92,16 +96,16 @@ def main() -> None:
     torch.manual_seed(0)
     tokens = torch.randint(0, args.vocab, (2, 16))
     pre = hcdsl.compile(spec_text("residual", "", args.vocab))
-    print("| family | connect | extra params | extra % | equals Pre-Norm at init (max abs diff) |")
-    print("|---|---|---:|---:|---|")
+    pre_text = spec_text("residual", "", args.vocab)
+    print("| family | connect | extra params | extra % | = Pre-Norm at init (prover) "
+          "| max abs diff of logits at init |")
+    print("|---|---|---:|---:|---|---:|")
     for name, connect, prelude in FAMILIES:
         text = spec_text(connect, prelude, args.vocab)
         st = hcdsl.stats(text)
         diff = init_difference(text, pre, tokens)
-        # the sum readouts of HC and mHC: equal but for the final norm's eps (checked: eps=0)
-        eps_only = diff < 1e-3 and ("hyper" in connect or "readout=sum" in connect)
         print(f"| {name} | `{connect}` | {st.extra_params:,} | {st.extra_percent:+.3f}% | "
-              f"{verdict(diff, eps_only)} |")
+              f"{proven(pre_text, text)} | {diff:.1e} |")
 
 
 if __name__ == "__main__":

@@ -241,3 +241,43 @@ def test_cli_exit_codes(tmp_path) -> None:  # noqa: ANN001
 
 def test_python_export() -> None:
     assert hcdsl.prove(P + "prenorm.hc", P + "hc_prenorm_n1.hc").equivalent
+
+
+# -- every family at its init (issue: FC, MUDD, DenseFormer == Pre-Norm) -------------------
+FAMILY = """
+model fam {{
+  dim = 16
+  vocab = 64
+  layer attn = attention(heads=2)
+  layer ffn = mlp
+  body = repeat 3 [attn, ffn]
+  connect {connect}
+}}
+"""
+
+
+@pytest.mark.parametrize("connect", [
+    "frac(m=4, static)", "frac(m=4, dynamic)", "frac(m=2, dynamic, tanh=false)",
+    "mudd", "mudd(static)", "mudd(ways=1)", "mudd(prepost)", "mudd(k=2, p=2)",
+    "denseformer", "denseformer(k=2)", "denseformer(k=4, p=5)", "denseformer(k=1, p=3)",
+    "mhc(n=4, identity, readout=mean)",
+])
+def test_family_at_init_is_prenorm(connect: str) -> None:
+    r = prove(P + "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
+    assert r.equivalent, r.render()
+    assert names(r) == []  # no assumption beyond "at init"
+
+
+@pytest.mark.parametrize("connect", ["mhc(n=4, identity)", "attnres", "hyper(n=4, dynamic)"])
+def test_family_at_init_is_prenorm_up_to_scale(connect: str) -> None:
+    """A sum readout of n equal streams (mHC, HC), or attention residuals' uniform weights at
+    init (every layer reads the *mean* of the earlier outputs, (h0 + T1 + ...) / l), differ
+    from Pre-Norm only by a positive scale that every pre-norm removes."""
+    r = prove(P + "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
+    assert r.equivalent, r.render()
+    assert names(r) == ["scale-invariant"]
+
+
+def test_attnres_is_not_prenorm_after_init() -> None:
+    with pytest.raises(NotImplementedError, match="nonlinear function of the state"):
+        prove(P + "prenorm.hc", FAMILY.format(connect="attnres"), witness=False)

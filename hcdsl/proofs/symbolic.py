@@ -327,7 +327,11 @@ def evaluate(ir: IR, at_init: bool = False) -> Evaluation:
                 out.append(acc)
             val[v] = out
         elif isinstance(p, n.Norm):
-            val[v] = [Lin.atom(("norm", p.kind, p.affine, p.eps, p.width, s.key()))
+            # rmsnorm(0) = 0 and an un-shifted layernorm(0) = 0 (x / sqrt(0 + eps) = 0);
+            # a layernorm with a learned bias gives that bias: kept as an atom
+            zero_to_zero = p.kind == "rmsnorm" or not p.affine
+            val[v] = [Lin() if zero_to_zero and not s.terms else
+                      Lin.atom(("norm", p.kind, p.affine, p.eps, p.width, s.key()))
                       for s in x["x"]]
         elif isinstance(p, n.InvStd):
             val[v] = [Lin.atom(("invstd", p.width, s.key())) for s in x["x"]]
@@ -356,7 +360,15 @@ def evaluate(ir: IR, at_init: bool = False) -> Evaluation:
         elif isinstance(p, n.Output):
             val[v] = None
         else:
-            raise NotImplementedError(f"prover: no symbolic rule for IR node '{p.op}' ({v})")
+            why = {
+                "manifold": "mHC's coefficients are a nonlinear function of the state (with "
+                            "init=identity they are constant at init: use --at-init)",
+                "dense": "a dynamic depth-wise aggregate is a nonlinear function of the state "
+                         "(its value at init is constant: use --at-init)",
+                "template": "learned scalars of a user-defined connection (use --at-init)",
+            }.get(p.op, "this operation is not linear in the layer outputs")
+            raise NotImplementedError(f"prover: no symbolic rule for IR node '{p.op}' ({v}): "
+                                      f"{why}")
     return ev
 
 

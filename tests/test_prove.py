@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import hcdsl
@@ -276,6 +278,15 @@ def test_family_at_init_is_prenorm_up_to_scale(connect: str) -> None:
     r = prove(P + "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
     assert r.equivalent, r.render()
     assert names(r) == ["scale-invariant"]
+
+
+@pytest.mark.parametrize("name", ["laurel_rw", "laurel_lr"])
+def test_user_defined_laurel_at_init_is_prenorm(name: str) -> None:
+    spec = Path(__file__).resolve().parents[1] / "specs" / "custom" / f"{name}.hc"
+    pre = spec.read_text().split("\nmodel ")[1].split("connect")[0]
+    r = prove("model " + pre + "}", spec, at_init=True, witness=False)
+    assert r.equivalent, r.render()
+    assert names(r) == []
 
 
 def test_attnres_is_not_prenorm_after_init() -> None:

@@ -36,6 +36,15 @@ def freeze_at_init(ir: IR) -> bool:
     for v in ir.order():
         if v not in ir:
             continue
+        if isinstance(ir.payload(v), n.LowRank):
+            # add(x, B A H) with B = 0 at init -> x   (LAuReL-LR)
+            for user, _ in ir.users(v):
+                if isinstance(ir.payload(user), n.Add) and ir.payload(user).arity == 2:
+                    other = [u for p, u in ir.inputs(user).items() if u != v][0]
+                    ir.replace_uses(user, other)
+                    prune(ir, user)
+                    changed = True
+            continue
         value = value_at_init(ir.payload(v))
         if value is None:
             continue

@@ -391,3 +391,34 @@ def test_fuzz_only_hc_errors(base, edits):
     except HcError as err:
         rendered = str(err)
         assert ": error: " in rendered and "Traceback" not in rendered
+
+
+# -- user-supplied layers that do not fit -------------------------------------------------
+EXTERN = "model m { dim = 16 vocab = 20 layer a = extern wide(k=2) body = [a] }"
+
+
+def test_extern_layer_of_the_wrong_shape_is_a_compile_error() -> None:
+    from torch import nn
+
+    with pytest.raises(CompileError, match=r"layer 'a' \(extern wide\) maps \(1, 2, 16\) to "
+                                           r"\(1, 2, 32\); it must return"):
+        hcdsl.compile(EXTERN, layers={"wide": lambda dim, k: nn.Linear(dim, dim * k)})
+
+
+def test_extern_factory_rejecting_its_options_is_a_compile_error() -> None:
+    from torch import nn
+
+    with pytest.raises(CompileError, match=r"factory 'wide' rejected its options \(dim=16, "
+                                           r"\{'k': 2\}\)"):
+        hcdsl.compile(EXTERN, layers={"wide": lambda dim: nn.Linear(dim, dim)})
+
+
+def test_extern_layer_that_crashes_is_a_compile_error() -> None:
+    from torch import nn
+
+    class Broken(nn.Module):
+        def forward(self, x):  # noqa: ANN001, ANN202
+            raise RuntimeError("boom")
+
+    with pytest.raises(CompileError, match="fails on an input of shape .*RuntimeError: boom"):
+        hcdsl.compile(EXTERN, layers={"wide": lambda dim, k: Broken()})

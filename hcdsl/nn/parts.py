@@ -26,6 +26,26 @@ def attr_name(node_id: str) -> str:
     return out if out[0].isalpha() else "n_" + out
 
 
+def _probe(p: n.Layer, module: nn.Module) -> None:
+    """A user's module must map (B, T, dim) to (B, T, dim): try it once on zeros."""
+    param = next(module.parameters(), None)
+    if param is not None and param.device.type == "meta":
+        return  # shapes only (hcdsl stats): nothing to run
+    x = torch.zeros(1, 2, p.dim, device=param.device if param is not None else None,
+                    dtype=param.dtype if param is not None else None)
+    try:
+        with torch.no_grad():
+            y = module(x)
+    except Exception as exc:  # noqa: BLE001 - any failure of user code is reported as such
+        raise CompileError(f"layer '{p.name}' (extern {p.kind}) fails on an input of shape "
+                           f"(batch, time, dim) = {tuple(x.shape)}: {type(exc).__name__}: "
+                           f"{exc}") from None
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise CompileError(f"layer '{p.name}' (extern {p.kind}) maps {tuple(x.shape)} to "
+                           f"{got}; it must return (batch, time, dim) = {tuple(x.shape)}")
+
+
 def _layer(p: n.Layer, factories: Mapping[str, LayerFactory]) -> nn.Module:
     args = dict(p.args)
     if p.extern:
@@ -34,10 +54,15 @@ def _layer(p: n.Layer, factories: Mapping[str, LayerFactory]) -> nn.Module:
                 f"layer '{p.name}' uses extern '{p.kind}', but no factory was given: call "
                 f"hcdsl.compile(spec, layers={{'{p.kind}': factory}}) where factory(dim=..., "
                 f"**options) returns an nn.Module")
-        module = factories[p.kind](dim=p.dim, **args)
+        try:
+            module = factories[p.kind](dim=p.dim, **args)
+        except TypeError as exc:
+            raise CompileError(f"layer '{p.name}': factory '{p.kind}' rejected its options "
+                               f"(dim={p.dim}, {args}): {exc}") from None
         if not isinstance(module, nn.Module):
             raise CompileError(f"factory for '{p.kind}' returned {type(module).__name__}, "
                                "expected an nn.Module")
+        _probe(p, module)
         return module
     if p.kind == "attention":
         attn = layers.Attention(p.dim, out_scale=p.out_scale, **args)

@@ -77,8 +77,13 @@ class _Builder:
         coef: Coef = self.types[self.ir.inputs(v)["coef"]]
         (r0, r1), (c0, c1) = p.rows, p.cols
         if (r0, r1, c0, c1) != (0, coef.rows, 0, coef.cols):
-            m = self.emit("call_function", operator.getitem,
-                          (m, (Ellipsis, slice(r0, r1), slice(c0, c1))), f"{v}.m")
+            if coef.dynamic:  # a strided per-token slice sends eager bmm down a slow path
+                m = self.emit("call_function", operator.getitem,
+                              (m, (Ellipsis, slice(r0, r1), slice(c0, c1))), f"{v}.slice")
+                m = self.emit("call_method", "contiguous", (m,), f"{v}.m")
+            else:
+                m = self.emit("call_function", operator.getitem,
+                              (m, (Ellipsis, slice(r0, r1), slice(c0, c1))), f"{v}.m")
         pattern = "btsw,btsc->btcw" if coef.dynamic else "btsw,sc->btcw"
         return self.emit("call_function", torch.einsum, (pattern, h, m), v)
 

@@ -43,3 +43,23 @@ def run_recording(model: torch.nn.Module, tokens: torch.Tensor):
             return out
 
     return Recorder(model).run(tokens), seen
+
+
+def assert_same(fx_model: torch.nn.Module, ref: torch.nn.Module, tokens: torch.Tensor,
+                nonzero: bool = False, seed: int = 1) -> None:
+    """fx and reference agree on the logits (1e-5) and on every gradient (1e-5 relative to
+    the gradient's largest entry when that is above 1: fp32 summation-order noise grows with
+    size); with nonzero, every parameter also gets a non-zero gradient."""
+    vocab = fx_model(tokens).shape[-1]
+    probe = torch.randn(*tokens.shape, vocab, generator=torch.Generator().manual_seed(seed))
+    out_fx, g_fx = grads(fx_model, tokens, probe)
+    out_ref, g_ref = grads(ref, tokens, probe)
+    assert (out_fx - out_ref).abs().max().item() <= 1e-5
+    assert g_fx.keys() == g_ref.keys()
+    for name in g_fx:
+        assert g_fx[name] is not None and g_ref[name] is not None, f"{name}: no gradient"
+        scale = max(1.0, g_ref[name].abs().max().item())
+        diff = (g_fx[name] - g_ref[name]).abs().max().item()
+        assert diff <= 1e-5 * scale, f"{name}: gradients differ by {diff:.3g}"
+        if nonzero:
+            assert g_fx[name].ne(0).any(), f"{name}: zero gradient"

@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import run_recording
+from helpers import assert_same, run_recording
 import hcdsl
 from hcdsl.ir.dump import dump
 from hcdsl.stats import stats
@@ -117,22 +117,7 @@ def test_fx_equals_reference_with_random_parameters(m: int, dynamic: bool, tanh:
     fxm = hcdsl.compile(text, backend="fx", seed=3)
     ref = hcdsl.compile(text, backend="reference", seed=3)
     ref.load_state_dict(randomise(fxm, seed=10 + m))
-    toks = tokens()
-    probe = torch.randn(2, 7, VOCAB, generator=torch.Generator().manual_seed(1))
-    outs = []
-    for model in (fxm, ref):
-        model.zero_grad()
-        logits = model(toks)
-        (logits * probe).sum().backward()
-        outs.append((logits.detach(), {k: p.grad for k, p in model.named_parameters()}))
-    (a, ga), (b, gb) = outs
-    assert (a - b).abs().max().item() <= 1e-5
-    assert ga.keys() == gb.keys()
-    for name in ga:
-        # fp32: relative to the gradient's largest entry when that is above 1
-        scale = max(1.0, gb[name].abs().max().item())
-        diff = (ga[name] - gb[name]).abs().max().item() / scale
-        assert diff <= 1e-5, f"grad of {name}: fx and reference differ by {diff:.3g}"
+    assert_same(fxm, ref, tokens())
 
 
 @pytest.mark.parametrize("backend", ["fx", "reference"])

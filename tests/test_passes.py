@@ -7,6 +7,7 @@ after every step (run_pipeline(check=True)).
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -52,6 +53,7 @@ PREREQ: dict[str, list[str]] = {
     "mix-to-add": ["fold-const-slice"],
     "squeeze-single-stream": ["fold-const-slice", "mix-to-add"],
     "ones-mix": [],
+    "drop-zero-rows": ["fold-const-slice", "fold-const-chain"],
 }
 
 
@@ -167,6 +169,40 @@ def test_mix_to_add() -> None:
 def test_mix_to_add_keeps_learned_mixes() -> None:
     ir = run(raw(SHC2), ["fold-const-slice"])
     assert not get("mix-to-add")(ir)
+
+
+HC_PAR = """
+model par {
+  dim = 16
+  vocab = 32
+  layer attn = attention(heads=2)
+  layer ffn = mlp
+  body = repeat 2 [attn, ffn]
+  connect hyper(n=2, fixed) {
+    odd  = [[0, 1, 0], [1, 1, 1], [1, 1, 1]]
+    even = [[0, 0, 1], [0, 1, 0], [1, 0, 1]]
+  }
+}
+"""
+SPECS["hc_par"] = HC_PAR  # the numeric tests below run every pass on it too
+
+
+def test_drop_zero_rows() -> None:
+    before, after = before_after(HC_PAR, "drop-zero-rows")
+    # L2 reads mix(stack(T1, H), [[0], [1], [1]]): it does not use T1 ...
+    assert const(before, "L2.read")[0].tolist() == [0.0]
+    assert "L1.attn" in nx.ancestors(before.g, "L2.ffn")
+    # ... -> mix(H, [[1], [1]]): L2 no longer depends on L1
+    assert "L1.attn" not in nx.ancestors(after.g, "L2.ffn")
+    assert const(after, "L2.read").tolist() == [[1.0], [1.0]]
+
+
+def test_default_pipeline_folds_the_hc_parallel_pattern_into_parallel_blocks() -> None:
+    """HC n=2 with Eqs. 18-19 (fixed): after the pipeline, layers 1 and 2 read one value."""
+    ir = hcdsl.lower(HC_PAR)
+    assert ir.inputs("L1.norm")["x"] == ir.inputs("L2.norm")["x"]
+    assert ir.inputs("L3.norm")["x"] == ir.inputs("L4.norm")["x"]
+    assert "L1.attn" not in nx.ancestors(ir.g, "L2.ffn")
 
 
 def test_ones_mix_copy_and_sum() -> None:

@@ -3,7 +3,7 @@
 
 def load_all() -> None:
     from hcdsl.passes import (  # noqa: F401
-        cse, dce, drop_identity_mix, drop_split_merge, fold_const_chain, fold_const_slice,
+        cse, dce, drop_identity_mix, drop_zero_rows, drop_split_merge, fold_const_chain, fold_const_slice,
         mix_to_add, ones_mix, squeeze_single_stream,
     )
     from hcdsl.passes import (  # noqa: F401  - proof canonicalisation (issue 4)

@@ -3,7 +3,7 @@ from hcdsl.ir.graph import IR
 from hcdsl.passes.registry import register
 
 # nodes without parameters of their own; two equal ones on equal inputs are one value
-PURE = (n.Split, n.Merge, n.Stack, n.Mix, n.Add, n.ConstCoef)
+PURE = (n.Split, n.Merge, n.Stack, n.Mix, n.Add, n.ConstCoef, n.Copy, n.SumStreams, n.InvStd)
 
 
 def _pure(p: n.Node) -> bool:

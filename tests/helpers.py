@@ -63,3 +63,16 @@ def assert_same(fx_model: torch.nn.Module, ref: torch.nn.Module, tokens: torch.T
         assert diff <= 1e-5 * scale, f"{name}: gradients differ by {diff:.3g}"
         if nonzero:
             assert g_fx[name].ne(0).any(), f"{name}: zero gradient"
+
+
+def assert_one_graph(model: torch.nn.Module, tokens: torch.Tensor) -> None:
+    """torch.compile(fullgraph=True) traces the model as exactly one graph with no breaks,
+    and the compiled model equals eager within 1e-5."""
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(tokens)
+    assert explained.graph_count == 1, explained
+    assert explained.graph_break_count == 0, explained.break_reasons
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        assert (model(tokens) - compiled(tokens)).abs().max().item() <= 1e-5

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import grads
+from helpers import assert_one_graph, grads
 import hcdsl
 from hcdsl.errors import HcError
 from hcdsl.nn.parts import build_parts
@@ -164,18 +164,10 @@ TINY_DHC4 = """model tiny_dhc4_compile {
 
 
 def test_torch_compile_fullgraph_one_graph() -> None:
-    torch._dynamo.reset()
     model = hcdsl.compile(TINY_DHC4)
     perturb_connections(model, seed=5)
     tokens = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(3))
-    explain = torch._dynamo.explain(model)(tokens)
-    assert explain.graph_count == 1, explain
-    assert explain.graph_break_count == 0, explain.break_reasons
-    torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True)
-    with torch.no_grad():
-        eager, fast = model(tokens), compiled(tokens)
-    assert (eager - fast).abs().max().item() <= 1e-5
+    assert_one_graph(model, tokens)
 
 
 def test_reference_model_eval_mode() -> None:

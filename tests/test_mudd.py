@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import assert_same, grads, perturb
+from helpers import assert_one_graph, assert_same, grads, perturb
 import hcdsl
 from hcdsl.schemes.dense import ffn_width, mudd_sources
 from hcdsl.spec import ConnectionSpec
@@ -239,17 +239,9 @@ def test_ffn_width_grows_from_half_to_one_and_a_half() -> None:
 
 # -- torch.compile -----------------------------------------------------------------------------
 def test_torch_compile_fullgraph_one_graph() -> None:
-    torch._dynamo.reset()
     m = hcdsl.compile(spec("mudd", 2))
     perturb(m, seed=9)
-    toks = tokens(5, (2, 8))
-    explain = torch._dynamo.explain(m)(toks)
-    assert explain.graph_count == 1, explain
-    assert explain.graph_break_count == 0, explain.break_reasons
-    torch._dynamo.reset()
-    compiled = torch.compile(m, fullgraph=True)
-    with torch.no_grad():
-        assert (m(toks) - compiled(toks)).abs().max().item() <= 1e-5
+    assert_one_graph(m, tokens(5, (2, 8)))
 
 
 @pytest.mark.slow

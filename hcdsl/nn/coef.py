@@ -37,7 +37,7 @@ class HyperCoef(nn.Module):
         out_block = init[:F]
         R = self.reads = C - S  # S' = S: the state keeps its stream count
         assert gain == "row" and F == 1 or gain == "diag" and F == S, (gain, F, S)
-        self.F, self.gain_layout, self.dynamic, self.tanh = F, gain, dynamic, tanh
+        self.gain_layout, self.dynamic, self.tanh = gain, dynamic, tanh
         gains = out_block[0, R:] if gain == "row" else torch.diagonal(out_block[:, R:])
         self.static_gain = nn.Parameter(gains.clone())  # B
         self.static_mix = nn.Parameter(init[F:].clone())  # [A_m | A_r], (S, R + S')

@@ -4,10 +4,8 @@ Post-Norm reading): a non-affine, eps-free norm of the embedding is the embeddin
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.passes.registry import register
+from hcdsl.passes.util import skip_reshapes
 
-
-def _through(p: n.Node) -> bool:
-    return isinstance(p, n.Merge) or isinstance(p, n.Split) and p.parts == 1
 
 
 @register("embed-normalised", "assumption 'embedding normalised': norm(h0) -> h0 for a norm "
@@ -17,9 +15,7 @@ def embed_normalised(ir: IR) -> bool:
         p = ir.payload(v)
         if p.affine or p.eps != 0.0:
             continue
-        src = ir.inputs(v)["x"]
-        while _through(ir.payload(src)):
-            src = ir.inputs(src)["x"]
+        src = skip_reshapes(ir, ir.inputs(v)["x"])
         if isinstance(ir.payload(src), n.Embed):
             ir.replace_uses(v, ir.inputs(v)["x"])
             ir.remove(v)

@@ -5,11 +5,8 @@ Exact given those payloads; the prover reaches them through its declared assumpt
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.passes.registry import register
+from hcdsl.passes.util import skip_reshapes
 
-
-def _through(p: n.Node) -> bool:
-    """Per-token reshapes that keep a single stream's values: merge, split(1)."""
-    return isinstance(p, n.Merge) or isinstance(p, n.Split) and p.parts == 1
 
 
 @register("norm-idempotent", "norm(norm(x)) -> norm(x) for an inner norm of the same kind "
@@ -17,9 +14,7 @@ def _through(p: n.Node) -> bool:
 def norm_idempotent(ir: IR) -> bool:
     for v in ir.of_type(n.Norm):
         outer = ir.payload(v)
-        src = ir.inputs(v)["x"]
-        while _through(ir.payload(src)):
-            src = ir.inputs(src)["x"]
+        src = skip_reshapes(ir, ir.inputs(v)["x"])
         inner = ir.payload(src)
         if not (isinstance(inner, n.Norm) and inner.kind == outer.kind and not inner.affine
                 and inner.eps == 0.0 and inner.width == outer.width):

@@ -44,3 +44,12 @@ def prune(ir: IR, *candidates: str) -> None:
             continue
         work.extend(ir.inputs(v).values())
         ir.remove(v)
+
+
+def skip_reshapes(ir: IR, node_id: str) -> str:
+    """Follow merge and split(1) back to the value they reshape (one stream: same values)."""
+    while True:
+        p = ir.payload(node_id)
+        if not (isinstance(p, n.Merge) or isinstance(p, n.Split) and p.parts == 1):
+            return node_id
+        node_id = ir.inputs(node_id)["x"]

@@ -105,6 +105,5 @@ register(Preset(
     name="custom", options=CustomOptions, desugar=_custom,
     matrix_shape=lambda o: (o.streams + 1, o.streams + 1),
     matrix_help="M = [[0, OUT], [READ, RES]] is (streams+1) x (streams+1)",
-    summary="a connection defined in the spec with `connection NAME { ... }`",
     visible=False,
 ))

@@ -182,11 +182,8 @@ def attention_residuals(spec: ModelSpec, granularity: str) -> DenseScheme:
 
 
 register(Preset(name="denseformer", options=DenseFormerOptions, desugar=_denseformer,
-                flags={"fixed": ("learn", False)},
-                summary="DenseFormer: depth-weighted averages, dilation k, period p"))
+                flags={"fixed": ("learn", False)}))
 register(Preset(name="mudd", options=MuddOptions, desugar=_mudd,
-                flags={"static": ("dynamic", False), "dynamic": ("dynamic", True)},
-                summary="MUDD: multiway dynamic dense connections (Q, K, V, R)"))
+                flags={"static": ("dynamic", False), "dynamic": ("dynamic", True)}))
 register(Preset(name="attnres", options=AttnResOptions, desugar=_attnres,
-                flags={"layer": ("granularity", "layer"), "block": ("granularity", "block")},
-                summary="attention residuals: a softmax over earlier outputs per layer"))
+                flags={"layer": ("granularity", "layer"), "block": ("granularity", "block")}))

@@ -69,5 +69,4 @@ register(Preset(
     matrix_help="FC = [[0_{1xm}, B], [Y, A]] is (m+1) x 2m",
     flags={"static": ("dynamic", False), "dynamic": ("dynamic", True),
            "fixed": ("learn", False)},
-    summary="Frac-Connections: m fractions of width d/m, static or dynamic",
 ))

@@ -83,5 +83,4 @@ register(Preset(
     matrix_help="HC = [[0, B], [A_m, A_r]] is (n+1) x (n+1)",
     flags={"static": ("dynamic", False), "dynamic": ("dynamic", True),
            "fixed": ("learn", False)},
-    summary="Hyper-Connections: n streams, static or dynamic (Eqs. 1-14)",
 ))

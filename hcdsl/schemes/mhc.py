@@ -52,5 +52,4 @@ def _mhc(spec: ModelSpec, opts: MhcOptions) -> Scheme:
 register(Preset(
     name="mhc", options=MhcOptions, desugar=_mhc,
     flags={"identity": ("init", "identity"), "paper": ("init", "paper")},
-    summary="manifold-constrained HC: sigmoid gates and a Sinkhorn-normalised H_res",
 ))

@@ -21,7 +21,6 @@ class Preset:
     matrix_help: str = ""
     # bare flags that set an option to a value, e.g. `static` -> dynamic=False
     flags: dict[str, tuple[str, object]] = field(default_factory=dict)
-    summary: str = ""
     # False for the preset behind `connection NAME { ... }` blocks: not nameable in `connect`
     visible: bool = True
 

@@ -90,11 +90,9 @@ def _parallel(spec: ModelSpec, opts: ParallelOptions) -> Scheme:
 register(Preset(
     name="residual", options=ResidualOptions, desugar=_residual,
     flags={"pre": ("norm", "pre"), "post": ("norm", "post")},
-    summary="Pre-Norm h + T(N(h)) or Post-Norm N(h + T(h))",
 ))
 register(Preset(
     name="parallel", options=ParallelOptions, desugar=_parallel,
     flags={"shared": ("norms", "shared"), "separate": ("norms", "separate"),
            "each": ("residual", "each"), "once": ("residual", "once")},
-    summary="parallel transformer blocks: every block's layers read the same h",
 ))

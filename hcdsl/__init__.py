@@ -1,15 +1,25 @@
-"""hcdsl: a declarative architecture compiler for the connections between layers."""
+"""hcdsl: a declarative architecture compiler for the connections between layers.
 
-from hcdsl.api import compile, lower, parse  # noqa: A004
+`import hcdsl` is cheap: the functions below load their modules (and torch) on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from hcdsl.errors import CompileError, HcError
-from hcdsl.stats import Stats, stats  # after the submodule import, so `stats` is the function
 
-__all__ = ["CompileError", "HcError", "Stats", "compile", "lower", "parse", "prove", "stats"]
 __version__ = "0.1.0"
 
+_LAZY = {
+    "parse": "hcdsl.api", "load": "hcdsl.api", "lower": "hcdsl.api", "compile": "hcdsl.api",
+    "stats": "hcdsl.counts", "Stats": "hcdsl.counts", "prove": "hcdsl.proofs.prove",
+}
+__all__ = ["CompileError", "HcError", *_LAZY]
 
-def prove(a, b, **kwargs):  # noqa: ANN001, ANN201 - re-exported lazily
-    """Prove or refute that two specs compute the same function (see hcdsl.proofs.prove)."""
-    from hcdsl.proofs.prove import prove as _prove
 
-    return _prove(a, b, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hcdsl' has no attribute '{name}'")

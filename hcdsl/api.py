@@ -1,73 +1,74 @@
-"""The Python API: parse, lower, compile, stats."""
+"""The Python API: parse, load, lower, compile.
+
+A `str` is always spec text and a `pathlib.Path` a file to read (`load` reads a path given
+as a str). Nothing here imports torch until a module is built (`compile`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from hcdsl.errors import CompileError
-from hcdsl.frontend.load import load
-from hcdsl.ir.build import build
 from hcdsl.ir.graph import IR
-from hcdsl.ir.verify import verify
-from hcdsl.nn.parts import LayerFactory, build_parts
-from hcdsl.passes.pipeline import DEFAULT, run_pipeline
-from hcdsl.schemes import desugar
+from hcdsl.passes.pipeline import DEFAULT, lower_program
+from hcdsl.schemes.program import Program, SpecLike, load_program
 from hcdsl.spec import ModelSpec
 
-SpecLike = str | Path | ModelSpec
+if TYPE_CHECKING:  # torch is imported by compile() only
+    import torch
+    from torch import nn
 
 
 def parse(spec: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
-    """Parse and validate a spec (a path or .hc text). Raises HcError with every error."""
-    return load(spec, extern_layers=tuple(layers))[0]
+    """Parse and validate .hc text, or the file at a pathlib.Path (a str is always text;
+    `load` takes a path as a str too). Raises HcError with every mistake, each located.
+    `layers` names the extern layers you will pass to `compile`, so `layer a = myattn(...)`
+    may omit the word `extern`."""
+    if not isinstance(spec, (str, Path)):
+        raise TypeError(f"parse takes .hc text (str) or a pathlib.Path, got "
+                        f"{type(spec).__name__}")
+    return load_program(spec, tuple(layers)).spec
 
 
-def _spec(spec: SpecLike, layers: Iterable[str] = ()) -> ModelSpec:
-    return spec if isinstance(spec, ModelSpec) else parse(spec, layers)
+def load(path: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
+    """Read, parse and validate a .hc file."""
+    return load_program(Path(path), tuple(layers)).spec
 
 
 def lower(spec: SpecLike, passes: Iterable[str] | None = DEFAULT, disable: Iterable[str] = (),
           layers: Iterable[str] = ()) -> IR:
     """Spec -> primitive scheme -> verified IR, after the pass pipeline (None: no passes)."""
-    model = _spec(spec, layers)
-    ir = build(model, desugar(model))
-    verify(ir, after="build")
-    if passes is not None:
-        run_pipeline(ir, passes, disable)
-        verify(ir, after="pipeline")
-    return ir
+    return lower_program(load_program(spec, tuple(layers)), passes, disable)
 
 
 def compile(  # noqa: A001 - the package's verb
-    spec: SpecLike,
+    spec: SpecLike | Program,
     *,
-    layers: Mapping[str, LayerFactory] | None = None,
+    layers: Mapping[str, Any] | None = None,
     backend: str = "fx",
     passes: Iterable[str] | None = DEFAULT,
     disable: Iterable[str] = (),
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
-) -> nn.Module:
+    seed: int | None = None,
+    device: "str | torch.device | None" = None,
+    dtype: "torch.dtype | None" = None,
+) -> "nn.Module":
     """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab).
 
     `layers` maps extern layer names of the spec to factories: factory(dim=..., **options)
-    returns an nn.Module. The weights depend only on `seed` and the IR node ids.
+    returns an nn.Module. Weights follow torch's global generator (torch.manual_seed) unless
+    `seed` is given; then they depend only on `seed` and the IR node ids, so a module before
+    and after a pass can be compared directly.
     """
     from hcdsl.backends import ReferenceModel, lower_fx
+    from hcdsl.nn.modules import build_parts
 
-    factories = dict(layers or {})
-    ir = lower(spec, passes, disable, layers=factories)
-    parts = build_parts(ir, factories, seed=seed)
-    if backend == "fx":
-        module: nn.Module = lower_fx(ir, parts)
-    elif backend == "reference":
-        module = ReferenceModel(ir, parts)
-    else:
+    if backend not in ("fx", "reference"):
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
+    factories = dict(layers or {})
+    ir = lower_program(load_program(spec, tuple(factories)), passes, disable)
+    parts = build_parts(ir, factories, seed=seed, dtype=dtype)
+    module = lower_fx(ir, parts) if backend == "fx" else ReferenceModel(ir, parts)
     module.hc_ir = ir  # type: ignore[attr-defined]
     return module.to(device=device, dtype=dtype)

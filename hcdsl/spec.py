@@ -1,7 +1,9 @@
 """The validated model: what a .hc file means, independent of how it was written.
 
 Produced by hcdsl.frontend.validate, printed back to .hc by hcdsl.frontend.printer, desugared
-to the primitive connection form by hcdsl.schemes.
+to the primitive connection form by hcdsl.schemes. Options are carried typed: a layer's as
+its normalised (key, value) pairs (every default filled in), a connection's as the preset's
+options object (hcdsl.lang.connections).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
+
+from hcdsl.lang.connections import ResidualOptions
 
 Scalar = Union[bool, int, float, str]
 Matrix = tuple[tuple[float, ...], ...]
@@ -29,6 +33,7 @@ class NormSpec(Frozen):
 class LayerSpec(Frozen):
     name: str
     kind: str  # attention | mlp | layernorm | rmsnorm | opaque | a user-supplied name
+    # built-in: every option of the kind, defaults filled in; extern: as written
     args: tuple[tuple[str, Scalar], ...] = ()
     extern: bool = False
 
@@ -37,14 +42,10 @@ class LayerSpec(Frozen):
 
 
 class ConnectionSpec(Frozen):
-    kind: str  # residual | parallel | hyper | ...: a preset name, desugared by hcdsl.schemes
-    # preset options; a user-defined connection also has tuples (init weights, params)
-    options: tuple[tuple[str, Union[Scalar, tuple[Any, ...]]], ...] = ()
+    kind: str  # residual | parallel | hyper | ... | custom: a preset of hcdsl.lang.connections
+    options: Any = ResidualOptions()  # the preset's options object (typed, validated)
     # literal per-layer matrices, 1-based layer index -> matrix, after resolving selectors
     matrices: tuple[tuple[int, Template], ...] = ()
-
-    def option(self, key: str, default: Scalar | None = None) -> Scalar | None:
-        return dict(self.options).get(key, default)
 
 
 class HeadSpec(Frozen):
@@ -72,7 +73,8 @@ class ModelSpec(Frozen):
     @property
     def sequence(self) -> list[LayerSpec]:
         """The layers in execution order (layer k of the papers is sequence[k - 1])."""
-        return [self.layer(name) for block in self.body for name in block]
+        by_name = {spec.name: spec for spec in self.layers}
+        return [by_name[name] for block in self.body for name in block]
 
     @property
     def blocks(self) -> list[list[int]]:

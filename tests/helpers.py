@@ -6,7 +6,7 @@ import torch
 from torch import fx
 
 from hcdsl.backends.reference import ReferenceModel
-from hcdsl.nn.parts import attr_name
+from hcdsl.nn.modules import attr_name
 
 
 def perturb(model: torch.nn.Module, seed: int, rel: float = 0.5, const: float = 0.1) -> None:

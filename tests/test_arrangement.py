@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from hcdsl.proofs import arrangement
+from hcdsl.proofs.arrangement import arrangement
 from hcdsl.proofs.arrangement import arrangement_text, describe, groups_from_matrix
 
-P, D = "specs/proofs/", "specs/duality/"
+P, D = Path("specs/proofs"), Path("specs/duality")
 
 
 def test_prenorm_is_sequential() -> None:
-    assert arrangement(P + "prenorm.hc") == [[1], [2], [3], [4], [5], [6]]
+    assert arrangement(P / "prenorm.hc") == [[1], [2], [3], [4], [5], [6]]
 
 
 def test_parallel_specs_pair_up() -> None:
-    for spec in (D + "hc_parallel_n2.hc", D + "gptj_parallel.hc"):
+    for spec in (D / "hc_parallel_n2.hc", D / "gptj_parallel.hc"):
         assert arrangement(spec) == [[1, 2], [3, 4], [5, 6]]
 
 
@@ -25,7 +27,7 @@ def test_describe() -> None:
 
 
 def test_text() -> None:
-    text = arrangement_text(D + "hc_parallel_n2.hc")
+    text = arrangement_text(D / "hc_parallel_n2.hc")
     assert "layers 1-2 parallel, 3-4 parallel, 5-6 parallel" in text
 
 

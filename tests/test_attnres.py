@@ -13,7 +13,7 @@ import torch
 from helpers import assert_same, perturb
 import hcdsl
 from hcdsl.spec import ConnectionSpec
-from hcdsl.stats import count_params
+from hcdsl.counts import count_params
 
 FAMILIES = Path(__file__).resolve().parents[1] / "specs" / "families"
 TINY = FAMILIES / "attnres_tiny.hc"

@@ -14,7 +14,7 @@ import torch
 from helpers import assert_one_graph, grads
 import hcdsl
 from hcdsl.errors import HcError
-from hcdsl.nn.parts import build_parts
+from hcdsl.nn.modules import build_parts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,7 +14,7 @@ from helpers import assert_same, perturb
 import hcdsl
 from hcdsl.schemes.dense import dilated
 from hcdsl.spec import ConnectionSpec
-from hcdsl.stats import count_params
+from hcdsl.counts import count_params
 
 FAMILIES = Path(__file__).resolve().parents[1] / "specs" / "families"
 TINY = sorted(FAMILIES.glob("denseformer_*.hc"))

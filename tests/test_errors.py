@@ -7,6 +7,7 @@ copied from the output.
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -70,7 +71,7 @@ GOOD = spec("""
 
 
 def test_good_spec_parses():
-    assert hcdsl.parse(GOOD).connection.option("n") == 2
+    assert hcdsl.parse(GOOD).connection.options.n == 2
 
 
 # -- syntax ----------------------------------------------------------------------------
@@ -152,7 +153,7 @@ def test_text_after_the_model():
 
 def test_empty_text_and_missing_file():
     check(errors("   \n"), (1, 1), "the spec is empty")
-    err = errors("no/such/file.hc")
+    err = errors(Path("no/such/file.hc"))
     assert str(err).startswith("no/such/file.hc: error: no such spec file: no/such/file.hc")
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from helpers import assert_one_graph, assert_same, run_recording
 import hcdsl
 from hcdsl.ir.dump import dump
-from hcdsl.stats import stats
+from hcdsl.counts import stats
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "families"
 DIM, VOCAB, EPS = 32, 64, 1e-5

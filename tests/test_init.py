@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from helpers import run_recording as recording
 import hcdsl
-from hcdsl.nn.parts import attr_name
+from hcdsl.nn.modules import attr_name
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

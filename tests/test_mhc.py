@@ -27,7 +27,7 @@ from helpers import assert_one_graph, assert_same, run_recording
 import hcdsl
 import hcdsl.nn.manifold as manifold
 from hcdsl.ir.dump import dump
-from hcdsl.stats import stats
+from hcdsl.counts import stats
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "families"
 DIM, VOCAB, EPS, X_EPS = 32, 64, 1e-5, 1e-6

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from helpers import assert_one_graph, assert_same, grads, perturb
 import hcdsl
 from hcdsl.schemes.dense import ffn_width, mudd_sources
+from hcdsl.lang.connections import MuddOptions
 from hcdsl.spec import ConnectionSpec
-from hcdsl.stats import count_params
+from hcdsl.counts import count_params
 
 FAMILIES = Path(__file__).resolve().parents[1] / "specs" / "families"
 TINY = sorted(FAMILIES.glob("mudd_*_tiny.hc")) + [FAMILIES / "mudd_tiny.hc"]
@@ -212,7 +213,7 @@ def test_muddpythia_extra_parameters_match_the_formula() -> None:
     w12 = dense_extra(2560, 32) - sum(4 * (i + 1) for i in range(1, 32)) - 33
     assert w12 == 5_921_780
     rounded = hcdsl.parse(PYTHIA).model_copy(
-        update={"connection": ConnectionSpec(kind="mudd", options=(("round", True),))})
+        update={"connection": ConnectionSpec(kind="mudd", options=MuddOptions(round=True))})
     extra_r, _ = extra_of(rounded)
     assert extra_r == dense_extra(2560, 32, round_up=True) + extra_norms(2560, 32)
     assert extra_r == 8_775_709 + 317_440

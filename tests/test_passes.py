@@ -1,4 +1,4 @@
-"""Every pass of hcdsl/passes/registry.PASSES, twice: structurally (the IR before and after)
+"""Every pattern of hcdsl/passes/registry.PATTERNS, twice: structurally (the IR before and after)
 and numerically (the lowered module before and after the pass gives the same outputs).
 
 Each pass runs behind the few passes that expose its pattern (PREREQ), with the verifier
@@ -17,7 +17,8 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.verify import verify
 from hcdsl.passes.pipeline import DEFAULT, run_pipeline
-from hcdsl.passes.registry import PASSES, get
+from hcdsl.passes.driver import prune_dead
+from hcdsl.passes.registry import PATTERNS, get
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,7 +50,7 @@ PREREQ: dict[str, list[str]] = {
     "drop-identity-mix": ["fold-const-slice"],
     "drop-split-merge": ["fold-const-slice", "drop-identity-mix"],
     "cse": [],
-    "dce": ["fold-const-slice", "drop-identity-mix", "drop-split-merge", "cse"],
+    "merge-equal-streams": ["fold-const-slice"],
     "mix-to-add": ["fold-const-slice"],
     "squeeze-single-stream": ["fold-const-slice", "mix-to-add"],
     "ones-mix": [],
@@ -80,11 +81,10 @@ def const(ir: IR, node_id: str) -> np.ndarray:
 
 # -- structural ---------------------------------------------------------------------------
 def test_every_registered_pass_is_tested() -> None:
-    """Every pass of the compile pipeline (the proof canonicalisation passes registered in
-    the same table are the prover's, tested with it)."""
-    get("cse")  # loads the table
+    """Every pattern of the compile pipeline (the proof patterns registered in the same
+    table are the prover's, tested with it)."""
     assert set(DEFAULT) == set(PREREQ)
-    assert set(PREREQ) <= set(PASSES)
+    assert set(PREREQ) <= set(PATTERNS)
 
 
 def test_fold_const_slice() -> None:
@@ -147,15 +147,19 @@ def test_cse_keeps_affine_norms_apart() -> None:
     assert "L1.norm" in ir and "L2.norm" in ir  # own parameters: not one value
 
 
+DCE_PREREQ = ["fold-const-slice", "drop-identity-mix", "drop-split-merge", "cse"]
+
+
 def test_dce() -> None:
-    ir = run(raw(PRE), PREREQ["dce"])
-    assert not get("dce")(ir)  # the other passes leave no dead nodes behind
+    """Dead-node pruning is the driver's: the patterns leave no dead nodes behind."""
+    ir = run(raw(PRE), DCE_PREREQ)
+    assert prune_dead(ir) == 0
     ir.add("junk.coef", n.ConstCoef(((1.0,),)))
     ir.add("junk.mix", n.Mix((0, 1), (0, 1)), x="init.split", coef="junk.coef")
-    assert get("dce")(ir)
+    assert prune_dead(ir) == 2
     verify(ir, after="dce")
     assert "junk.mix" not in ir and "junk.coef" not in ir
-    assert not get("dce")(ir)
+    assert prune_dead(ir) == 0
 
 
 def test_mix_to_add() -> None:
@@ -267,7 +271,7 @@ def outputs(text: str, passes: list[str] | None, tokens: torch.Tensor,
         return model(tokens), model.state_dict()
 
 
-@pytest.mark.parametrize("name", [p for p in PREREQ if p != "dce"])
+@pytest.mark.parametrize("name", list(PREREQ))
 def test_pass_preserves_outputs(name: str) -> None:
     tokens = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(0))
     fired = False
@@ -284,7 +288,7 @@ def test_pass_preserves_outputs(name: str) -> None:
 
 def with_junk(text: str) -> IR:
     """A verified IR plus a dead branch: a mix of one stream of the embedding, normed."""
-    ir = run(raw(text), PREREQ["dce"])
+    ir = run(raw(text), DCE_PREREQ)
     ir.add("junk.split", n.Split(1), x="embed")
     ir.add("junk.coef", n.ConstCoef(((2.0,),)))
     ir.add("junk.mix", n.Mix((0, 1), (0, 1)), x="junk.split", coef="junk.coef")
@@ -294,13 +298,13 @@ def with_junk(text: str) -> IR:
 
 def test_dce_preserves_outputs() -> None:
     from hcdsl.backends import lower_fx
-    from hcdsl.nn.parts import build_parts
+    from hcdsl.nn.modules import build_parts
 
     tokens = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(0))
     for text in SPECS.values():
         ir = with_junk(text)
         before = lower_fx(ir, build_parts(ir, seed=3))
-        assert get("dce")(ir)
+        assert prune_dead(ir) == 4
         verify(ir, after="dce")
         after = lower_fx(ir, build_parts(ir, seed=3))
         with torch.no_grad():

@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image  # matplotlib depends on pillow
 
 from hcdsl.plot import figure_size, plot
 from hcdsl.proofs.unfold import unfold
 
-D = "specs/duality/"
+D = Path("specs/duality")
 
 
 def test_plot_writes_png(tmp_path) -> None:  # noqa: ANN001
-    out = plot([D + "hc_parallel_n2.hc"], tmp_path / "c.png")
+    out = plot([D / "hc_parallel_n2.hc"], tmp_path / "c.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(out) as im:
-        assert im.size == figure_size([unfold(D + "hc_parallel_n2.hc")]) == (1600, 440)
+        assert im.size == figure_size([unfold(D / "hc_parallel_n2.hc")]) == (1600, 440)
 
 
 def test_cli_plot(tmp_path) -> None:  # noqa: ANN001
-    import typer
     from typer.testing import CliRunner
 
-    from hcdsl.cli_prove import register
+    from hcdsl.cli import app
 
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        pass
-
-    register(app)
     out = tmp_path / "two.png"
-    r = CliRunner().invoke(app, ["plot", D + "gptj_parallel.hc", "specs/proofs/prenorm.hc",
+    r = CliRunner().invoke(app, ["plot", str(D / "gptj_parallel.hc"), "specs/proofs/prenorm.hc",
                                  "-o", str(out), "--no-streams"])
     assert r.exit_code == 0, r.output
     with Image.open(out) as im:

@@ -10,11 +10,11 @@ import hcdsl
 from hcdsl.api import parse
 from hcdsl.ir import nodes as n
 from hcdsl.passes.registry import get
-from hcdsl.proofs import prove
-from hcdsl.proofs.prove import raw_ir
+from hcdsl.proofs.prove import prove
+from hcdsl.proofs.source import raw_ir
 from hcdsl.proofs.reference_forms import hc_literal_spec, hc_parallel_matrices, paper_parallel
 
-P, D = "specs/proofs/", "specs/duality/"
+P, D = Path("specs/proofs"), Path("specs/duality")
 
 
 def names(result):  # noqa: ANN001, ANN201
@@ -23,13 +23,13 @@ def names(result):  # noqa: ANN001, ANN201
 
 # -- equivalences ------------------------------------------------------------------------
 def test_prenorm_is_hc_n1() -> None:
-    r = prove(P + "prenorm.hc", P + "hc_prenorm_n1.hc")
+    r = prove(P / "prenorm.hc", P / "hc_prenorm_n1.hc")
     assert r.equivalent and names(r) == [] and not r.at_init
     assert "isomorphism" in r.method
 
 
 def test_postnorm_is_hc_n1_with_eq16_weights() -> None:
-    r = prove(P + "postnorm.hc", P + "hc_postnorm_n1.hc")
+    r = prove(P / "postnorm.hc", P / "hc_postnorm_n1.hc")
     assert r.equivalent
     assert set(names(r)) == {"no-affine", "no-eps", "mean-zero"}  # App. E.2's three
     text = r.render()
@@ -37,61 +37,61 @@ def test_postnorm_is_hc_n1_with_eq16_weights() -> None:
 
 
 def test_postnorm_needs_its_assumptions() -> None:
-    r = prove(P + "postnorm.hc", P + "hc_postnorm_n1.hc", assume=["no-eps"], witness=False)
+    r = prove(P / "postnorm.hc", P / "hc_postnorm_n1.hc", assume=["no-eps"], witness=False)
     assert not r.equivalent
 
 
 @pytest.mark.parametrize("n_streams", [2, 3, 4])
 def test_hc_sequential_is_prenorm(n_streams: int) -> None:
-    r = prove(P + "prenorm.hc", D + f"hc_sequential_n{n_streams}.hc")
+    r = prove(P / "prenorm.hc", D / f"hc_sequential_n{n_streams}.hc")
     assert r.equivalent
     assert names(r) == ["scale-invariant"]  # the readout is n x h: only the final norm hides it
 
 
 def test_hc_sequential_without_scale_invariance_is_refuted() -> None:
-    r = prove(P + "prenorm.hc", D + "hc_sequential_n2.hc", assume=[], witness=False)
+    r = prove(P / "prenorm.hc", D / "hc_sequential_n2.hc", assume=[], witness=False)
     assert not r.equivalent and "c_7,0: A 1 vs B 2" in r.difference
 
 
 def test_hc_parallel_is_paper_parallel_arrangement() -> None:
-    r = prove(D + "hc_parallel_n2.hc", paper_parallel(D + "hc_parallel_n2.hc", 2))
+    r = prove(D / "hc_parallel_n2.hc", paper_parallel(D / "hc_parallel_n2.hc", 2))
     assert r.equivalent and names(r) == []
 
 
 def test_hc_parallel_is_the_paper_parallel_spec() -> None:
     """The same arrangement written in .hc: connect parallel(residual=each)."""
-    r = prove(D + "hc_parallel_n2.hc", D + "paper_parallel.hc")
+    r = prove(D / "hc_parallel_n2.hc", D / "paper_parallel.hc")
     assert r.equivalent and names(r) == []
 
 
 def test_paper_parallel_spec_is_not_gptj() -> None:
-    r = prove(D + "paper_parallel.hc", D + "gptj_parallel.hc")
+    r = prove(D / "paper_parallel.hc", D / "gptj_parallel.hc")
     assert not r.equivalent and r.witness is not None
 
 
 @pytest.mark.parametrize("spec", ["shc_n4.hc", "dhc_n4.hc", "dhc_n2_notanh.hc"])
 def test_hc_at_init_is_prenorm(spec: str) -> None:
-    r = prove(P + "prenorm.hc", P + spec, at_init=True)
+    r = prove(P / "prenorm.hc", P / spec, at_init=True)
     assert r.equivalent and r.at_init and names(r) in ([], ["scale-invariant"])
     assert "at init" in r.render()
 
 
 def test_learned_hc_is_not_prenorm_for_all_parameters() -> None:
-    r = prove(P + "prenorm.hc", P + "shc_n4.hc")
+    r = prove(P / "prenorm.hc", P / "shc_n4.hc")
     assert not r.equivalent and "symbolic in the learned entries" in r.method
     assert r.witness is not None and r.witness.max_diff > 1e-3
 
 
 def test_same_learned_parametrisation_is_equivalent() -> None:
-    assert prove(P + "shc_n4.hc", P + "shc_n4.hc").equivalent
+    assert prove(P / "shc_n4.hc", P / "shc_n4.hc").equivalent
 
 
 # -- refutations with counterexamples -----------------------------------------------------
 @pytest.mark.parametrize("a, b", [
-    (D + "hc_parallel_n2.hc", P + "prenorm.hc"),
-    (D + "hc_parallel_n2.hc", D + "gptj_parallel.hc"),
-    (P + "postnorm.hc", P + "prenorm.hc"),
-    (D + "hc_sequential_n2.hc", P + "hc_seq_n2_changed.hc"),
+    (D / "hc_parallel_n2.hc", P / "prenorm.hc"),
+    (D / "hc_parallel_n2.hc", D / "gptj_parallel.hc"),
+    (P / "postnorm.hc", P / "prenorm.hc"),
+    (D / "hc_sequential_n2.hc", P / "hc_seq_n2_changed.hc"),
 ])
 def test_refutations_have_witnesses(a: str, b: str) -> None:
     r = prove(a, b)
@@ -106,19 +106,19 @@ def test_refutations_have_witnesses(a: str, b: str) -> None:
 
 
 def test_gptj_difference_names_the_residual() -> None:
-    r = prove(paper_parallel(D + "hc_parallel_n2.hc", 2), D + "gptj_parallel.hc", witness=False)
+    r = prove(paper_parallel(D / "hc_parallel_n2.hc", 2), D / "gptj_parallel.hc", witness=False)
     assert not r.equivalent
     # the paper's arrangement carries the residual twice: 2 h0 in layer 1's input... (h = 2 h0)
     assert "c_1,0: A 2 vs B 1" in r.difference
 
 
 def test_changed_entry_points_at_the_entry() -> None:
-    r = prove(D + "hc_sequential_n2.hc", P + "hc_seq_n2_changed.hc", witness=False)
+    r = prove(D / "hc_sequential_n2.hc", P / "hc_seq_n2_changed.hc", witness=False)
     assert "c_7,0: A 2 vs B 3/2" in r.difference
 
 
 def test_different_layers_are_refuted() -> None:
-    spec = parse(P + "prenorm.hc")
+    spec = parse(P / "prenorm.hc")
     other = spec.model_copy(update={"body": (("ffn", "attn"),) * 3})
     r = prove(spec, other, witness=False)
     assert not r.equivalent and r.difference.startswith("layer 1:")
@@ -127,7 +127,7 @@ def test_different_layers_are_refuted() -> None:
 # -- the general-n parallel arrangement, Eqs. 47-49 -----------------------------------------
 @pytest.mark.parametrize("n_streams", [2, 3, 4])
 def test_eqs_47_49_indexing(n_streams: int) -> None:
-    base = parse(D + "opaque8.hc")
+    base = parse(D / "opaque8.hc")
     ref = paper_parallel(base, n_streams)
     fixed = hc_literal_spec(base, n_streams, hc_parallel_matrices(n_streams, 12, False))
     printed = hc_literal_spec(base, n_streams, hc_parallel_matrices(n_streams, 12, True))
@@ -147,13 +147,12 @@ def _run(ir, *passes):  # noqa: ANN001, ANN002, ANN202
 
 
 def test_freeze_at_init() -> None:
-    ir = _run(raw_ir(P + "dhc_n4.hc"), "freeze-at-init")
+    ir = _run(raw_ir(P / "dhc_n4.hc"), "freeze-at-init")
     assert not ir.of_type(n.LearnedCoef) and ir.of_type(n.ConstCoef)
 
 
 def test_merge_equal_streams_folds_hc_sequential_to_one_stream() -> None:
-    ir = _run(raw_ir(D + "hc_sequential_n3.hc"), "fold-const-slice", "merge-equal-streams",
-              "dce")
+    ir = _run(raw_ir(D / "hc_sequential_n3.hc"), "fold-const-slice", "merge-equal-streams")
     types = ir.types()
     assert all(types[v].count == 1 for v in ir.of_type(n.Mix))  # every state: one stream
     readout = ir.payload(ir.inputs("readout.sum")["coef"]).value
@@ -164,10 +163,10 @@ def test_merge_equal_streams_keeps_values() -> None:
     import torch
 
     from hcdsl.backends import ReferenceModel
-    from hcdsl.nn.parts import build_parts
+    from hcdsl.nn.modules import build_parts
 
-    before = raw_ir(D + "hc_sequential_n3.hc")
-    after = _run(raw_ir(D + "hc_sequential_n3.hc"), "fold-const-slice", "merge-equal-streams")
+    before = raw_ir(D / "hc_sequential_n3.hc")
+    after = _run(raw_ir(D / "hc_sequential_n3.hc"), "fold-const-slice", "merge-equal-streams")
     # the same node ids get the same weights (node_seed), so the two models compare directly
     a = ReferenceModel(before, build_parts(before, seed=3)).double()
     b = ReferenceModel(after, build_parts(after, seed=3)).double()
@@ -177,26 +176,26 @@ def test_merge_equal_streams_keeps_values() -> None:
 
 
 def test_scale_invariant_norm() -> None:
-    ir = _run(raw_ir(D + "hc_sequential_n2.hc"), "fold-const-slice", "merge-equal-streams",
-              "scale-invariant-norm", "dce")
+    ir = _run(raw_ir(D / "hc_sequential_n2.hc"), "fold-const-slice", "merge-equal-streams",
+              "scale-invariant-norm")
     readout = ir.payload(ir.inputs("readout.sum")["coef"]).value
     assert readout == ((1.0,),)  # norm(2 y) -> norm(y)
-    ir = _run(raw_ir(P + "hc_postnorm_n1.hc"), "scale-invariant-norm")
+    ir = _run(raw_ir(P / "hc_postnorm_n1.hc"), "scale-invariant-norm")
     users = {ir.inputs(v)["x"] for v in ir.of_type(n.Norm)}
     assert not any(isinstance(ir.payload(u), n.InvStd) for u in users)
 
 
 def test_assumption_passes() -> None:
-    ir = _run(raw_ir(P + "postnorm.hc"), "drop-norm-affine", "ignore-norm-eps")
+    ir = _run(raw_ir(P / "postnorm.hc"), "drop-norm-affine", "ignore-norm-eps")
     assert all(not ir.payload(v).affine and ir.payload(v).eps == 0 for v in ir.of_type(n.Norm))
-    ir = _run(raw_ir(P + "hc_postnorm_n1.hc"), "invstd-to-norm")
+    ir = _run(raw_ir(P / "hc_postnorm_n1.hc"), "invstd-to-norm")
     assert not ir.of_type(n.InvStd)
 
 
 def test_norm_idempotent_and_embed_normalised() -> None:
-    ir = _run(raw_ir(P + "hc_postnorm_n1.hc"), "fold-const-slice", "drop-identity-mix",
+    ir = _run(raw_ir(P / "hc_postnorm_n1.hc"), "fold-const-slice", "drop-identity-mix",
               "drop-split-merge", "drop-norm-affine", "ignore-norm-eps", "invstd-to-norm",
-              "norm-idempotent", "embed-normalised", "dce")
+              "norm-idempotent", "embed-normalised")
     norms = ir.of_type(n.Norm)
     # one norm per layer's post-scale; the pre-norms and the final norm are gone
     assert len(norms) == 6
@@ -212,17 +211,9 @@ def test_passes_registered() -> None:
 
 # -- the command ---------------------------------------------------------------------------
 def _app():  # noqa: ANN202
-    import typer
 
-    from hcdsl.cli_prove import register
+    from hcdsl.cli import app
 
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        pass
-
-    register(app)
     return app
 
 
@@ -231,18 +222,18 @@ def test_cli_exit_codes(tmp_path) -> None:  # noqa: ANN001
 
     runner = CliRunner()
     app = _app()
-    ok = runner.invoke(app, ["prove", P + "prenorm.hc", P + "hc_prenorm_n1.hc"])
+    ok = runner.invoke(app, ["prove", str(P / "prenorm.hc"), str(P / "hc_prenorm_n1.hc")])
     assert ok.exit_code == 0 and ok.output.startswith("EQUIVALENT")
-    no = runner.invoke(app, ["prove", P + "postnorm.hc", P + "prenorm.hc", "--no-witness"])
+    no = runner.invoke(app, ["prove", str(P / "postnorm.hc"), str(P / "prenorm.hc"), "--no-witness"])
     assert no.exit_code == 1 and "NOT EQUIVALENT" in no.output
     bad = tmp_path / "bad.hc"
     bad.write_text("model x {\n dim = 16\n vocab = 8\n layer a = atention\n body = [a]\n}\n")
-    err = runner.invoke(app, ["prove", str(bad), P + "prenorm.hc"])
+    err = runner.invoke(app, ["prove", str(bad), str(P / "prenorm.hc")])
     assert err.exit_code == 2 and "unknown layer kind 'atention'" in err.output
 
 
 def test_python_export() -> None:
-    assert hcdsl.prove(P + "prenorm.hc", P + "hc_prenorm_n1.hc").equivalent
+    assert hcdsl.prove(P / "prenorm.hc", P / "hc_prenorm_n1.hc").equivalent
 
 
 # -- every family at its init (issue: FC, MUDD, DenseFormer == Pre-Norm) -------------------
@@ -265,7 +256,7 @@ model fam {{
     "mhc(n=4, identity, readout=mean)",
 ])
 def test_family_at_init_is_prenorm(connect: str) -> None:
-    r = prove(P + "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
+    r = prove(P / "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
     assert r.equivalent, r.render()
     assert names(r) == []  # no assumption beyond "at init"
 
@@ -275,7 +266,7 @@ def test_family_at_init_is_prenorm_up_to_scale(connect: str) -> None:
     """A sum readout of n equal streams (mHC, HC), or attention residuals' uniform weights at
     init (every layer reads the *mean* of the earlier outputs, (h0 + T1 + ...) / l), differ
     from Pre-Norm only by a positive scale that every pre-norm removes."""
-    r = prove(P + "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
+    r = prove(P / "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
     assert r.equivalent, r.render()
     assert names(r) == ["scale-invariant"]
 
@@ -291,4 +282,4 @@ def test_user_defined_laurel_at_init_is_prenorm(name: str) -> None:
 
 def test_attnres_is_not_prenorm_after_init() -> None:
     with pytest.raises(NotImplementedError, match="nonlinear function of the state"):
-        prove(P + "prenorm.hc", FAMILY.format(connect="attnres"), witness=False)
+        prove(P / "prenorm.hc", FAMILY.format(connect="attnres"), witness=False)

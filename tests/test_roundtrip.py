@@ -13,22 +13,23 @@ from hypothesis import strategies as st
 import hcdsl
 from hcdsl.frontend.parser import parse_syntax
 from hcdsl.frontend.printer import format_model
-from hcdsl.nn.catalog import LAYER_KINDS, AttentionArgs, MlpArgs, NormArgs, OpaqueArgs
-from hcdsl.schemes.hyper import HyperOptions
-from hcdsl.schemes.residual import ParallelOptions, ResidualOptions
+from hcdsl.lang.catalog import LAYER_KINDS, AttentionArgs, MlpArgs, NormArgs, OpaqueArgs
+from hcdsl.lang.connections import HyperOptions
+from hcdsl.lang.connections import ParallelOptions, ResidualOptions
 from hcdsl.spec import ConnectionSpec, HeadSpec, LayerSpec, ModelSpec, NormSpec
 
 LAYER_NAMES = ["attn", "ffn", "T", "mix", "norm_a", "odd", "layer"]
 ENTRIES = st.sampled_from([0.0, 1.0, -1.0, 0.5, -0.25, 2.0, 1e-3])
 
 
-def _set(model, **kwargs) -> tuple:
-    """The options as validate stores them: only those written, in field order."""
-    return tuple(model(**kwargs).model_dump(exclude_unset=True).items())
+def _set(model, dim: int, **kwargs) -> tuple:
+    """A layer's options as validate stores them: every option, defaults filled in."""
+    full = model(**kwargs).normalised(dim).model_dump()
+    return tuple((k, v) for k, v in full.items() if v is not None)
 
 
 @st.composite
-def _layer(draw, name: str, heads: int, small: bool) -> LayerSpec:
+def _layer(draw, name: str, heads: int, dim: int, small: bool) -> LayerSpec:
     kind = draw(st.sampled_from(["attention", "mlp", "opaque", "rmsnorm"]))
     hidden = st.sampled_from([8, 16] if small else [8, 32, 100])
     if kind == "attention":
@@ -37,16 +38,16 @@ def _layer(draw, name: str, heads: int, small: bool) -> LayerSpec:
             opts["bias"] = draw(st.booleans())
         if draw(st.booleans()):
             opts["rope"] = draw(st.booleans())
-        args = _set(AttentionArgs, **opts)
+        args = _set(AttentionArgs, dim, **opts)
     elif kind == "mlp":
         opts = {"act": draw(st.sampled_from(["gelu", "swiglu"]))}
         if draw(st.booleans()):
             opts["hidden"] = draw(hidden)
-        args = _set(MlpArgs, **opts)
+        args = _set(MlpArgs, dim, **opts)
     elif kind == "opaque":
-        args = _set(OpaqueArgs, **({"hidden": draw(hidden)} if draw(st.booleans()) else {}))
+        args = _set(OpaqueArgs, dim, **({"hidden": draw(hidden)} if draw(st.booleans()) else {}))
     else:
-        args = _set(NormArgs, **({"affine": draw(st.booleans())} if draw(st.booleans()) else {}))
+        args = _set(NormArgs, dim, **({"affine": draw(st.booleans())} if draw(st.booleans()) else {}))
     return LayerSpec(name=name, kind=kind, args=args)
 
 
@@ -55,11 +56,11 @@ def _connection(draw, n_layers: int) -> ConnectionSpec:
     kind = draw(st.sampled_from(["residual", "parallel", "hyper"]))
     if kind == "residual":
         opts = {"norm": draw(st.sampled_from(["pre", "post"]))} if draw(st.booleans()) else {}
-        return ConnectionSpec(kind=kind, options=_set(ResidualOptions, **opts))
+        return ConnectionSpec(kind=kind, options=ResidualOptions(**opts))
     if kind == "parallel":
         opts = ({"norms": draw(st.sampled_from(["shared", "separate"]))}
                 if draw(st.booleans()) else {})
-        return ConnectionSpec(kind=kind, options=_set(ParallelOptions, **opts))
+        return ConnectionSpec(kind=kind, options=ParallelOptions(**opts))
     n = draw(st.integers(1, 3))
     opts = {"n": n}
     for key in ("dynamic", "tanh"):
@@ -72,7 +73,7 @@ def _connection(draw, n_layers: int) -> ConnectionSpec:
         which = draw(st.sets(st.integers(1, n_layers), min_size=1))
         square = st.lists(st.tuples(*[ENTRIES] * (n + 1)), min_size=n + 1, max_size=n + 1)
         matrices = tuple((k, tuple(draw(square))) for k in sorted(which))
-    return ConnectionSpec(kind=kind, options=_set(HyperOptions, **opts), matrices=matrices)
+    return ConnectionSpec(kind=kind, options=HyperOptions(**opts), matrices=matrices)
 
 
 @st.composite
@@ -81,7 +82,7 @@ def model_specs(draw, small: bool = False) -> ModelSpec:
     # RoPE needs an even head dim
     dim = heads * 2 * draw(st.integers(2, 4) if small else st.integers(1, 32))
     names = draw(st.lists(st.sampled_from(LAYER_NAMES), min_size=1, max_size=4, unique=True))
-    layers = tuple(draw(_layer(name, heads, small)) for name in names)
+    layers = tuple(draw(_layer(name, heads, dim, small)) for name in names)
     block = st.lists(st.sampled_from(names), min_size=1, max_size=3).map(tuple)
     body = tuple(draw(st.lists(block, min_size=1, max_size=4)))
     norm = NormSpec(kind=draw(st.sampled_from(["layernorm", "rmsnorm"])),

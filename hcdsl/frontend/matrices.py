@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from hcdsl.errors import ErrorSink
 from hcdsl.frontend import syntax as s
-from hcdsl.schemes.registry import Preset
+from hcdsl.lang.connections import Preset
 from hcdsl.spec import Matrix
 
 

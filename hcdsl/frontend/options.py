@@ -13,7 +13,7 @@ from hcdsl.frontend import syntax as s
 from hcdsl.spec import Scalar
 
 
-def _did_you_mean(word: str, choices: Iterable[str], what: str) -> str:
+def did_you_mean(word: str, choices: Iterable[str], what: str) -> str:
     choices = sorted(choices)
     close = difflib.get_close_matches(word, choices, n=1)
     listing = ", ".join(choices) if choices else "none"
@@ -137,6 +137,6 @@ class OptionRules:
                        flags: dict[str, tuple[str, object]]) -> None:
         names = set(model.model_fields) | set(flags)
         self.err.error(f"unknown option '{arg.name}' for {what}", arg.span,
-                       _did_you_mean(arg.name, names, f"{what} takes"))
+                       did_you_mean(arg.name, names, f"{what} takes"))
 
     # -- the model --------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import lark
 from lark import Transformer, v_args
@@ -18,11 +21,27 @@ def grammar_text() -> str:
     return resources.files("hcdsl.grammar").joinpath("hc.lark").read_text()
 
 
+def _cache_file(grammar: str) -> str | bool:
+    """Where lark keeps the built LALR tables between runs (building them costs more than
+    the rest of `hcdsl check`): a file in the user's own cache directory, named by the
+    grammar's and lark's version, or no cache when that directory cannot be made private."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hcdsl"
+    digest = hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest()[:16]
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if root.stat().st_uid != os.getuid() or root.stat().st_mode & 0o022:
+            return False  # not ours alone: never load a pickle others could write
+    except (OSError, AttributeError):  # read-only home, no getuid (Windows)
+        return False
+    return str(root / f"grammar-{digest}.lark")
+
+
 @lru_cache(maxsize=2)
 def make_parser(strict: bool = False) -> lark.Lark:
+    grammar = grammar_text()
     return lark.Lark(
-        grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False,
-        strict=strict,
+        grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+        strict=strict, cache=False if strict else _cache_file(grammar),
     )
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BaseModel
+
+from hcdsl.lang.catalog import LAYER_KINDS
 from hcdsl.spec import ConnectionSpec, LayerSpec, Matrix, ModelSpec, Scalar
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -37,9 +40,22 @@ def _call(name: str, options: tuple[tuple[str, Scalar], ...]) -> str:
     return f"{name}(" + ", ".join(f"{k}={format_value(v)}" for k, v in options) + ")"
 
 
+def _written(options: BaseModel, skip: tuple[str, ...] = ()) -> tuple[tuple[str, Scalar], ...]:
+    """The options that differ from their defaults (required ones always), in field order."""
+    out = []
+    for key, info in type(options).model_fields.items():
+        value = getattr(options, key)
+        if key not in skip and (info.is_required() or value != info.default):
+            out.append((key, value))
+    return tuple(out)
+
+
 def _layer(layer: LayerSpec) -> str:
     extern = "extern " if layer.extern else ""
-    return f"  layer {layer.name} = {extern}{_call(layer.kind, layer.args)}"
+    args = layer.args
+    if not layer.extern:  # normalised: every option is set; write the non-default ones
+        args = _written(LAYER_KINDS[layer.kind].model_validate(dict(layer.args)))
+    return f"  layer {layer.name} = {extern}{_call(layer.kind, args)}"
 
 
 def _body(body: tuple[tuple[str, ...], ...]) -> str:
@@ -70,14 +86,12 @@ def _list(values: tuple) -> str:
 
 def _definition(conn: ConnectionSpec) -> list[str]:
     """A user-defined connection as its `connection NAME { ... }` block."""
-    opts = dict(conn.options)
-    lines = [f"connection {opts['name']} {{"]
-    for p in opts.get("params", ()):
+    opts = conn.options
+    lines = [f"connection {opts.name} {{"]
+    for p in opts.params:
         lines.append(f"  param {p.name} = scalar(init={format_value(float(p.init))}, "
                      f"bound={p.bound})")
-    for key, value in conn.options:
-        if key in ("name", "params"):
-            continue
+    for key, value in _written(opts, skip=("name", "params")):
         text = _list(value) if isinstance(value, tuple) else format_value(value)
         lines.append(f"  {key} = {text}")
     lines += [f"  layer {k} = [" + ", ".join("[" + ", ".join(_entry(x) for x in row) + "]"
@@ -87,8 +101,8 @@ def _definition(conn: ConnectionSpec) -> list[str]:
 
 def _connection(conn: ConnectionSpec) -> list[str]:
     if conn.kind == "custom":
-        return [f"  connect {dict(conn.options)['name']}"]
-    head = f"  connect {_call(conn.kind, conn.options)}"
+        return [f"  connect {conn.options.name}"]
+    head = f"  connect {_call(conn.kind, _written(conn.options))}"
     if not conn.matrices:
         return [head]
     rules = [f"    layer {k} = {_matrix(m)}" for k, m in conn.matrices]

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-
+from dataclasses import dataclass
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
-from hcdsl.frontend.connections import custom_connection
+from hcdsl.frontend.custom import custom_connection
 from hcdsl.frontend.matrices import MatrixRules
-from hcdsl.frontend.options import OptionRules, _did_you_mean, scalar
-from hcdsl.nn.catalog import LAYER_KINDS, HeadArgs, NormArgs
-from hcdsl.schemes import desugar
-from hcdsl.schemes.registry import SchemeError, preset, preset_names
+from hcdsl.frontend.options import OptionRules, did_you_mean, scalar
+from hcdsl.frontend.parser import parse_syntax
+from hcdsl.frontend.source import Source
+from hcdsl.lang.catalog import LAYER_KINDS, HeadArgs, NormArgs
+from hcdsl.lang.connections import PRESETS, preset_names
+from hcdsl.lang.limits import MAX_CONTEXT, MAX_DIM, MAX_LAYERS, MAX_VOCAB
 from hcdsl.spec import ConnectionSpec, HeadSpec, LayerSpec, ModelSpec, NormSpec
 
-MAX_REPEAT = 10_000  # more layers than any model has; guards against `repeat 10**12`
-SETTINGS = ("dim", "vocab", "context", "norm")
+SETTINGS = {"dim": MAX_DIM, "vocab": MAX_VOCAB, "context": MAX_CONTEXT, "norm": 0}
 NORM_KINDS = ("layernorm", "rmsnorm")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A validated spec, with what later stages need to locate their own errors."""
+
+    spec: ModelSpec
+    source: Source
+    connect_span: Span | None  # the `connect` line (a preset that cannot apply is reported there)
 
 
 class _Validator(OptionRules, MatrixRules):
@@ -53,7 +63,7 @@ class _Validator(OptionRules, MatrixRules):
         for st in self.syn.settings:
             if st.name not in SETTINGS:
                 self.err.error(f"unknown setting '{st.name}'", st.span,
-                               _did_you_mean(st.name, SETTINGS, "settings are"))
+                               did_you_mean(st.name, SETTINGS, "settings are"))
                 continue
             if st.name in first:
                 self.err.error(f"duplicate setting '{st.name}': it is already set on line "
@@ -70,6 +80,11 @@ class _Validator(OptionRules, MatrixRules):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 self.err.error(f"'{st.name}' must be a positive integer, got "
                                f"'{self.text(st.value)}'", st.value.span)
+                continue
+            if value > SETTINGS[st.name]:
+                self.err.error(f"'{st.name}' = {value:,} is over the limit of "
+                               f"{SETTINGS[st.name]:,} (limit '{st.name}')", st.value.span,
+                               "the limits are in docs/language.md, 'Limits'")
                 continue
             out[st.name] = value
         return out
@@ -115,7 +130,7 @@ class _Validator(OptionRules, MatrixRules):
             return LayerSpec(name=ld.name, kind=kind, args=tuple(args), extern=True)
         if kind not in LAYER_KINDS:
             self.err.error(f"unknown layer kind '{kind}'", ld.call.name_span,
-                           _did_you_mean(kind, LAYER_KINDS, "built-in layers are")
+                           did_you_mean(kind, LAYER_KINDS, "built-in layers are")
                            + f"; for your own module write `layer {ld.name} = extern "
                            f"{kind}(...)` and pass layers={{'{kind}': factory}}")
             return None
@@ -134,8 +149,9 @@ class _Validator(OptionRules, MatrixRules):
                            f"{dim} / {heads} = {dim // heads}", span,
                            "choose heads so that dim / heads is even, or write rope=false")
             return None
-        set_args = tuple((k, v) for k, v in args.model_dump(exclude_unset=True).items())
-        return LayerSpec(name=ld.name, kind=kind, args=set_args)
+        full = args.normalised(dim) if dim else args
+        return LayerSpec(name=ld.name, kind=kind, args=tuple(
+            (k, v) for k, v in full.model_dump().items() if v is not None))
 
     def body(self, known: set[str]) -> tuple[tuple[str, ...], ...]:
         if not self.syn.bodies:
@@ -146,11 +162,19 @@ class _Validator(OptionRules, MatrixRules):
             self.err.error("duplicate body", extra.span, "a model has one body; join the parts "
                            "with commas: body = repeat 2 [a, b], [a]")
         blocks: list[tuple[str, ...]] = []
+        layers = 0
         for part in self.syn.bodies[0].parts:
-            if part.repeat < 1 or part.repeat > MAX_REPEAT:
-                self.err.error(f"repeat count must be between 1 and {MAX_REPEAT}, got "
-                               f"{part.repeat}", part.span)
+            if part.repeat < 1 or part.repeat > MAX_LAYERS:
+                self.err.error(f"repeat count must be between 1 and {MAX_LAYERS:,}, got "
+                               f"{part.repeat:,}", part.span,
+                               f"a body has at most {MAX_LAYERS:,} layers (limit 'layers')")
                 continue
+            layers += part.repeat * len(part.names)
+            if layers > MAX_LAYERS:
+                self.err.error(f"the body has {layers:,} layers so far, over the limit of "
+                               f"{MAX_LAYERS:,} (limit 'layers')", part.span,
+                               "attention and FFN layers count one each")
+                return tuple(blocks)
             if not part.names:
                 self.err.error("empty body block: a block needs at least one layer", part.span,
                                "write e.g. [attn, ffn]")
@@ -158,7 +182,7 @@ class _Validator(OptionRules, MatrixRules):
             for name, span in part.names:
                 if name not in known and name not in defined:
                     self.err.error(f"unknown layer '{name}'", span,
-                                   _did_you_mean(name, defined, "defined layers are"))
+                                   did_you_mean(name, defined, "defined layers are"))
             blocks.extend([tuple(n for n, _ in part.names)] * max(part.repeat, 0))
         return tuple(blocks)
 
@@ -178,8 +202,8 @@ class _Validator(OptionRules, MatrixRules):
             return custom_connection(self, defined[cd.call.name], cd, n_layers)
         if cd.call.name not in preset_names():
             self.err.error(f"unknown connection '{cd.call.name}'", cd.call.name_span,
-                           _did_you_mean(cd.call.name, [*preset_names(), *defined],
-                                         "connections are"))
+                           did_you_mean(cd.call.name, [*preset_names(), *defined],
+                                        "connections are"))
             return ConnectionSpec(kind="residual")
         return self.preset_connection(cd, n_layers)
 
@@ -190,7 +214,7 @@ class _Validator(OptionRules, MatrixRules):
             if c.name in defined:
                 self.err.error(f"duplicate connection '{c.name}'", c.name_span,
                                "give each connection block its own name")
-            elif c.name in preset_names():
+            elif c.name in PRESETS:
                 self.err.error(f"connection '{c.name}' has the name of a built-in preset",
                                c.name_span, "choose another name")
             else:
@@ -198,16 +222,15 @@ class _Validator(OptionRules, MatrixRules):
         return defined
 
     def preset_connection(self, cd: s.ConnectDef, n_layers: int) -> ConnectionSpec:
-        chosen = preset(cd.call.name)
+        chosen = PRESETS[cd.call.name]
         dims = [st.value for st in self.syn.settings if st.name == "dim"]
         dim = scalar(dims[0]) if dims else None
         opts = self.options(cd.call, chosen.options, f"connection '{chosen.name}'",
                             chosen.flags, context={"dim": dim if isinstance(dim, int) else None})
         if opts is None:
-            return ConnectionSpec(kind=chosen.name)
+            return ConnectionSpec(kind="residual")
         matrices = self.matrices(cd, chosen, opts, n_layers)
-        options = tuple(opts.model_dump(exclude_unset=True).items())
-        return ConnectionSpec(kind=chosen.name, options=options, matrices=matrices)
+        return ConnectionSpec(kind=chosen.name, options=opts, matrices=matrices)
 
     def head(self) -> HeadSpec:
         if not self.syn.heads:
@@ -232,16 +255,17 @@ class _Validator(OptionRules, MatrixRules):
         return value.name + "(...)"
 
 
-def validate(syntax: s.ModelSyntax, filename: str, source: str,
-             extern_layers: Collection[str] = ()) -> ModelSpec:
+def validate(syntax: s.ModelSyntax, source: Source,
+             extern_layers: Collection[str] = ()) -> Checked:
+    """The ModelSpec of a syntax tree, or an HcError with every mistake of the file."""
     v = _Validator(syntax, extern_layers)
     spec = v.run()
-    v.err.raise_if_any(filename, source)
+    v.err.raise_if_any(source.filename, source.text)
     assert spec is not None
-    try:  # a preset may not fit this model (e.g. mudd needs blocks that start with attention)
-        desugar(spec)
-    except SchemeError as exc:
-        v.err.error(str(exc), syntax.connects[0].span if syntax.connects else syntax.span,
-                    exc.hint)
-        v.err.raise_if_any(filename, source)
-    return spec
+    span = syntax.connects[0].span if syntax.connects else None
+    return Checked(spec, source, span)
+
+
+def check(source: Source, extern_layers: Collection[str] = ()) -> Checked:
+    """Parse and validate spec text: the whole front end."""
+    return validate(parse_syntax(source.text, source.filename), source, extern_layers)

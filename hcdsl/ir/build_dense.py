@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from hcdsl.ir import nodes as n
-from hcdsl.ir.build import finish, layer_node, norm_node, start
+from hcdsl.ir.build_common import finish, layer_node, norm_node, start
 from hcdsl.ir.graph import IR
 from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
 from hcdsl.spec import ModelSpec

@@ -17,11 +17,22 @@ from hcdsl.nn.layers import make_norm
 
 class ConstCoef(nn.Module):
     """A fixed matrix, held as a buffer. Not persistent: it comes from the spec, not from
-    training, so checkpoints hold only learned state and load whatever passes ran."""
+    training, so checkpoints hold only learned state and load whatever passes ran. The
+    entries are kept as written, so a conversion (`.double()`, `.to(dtype)`) rebuilds the
+    buffer from them exactly instead of rounding a float32 copy."""
 
-    def __init__(self, value: torch.Tensor) -> None:
+    def __init__(self, value: tuple[tuple[float, ...], ...],
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        self.register_buffer("value", value, persistent=False)
+        self.exact = value
+        self.register_buffer("value", torch.tensor(value, dtype=dtype), persistent=False)
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202 - nn.Module's hook
+        super()._apply(fn, recurse)
+        if self.value.is_floating_point() and self.value.device.type != "meta":
+            self.value = torch.tensor(self.exact, dtype=self.value.dtype,
+                                      device=self.value.device)
+        return self
 
     def forward(self) -> torch.Tensor:
         return self.value

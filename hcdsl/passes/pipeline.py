@@ -1,38 +1,45 @@
-"""The default pipeline, read top to bottom: first the canonicalisation passes together until
-nothing changes (a canonical IR: what the prover also starts from), then the optimisation
-passes together until nothing changes, and both again until neither changes anything. Each
-pass runs until it changes nothing."""
+"""The default pipeline, read top to bottom, and lowering (spec -> optimised IR).
+
+Two stages, each run by the rewrite driver to its fixed point: canonicalisation (exact
+rewrites that give every spec one normal form: what the prover starts from too), then
+optimisation (rewrites into cheaper operations, which would hide patterns canonicalisation
+still folds); both again until neither changes anything.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import hcdsl.passes  # noqa: F401 - registers every pattern
+from hcdsl.ir.build import build
 from hcdsl.ir.graph import IR
 from hcdsl.ir.verify import verify
+from hcdsl.passes.driver import FixedPointError, rewrite
 from hcdsl.passes.registry import get
+from hcdsl.schemes.program import Program
 
 CANONICALIZE = [
-    "fold-const-slice",   # a mix of a slice of a constant M reads a constant of the slice
-    "drop-zero-rows",     # mix(stack(T, H), [[0], [M]]) -> mix(H, M): unread outputs leave
-    "fold-const-chain",   # mix(mix(x, A), B) with constant A, B -> mix(x, A B)
-    "drop-identity-mix",  # mix(x, I) -> x  (n = 1 reads and writes of Pre-Norm)
-    "drop-split-merge",   # merge(split(x)) -> x
-    "cse",                # equal pure nodes on equal inputs -> one node
-    "dce",                # nodes that do not reach the output -> gone
-]
+    "fold-const-slice",     # a mix of a slice of a constant M reads a constant of the slice
+    "drop-zero-rows",       # mix(stack(T, H), [[0], [M]]) -> mix(H, M): unread outputs leave
+    "fold-const-chain",     # mix(mix(x, A), B) with constant A, B -> mix(x, A B)
+    "drop-identity-mix",    # mix(x, I) -> x  (n = 1 reads and writes of Pre-Norm)
+    "drop-split-merge",     # merge(split(x)) -> x
+    "merge-equal-streams",  # equal streams -> one stream (HC's sequential arrangement)
+    "cse",                  # equal pure nodes on equal inputs -> one node
+]  # and dead nodes go: the driver prunes what no longer reaches the output
 OPTIMIZE = [
-    "mix-to-add",         # all-ones constant mix of single streams -> add (h + T(h))
-    "ones-mix",           # mix(h, [[1, 1, ...]]) -> copy; mix(H, ones column) -> sum
-    "squeeze-single-stream",  # add/norm of split(x, 1) -> split(add/norm of x): no stream axis
+    "mix-to-add",             # all-ones constant mix of single streams -> add (h + T(h))
+    "ones-mix",               # mix(h, [[1, 1, ...]]) -> copy; mix(H, ones column) -> sum
+    "squeeze-single-stream",  # add/norm of split(x, 1) -> split(add/norm of x)
 ]
 DEFAULT = CANONICALIZE + OPTIMIZE
 
 
 def stages(passes: Iterable[str]) -> list[list[str]]:
-    """Consecutive passes of the same set (canonicalisation, optimisation) form one stage:
-    optimising rewrites (copy, sum, add) would hide patterns canonicalisation still folds."""
+    """Consecutive passes of the same set (canonicalisation, optimisation) form one stage."""
     out: list[list[str]] = []
     for name in passes:
+        get(name)  # an unknown name fails here, before anything runs
         stage = name in OPTIMIZE
         if out and (out[-1][0] in OPTIMIZE) == stage:
             out[-1].append(name)
@@ -42,37 +49,32 @@ def stages(passes: Iterable[str]) -> list[list[str]]:
 
 
 def run_pipeline(ir: IR, passes: Iterable[str] = DEFAULT, disable: Iterable[str] = (),
-                 check: bool = False, max_rounds: int = 50) -> list[str]:
-    """Run each stage (see `stages`) to its fixed point, in order, and the stages again until
-    none changes anything (an optimisation may leave a split/merge pair to drop); return the
-    names of the passes that changed something, in order."""
+                 check: bool = False, max_rounds: int = 20) -> list[str]:
+    """Run each stage to its fixed point, in order, and the stages again until none changes
+    anything; return the names of the patterns that fired, in order."""
     skip = set(disable)
-    plan = stages(name for name in passes if name not in skip)
+    for name in skip:
+        get(name)
+    plan = [[get(name) for name in stage]
+            for stage in stages(name for name in passes if name not in skip)]
     log: list[str] = []
     for _ in range(max_rounds):
-        done = len(log)
+        fired = 0
         for stage in plan:
-            log += _fixed_point(ir, stage, check, max_rounds)
-        if len(log) == done:
+            done = rewrite(ir, stage, check=check)
+            fired += len(done)
+            log += done
+        if not fired:
             return log
-    raise RuntimeError(f"stages did not reach a fixed point in {max_rounds} rounds")
+    raise FixedPointError(f"stages did not reach a fixed point in {max_rounds} rounds")
 
 
-def _fixed_point(ir: IR, names: list[str], check: bool, max_rounds: int) -> list[str]:
-    """Apply the passes in order, each until it changes nothing (a rewrite may enable the
-    same rewrite one layer further on), repeating the list until nothing changes."""
-    steps = [get(name) for name in names]
-    log = []
-    for _ in range(max_rounds):
-        changed = False
-        for step in steps:
-            for _ in range(len(ir) + 1):  # every call removes or rewrites at least one node
-                if not step(ir):
-                    break
-                changed = True
-                log.append(step.name)
-                if check:
-                    verify(ir, after=step.name)
-        if not changed:
-            return log
-    raise RuntimeError(f"passes did not reach a fixed point in {max_rounds} rounds: {log[-10:]}")
+def lower_program(program: Program, passes: Iterable[str] | None = DEFAULT,
+                  disable: Iterable[str] = (), check: bool = False) -> IR:
+    """Program -> verified IR, after the pass pipeline (passes=None: none)."""
+    ir = build(program.spec, program.scheme)
+    verify(ir, after="build")
+    if passes is not None:
+        run_pipeline(ir, passes, disable, check=check)
+        verify(ir, after="pipeline")
+    return ir

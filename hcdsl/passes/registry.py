@@ -1,40 +1,35 @@
-"""The one table of IR passes. A pass is a small named object: apply(ir) -> changed."""
+"""The one table of rewrite patterns. A pattern is a small named object: a rule on one root
+node, `match_and_rewrite(ir, node, rewriter) -> bool`, tried only on roots whose payload is
+one of its `kinds`. The optimiser's patterns register here (hcdsl/passes/patterns/); the
+prover's assumption patterns register into the same table from hcdsl/proofs/."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
-from hcdsl.ir.graph import IR
+from hcdsl.ir import nodes as n
+from hcdsl.passes.driver import Pattern, Rule
+
+PATTERNS: dict[str, Pattern] = {}
 
 
-@dataclass(frozen=True)
-class Pass:
-    name: str  # kebab-case
-    apply: Callable[[IR], bool]
-    doc: str
-
-    def __call__(self, ir: IR) -> bool:
-        return self.apply(ir)
+class UnknownPass(KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
 
 
-PASSES: dict[str, Pass] = {}
-
-
-def register(name: str, doc: str) -> Callable[[Callable[[IR], bool]], Pass]:
-    def wrap(fn: Callable[[IR], bool]) -> Pass:
-        if name in PASSES:
-            raise ValueError(f"pass '{name}' registered twice")
-        PASSES[name] = Pass(name, fn, doc)
-        return PASSES[name]
+def pattern(name: str, doc: str, *kinds: type[n.Node]) -> Callable[[Rule], Pattern]:
+    """Register a rule as the pattern `name`, tried on roots of the given kinds."""
+    def wrap(fn: Rule) -> Pattern:
+        if name in PATTERNS:
+            raise ValueError(f"pattern '{name}' registered twice")
+        PATTERNS[name] = Pattern(name, doc, kinds, fn)
+        return PATTERNS[name]
 
     return wrap
 
 
-def get(name: str) -> Pass:
-    from hcdsl.passes import load_all
-
-    load_all()
-    if name not in PASSES:
-        raise KeyError(f"unknown pass '{name}'; passes are: {', '.join(sorted(PASSES))}")
-    return PASSES[name]
+def get(name: str) -> Pattern:
+    if name not in PATTERNS:
+        raise UnknownPass(f"unknown pass '{name}'; passes are: {', '.join(sorted(PATTERNS))}")
+    return PATTERNS[name]

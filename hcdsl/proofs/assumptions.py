@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import hcdsl.proofs.rules  # noqa: F401 - registers the prover's patterns
+from hcdsl.passes.pipeline import CANONICALIZE
+
 
 @dataclass(frozen=True)
 class Assumption:
@@ -34,12 +37,9 @@ BY_NAME = {a.name: a for a in ASSUMPTIONS}
 AT_INIT = "at init: every learned matrix has its init value and every dynamic part is 0 " \
           "(W = 0 in HC Eqs. 10-13)"
 
-# the exact canonicalisation every proof runs (shared with the optimiser's CANONICALIZE),
-# then the stream merge; assumption passes are added in front of norm-idempotent
-BASE = [
-    "fold-const-slice", "fold-const-chain", "drop-identity-mix", "drop-split-merge",
-    "merge-equal-streams", "cse", "dce",
-]
+# the exact canonicalisation every proof runs: the optimiser's own; assumption passes are
+# added in front of norm-idempotent
+BASE = CANONICALIZE
 
 
 def pipeline(at_init: bool, assumed: tuple[Assumption, ...]) -> list[str]:

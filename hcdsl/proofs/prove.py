@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import networkx as nx
 
@@ -26,31 +25,9 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.passes.pipeline import run_pipeline
 from hcdsl.proofs.assumptions import ASSUMPTIONS, AT_INIT, BY_NAME, Assumption, pipeline
+from hcdsl.proofs.source import Source, name_of, raw_ir
 from hcdsl.proofs.symbolic import Evaluation, Lin, TooLarge, evaluate, layer_position
-from hcdsl.spec import ModelSpec
-
-Source = str | Path | ModelSpec | IR
-
-
-@dataclass
-class Witness:
-    tokens: list[int]
-    out_a: list[float]  # a few logits of A at the last position
-    out_b: list[float]
-    max_diff: float
-    note: str = ""
-
-    def render(self) -> str:
-        fmt = lambda xs: "[" + ", ".join(f"{x:+.6f}" for x in xs) + ", ...]"  # noqa: E731
-        lines = [
-            f"  input tokens: {self.tokens}",
-            f"  A logits[-1, :4]: {fmt(self.out_a)}",
-            f"  B logits[-1, :4]: {fmt(self.out_b)}",
-            f"  max |A - B| over all logits: {self.max_diff:.3e}",
-        ]
-        if self.note:
-            lines.append(f"  ({self.note})")
-        return "\n".join(lines)
+from hcdsl.proofs.witness import Witness, numeric_witness
 
 
 @dataclass
@@ -99,24 +76,6 @@ class ProofResult:
 
 
 # -- loading -------------------------------------------------------------------------------
-def _name(src: Source) -> str:
-    if isinstance(src, IR):
-        return src.name
-    if isinstance(src, ModelSpec):
-        return src.name
-    text = str(src)
-    return text if "\n" not in text else "<spec text>"
-
-
-def raw_ir(src: Source) -> IR:
-    """The IR of a spec before any pass (a copy when given an IR)."""
-    if isinstance(src, IR):
-        return src.copy()
-    from hcdsl.api import lower
-
-    return lower(src, passes=None)
-
-
 def canonical(ir: IR, at_init: bool, assumed: tuple[Assumption, ...] = ()) -> IR:
     out = ir.copy()
     run_pipeline(out, pipeline(at_init, assumed))
@@ -220,7 +179,7 @@ def prove(a: Source, b: Source, *, at_init: bool = False,
     start = time.perf_counter()
     allowed = tuple(ASSUMPTIONS if assume is None else [BY_NAME[x] for x in assume])
     ia, ib = raw_ir(a), raw_ir(b)
-    result = ProofResult(_name(a), _name(b), False, "", at_init=at_init)
+    result = ProofResult(name_of(a), name_of(b), False, "", at_init=at_init)
     try:
         ok, method, diff = _attempt(ia, ib, at_init, ())
         if not ok and allowed:
@@ -242,8 +201,6 @@ def prove(a: Source, b: Source, *, at_init: bool = False,
     if not ok:
         result.difference = diff or "(no structural difference found)"
         if witness:
-            from hcdsl.proofs.witness import numeric_witness
-
             result.witness = numeric_witness(a, b, at_init=at_init, seed=seed)
     result.seconds = time.perf_counter() - start
     return result

@@ -18,15 +18,15 @@ from pathlib import Path
 from hcdsl.ir.build import build
 from hcdsl.ir.graph import IR
 from hcdsl.ir.verify import verify
+from hcdsl.lang.connections import HyperOptions
 from hcdsl.schemes.primitive import Coef, Scheme, Step
+from hcdsl.schemes.program import load_program
 from hcdsl.schemes.residual import each_residual_matrix
-from hcdsl.spec import ModelSpec
+from hcdsl.spec import ConnectionSpec, ModelSpec
 
 
 def _spec(spec: str | Path | ModelSpec) -> ModelSpec:
-    from hcdsl.api import parse
-
-    return spec if isinstance(spec, ModelSpec) else parse(spec)
+    return load_program(spec).spec
 
 
 def paper_parallel(spec: str | Path | ModelSpec, n: int = 2) -> IR:
@@ -69,9 +69,7 @@ def hc_parallel_matrices(n: int, L: int, paper_indexing: bool = True) -> dict[in
 def hc_literal_spec(spec: str | Path | ModelSpec, n: int, matrices: dict[int, tuple],
                     name: str | None = None) -> ModelSpec:
     """spec with connect hyper(n, fixed) and the given literal matrices per layer."""
-    from hcdsl.spec import ConnectionSpec
-
     model = _spec(spec)
-    conn = ConnectionSpec(kind="hyper", options=(("n", n), ("learn", False)),
+    conn = ConnectionSpec(kind="hyper", options=HyperOptions(n=n, learn=False),
                           matrices=tuple(sorted(matrices.items())))
     return model.model_copy(update={"connection": conn, "name": name or f"{model.name}_hc{n}"})

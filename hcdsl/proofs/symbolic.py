@@ -262,7 +262,7 @@ def layer_position(ir: IR, node_id: str, fallback: int) -> int:
     return int(m.group(1)) if m else fallback
 
 
-def _state_before(ir: IR, v: str) -> str | None:
+def state_before(ir: IR, v: str) -> str | None:
     """The state a read mix of layer input v reads (through norm, merge, split)."""
     seen = 0
     while seen < 8:
@@ -343,7 +343,7 @@ def evaluate(ir: IR, at_init: bool = False) -> Evaluation:
             raw = None
             if isinstance(ir.payload(first), n.Norm):
                 raw = val[ir.inputs(first)["x"]][0]
-            state = _state_before(ir, first)
+            state = state_before(ir, first)
             ev.layers[k] = LayerInfo(
                 k, v, (p.kind, p.args, p.dim, p.in_ports, p.extern), ports,
                 val[state] if state is not None else None, raw)

@@ -24,8 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hcdsl.backends import ReferenceModel
 from hcdsl.ir import nodes as n
-from hcdsl.proofs.symbolic import Lin, evaluate, fmt_fraction, layer_position
+from hcdsl.nn.modules import build_parts
+from hcdsl.proofs.source import Source, name_of, raw_ir
+from hcdsl.proofs.symbolic import (
+    Lin, evaluate, final_state_node, fmt_fraction, layer_position, state_before,
+)
 
 
 class UnfoldError(Exception):
@@ -95,10 +100,8 @@ def _row(lin: Lin, L: int, where: str) -> list[Fraction]:
     return row
 
 
-def unfold_exact(spec: str | Path | object) -> Unfolded:
+def unfold_exact(spec: Source) -> Unfolded:
     """Exact C^(0), C^(i) at init from the spec (see the module doc)."""
-    from hcdsl.proofs.prove import _name, raw_ir
-
     ir = raw_ir(spec)
     ev = evaluate(ir, at_init=True)
     L = ev.L
@@ -128,7 +131,7 @@ def unfold_exact(spec: str | Path | object) -> Unfolded:
         note += "; learned matrices at their init" + (" (dynamic parts are 0 at init)"
                                                        if dynamic else "")
     kinds = [ev.layers[k].sig[0] for k in sorted(ev.layers)]
-    return Unfolded(_name(spec), C0, Ci, kinds, True, note)
+    return Unfolded(name_of(spec), C0, Ci, kinds, True, note)
 
 
 # -- numeric, per token --------------------------------------------------------------------
@@ -144,12 +147,8 @@ def parse_tokens(text: str | None, vocab: int, seed: int = 0) -> torch.Tensor:
     return torch.tensor([[int(x) for x in text.replace(" ", "").split(",") if x]])
 
 
-def unfold_numeric(spec: str | Path | object, checkpoint: str | Path | None = None,
+def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                    tokens: torch.Tensor | str | None = None, seed: int = 0) -> Unfolded:
-    from hcdsl.backends import ReferenceModel
-    from hcdsl.nn.parts import build_parts
-    from hcdsl.proofs.prove import _name, raw_ir
-
     ir = raw_ir(spec)
     model = ReferenceModel(ir, build_parts(ir, seed=seed))
     if checkpoint is not None:
@@ -158,8 +157,6 @@ def unfold_numeric(spec: str | Path | object, checkpoint: str | Path | None = No
             state = state["model"]
         model.load_state_dict(state)
     model = model.double().train(False)
-    # the reference interpreter's per-node rule (named eval_node; eval in older trees)
-    run_node = getattr(model, "eval_node", None) or ReferenceModel.eval.__get__(model)
     vocab = ir.payload(ir.of_type(n.Embed)[0]).vocab
     x = tokens if isinstance(tokens, torch.Tensor) else parse_tokens(tokens, vocab, seed)
     layers = [v for v in ir.order() if isinstance(ir.payload(v), n.Layer)]
@@ -174,9 +171,7 @@ def unfold_numeric(spec: str | Path | object, checkpoint: str | Path | None = No
     tr: dict[str, torch.Tensor] = {}  # (B, T, S, K) coefficients over h0, T1..TL
 
     def state_of(v: str) -> str | None:
-        from hcdsl.proofs.symbolic import _state_before
-
-        return _state_before(ir, v)
+        return state_before(ir, v)
 
     def mean_rows(t: torch.Tensor) -> np.ndarray:
         return t.mean(dim=(0, 1)).numpy()  # (S, K)
@@ -186,7 +181,7 @@ def unfold_numeric(spec: str | Path | object, checkpoint: str | Path | None = No
             p = ir.payload(v)
             ins = ir.inputs(v)
             xv = {port: env[src] for port, src in ins.items()}
-            env[v] = run_node(v, p, xv, x)
+            env[v] = model.eval_node(v, xv, x)
             t = {port: tr.get(src) for port, src in ins.items()}
             if isinstance(p, n.Embed):
                 z = torch.zeros(*x.shape, 1, K, dtype=torch.float64)
@@ -232,8 +227,6 @@ def unfold_numeric(spec: str | Path | object, checkpoint: str | Path | None = No
                 src = ins["x"]
                 raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
                 C0[L + 1] = np.pad(mean_rows(tr[raw])[0], (0, 1))
-                from hcdsl.proofs.symbolic import final_state_node
-
                 st = final_state_node(ir, src)
                 if st is not None:
                     final_state = mean_rows(tr[st])
@@ -253,10 +246,10 @@ def unfold_numeric(spec: str | Path | object, checkpoint: str | Path | None = No
         note += ("; norms on the state taken as the per-token scale 1/std(x) (mean and affine "
                  "ignored, as HC Eq. 16)")
     kinds = [ir.payload(v).kind for v in sorted(layers, key=lambda v: pos[v])]
-    return Unfolded(_name(spec), C0, Ci, kinds, False, note)
+    return Unfolded(name_of(spec), C0, Ci, kinds, False, note)
 
 
-def unfold(spec: str | Path | object, checkpoint: str | Path | None = None,
+def unfold(spec: Source, checkpoint: str | Path | None = None,
            tokens: torch.Tensor | str | None = None, seed: int = 0) -> Unfolded:
     """Exact when the spec allows it (static, linear state, no checkpoint or input given);
     numeric otherwise (see the module doc)."""
@@ -266,8 +259,6 @@ def unfold(spec: str | Path | object, checkpoint: str | Path | None = None,
         except UnfoldError:
             pass
         else:
-            from hcdsl.proofs.prove import raw_ir
-
             ir = raw_ir(spec)
             if not any(isinstance(ir.payload(v), n.LearnedCoef) and ir.payload(v).dynamic
                        for v in ir.g.nodes):

@@ -3,18 +3,41 @@ weights for corresponding modules (layers matched by position, other modules by 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from hcdsl.backends import ReferenceModel
+from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn.parts import attr_name, build_parts
+from hcdsl.nn.modules import attr_name, build_parts
+from hcdsl.proofs.source import Source, raw_ir
 from hcdsl.proofs.symbolic import layer_position
 
 
-def _compile(src, seed: int) -> tuple[torch.nn.Module, IR]:  # noqa: ANN001
-    from hcdsl.backends import ReferenceModel
-    from hcdsl.proofs.prove import raw_ir
+@dataclass
+class Witness:
+    tokens: list[int]
+    out_a: list[float]  # a few logits of A at the last position
+    out_b: list[float]
+    max_diff: float
+    note: str = ""
 
+    def render(self) -> str:
+        fmt = lambda xs: "[" + ", ".join(f"{x:+.6f}" for x in xs) + ", ...]"  # noqa: E731
+        lines = [
+            f"  input tokens: {self.tokens}",
+            f"  A logits[-1, :4]: {fmt(self.out_a)}",
+            f"  B logits[-1, :4]: {fmt(self.out_b)}",
+            f"  max |A - B| over all logits: {self.max_diff:.3e}",
+        ]
+        if self.note:
+            lines.append(f"  ({self.note})")
+        return "\n".join(lines)
+
+
+def _compile(src: Source, seed: int) -> tuple[torch.nn.Module, IR]:
     ir = raw_ir(src)
     model = ReferenceModel(ir, build_parts(ir, seed=seed))
     return model.double(), ir
@@ -34,12 +57,8 @@ def _keys(ir: IR) -> dict[str, str]:
     return out
 
 
-def numeric_witness(a, b, *, at_init: bool = False, seed: int = 0,  # noqa: ANN001
-                    tokens: int = 8):
-    from hcdsl.proofs.prove import Witness
-
-    from hcdsl.errors import CompileError
-
+def numeric_witness(a: Source, b: Source, *, at_init: bool = False, seed: int = 0,
+                    tokens: int = 8) -> Witness:
     try:
         ma, ia = _compile(a, seed)
         mb, ib = _compile(b, seed)

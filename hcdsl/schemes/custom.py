@@ -9,40 +9,11 @@ weights) over earlier outputs, per layer or per block.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-
+from hcdsl.lang.connections import CustomOptions
 from hcdsl.schemes.dense import attention_residuals, depth_weighted
-from hcdsl.schemes.primitive import Coef, DenseScheme, Entry, Param, Scheme, Step
-from hcdsl.schemes.registry import Preset, SchemeError, register
+from hcdsl.schemes.primitive import Coef, DenseScheme, Scheme, Step
+from hcdsl.schemes.registry import SchemeError, register
 from hcdsl.spec import ModelSpec
-
-
-class CustomOptions(BaseModel):
-    """The settings of a `connection` block (streams and layers are numbered from 1)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = "custom"
-    state: Literal["streams", "history"] = "streams"
-    # -- stream state --
-    streams: int = Field(default=1, ge=1)
-    init: tuple[float, ...] | None = None  # H^0_s = init_s h^0 (default: copies)
-    prenorm: bool = True  # T := T∘Norm
-    post: Literal["none", "norm"] = "none"  # normalise new streams after the write
-    post_streams: tuple[int, ...] | None = None  # which (1-based); default all
-    lowrank: int = Field(default=0, ge=0)  # + B A H on the state (LAuReL-LR), B = 0 at init
-    value_residual: tuple[Entry, Entry] | None = None  # V <- λ1 V_first + λ2 V
-    readout: tuple[float, ...] | None = None  # h^L = sum_s readout_s H_s (default all 1)
-    readout_norm: tuple[int, ...] = ()  # streams (1-based) normalised before the readout
-    out_scale: float = 1.0  # init std factor of output projections
-    params: tuple[Param, ...] = ()
-    # -- history state: what is remembered, and how it is read --
-    # static: DenseFormer's depth-weighted averages (learned, identity at init) over the
-    # outputs of blocks (or single layers), Pre-Norm residuals inside a block;
-    # softmax: attention residuals over raw outputs (a learned query per read)
-    granularity: Literal["layer", "block"] = "block"
-    weights: Literal["static", "softmax"] = "static"
 
 
 def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
@@ -97,13 +68,6 @@ def _history(spec: ModelSpec, o: CustomOptions) -> DenseScheme:
     return scheme.model_copy(update={"family": f"custom: {o.name}"})
 
 
+@register("custom")
 def _custom(spec: ModelSpec, o: CustomOptions) -> Scheme | DenseScheme:
     return _history(spec, o) if o.state == "history" else _streams(spec, o)
-
-
-register(Preset(
-    name="custom", options=CustomOptions, desugar=_custom,
-    matrix_shape=lambda o: (o.streams + 1, o.streams + 1),
-    matrix_help="M = [[0, OUT], [READ, RES]] is (streams+1) x (streams+1)",
-    visible=False,
-))

@@ -7,17 +7,10 @@ forms the next block's input from X_0..X_i; the last DA (one way) is the model o
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-
+from hcdsl.lang.connections import AttnResOptions, DenseFormerOptions, MuddOptions
 from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
-from hcdsl.schemes.registry import Preset, SchemeError, register
+from hcdsl.schemes.registry import SchemeError, register
 from hcdsl.spec import Matrix, ModelSpec
-
-
-class _Opts(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def newest_one_hot(count: int, ways: int) -> Matrix:
@@ -36,12 +29,6 @@ def dilated(i: int, k: int) -> tuple[int, ...]:
 
 
 # -- DenseFormer (arXiv 2402.02622) --------------------------------------------------------
-class DenseFormerOptions(_Opts):
-    k: int = Field(default=1, ge=1, description="dilation: DWA_i sees X_j with j = i mod k")
-    p: int = Field(default=1, ge=1, description="period: a DWA after blocks i with i % p == 0")
-    learn: bool = True
-
-
 def depth_weighted(spec: ModelSpec, k: int, p: int, learn: bool,
                    groups: list[list[int]] | None = None) -> DenseScheme:
     """DenseFormer over `groups` of layers (default: the model's blocks):
@@ -58,26 +45,12 @@ def depth_weighted(spec: ModelSpec, k: int, p: int, learn: bool,
     return DenseScheme(blocks=blocks, final=dwa(len(groups)), family=f"DenseFormer {k}x{p}")
 
 
+@register("denseformer")
 def _denseformer(spec: ModelSpec, o: DenseFormerOptions) -> DenseScheme:
     return depth_weighted(spec, o.k, o.p, o.learn)
 
 
 # -- MUDD (arXiv 2502.12170) ---------------------------------------------------------------
-class MuddOptions(_Opts):
-    ways: Literal[1, 4] = 4  # 4: Q, K, V, R (MUDD); 1: DDFormer
-    dynamic: bool = True  # false: static multiway, a_i only
-    k: int = Field(default=1, ge=1, description="sparse: every k-th source")
-    p: int = Field(default=1, ge=1, description="sparse: a DA every p blocks")
-    window: int = Field(default=0, ge=0,
-                        description="sliding window SWn: the last n blocks plus the embedding")
-    # PrePostDANorm (Eq. 10): mix RMSNorm(X_j), then Norm(DA) + X_i per way; a_i = 0 at init
-    prepost: bool = False
-    round: bool = False  # released code: hidden K rounded up as (K // 64 + 1) * 64
-    ffn_growth: bool = False  # FFN width 0.5x -> 1.5x linearly over depth (Eq. 9)
-    ffn_multiple: int = Field(default=1, ge=1,
-                              description="round grown FFN widths to a multiple (released: 128)")
-
-
 def mudd_hidden(ways: int, sources: int, round_up: bool) -> int:
     """K = C (i + 1); the released configs round up as (K // 64 + 1) * 64."""
     k = ways * sources
@@ -93,6 +66,7 @@ def mudd_sources(i: int, k: int, window: int) -> tuple[int, ...]:
     return (0,) + tuple(j for j in src if j > 0)[-window:]
 
 
+@register("mudd")
 def _mudd(spec: ModelSpec, o: MuddOptions) -> DenseScheme:
     if o.window and o.k > 1:
         raise SchemeError("mudd: window and k > 1 together are not a variant of the paper",
@@ -150,10 +124,7 @@ def _ffn_growth(spec: ModelSpec, multiple: int) -> tuple[tuple[int, str, int], .
 
 
 # -- attention residuals -------------------------------------------------------------------
-class AttnResOptions(_Opts):
-    granularity: Literal["layer", "block"] = "layer"
-
-
+@register("attnres")
 def _attnres(spec: ModelSpec, o: AttnResOptions) -> DenseScheme:
     return attention_residuals(spec, o.granularity)
 
@@ -179,11 +150,3 @@ def attention_residuals(spec: ModelSpec, granularity: str) -> DenseScheme:
                                   residual=False) for i, g in enumerate(groups))
     return DenseScheme(blocks=blocks, final=agg(len(groups)),
                        family=f"attention residuals ({granularity})")
-
-
-register(Preset(name="denseformer", options=DenseFormerOptions, desugar=_denseformer,
-                flags={"fixed": ("learn", False)}))
-register(Preset(name="mudd", options=MuddOptions, desugar=_mudd,
-                flags={"static": ("dynamic", False), "dynamic": ("dynamic", True)}))
-register(Preset(name="attnres", options=AttnResOptions, desugar=_attnres,
-                flags={"layer": ("granularity", "layer"), "block": ("granularity", "block")}))

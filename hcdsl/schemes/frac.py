@@ -11,24 +11,10 @@ Literal matrices use the paper's (m+1) x 2m layout [[0_{1xm}, B], [Y, A]].
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationInfo, model_validator
-
-from hcdsl.schemes.hyper import LearnedMixOptions
+from hcdsl.lang.connections import FracOptions
 from hcdsl.schemes.primitive import Coef, Scheme, Step
-from hcdsl.schemes.registry import Preset, register
+from hcdsl.schemes.registry import register
 from hcdsl.spec import Matrix, ModelSpec, NormSpec
-
-
-class FracOptions(LearnedMixOptions):
-    m: int = Field(ge=1, le=64, description="number of fractions; must divide dim")
-
-    @model_validator(mode="after")
-    def _m_divides_dim(self, info: ValidationInfo) -> "FracOptions":
-        dim = (info.context or {}).get("dim")
-        if dim and dim % self.m:
-            raise ValueError(f"m = {self.m} must divide dim = {dim} "
-                             f"(divisors: {[k for k in range(1, 17) if dim % k == 0]})")
-        return self
 
 
 def fc_init(m: int) -> Matrix:
@@ -46,6 +32,7 @@ def to_step_matrix(fc: Matrix, m: int) -> Matrix:
     return top + tuple(tuple(r) for r in fc[1:])
 
 
+@register("frac")
 def _frac(spec: ModelSpec, opts: FracOptions) -> Scheme:
     m, w = opts.m, spec.dim // opts.m
     literal = dict(spec.connection.matrices)
@@ -61,12 +48,3 @@ def _frac(spec: ModelSpec, opts: FracOptions) -> Scheme:
     kind = "DFC" if opts.dynamic else "SFC"
     return Scheme(streams=m, width=w, init="split" if m > 1 else "copy", steps=tuple(steps),
                   readout="concat" if m > 1 else "sum", family=f"{kind} x{m}")
-
-
-register(Preset(
-    name="frac", options=FracOptions, desugar=_frac,
-    matrix_shape=lambda o: (o.m + 1, 2 * o.m),
-    matrix_help="FC = [[0_{1xm}, B], [Y, A]] is (m+1) x 2m",
-    flags={"static": ("dynamic", False), "dynamic": ("dynamic", True),
-           "fixed": ("learn", False)},
-))

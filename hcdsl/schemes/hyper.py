@@ -8,40 +8,10 @@ Algorithm 2 uses `layer_id % rate`), A_r = I. Literal matrices replace the init 
 
 from __future__ import annotations
 
-import math
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from hcdsl.lang.connections import HyperOptions
 from hcdsl.schemes.primitive import Coef, Scheme, Step
-from hcdsl.schemes.registry import Preset, register
+from hcdsl.schemes.registry import register
 from hcdsl.spec import Matrix, ModelSpec
-
-
-class LearnedMixOptions(BaseModel):
-    """Options shared by HC and FC: static or dynamic (Eqs. 10-13), tanh, learned or fixed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    dynamic: bool = False
-    tanh: bool = True
-    learn: bool = True
-    scale: float = Field(default=0.01, description="init of s_alpha and s_beta")
-
-    @model_validator(mode="after")
-    def _dynamic_needs_learn(self) -> "LearnedMixOptions":
-        if self.dynamic and not self.learn:
-            raise ValueError("a dynamic connection must be learned: drop learn=false")
-        return self
-
-
-class HyperOptions(LearnedMixOptions):
-    n: int = Field(ge=1, le=64, description="expansion rate: the number of hidden streams")
-    out_scale: bool = True  # divide the init std of output projections by sqrt(n) (§4)
-    # invstd: scale every new stream by 1/std(stream), i.e. B = A_r = 1/sqrt(σ_h² + σ_T² +
-    # 2σ_hT) of Eq. 16 (with the literal [[0, 1], [1, 1]]): Post-Norm written as HC, n = 1
-    postscale: Literal["none", "invstd"] = "none"
-    # the layer's own pre-norm, T := T∘Norm (false for Post-Norm written as HC)
-    prenorm: bool = True
 
 
 def hc_init(k: int, n: int) -> Matrix:
@@ -54,6 +24,7 @@ def hc_init(k: int, n: int) -> Matrix:
     return (top,) + rows
 
 
+@register("hyper")
 def _hyper(spec: ModelSpec, opts: HyperOptions) -> Scheme:
     literal = dict(spec.connection.matrices)
     steps = []
@@ -69,18 +40,6 @@ def _hyper(spec: ModelSpec, opts: HyperOptions) -> Scheme:
     kind = "DHC" if opts.dynamic else "SHC"
     return Scheme(
         streams=opts.n, width=spec.dim, init="copy", steps=tuple(steps), readout="sum",
-        out_scale=1.0 / math.sqrt(opts.n) if opts.out_scale else 1.0,
+        out_scale=opts.out_factor,
         family=f"{kind} x{opts.n}",
     )
-
-
-def _shape(opts: HyperOptions) -> tuple[int, int]:
-    return (opts.n + 1, opts.n + 1)
-
-
-register(Preset(
-    name="hyper", options=HyperOptions, desugar=_hyper, matrix_shape=_shape,
-    matrix_help="HC = [[0, B], [A_m, A_r]] is (n+1) x (n+1)",
-    flags={"static": ("dynamic", False), "dynamic": ("dynamic", True),
-           "fixed": ("learn", False)},
-))

@@ -12,32 +12,14 @@ doubly stochastic H_res keeps equal streams equal): then every stream is the Pre
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from hcdsl.lang.connections import MhcOptions
 from hcdsl.schemes.hyper import hc_init
 from hcdsl.schemes.primitive import Coef, Scheme, Step
-from hcdsl.schemes.registry import Preset, register
+from hcdsl.schemes.registry import register
 from hcdsl.spec import ModelSpec
 
 
-class MhcOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    n: int = Field(ge=1, le=64, description="number of streams")
-    iters: int = Field(default=20, ge=1, description="Sinkhorn-Knopp iterations")
-    init: Literal["paper", "identity"] = "paper"
-    alpha: float = Field(default=0.01, description="init of the gates α_pre, α_post, α_res")
-    readout: Literal["sum", "mean"] = "sum"
-
-    @model_validator(mode="after")
-    def _identity_needs_two(self) -> "MhcOptions":
-        if self.init == "identity" and self.n < 2:
-            raise ValueError("init=identity needs n >= 2: sigmoid(b) < 1 cannot read one "
-                             "stream with weight 1")
-        return self
-
-
+@register("mhc")
 def _mhc(spec: ModelSpec, opts: MhcOptions) -> Scheme:
     steps = []
     for k in range(len(spec.sequence)):
@@ -47,9 +29,3 @@ def _mhc(spec: ModelSpec, opts: MhcOptions) -> Scheme:
         steps.append(Step(layers=(k,), inputs=((0,),), outputs=((0,),), coef=coef))
     return Scheme(streams=opts.n, width=spec.dim, init="copy", steps=tuple(steps),
                   readout=opts.readout, family=f"mHC x{opts.n}")
-
-
-register(Preset(
-    name="mhc", options=MhcOptions, desugar=_mhc,
-    flags={"identity": ("init", "identity"), "paper": ("init", "paper")},
-))

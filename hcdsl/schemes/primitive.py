@@ -17,21 +17,10 @@ or concatenates fractions. The IR is built from this form only: it never sees pr
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
+from hcdsl.lang.connections import Entry, Param
 from hcdsl.spec import Frozen, Matrix, NormSpec
-
-
-Entry = Union[float, str]  # a number, or the name of a learned scalar (see Param)
-
-
-class Param(Frozen):
-    """A learned scalar of a user-defined connection, used by name in its matrices.
-    bound: none (raw value), unit (sigmoid: (0, 1)), double (2 sigmoid: (0, 2))."""
-
-    name: str
-    init: float
-    bound: Literal["none", "unit", "double"] = "none"
 
 
 class Coef(Frozen):

@@ -1,31 +1,19 @@
-"""Named connection presets: each has an options model, a matrix shape, and a desugaring."""
+"""What each connection preset of the language means: its desugaring to the primitive form.
+
+The presets themselves (names, options, flags, matrix shapes) are the language's
+(hcdsl.lang.connections); a preset module here registers one function per name.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
-from pydantic import BaseModel
-
-from hcdsl.schemes.primitive import Scheme
+from hcdsl.lang.connections import Options
+from hcdsl.schemes.primitive import DenseScheme, Scheme
 from hcdsl.spec import ModelSpec
 
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    options: type[BaseModel]
-    desugar: Callable[[ModelSpec, BaseModel], Scheme]
-    # the shape literal matrices must have, or None if the preset takes none
-    matrix_shape: Callable[[BaseModel], tuple[int, int]] | None = None
-    matrix_help: str = ""
-    # bare flags that set an option to a value, e.g. `static` -> dynamic=False
-    flags: dict[str, tuple[str, object]] = field(default_factory=dict)
-    # False for the preset behind `connection NAME { ... }` blocks: not nameable in `connect`
-    visible: bool = True
-
-
-PRESETS: dict[str, Preset] = {}
+Desugar = Callable[[ModelSpec, Options], "Scheme | DenseScheme"]
+DESUGAR: dict[str, Desugar] = {}
 
 
 class SchemeError(ValueError):
@@ -36,20 +24,11 @@ class SchemeError(ValueError):
         self.hint = hint
 
 
-def register(preset: Preset) -> Preset:
-    PRESETS[preset.name] = preset
-    return preset
+def register(name: str) -> Callable[[Desugar], Desugar]:
+    def wrap(fn: Desugar) -> Desugar:
+        if name in DESUGAR:
+            raise ValueError(f"preset '{name}' desugared twice")
+        DESUGAR[name] = fn
+        return fn
 
-
-def preset(name: str) -> Preset:
-    from hcdsl.schemes import load_all
-
-    load_all()
-    return PRESETS[name]
-
-
-def preset_names() -> list[str]:
-    from hcdsl.schemes import load_all
-
-    load_all()
-    return sorted(name for name, p in PRESETS.items() if p.visible)
+    return wrap

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
-
+from hcdsl.lang.connections import ParallelOptions, ResidualOptions
 from hcdsl.schemes.primitive import Coef, Scheme, Step
-from hcdsl.schemes.registry import Preset, SchemeError, register
+from hcdsl.schemes.registry import SchemeError, register
 from hcdsl.spec import ModelSpec
 
 PRE_NORM = ((0.0, 1.0), (1.0, 1.0))  # HC Eq. 15: h <- h + T(h)
 
 
-class ResidualOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    norm: Literal["pre", "post"] = "pre"
-
-
-class ParallelOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    norms: Literal["shared", "separate"] = "shared"
-    # once: h' = h + sum_i T_i(h) (GPT-J, NeoX); each: h' = sum_i (T_i(h) + h), every layer
-    # keeps its own residual (the HC paper's parallel arrangement, App. F.2 Eq. 47)
-    residual: Literal["once", "each"] = "once"
-
-
+@register("residual")
 def _residual(spec: ModelSpec, opts: ResidualOptions) -> Scheme:
     # pre:  h <- h + T(Norm(h))      post: h <- Norm(h + T(h))
     pre = opts.norm == "pre"
@@ -70,6 +55,7 @@ def _parallel_each(spec: ModelSpec, opts: ParallelOptions) -> Scheme:
                   family=f"parallel, residual per layer (x{n})")
 
 
+@register("parallel")
 def _parallel(spec: ModelSpec, opts: ParallelOptions) -> Scheme:
     if opts.residual == "each":
         return _parallel_each(spec, opts)
@@ -85,14 +71,3 @@ def _parallel(spec: ModelSpec, opts: ParallelOptions) -> Scheme:
         ))
     return Scheme(streams=1, width=spec.dim, init="copy", steps=tuple(steps), readout="sum",
                   family=f"parallel ({opts.norms} norm)")
-
-
-register(Preset(
-    name="residual", options=ResidualOptions, desugar=_residual,
-    flags={"pre": ("norm", "pre"), "post": ("norm", "post")},
-))
-register(Preset(
-    name="parallel", options=ParallelOptions, desugar=_parallel,
-    flags={"shared": ("norms", "shared"), "separate": ("norms", "separate"),
-           "each": ("residual", "each"), "once": ("residual", "once")},
-))

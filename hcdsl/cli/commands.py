@@ -1,0 +1,252 @@
+"""`hcdsl check`, `show`, `stats`, `run`, `demo`. check, show --ir/--dot and stats never import
+torch; run, show --code and demo do, when they build a module."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from hcdsl.cli.app import Failed, app, command, reported
+from hcdsl.cli.tables import (
+    console, demo_row, demo_table, fmt_params, matrices_table, summary_table,
+)
+from hcdsl.counts import Stats, stats
+from hcdsl.errors import HcError
+from hcdsl.ir.dump import dump, to_dot
+from hcdsl.passes.pipeline import DEFAULT, lower_program
+from hcdsl.schemes.program import Program, load_program
+
+if TYPE_CHECKING:
+    import torch
+
+RUN_LIMIT = 50_000_000  # `hcdsl demo` runs specs up to this many parameters; larger: counted
+
+
+def check_one(path: str) -> bool:
+    """Parse, validate and lower a spec: an OK line, or its errors on stderr."""
+    try:
+        with reported(path):
+            program = load_program(Path(path))
+            lower_program(program)
+    except Failed:
+        return False
+    typer.echo(f"OK {path}: model {program.spec.name}, {program.scheme.family}, "
+               f"{len(program.spec.sequence)} layers")
+    return True
+
+
+@app.command()
+def check(files: list[str] = typer.Argument(..., metavar="FILE...", help=".hc spec files")) -> None:
+    """Parse, validate and lower each spec: one OK line per file, or every error."""
+    results = [check_one(f) for f in files]
+    if not all(results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    file: str = typer.Argument(..., metavar="FILE"),
+    ir: bool = typer.Option(False, "--ir", help="the IR, as a canonical text dump"),
+    code: bool = typer.Option(False, "--code", help="the generated torch.fx code"),
+    dot: bool = typer.Option(False, "--dot", help="the IR as Graphviz DOT"),
+    arrangement: bool = typer.Option(
+        False, "--arrangement", help="which layers the static connections run in parallel"),
+    no_passes: bool = typer.Option(False, "--no-passes", help="the IR before the passes"),
+) -> None:
+    """Show what a spec compiles to: --ir, --code, --dot or --arrangement."""
+    if ir + code + dot + arrangement != 1:
+        raise typer.BadParameter("choose exactly one of --ir, --code, --dot, --arrangement")
+    passes = None if no_passes else DEFAULT
+    with command(file):
+        program = load_program(Path(file))
+        if arrangement:
+            from hcdsl.proofs.arrangement import arrangement_text
+
+            typer.echo(arrangement_text(program))
+        elif code:
+            typer.echo(generated_code(program, passes))
+        else:
+            graph = lower_program(program, passes)
+            typer.echo(dump(graph) if ir else to_dot(graph), nl=False)
+
+
+def generated_code(program: Program, passes: list[str] | None) -> str:
+    """The fx code of a spec, built on the meta device (no weights allocated)."""
+    import torch
+
+    import hcdsl
+
+    with torch.device("meta"):
+        return hcdsl.compile(program, passes=passes).code.strip()
+
+
+@app.command("stats")
+def stats_cmd(
+    file: str = typer.Argument(..., metavar="FILE"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Parameters, extra parameters over Pre-Norm, and the static connection matrices."""
+    with command(file):
+        st = stats(Path(file))
+    if as_json:
+        typer.echo(json.dumps(st.model_dump(mode="json"), indent=2))
+        return
+    typer.echo(f"{st.name}: {st.family}")
+    console().print(summary_table(st))
+    if not st.matrices:
+        typer.echo("no step matrices: the state is a history of block outputs, read by "
+                   "depth-wise aggregates")
+        return
+    typer.echo("step matrices at init, M = [[0, OUT], [READ, RES]] (rows: layer output, "
+               "streams; columns: reads, new streams; HC: [[0, B], [A_m, A_r]], FC: "
+               "[[0, diag(B)], [Y, A]]):")
+    console().print(matrices_table(st))
+
+
+def _device(name: str) -> "torch.device":
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    return device
+
+
+def train_step(model: "torch.nn.Module", tokens: "torch.Tensor") -> tuple["torch.Tensor", float]:
+    """Forward + backward of next-token cross-entropy; (logits, loss)."""
+    import torch
+
+    logits = model(tokens)
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+    loss.backward()
+    return logits, loss.item()
+
+
+@app.command()
+def run(
+    file: str = typer.Argument(..., metavar="FILE"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile(fullgraph=True)"),
+    batch: int = typer.Option(2, "--batch", min=1),
+    seq: int = typer.Option(16, "--seq", min=2),
+    steps: int = typer.Option(1, "--steps", min=1, help="forward+backward steps to time"),
+    seed: int = typer.Option(0, "--seed", help="seeds the weights and the tokens"),
+) -> None:
+    """Build a spec and run forward+backward on random tokens."""
+    import torch
+
+    import hcdsl
+
+    dev = _device(device)
+    with command(file):
+        t0 = time.perf_counter()
+        program = load_program(Path(file))
+        model = hcdsl.compile(program, device=dev, seed=seed)
+        built = time.perf_counter() - t0
+    if compile_:
+        model = torch.compile(model, fullgraph=True)
+    params = sum(p.numel() for p in model.parameters())
+    typer.echo(f"built {file}: {params:,} params in {built:.2f} s on {dev}")
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, program.spec.vocab, (batch, seq), generator=gen).to(dev)
+    for i in range(steps):
+        t0 = time.perf_counter()
+        with command(file):
+            logits, loss = train_step(model, tokens)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        wall = time.perf_counter() - t0
+        note = " (includes torch.compile)" if compile_ and i == 0 else ""
+        typer.echo(f"step {i + 1}: tokens {tuple(tokens.shape)} -> logits "
+                   f"{tuple(logits.shape)}, loss {loss:.4f}, forward+backward {wall:.3f} s{note}")
+
+
+def _walk(folder, prefix: str = "") -> list[tuple[str, str]]:  # noqa: ANN001 - Traversable
+    """(relative name, text) of every .hc file under a folder, subfolders included."""
+    out = []
+    for p in folder.iterdir():
+        if p.is_dir() and not p.name.startswith(("_", ".")):
+            out += _walk(p, f"{prefix}{p.name}/")
+        elif p.name.endswith(".hc"):
+            out.append((prefix + p.name, p.read_text()))
+    return sorted(out)
+
+
+def bundled_specs() -> list[tuple[str, str]]:
+    """(name, text) of the specs shipped in the package (specs/ and its subfolders)."""
+    return _walk(resources.files("hcdsl.specs"))
+
+
+def dir_specs(directory: Path) -> list[tuple[str, str]]:
+    if not directory.is_dir():
+        raise typer.BadParameter(f"not a directory: {directory}", param_hint="DIR")
+    return _walk(directory)
+
+
+def demo_one(name: str, text: str) -> tuple[Program, Stats] | None:
+    """Check and count one spec; errors printed with the spec's file name."""
+    try:
+        with reported(name):
+            try:
+                program = load_program(text)
+                return program, stats(program)
+            except HcError as exc:  # name the file, not <spec>
+                exc.filename = name
+                raise
+    except Failed:
+        return None
+
+
+@app.command()
+def demo(directory: Optional[Path] = typer.Argument(  # noqa: UP007 - typer needs Optional
+        None, metavar="[DIR]", help="a folder of .hc specs (default: the bundled ones)")) -> None:
+    """Check every spec, tabulate them, and run each small one once."""
+    import torch
+
+    import hcdsl
+
+    specs = bundled_specs() if directory is None else dir_specs(directory)
+    if not specs:
+        typer.echo(f"no .hc specs in {directory}", err=True)
+        raise typer.Exit(1)
+    table = demo_table()
+    counted: list[tuple[str, Program, Stats]] = []
+    failed = 0
+    for name, text in specs:
+        found = demo_one(name, text)
+        demo_row(table, name, found[1] if found else None)
+        if found is None:
+            failed += 1
+        else:
+            counted.append((name, *found))
+    console().print(table)
+    for name, program, st in counted:
+        if st.params > RUN_LIMIT:
+            typer.echo(f"skip {name}: {fmt_params(st.params)} params (over "
+                       f"{fmt_params(RUN_LIMIT)}): checked and counted, not run")
+            continue
+        try:
+            with reported(name):
+                t0 = time.perf_counter()
+                model = hcdsl.compile(program, seed=0)
+                tokens = torch.randint(0, st.vocab, (2, 16),
+                                       generator=torch.Generator().manual_seed(0))
+                logits, loss = train_step(model, tokens)
+        except Failed:
+            failed += 1
+            continue
+        typer.echo(f"ran  {name}: logits {tuple(logits.shape)}, loss {loss:.3f}, "
+                   f"build+forward+backward {time.perf_counter() - t0:.2f} s")
+    if failed:
+        typer.echo(f"{failed} of {len(specs)} specs failed", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"all {len(specs)} specs OK")

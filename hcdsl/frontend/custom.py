@@ -1,0 +1,232 @@
+"""Validate a user-defined `connection NAME { ... }` block into a ConnectionSpec.
+
+The block's settings are CustomOptions (hcdsl/schemes/custom.py); `param NAME = 1` or
+`param NAME = scalar(init=1, bound=double)` declares a learned scalar that matrix entries and
+`value_residual` may name; matrix rules use the selectors of literal HC matrices.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from hcdsl.errors import ErrorSink, Span
+from hcdsl.frontend import syntax as s
+from hcdsl.lang.connections import CustomOptions, Param
+from hcdsl.spec import ConnectionSpec, Template
+
+
+class Context(Protocol):
+    """What a connection block needs of the model's validator."""
+
+    err: ErrorSink
+
+    def select(self, sel: s.Selector, n: int) -> list[int]: ...
+
+BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0)}
+STREAM_LISTS = ("post_streams", "readout_norm")  # 1-based stream numbers
+# the settings only one kind of state reads (the other would silently ignore them)
+STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
+               "value_residual", "readout", "readout_norm", "out_scale")
+HISTORY_ONLY = ("granularity", "weights")
+
+
+def _plain(value: s.Value) -> object:
+    """A syntax value as Python: numbers, names (true/false as bools), tuples for lists."""
+    if isinstance(value, s.Number):
+        return value.value
+    if isinstance(value, s.Name):
+        return {"true": True, "false": False}.get(value.value, value.value)
+    if isinstance(value, s.String):
+        return value.value
+    if isinstance(value, s.ListValue):
+        return tuple(_plain(v) for v in value.items)
+    return None
+
+
+class _Connection:
+    def __init__(self, v: Context, defn: s.ConnectionSyntax) -> None:
+        self.v, self.defn = v, defn
+        self.what = f"connection '{defn.name}'"
+
+    def params(self) -> dict[str, Param]:
+        out: dict[str, Param] = {}
+        for pd in self.defn.params:
+            if pd.name in out:
+                self.v.err.error(f"duplicate param '{pd.name}' in {self.what}", pd.name_span,
+                                 "give each param its own name")
+                continue
+            param = self.param(pd)
+            if param is not None:
+                out[pd.name] = param
+        return out
+
+    def param(self, pd: s.ParamDef) -> Param | None:
+        init, bound, span = None, "none", pd.value.span
+        if isinstance(pd.value, s.Number):
+            init = pd.value.value
+        elif isinstance(pd.value, s.Call) and pd.value.name == "scalar":
+            for arg in pd.value.args:
+                if arg.name == "init" and isinstance(arg.value, s.Number):
+                    init = arg.value.value
+                elif arg.name == "bound" and isinstance(arg.value, s.Name):
+                    bound = arg.value.value
+                else:
+                    self.v.err.error(f"param '{pd.name}': unknown or bad option '{arg.name}'",
+                                     arg.span, "write scalar(init=1, bound=none|unit|double)")
+                    return None
+        if init is None:
+            self.v.err.error(f"param '{pd.name}' needs an initial value", span,
+                             "write `param NAME = 1` or `param NAME = scalar(init=1, "
+                             "bound=double)`")
+            return None
+        if bound not in BOUND_RANGE:
+            self.v.err.error(f"param '{pd.name}': unknown bound '{bound}'", span,
+                             "bounds: none (any value), unit (sigmoid, 0..1), double (2 "
+                             "sigmoid, 0..2)")
+            return None
+        lo_hi = BOUND_RANGE[bound]
+        if lo_hi and not lo_hi[0] < init < lo_hi[1]:
+            self.v.err.error(f"param '{pd.name}': init {init:g} is outside the open range "
+                             f"{lo_hi} of bound={bound}", span,
+                             f"bound={bound} reaches {lo_hi[0]:g} and {lo_hi[1]:g} only in the "
+                             f"limit: choose an init strictly between them, e.g. "
+                             f"{(lo_hi[0] + lo_hi[1]) / 2:g}")
+            return None
+        return Param(name=pd.name, init=float(init), bound=bound)
+
+    def options(self, params: dict[str, Param]) -> CustomOptions | None:
+        values: dict[str, object] = {"name": self.defn.name, "params": tuple(params.values())}
+        spans: dict[str, Span] = {}
+        for st in self.defn.settings:
+            if st.name in spans:
+                self.v.err.error(f"duplicate setting '{st.name}' in {self.what}", st.span)
+                continue
+            if st.name not in CustomOptions.model_fields or st.name in ("name", "params"):
+                names = sorted(set(CustomOptions.model_fields) - {"name", "params"})
+                self.v.err.error(f"unknown setting '{st.name}' in {self.what}", st.span,
+                                 "settings are: " + ", ".join(names))
+                continue
+            values[st.name], spans[st.name] = _plain(st.value), st.span
+        vres = values.get("value_residual")
+        if isinstance(vres, tuple) and len(vres) != 2:
+            self.v.err.error(f"{self.what}: 'value_residual' needs two entries [λ1, λ2] "
+                             f"(V <- λ1 V_first + λ2 V), got {len(vres)}",
+                             spans["value_residual"], "e.g. value_residual = [0.5, 0.5]")
+            return None
+        try:
+            opts = CustomOptions.model_validate(values)
+        except ValidationError as exc:
+            for e in exc.errors():
+                key = str(e["loc"][0]) if e["loc"] else ""
+                self.v.err.error(f"{self.what}: setting '{key}': {e['msg']}",
+                                 spans.get(key, self.defn.name_span))
+            return None
+        return opts if self.check(opts, params, spans) else None
+
+    def check(self, o: CustomOptions, params: dict[str, Param], spans: dict[str, Span]) -> bool:
+        ok = True
+
+        def bad(key: str, message: str, hint: str | None = None) -> None:
+            nonlocal ok
+            ok = False
+            self.v.err.error(f"{self.what}: {message}", spans.get(key, self.defn.name_span),
+                             hint)
+
+        for key in ("init", "readout"):
+            if getattr(o, key) is not None and len(getattr(o, key)) != o.streams:
+                bad(key, f"'{key}' needs one weight per stream ({o.streams}), got "
+                    f"{len(getattr(o, key))}", f"write {o.streams} numbers, e.g. "
+                    f"{key} = [" + ", ".join(["1"] * o.streams) + "]")
+        for key in STREAM_LISTS:
+            for k in getattr(o, key) or ():
+                if not 1 <= k <= o.streams:
+                    bad(key, f"'{key}' names stream {k}; streams are 1..{o.streams}",
+                        "streams are numbered from 1")
+        declared = {pd.name for pd in self.defn.params}  # invalid ones were reported
+        for entry in o.value_residual or ():
+            if isinstance(entry, str) and entry not in declared:
+                bad("value_residual", f"value_residual names '{entry}', which is not a "
+                    "declared param", f"declare it: param {entry} = 0.5")
+            elif isinstance(entry, str) and entry not in params:
+                ok = False
+        if o.state == "history":
+            if self.defn.rules:
+                ok = False
+                self.v.err.error(f"{self.what}: a history connection takes no matrices (its "
+                                 "weights are aggregates over earlier outputs)",
+                                 self.defn.rules[0].span,
+                                 "drop the matrices, or drop `state = history`")
+            for key in STREAM_ONLY:
+                if key in o.model_fields_set:
+                    bad(key, f"'{key}' is a setting of stream state; a history connection "
+                        "does not read it", "drop it, or drop `state = history`")
+            for pd in self.defn.params:
+                ok = False
+                self.v.err.error(f"{self.what}: a history connection has no params to "
+                                 f"use '{pd.name}'", pd.name_span,
+                                 "its weights are built in: weights = static | softmax")
+        else:
+            for key in HISTORY_ONLY:
+                if key in o.model_fields_set:
+                    bad(key, f"'{key}' is a setting of history state, and this connection "
+                        "has stream state", "add `state = history`, or drop it")
+        return ok
+
+    def matrices(self, o: CustomOptions, params: dict[str, Param],
+                 n_layers: int) -> tuple[tuple[int, Template], ...]:
+        size = o.streams + 1
+        out: dict[int, Template] = {}
+        for rule in self.defn.rules:
+            template = self.template(rule.value, size, params)
+            for k in self.v.select(rule.selector, n_layers):
+                if template is not None:
+                    out[k] = template  # a later rule overrides an earlier one
+        return tuple(sorted(out.items()))
+
+    def template(self, value: s.Value, size: int, params: dict[str, Param]) -> Template | None:
+        expect = (f"expected a {size}x{size} matrix for streams={size - 1} (M = [[0, OUT], "
+                  "[READ, RES]])")
+        rows = value.items if isinstance(value, s.ListValue) else None
+        if rows is None or len(rows) != size or not all(
+                isinstance(r, s.ListValue) and len(r.items) == size for r in rows):
+            self.v.err.error(f"{self.what}: {expect}", value.span,
+                             "write a matrix as a list of rows: [[0, 1], [1, 1]]")
+            return None
+        out, ok = [], True
+        declared = {pd.name for pd in self.defn.params}  # invalid ones were reported
+        for i, row in enumerate(rows):
+            entries: list[float | str] = []
+            for j, e in enumerate(row.items):
+                if isinstance(e, s.Number):
+                    entries.append(e.value)
+                elif isinstance(e, s.Name) and e.value in params:
+                    entries.append(e.value)
+                elif isinstance(e, s.Name) and e.value in declared:
+                    ok = False  # its `param` line has the error
+                else:
+                    ok = False
+                    text = e.value if isinstance(e, s.Name) else "?"
+                    self.v.err.error(f"matrix entry ({i + 1}, {j + 1}) is neither a number nor "
+                                     f"a declared param: '{text}'", e.span,
+                                     f"declare it in the connection: param {text} = 1"
+                                     if isinstance(e, s.Name) else None)
+            out.append(tuple(entries))
+        return tuple(out) if ok else None
+
+
+def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef | None,
+                      n_layers: int) -> ConnectionSpec:
+    """The ConnectionSpec of `connect NAME` where NAME is a connection defined in the file
+    (cd None: a block the model does not use, validated all the same)."""
+    c = _Connection(v, defn)
+    if cd is not None and (cd.call.args or cd.rules):
+        v.err.error(f"{c.what} is defined in this file and takes no options or matrices here",
+                    cd.call.span, f"set them inside `connection {defn.name} {{ ... }}`")
+    params = c.params()
+    opts = c.options(params)
+    if opts is None:
+        return ConnectionSpec(kind="residual")  # the errors are reported
+    matrices = c.matrices(opts, params, n_layers)
+    return ConnectionSpec(kind="custom", options=opts, matrices=matrices)

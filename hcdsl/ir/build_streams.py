@@ -1,0 +1,124 @@
+"""Scheme (a state of S streams, one step per layer or parallel group) -> IR.
+
+Node ids are stable and readable: L3.read, L3.in, L3.norm, L3.attn, L3.out, L3.stack,
+L3.write, L3.coef (L1-2.* for a step that runs layers 1 and 2 in parallel).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from hcdsl.ir import nodes as n
+from hcdsl.ir.build_common import finish, layer_node, norm_node, start, step_label
+from hcdsl.ir.graph import IR
+from hcdsl.schemes.primitive import Scheme, Step
+from hcdsl.spec import ModelSpec
+
+
+def _coef(ir: IR, label: str, step: Step, scheme: Scheme, state: str) -> str:
+    c = step.coef
+    if not c.learn:
+        return ir.add(f"{label}.coef", n.ConstCoef(c.init))
+    if c.generator == "template":
+        params = tuple((p.name, p.init, p.bound) for p in c.params)
+        return ir.add(f"{label}.coef", n.TemplateCoef(c.template, params))
+    if c.generator == "manifold":
+        return ir.add(f"{label}.coef", n.ManifoldCoef(scheme.streams, scheme.width, c.iters,
+                                                      c.manifold_init, c.scale_init), x=state)
+    payload = n.LearnedCoef(
+        init=c.init, fractions=step.fractions, gain=c.gain, dynamic=c.dynamic, tanh=c.tanh,
+        scale_init=c.scale_init, norm=c.norm.kind, norm_affine=c.norm.affine,
+        norm_eps=c.norm.eps, width=scheme.width,
+    )
+    return ir.add(f"{label}.coef", payload, **({"x": state} if c.dynamic else {}))
+
+
+def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,
+           values: list[str]) -> str:
+    """Layer k reading x. With a value residual, the first attention layer exposes its
+    projected values (appended to `values`) and later ones mix them into their own."""
+    lid, layer = f"L{k + 1}", spec.sequence[k]
+    inputs: dict[str, str] = defaultdict(lambda: x)
+    if step.value_mix is None or layer.kind != "attention":
+        return layer_node(ir, spec, k, scheme.out_scale, inputs)
+    if not values:  # the first attention layer: V_first is its own values
+        both = layer_node(ir, spec, k, scheme.out_scale, inputs, taps=("v",))
+        values.append(ir.add(f"{lid}.values", n.Tap(1), x=both))
+        return ir.add(f"{lid}.y", n.Tap(0), x=both)
+    lam = step.value_mix  # V <- λ1 V_first + λ2 V
+    if any(isinstance(e, str) for e in lam):
+        params = tuple((p.name, p.init, p.bound) for p in step.value_params)
+        vmix = ir.add(f"{lid}.vmix", n.TemplateCoef((lam,), params))
+    else:
+        vmix = ir.add(f"{lid}.vmix", n.ConstCoef((tuple(float(e) for e in lam),)))
+    inputs.update(vres=values[0], vmix=vmix)
+    return layer_node(ir, spec, k, scheme.out_scale, inputs, extra=("vres", "vmix"))
+
+
+def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
+          values: list[str]) -> str:
+    label = step_label(step)
+    coef = _coef(ir, label, step, scheme, state)
+    F, S, R = step.fractions, scheme.streams, step.reads
+    cols_total = len(step.coef.init[0])
+    shared_norm = None
+    outputs = []
+    for li, k in enumerate(step.layers):
+        lid = f"L{k + 1}"
+        cols = step.inputs[li]
+        if shared_norm is not None:  # one norm for the whole parallel block (GPT-J)
+            x = shared_norm
+        else:
+            # width connection: this layer's input, h_in = READ[:, cols]ᵀ H (concatenated)
+            read = ir.add(f"{lid}.read", n.Mix((F, F + S), (cols[0], cols[-1] + 1)),
+                          x=state, coef=coef)
+            x = ir.add(f"{lid}.in", n.Merge(), x=read)
+            if step.prenorm == "separate":
+                x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
+            elif step.prenorm == "shared":
+                x = shared_norm = ir.add(f"{label}.norm", norm_node(spec.norm, spec.dim), x=x)
+        body = _layer(ir, spec, scheme, step, k, x, values)
+        outputs.append(ir.add(f"{lid}.out", n.Split(len(step.outputs[li])), x=body))
+    # depth connection: H' = [OUT; RES]ᵀ [O; H]
+    stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
+                   **{f"s{i}": o for i, o in enumerate(outputs + [state])})
+    new = ir.add(f"{label}.write", n.Mix((0, F + S), (R, cols_total)), x=stack, coef=coef)
+    if step.lowrank:  # LAuReL-LR: + B A H
+        low = ir.add(f"{label}.lowrank", n.LowRank(scheme.width, step.lowrank), x=state)
+        new = ir.add(f"{label}.sum", n.Add(2), s0=new, s1=low)
+    if step.post == "norm" and step.post_streams is not None:
+        nm = spec.norm
+        new = ir.add(f"{label}.post", n.NormStreams(nm.kind, nm.affine, nm.eps, scheme.width,
+                                                    S, step.post_streams), x=new)
+    elif step.post == "norm":
+        new = ir.add(f"{label}.post", norm_node(spec.norm, scheme.width), x=new)
+    elif step.post == "invstd":
+        new = ir.add(f"{label}.post", n.InvStd(scheme.width), x=new)
+    return new
+
+
+def build_streams(spec: ModelSpec, scheme: Scheme) -> IR:
+    ir = start(spec)
+    S = scheme.streams
+    if scheme.init == "split":
+        state = ir.add("init.split", n.Split(S), x="embed")
+    else:
+        state = ir.add("init.split", n.Split(1), x="embed")
+        weights = scheme.init_weights or (1.0,) * S
+        if weights != (1.0,):  # H^0 = n copies of h^0 (or w_s h^0)
+            ir.add("init.coef", n.ConstCoef((tuple(weights),)))
+            state = ir.add("init.copy", n.Mix((0, 1), (0, S)), x=state, coef="init.coef")
+    values: list[str] = []  # the first attention layer's values, for a value residual
+    for step in scheme.steps:
+        state = _step(ir, spec, scheme, step, state, values)
+    if scheme.readout_norm:  # normalise some streams before the readout (ResiDual: LN(res))
+        nm = spec.norm
+        state = ir.add("readout.norm", n.NormStreams(nm.kind, nm.affine, nm.eps, scheme.width,
+                                                     S, scheme.readout_norm), x=state)
+    if scheme.readout in ("sum", "mean"):  # h^L = sum (or mean) of the rows of H^L
+        weights = scheme.readout_weights or (1.0 if scheme.readout == "sum" else 1.0 / S,) * S
+        if weights != (1.0,):
+            ir.add("readout.coef", n.ConstCoef(tuple((w,) for w in weights)))
+            state = ir.add("readout.sum", n.Mix((0, S), (0, 1)), x=state, coef="readout.coef")
+    return finish(ir, spec, ir.add("readout.merge", n.Merge(), x=state))
+

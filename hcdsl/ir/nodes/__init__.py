@@ -1,0 +1,24 @@
+"""IR node payloads: one frozen dataclass per operation, with its ports, its type rule and
+its parameter count. Ports name the incoming edges a node needs; `infer` maps input types to
+the output type and raises IRTypeError naming the node's operation when they disagree.
+
+What each kind means in the later stages (its module, fx lowering, reference evaluation,
+symbolic rule, value at init) is registered per kind in one table per stage; hcdsl.kinds
+joins them, and a test checks that every kind has every entry.
+"""
+
+from hcdsl.ir.nodes.base import Node, quiet
+from hcdsl.ir.nodes.coef import ConstCoef, DenseCoef, LearnedCoef, ManifoldCoef, TemplateCoef
+from hcdsl.ir.nodes.model import (
+    Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, Tap, Unembed,
+)
+from hcdsl.ir.nodes.state import Add, Copy, Merge, Mix, Split, Stack, SumStreams
+from hcdsl.spec import Matrix
+
+KINDS: tuple[type[Node], ...] = (
+    Input, Embed, Split, Merge, Stack, Mix, Copy, SumStreams, Add, ConstCoef, LearnedCoef,
+    DenseCoef, ManifoldCoef, TemplateCoef, Layer, Tap, Norm, NormStreams, InvStd, LowRank,
+    Unembed, Output,
+)
+
+__all__ = [k.__name__ for k in KINDS] + ["KINDS", "Matrix", "Node", "quiet"]

@@ -1,0 +1,149 @@
+"""Nodes that make a step's mixing matrix M: constant, learned (HC, FC), dense aggregates,
+mHC's manifold gates, and user-defined templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hcdsl.ir.nodes.base import Node, _expect
+from hcdsl.ir.types import Coef, Hidden, IRTypeError, Streams, Type
+from hcdsl.lang.catalog import norm_params
+from hcdsl.spec import Matrix
+
+
+@dataclass(frozen=True)
+class ConstCoef(Node):
+    """A fixed matrix, lowered to a buffer."""
+
+    value: Matrix
+    op: ClassVar[str] = "const"
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return Coef(len(self.value), len(self.value[0]), False)
+
+
+@dataclass(frozen=True)
+class LearnedCoef(Node):
+    """M = [[0, OUT], [READ, RES]] with learned static entries and an optional dynamic part.
+
+    OUT holds one gain per new stream: a row (HC: B) or a diagonal (FC: diag(B)). Dynamic:
+    gain_s += s_gain act(norm(H_s) w_gain), [READ|RES]_s += s_mix act(norm(H_s) W_mix).
+    """
+
+    init: Matrix
+    fractions: int  # F: rows of M that weight layer outputs
+    gain: str  # row | diag
+    dynamic: bool
+    tanh: bool
+    scale_init: float
+    norm: str  # layernorm | rmsnorm (dynamic only)
+    norm_affine: bool
+    norm_eps: float
+    width: int
+    op: ClassVar[str] = "learned"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",) if self.dynamic else ()
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        rows, cols = len(self.init), len(self.init[0])
+        if self.dynamic:
+            x = _expect(self, ins, "x", Streams)
+            if x.count != rows - self.fractions or x.width != self.width:
+                raise IRTypeError(f"learned: generator for {rows - self.fractions} streams "
+                                  f"of width {self.width} got {x}")
+        return Coef(rows, cols, self.dynamic)
+
+    def param_count(self) -> int:
+        rows, cols = len(self.init), len(self.init[0])
+        streams = rows - self.fractions
+        gains = streams  # one per new stream: a row (HC's B) or the diagonal (FC)
+        count = gains + streams * cols  # B and [A_m | A_r]
+        if self.dynamic:  # norm, W_β, [W_m | W_r], s_β, s_α
+            count += norm_params(self.norm, self.norm_affine, self.width)
+            count += self.width + self.width * cols + 2
+        return count
+
+
+@dataclass(frozen=True)
+class DenseCoef(Node):
+    """Weights A (sources x ways) of a depth-wise aggregate: learned static, MUDD's dynamic
+    generator (port x: the newest history entry) or a softmax over depth (port x: the
+    stacked sources)."""
+
+    init: Matrix
+    generator: str  # static | mudd | softmax
+    hidden: int
+    width: int
+    op: ClassVar[str] = "dense"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return () if self.generator == "static" else ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        rows, cols = len(self.init), len(self.init[0])
+        if self.generator == "mudd":
+            t = _expect(self, ins, "x", Hidden)
+            if t.width != self.width:
+                raise IRTypeError(f"dense: generator expects h[{self.width}], got {t}")
+        if self.generator == "softmax":
+            t = _expect(self, ins, "x", Streams)
+            if (t.count, t.width) != (rows, self.width):
+                raise IRTypeError(f"dense: softmax over H[{rows}x{self.width}], got {t}")
+        return Coef(rows, cols, self.generator != "static")
+
+    def param_count(self) -> int:
+        rows, cols = len(self.init), len(self.init[0])
+        if self.generator == "softmax":
+            return self.width  # the pseudo-query
+        count = rows * cols  # a
+        if self.generator == "mudd":
+            count += self.width * self.hidden + self.hidden * rows * cols  # W1, W2
+        return count
+
+
+@dataclass(frozen=True)
+class ManifoldCoef(Node):
+    """mHC: M = [[0, H_post], [H_preᵀ, H_resᵀ]] from the flattened RMS-normalised state."""
+
+    n: int
+    width: int
+    iters: int
+    init: str  # paper | identity
+    alpha: float
+    op: ClassVar[str] = "manifold"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        x = _expect(self, ins, "x", Streams)
+        if (x.count, x.width) != (self.n, self.width):
+            raise IRTypeError(f"manifold: expects H[{self.n}x{self.width}], got {x}")
+        return Coef(self.n + 1, self.n + 1, True)
+
+    def param_count(self) -> int:
+        n = self.n
+        flat = n * self.width  # φ_pre, φ_post, φ_res; α x 3; b_pre, b_post, b_res
+        return flat * (2 * n + n * n) + 3 + 2 * n + n * n
+
+
+@dataclass(frozen=True)
+class TemplateCoef(Node):
+    """M with entries that are numbers or named learned scalars (user-defined schemes).
+    params: (name, init, bound) with bound none | unit (sigmoid) | double (2 sigmoid)."""
+
+    template: tuple[tuple[object, ...], ...]
+    params: tuple[tuple[str, float, str], ...]
+    op: ClassVar[str] = "template"
+    has_module: ClassVar[bool] = True
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return Coef(len(self.template), len(self.template[0]), False)
+
+    def param_count(self) -> int:
+        return len(self.params)

@@ -1,0 +1,213 @@
+"""The model's own nodes: input, embedding, layers and their taps, norms, the head, output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hcdsl.ir.nodes.base import Node, _expect, quiet
+from hcdsl.ir.types import Coef, Hidden, IRTypeError, Logits, Multi, Streams, Tokens, Type
+from hcdsl.lang.catalog import layer_params, norm_params
+
+
+@dataclass(frozen=True)
+class Input(Node):
+    op: ClassVar[str] = "input"
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return Tokens()
+
+
+@dataclass(frozen=True)
+class Embed(Node):
+    vocab: int
+    dim: int
+    op: ClassVar[str] = "embed"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        _expect(self, ins, "x", Tokens)
+        return Hidden(self.dim)
+
+    def param_count(self) -> int:
+        return self.vocab * self.dim
+
+
+@dataclass(frozen=True)
+class Layer(Node):
+    """A layer of the body: built-in (attention, mlp, norms, opaque) or user-supplied."""
+
+    name: str  # the spec's layer name
+    kind: str
+    args: tuple[tuple[str, object], ...]
+    dim: int
+    in_ports: tuple[str, ...]
+    out_scale: float  # init std factor of its output projection
+    extern: bool = False
+    # internal values the layer also returns (attention: "v", its projected values); the
+    # node's value is then (output, *taps), read with Tap nodes
+    taps: tuple[str, ...] = quiet(())
+    op: ClassVar[str] = "layer"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return self.in_ports
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        for p in self.in_ports:
+            if p == "vmix":  # value residual weights (λ1, λ2)
+                c = _expect(self, ins, p, Coef)
+                if (c.rows, c.cols) != (1, 2):
+                    raise IRTypeError(f"layer {self.name}: vmix expects M[1x2], got {c}")
+                continue
+            t = _expect(self, ins, p, Hidden)
+            if t.width != self.dim:
+                raise IRTypeError(f"layer {self.name}: port '{p}' expects h[{self.dim}], got {t}")
+        if self.taps:
+            return Multi((Hidden(self.dim),) + tuple(Hidden(self.dim) for _ in self.taps))
+        return Hidden(self.dim)
+
+    def param_count(self) -> int | None:
+        return None if self.extern else layer_params(self.kind, self.args, self.dim)
+
+
+@dataclass(frozen=True)
+class Tap(Node):
+    """Element `index` of a multi-output layer: 0 is its output, then its taps."""
+
+    index: int
+    op: ClassVar[str] = "tap"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Multi)
+        if not 0 <= self.index < len(t.items):
+            raise IRTypeError(f"tap: index {self.index} of {t}")
+        return t.items[self.index]
+
+
+@dataclass(frozen=True)
+class Norm(Node):
+    kind: str
+    affine: bool
+    eps: float
+    width: int
+    scale_init: float = quiet(1.0)  # init of the affine scale (MUDD's PostDANorm: 1e-3)
+    op: ClassVar[str] = "norm"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = ins["x"]
+        if not isinstance(t, (Hidden, Streams)) or t.width != self.width:
+            raise IRTypeError(f"norm over {self.width} got {t}")
+        return t
+
+    def param_count(self) -> int:
+        return norm_params(self.kind, self.affine, self.width)
+
+
+@dataclass(frozen=True)
+class NormStreams(Node):
+    """Normalise some streams of a state (each over its width), pass the others through."""
+
+    kind: str
+    affine: bool
+    eps: float
+    width: int
+    count: int
+    which: tuple[int, ...]
+    op: ClassVar[str] = "normstreams"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        if (t.count, t.width) != (self.count, self.width):
+            raise IRTypeError(f"normstreams: expects H[{self.count}x{self.width}], got {t}")
+        return t
+
+    def param_count(self) -> int:
+        return norm_params(self.kind, self.affine, self.width)
+
+
+@dataclass(frozen=True)
+class InvStd(Node):
+    """x / std(x) over the width (centred std, no eps): the data-dependent scalar weight
+    1/sqrt(σ_h² + σ_T² + 2σ_hT) of HC Eq. 16 applied to h + T(h)."""
+
+    width: int
+    op: ClassVar[str] = "invstd"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = ins["x"]
+        if not isinstance(t, (Hidden, Streams)) or t.width != self.width:
+            raise IRTypeError(f"invstd over {self.width} got {t}")
+        return t
+
+
+@dataclass(frozen=True)
+class LowRank(Node):
+    """y_s = B A x_s for every stream s (LAuReL-LR), A: r x w, B: w x r, B = 0 at init."""
+
+    width: int
+    rank: int
+    op: ClassVar[str] = "lowrank"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        if t.width != self.width:
+            raise IRTypeError(f"lowrank over {self.width} got {t}")
+        return t
+
+    def param_count(self) -> int:
+        return 2 * self.rank * self.width  # A and B
+
+
+@dataclass(frozen=True)
+class Unembed(Node):
+    vocab: int
+    dim: int
+    tied: bool
+    op: ClassVar[str] = "unembed"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Hidden)
+        if t.width != self.dim:
+            raise IRTypeError(f"unembed expects h[{self.dim}], got {t}")
+        return Logits(self.vocab)
+
+    def param_count(self) -> int:
+        return 0 if self.tied else self.vocab * self.dim
+
+
+@dataclass(frozen=True)
+class Output(Node):
+    op: ClassVar[str] = "output"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        return _expect(self, ins, "x", Logits)
+

@@ -1,0 +1,124 @@
+"""The built-in layer kinds: the options each takes (validated with pydantic), its input
+ports, and how many parameters it holds (so `hcdsl stats` counts without building a module).
+
+A layer's options are normalised when the spec is validated: every option carries its value,
+defaults filled in (`mlp` and `mlp(hidden=256)` at dim 64 are the same layer).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hcdsl.lang.limits import MAX_HIDDEN, MAX_HEADS
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def normalised(self, dim: int) -> "_Args":
+        """The options with what depends on the model's width filled in."""
+        return self
+
+    def param_count(self, dim: int) -> int:  # pragma: no cover - every kind overrides it
+        raise NotImplementedError
+
+
+class AttentionArgs(_Args):
+    """Causal multi-head self-attention with separate q/k/v input ports and RoPE."""
+
+    heads: int = Field(ge=1, le=MAX_HEADS)
+    bias: bool = False
+    rope: bool = True
+
+    def param_count(self, dim: int) -> int:  # q, k, v, out: d x d (+ d)
+        return 4 * (dim * dim + (dim if self.bias else 0))
+
+
+class MlpArgs(_Args):
+    """Two-layer feed-forward network: gelu, or swiglu (gated, three matrices)."""
+
+    hidden: int | None = Field(default=None, ge=1, le=MAX_HIDDEN, description="default 4 x dim")
+    act: Literal["gelu", "swiglu"] = "gelu"
+    bias: bool = False
+
+    def normalised(self, dim: int) -> "MlpArgs":
+        return self if self.hidden is not None else self.model_copy(update={"hidden": 4 * dim})
+
+    def param_count(self, dim: int) -> int:
+        h = self.hidden or 4 * dim
+        mats = 3 if self.act == "swiglu" else 2
+        biases = (h * (mats - 1) + dim) if self.bias else 0
+        return mats * dim * h + biases
+
+
+class NormArgs(_Args):
+    """A normalisation layer (also the model's `norm` setting)."""
+
+    affine: bool = True
+    eps: float = Field(default=1e-5, gt=0, le=1.0)
+
+
+class OpaqueArgs(_Args):
+    """An uninterpreted layer: proofs hold for any function; when run, a fixed small MLP."""
+
+    hidden: int | None = Field(default=None, ge=1, le=MAX_HIDDEN, description="default dim")
+
+    def normalised(self, dim: int) -> "OpaqueArgs":
+        return self if self.hidden is not None else self.model_copy(update={"hidden": dim})
+
+    def param_count(self, dim: int) -> int:  # two linear maps with biases
+        h = self.hidden or dim
+        return dim * h + h + h * dim + dim
+
+
+class HeadArgs(_Args):
+    """The model's head: final norm and unembedding."""
+
+    tied: bool = False
+    final_norm: bool = True
+
+
+def norm_params(kind: str, affine: bool, width: int) -> int:
+    """LayerNorm: gain and bias; RMSNorm: gain; without affine: none."""
+    if not affine:
+        return 0
+    return 2 * width if kind == "layernorm" else width
+
+
+class LayerNormArgs(NormArgs):
+    def param_count(self, dim: int) -> int:
+        return norm_params("layernorm", self.affine, dim)
+
+
+class RmsNormArgs(NormArgs):
+    def param_count(self, dim: int) -> int:
+        return norm_params("rmsnorm", self.affine, dim)
+
+
+LAYER_KINDS: dict[str, type[_Args]] = {
+    "attention": AttentionArgs,
+    "mlp": MlpArgs,
+    "layernorm": LayerNormArgs,
+    "rmsnorm": RmsNormArgs,
+    "opaque": OpaqueArgs,
+}
+
+# the input ports of each built-in layer kind; a user-supplied layer declares its own
+# (default one port, x)
+LAYER_PORTS: dict[str, tuple[str, ...]] = {"attention": ("q", "k", "v")}
+
+
+def ports_of(kind: str) -> tuple[str, ...]:
+    return LAYER_PORTS.get(kind, ("x",))
+
+
+def layer_args(kind: str, args: tuple[tuple[str, object], ...]) -> _Args:
+    """The typed options of a built-in layer from its normalised (key, value) pairs."""
+    return LAYER_KINDS[kind].model_validate(dict(args))
+
+
+def layer_params(kind: str, args: tuple[tuple[str, object], ...], dim: int) -> int:
+    """Parameters of a built-in layer of width dim (what hcdsl.nn builds, counted)."""
+    return layer_args(kind, args).param_count(dim)

@@ -1,0 +1,157 @@
+"""The module of every IR node kind that holds parameters or buffers, in one table, and the
+`parts` module that holds them all under the IR's node names.
+
+Both backends hold exactly these modules under exactly these names, so a state_dict moves
+between the reference interpreter and the fx GraphModule unchanged.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hcdsl.errors import CompileError
+from hcdsl.ir import nodes as n
+from hcdsl.ir.graph import IR
+from hcdsl.nn import coef, dense, layers, manifold, template
+from hcdsl.nn.extern import extern_layer
+
+LayerFactory = Callable[..., nn.Module]
+
+
+@dataclass
+class Context:
+    """What a module factory may need beyond its node's payload."""
+
+    ir: IR
+    parts: nn.Module  # the modules built so far (a tied head reads the embedding's)
+    factories: Mapping[str, LayerFactory]
+    dtype: torch.dtype | None
+
+
+Factory = Callable[[n.Node, Context], nn.Module]
+MODULES: dict[type[n.Node], Factory | None] = {}  # None: the kind has no module
+
+
+def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
+    def wrap(fn: Factory) -> Factory:
+        for kind in kinds:
+            MODULES[kind] = fn
+        return fn
+
+    return wrap
+
+
+for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Copy, n.SumStreams,
+              n.Add, n.Tap, n.InvStd):
+    MODULES[_kind] = None
+
+
+def attr_name(node_id: str) -> str:
+    """'L3.attn' -> 'L3_attn', a valid Python identifier."""
+    out = "".join(c if c.isalnum() else "_" for c in node_id)
+    return out if out[0].isalpha() else "n_" + out
+
+
+@module(n.Embed)
+def _embed(p: n.Embed, ctx: Context) -> nn.Module:
+    return layers.Embedding(p.vocab, p.dim)
+
+
+@module(n.Unembed)
+def _unembed(p: n.Unembed, ctx: Context) -> nn.Module:
+    tied = None
+    if p.tied:
+        embed = next(v for v in ctx.ir.g.nodes if isinstance(ctx.ir.payload(v), n.Embed))
+        tied = getattr(ctx.parts, attr_name(embed))
+    return layers.Unembed(p.vocab, p.dim, tied)
+
+
+@module(n.Norm)
+def _norm(p: n.Norm, ctx: Context) -> nn.Module:
+    norm = layers.make_norm(p.kind, p.width, p.affine, p.eps)
+    if p.affine and p.scale_init != 1.0:
+        nn.init.constant_(norm.weight, p.scale_init)
+    return norm
+
+
+@module(n.Layer)
+def _layer(p: n.Layer, ctx: Context) -> nn.Module:
+    args = dict(p.args)
+    if p.extern:
+        return extern_layer(p, ctx.factories)
+    if p.kind == "attention":
+        attn = layers.Attention(p.dim, out_scale=p.out_scale, **args)
+        attn.return_values = "v" in p.taps
+        return attn
+    if p.kind == "mlp":
+        return layers.MLP(p.dim, out_scale=p.out_scale, **args)
+    if p.kind == "opaque":
+        return layers.Opaque(p.dim, out_scale=p.out_scale, **args)
+    if p.kind in ("layernorm", "rmsnorm"):
+        return layers.NormLayer(p.kind, p.dim, **args)
+    raise CompileError(f"no module for layer kind '{p.kind}'")
+
+
+@module(n.LearnedCoef)
+def _learned(p: n.LearnedCoef, ctx: Context) -> nn.Module:
+    return coef.HyperCoef(torch.tensor(p.init), p.fractions, p.gain, p.dynamic, p.tanh,
+                          p.scale_init, p.norm, p.norm_affine, p.norm_eps, p.width)
+
+
+@module(n.TemplateCoef)
+def _template(p: n.TemplateCoef, ctx: Context) -> nn.Module:
+    return template.TemplateCoef(p.template, p.params)
+
+
+@module(n.NormStreams)
+def _norm_streams(p: n.NormStreams, ctx: Context) -> nn.Module:
+    return template.NormStreams(p.kind, p.width, p.affine, p.eps, p.count, p.which)
+
+
+@module(n.LowRank)
+def _lowrank(p: n.LowRank, ctx: Context) -> nn.Module:
+    return template.LowRank(p.width, p.rank)
+
+
+@module(n.DenseCoef)
+def _dense(p: n.DenseCoef, ctx: Context) -> nn.Module:
+    return dense.DenseCoef(torch.tensor(p.init), p.generator, p.hidden, p.width)
+
+
+@module(n.ManifoldCoef)
+def _manifold(p: n.ManifoldCoef, ctx: Context) -> nn.Module:
+    return manifold.ManifoldCoef(p.n, p.width, p.iters, p.init, p.alpha)
+
+
+@module(n.ConstCoef)
+def _const(p: n.ConstCoef, ctx: Context) -> nn.Module:
+    return coef.ConstCoef(p.value, ctx.dtype)
+
+
+def node_seed(seed: int, node_id: str) -> int:
+    """A seed for one node's module: the same node id gets the same weights, whatever else
+    the IR holds (so a module before and after a pass can be compared directly)."""
+    return (seed * 1_000_003 + zlib.crc32(node_id.encode())) % (2**63)
+
+
+def build_parts(ir: IR, factories: Mapping[str, LayerFactory] | None = None,
+                seed: int | None = 0, dtype: torch.dtype | None = None) -> nn.Module:
+    """An nn.Module whose children are the IR's modules, in IR order. seed=None draws from
+    torch's global generator (so torch.manual_seed decides); an int fixes every node's
+    weights by (seed, node id)."""
+    parts = nn.Module()
+    ctx = Context(ir, parts, factories or {}, dtype)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        for v in ir.order():
+            factory = MODULES[type(ir.payload(v))]
+            if factory is None:
+                continue
+            if seed is not None:
+                torch.manual_seed(node_seed(seed, v))
+            parts.add_module(attr_name(v), factory(ir.payload(v), ctx))
+    return parts

@@ -1,0 +1,1 @@
+"""The optimiser's rewrite patterns, one per file."""

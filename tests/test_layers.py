@@ -1,0 +1,144 @@
+"""The house stacks in layers and every import points down (docs/architecture.md):
+
+    language < front end < schemes < IR < passes < nn/backends < proofs < API/CLI
+
+Read from the source with `ast`: no module imports a higher layer, the modules import each
+other without cycles, no function-level import of an hcdsl module dodges one, and nothing
+below nn/backends imports torch.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = [  # (layer, module prefixes), lowest first
+    ("language", ("hcdsl.errors", "hcdsl.spec", "hcdsl.lang")),
+    ("front end", ("hcdsl.frontend",)),
+    ("schemes", ("hcdsl.schemes",)),
+    ("IR", ("hcdsl.ir",)),
+    ("passes", ("hcdsl.passes",)),
+    ("nn/backends", ("hcdsl.nn", "hcdsl.backends")),
+    ("proofs", ("hcdsl.proofs",)),
+    ("API/CLI", ("hcdsl",)),  # everything else: api, counts, kinds, plot, cli, train, ...
+]
+NO_TORCH_BELOW = 5  # layers 0-4 never import torch
+
+
+def module_files() -> dict[str, Path]:
+    out = {}
+    for base, prefix in ((ROOT / "hcdsl", "hcdsl"), (ROOT / "backends", "hcdsl.backends")):
+        for path in base.rglob("*.py"):
+            parts = list(path.relative_to(base).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join([prefix, *parts])] = path
+    return out
+
+
+MODULES = module_files()
+
+
+def layer_of(module: str) -> int:
+    for i, (_, prefixes) in enumerate(LAYERS[:-1]):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    return len(LAYERS) - 1
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = module.split(".")
+    is_package = MODULES[module].name == "__init__.py"
+    base = package if is_package else package[:-1]
+    base = base[:len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports(module: str) -> tuple[list[str], list[str]]:
+    """(top-level imports, function-level imports) of a module, TYPE_CHECKING blocks
+    excluded, each as the imported module's dotted name (a `from m import x` names m.x
+    when m.x is a module of ours, else m)."""
+    tree = ast.parse(MODULES[module].read_text())
+    top: list[str] = []
+    inner: list[str] = []
+
+    def names(node: ast.AST) -> list[str]:
+        if isinstance(node, ast.Import):
+            return [a.name for a in node.names]
+        assert isinstance(node, ast.ImportFrom)
+        base = _resolve(module, node)
+        return [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                for a in node.names]
+
+    def visit(node: ast.AST, nested: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                (inner if nested else top).extend(names(child))
+            else:
+                visit(child, nested or isinstance(
+                    child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return top, inner
+
+
+def ours(name: str) -> str | None:
+    """The module of ours an import names (the longest known prefix), or None."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_point_down(module: str) -> None:
+    top, inner = imports(module)
+    mine = layer_of(module)
+    for name in top + inner:
+        target = ours(name)
+        if target is None or target == module:
+            continue
+        assert layer_of(target) <= mine, (
+            f"{module} ({LAYERS[mine][0]}) imports {target} ({LAYERS[layer_of(target)][0]})")
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_function_level_imports_of_hcdsl(module: str) -> None:
+    """A function-level import of our own code is a cycle being dodged; the deliberate lazy
+    imports are of third-party packages (torch in the CLI) or API-layer entry points."""
+    _, inner = imports(module)
+    lazy = [n for n in inner if ours(n) is not None and layer_of(module) < len(LAYERS) - 1]
+    assert not lazy, f"{module} imports {lazy} inside a function"
+
+
+def test_no_import_cycles() -> None:
+    g = nx.DiGraph()
+    for module in MODULES:
+        for name in imports(module)[0]:
+            target = ours(name)
+            if target is not None and target != module and not module.startswith(target + "."):
+                g.add_edge(module, target)
+    cycles = list(nx.simple_cycles(g))
+    assert not cycles, f"import cycles: {cycles[:5]}"
+
+
+@pytest.mark.parametrize("module", [m for m in sorted(MODULES) if layer_of(m) < NO_TORCH_BELOW])
+def test_no_torch_below_nn(module: str) -> None:
+    top, inner = imports(module)
+    assert not [n for n in top + inner if n == "torch" or n.startswith("torch.")], module
+
+
+def test_the_layer_table_covers_every_package() -> None:
+    """A new package lands in a named layer, not by accident in API/CLI."""
+    known = {p for _, prefixes in LAYERS for p in prefixes}
+    top_level = {".".join(m.split(".")[:2]) for m in MODULES if m.count(".") >= 1}
+    packages = {m for m in top_level if (MODULES.get(m) or Path()).name == "__init__.py"}
+    api_packages = {"hcdsl.cli", "hcdsl.train", "hcdsl.bench", "hcdsl.wrap"}
+    assert packages <= known | api_packages, sorted(packages - known - api_packages)

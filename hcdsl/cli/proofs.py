@@ -21,17 +21,26 @@ def prove_cmd(
     a: str = typer.Argument(..., metavar="A.hc"),
     b: str = typer.Argument(..., metavar="B.hc"),
     at_init: bool = typer.Option(False, "--at-init",
-                                 help="compare at init: learned matrices at their init, "
-                                      "dynamic parts zero"),
-    assume: Optional[list[str]] = typer.Option(  # noqa: UP007 - typer needs Optional
+                                 help="decide: the same model as built, at init (learned "
+                                      "matrices at their init, dynamic parts zero)"),
+    checkpoint: Optional[tuple[str, str]] = typer.Option(  # noqa: UP007 - typer needs Optional
+        None, "--checkpoint", metavar="A.pt B.pt",
+        help="decide: the same model with these trained weights (state_dicts)"),
+    tie_inits: bool = typer.Option(False, "--tie-inits",
+                                   help="tie learned parameters of corresponding steps even "
+                                        "where their inits differ"),
+    assume: Optional[list[str]] = typer.Option(  # noqa: UP007
         None, "--assume", help="allow only these assumptions (repeatable; default: all, "
                                "reporting the ones used); 'none' for none"),
+    margin: float = typer.Option(10.0, "--eps-margin", min=1.0,
+                                 help="side condition of the ε assumptions: a norm's input "
+                                      "statistic must be at least this many times ε"),
     no_witness: bool = typer.Option(False, "--no-witness",
                                     help="skip the numeric counterexample"),
     seed: int = typer.Option(0, "--seed", help="seed of the witness's weights and tokens"),
 ) -> None:
-    """Prove or refute that two specs compute the same function (exit 0 equivalent, 1 not,
-    2 errors)."""
+    """Prove or refute that two specs compute the same function (exit 0 equivalent, 1 not
+    equivalent, 2 unknown or an error)."""
     from hcdsl.proofs.assumptions import BY_NAME
     from hcdsl.proofs.prove import prove
 
@@ -41,10 +50,11 @@ def prove_cmd(
         raise typer.BadParameter(f"unknown assumption '{unknown[0]}'; choose among: "
                                  + ", ".join(["none", *BY_NAME]), param_hint="--assume")
     with command(f"{a} vs {b}", code=2):
-        result = prove(Path(a), Path(b), at_init=at_init, assume=allowed,
-                       witness=not no_witness, seed=seed)
+        result = prove(Path(a), Path(b), at_init=at_init, checkpoints=checkpoint,
+                       tie_inits=tie_inits, assume=allowed, witness=not no_witness,
+                       seed=seed, margin=margin)
     typer.echo(result.render())
-    raise typer.Exit(0 if result.equivalent else 1)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command("unfold")

@@ -1,58 +1,40 @@
-"""The assumptions a proof may use, each enabling one canonicalisation pass, and the proof
-pipeline built from them. A proof uses an assumption only when it cannot do without it."""
+"""The assumptions a proof may use. Each is a license for some of the rules in norms.py and
+carries a side condition checked where it is used (side.py); the verdict prints every
+assumption used and what its side condition measured."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import hcdsl.proofs.rules  # noqa: F401 - registers the prover's patterns
-from hcdsl.passes.pipeline import CANONICALIZE
-
 
 @dataclass(frozen=True)
 class Assumption:
-    name: str  # short id, used in the API: prove(a, b, assume=[...])
+    name: str  # short id: prove(a, b, assume=[...]), --assume NAME
     text: str  # printed with the verdict
-    passes: tuple[str, ...]  # the canonicalisation passes it licenses
+    condition: str  # its side condition, as printed
 
 
 ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("scale-invariant",
-               "norm is scale-invariant: norm(c·x) = norm(x) for c > 0 (eps ignored)",
-               ("scale-invariant-norm",)),
+               "norm is scale-invariant: norm(c·x; ε) = norm(x; ε/c²) exactly for c > 0, and "
+               "the change of ε a connection's scale brings is ignored (the ε a spec states "
+               "is kept)",
+               "both specs state the same ε values; c > 0; var(x) ≥ margin·ε at both "
+               "scales, at every norm where it is used"),
     Assumption("no-affine",
-               "norm without affine: each norm's gain and bias are folded into the next layer "
-               "(HC App. E.2)", ("drop-norm-affine",)),
-    Assumption("no-eps", "eps ignored: norm(x) = (x - mean x) / std x exactly",
-               ("ignore-norm-eps",)),
+               "norm without affine: each norm's gain and bias are folded into the next "
+               "layer (HC App. E.2), so separate norm instances are one function",
+               "none checkable: it changes which weights the layers have"),
+    Assumption("no-eps",
+               "eps ignored: norm(x) = (x - mean x) / std x exactly (HC App. E.2)",
+               "both specs state the same ε values, and var(x) ≥ margin·ε at every norm "
+               "where it is used"),
     Assumption("mean-zero",
                "T's output and the embedding have mean 0 (re-centred), so every state has "
-               "mean 0 and x / std(x) = layernorm(x) (HC App. E.2)", ("invstd-to-norm",)),
+               "mean 0: layernorm = rmsnorm and x / std(x) = rmsnorm(x) (HC App. E.2)",
+               "none checkable: it is about the trained layers"),
     Assumption("embed-normalised",
                "the embedding is normalised (mean 0, std 1 per token): norm(h0) = h0",
-               ("embed-normalised",)),
+               "none checkable: it is about the trained embedding"),
 )
 BY_NAME = {a.name: a for a in ASSUMPTIONS}
-
-AT_INIT = "at init: every learned matrix has its init value and every dynamic part is 0 " \
-          "(W = 0 in HC Eqs. 10-13)"
-
-# the exact canonicalisation every proof runs: the optimiser's own; assumption passes are
-# added in front of norm-idempotent
-BASE = CANONICALIZE
-
-
-def pipeline(at_init: bool, assumed: tuple[Assumption, ...]) -> list[str]:
-    """The proof pipeline for one choice of assumptions (read top to bottom)."""
-    passes = ["freeze-at-init"] if at_init else []
-    passes += BASE
-    for a in assumed:
-        passes += list(a.passes)
-    passes += ["norm-idempotent", "embed-normalised"] if any(
-        a.name == "embed-normalised" for a in assumed) else ["norm-idempotent"]
-    # embed-normalised appears once, even when listed by its assumption too
-    out: list[str] = []
-    for p in passes:
-        if p not in out:
-            out.append(p)
-    return out

@@ -1,234 +1,32 @@
-"""Symbolic evaluation of an IR: every stream is a linear combination of atoms.
+"""Symbolic evaluation of an IR: every value is a linear form over atoms (terms.py) with
+coefficients K (coefs.py), one rule per node kind in one table (SYMBOLIC).
 
-Atoms are the embedding h0, the layer outputs T_k (an uninterpreted function per layer
-position k, 1-based), and the non-linear wrappers norm(...) and invstd(...) of a linear
-combination. Coefficients are polynomials with exact rational coefficients (Fraction): a
-constant for ConstCoef (and LearnedCoef at init), a symbol per learned entry otherwise, and a
-symbol per (entry, state) for a dynamic entry (an uninterpreted function of the state).
+The value of the output is one atom, head(final form), and two specs compute the same
+function exactly when their output atoms are the same (atoms are hash-consed, and every
+rule builds its term in normal form). The layer inputs give the unfolded connection matrix
+C^(0) of HC Eqs. 20-23: c_kj is the coefficient of T_j in layer k's input (j = 0: h0).
 
-Canonical forms are frozensets, so two evaluations compare with ==, and the layer inputs give
-the unfolded connection matrix C^(0) of HC Eqs. 20-23 directly: c_kj is the coefficient of
-T_j in layer k's input (j = 0: the embedding).
+Parameters enter through the question decided (identity.py): learned entries are symbols
+tied across specs by node and configuration, or constants at init, or a checkpoint's values.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
+from typing import Any
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.nn.modules import attr_name
+from hcdsl.proofs.at_init import AT_INIT
+from hcdsl.proofs.coefs import ONE, ZERO, K, Point
+from hcdsl.proofs.identity import Identity
+from hcdsl.proofs.norms import NormSpec, Use, invstd_term, norm_term
+from hcdsl.proofs.terms import Atom, Lin, Terms
 
-MAX_TERMS = 20_000  # a polynomial coefficient larger than this: give up (use --at-init)
-
-
-class TooLarge(Exception):
-    """The symbolic form grew past MAX_TERMS (learned matrices multiplied over many layers)."""
-
-
-def exact(x: float | int | Fraction) -> Fraction:
-    """A float as the rational it was written as (0.1 -> 1/10, not the binary expansion)."""
-    if isinstance(x, Fraction):
-        return x
-    return Fraction(repr(float(x))) if isinstance(x, float) else Fraction(x)
-
-
-class Poly:
-    """A polynomial in named symbols with Fraction coefficients: {monomial: coef}."""
-
-    __slots__ = ("terms",)
-
-    def __init__(self, terms: dict[tuple[str, ...], Fraction] | None = None) -> None:
-        self.terms = {m: c for m, c in (terms or {}).items() if c != 0}
-        if len(self.terms) > MAX_TERMS:
-            raise TooLarge(f"a coefficient has {len(self.terms)} terms")
-
-    @staticmethod
-    def const(c: float | Fraction) -> "Poly":
-        return Poly({(): exact(c)})
-
-    @staticmethod
-    def symbol(name: str) -> "Poly":
-        return Poly({(name,): Fraction(1)})
-
-    def __add__(self, other: "Poly") -> "Poly":
-        out = dict(self.terms)
-        for m, c in other.terms.items():
-            out[m] = out.get(m, Fraction(0)) + c
-        return Poly(out)
-
-    def __mul__(self, other: "Poly") -> "Poly":
-        if not self.terms or not other.terms:
-            return Poly()
-        if len(other.terms) == 1 and () in other.terms:
-            k = other.terms[()]
-            return Poly({m: c * k for m, c in self.terms.items()})
-        if len(self.terms) == 1 and () in self.terms:
-            return other * self
-        out: dict[tuple[str, ...], Fraction] = {}
-        for m1, c1 in self.terms.items():
-            for m2, c2 in other.terms.items():
-                m = tuple(sorted(m1 + m2))
-                out[m] = out.get(m, Fraction(0)) + c1 * c2
-        return Poly(out)
-
-    def is_zero(self) -> bool:
-        return not self.terms
-
-    def constant(self) -> Fraction | None:
-        """The value when the polynomial is a constant, else None."""
-        if not self.terms:
-            return Fraction(0)
-        if len(self.terms) == 1 and () in self.terms:
-            return self.terms[()]
-        return None
-
-    def key(self) -> frozenset:
-        return frozenset(self.terms.items())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Poly) and self.terms == other.terms
-
-    def __hash__(self) -> int:
-        return hash(self.key())
-
-    def __str__(self) -> str:
-        c = self.constant()
-        if c is not None:
-            return fmt_fraction(c)
-        parts = []
-        for m, k in sorted(self.terms.items()):
-            mono = "*".join(m)
-            parts.append(mono if k == 1 and m else f"{fmt_fraction(k)}" + (f"*{mono}" if m else ""))
-        return "(" + " + ".join(parts) + ")"
-
-
-def fmt_fraction(c: Fraction) -> str:
-    if c.denominator == 1:
-        return str(c.numerator)
-    f = float(c)
-    return f"{c.numerator}/{c.denominator}" if c.denominator < 1000 else f"{f:.6g}"
-
-
-# -- linear combinations of atoms ----------------------------------------------------------
-# atom forms: ("h0",) | ("T", k) | ("norm", kind, affine, eps, width, lin) | ("invstd", width, lin)
-#             | ("slice", i, parts, atom) | ("concat", (lin, ...)) ; lin = frozenset of
-#             (atom, poly key)
-
-
-class Lin:
-    """sum_a c_a * a, with c_a a Poly; an immutable value with a canonical key."""
-
-    __slots__ = ("terms", "_key")
-
-    def __init__(self, terms: dict[tuple, Poly] | None = None) -> None:
-        self.terms = {a: c for a, c in (terms or {}).items() if not c.is_zero()}
-        self._key: frozenset | None = None
-
-    @staticmethod
-    def atom(a: tuple) -> "Lin":
-        return Lin({a: Poly.const(1)})
-
-    def __add__(self, other: "Lin") -> "Lin":
-        out = dict(self.terms)
-        for a, c in other.terms.items():
-            out[a] = out[a] + c if a in out else c
-        return Lin(out)
-
-    def scale(self, c: Poly) -> "Lin":
-        if c.is_zero():
-            return Lin()
-        return Lin({a: k * c for a, k in self.terms.items()})
-
-    def key(self) -> frozenset:
-        if self._key is None:
-            self._key = frozenset((a, c.key()) for a, c in self.terms.items())
-        return self._key
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Lin) and self.key() == other.key()
-
-    def __hash__(self) -> int:
-        return hash(self.key())
-
-    def coef(self, a: tuple) -> Poly:
-        return self.terms.get(a, Poly())
-
-    def __str__(self) -> str:
-        return render_lin(self.key())
-
-
-def _atom_order(a: tuple) -> tuple:
-    if a[0] == "h0":
-        return (0, 0, "")
-    if a[0] == "T":
-        return (1, a[1], "")
-    return (2, 0, render_atom(a))
-
-
-def render_atom(a: tuple) -> str:
-    kind = a[0]
-    if kind == "h0":
-        return "h0"
-    if kind == "T":
-        return f"T{a[1]}"
-    if kind == "norm":
-        return f"{a[1]}({render_lin(a[5])})"
-    if kind == "invstd":
-        return f"invstd({render_lin(a[2])})"
-    if kind == "slice":
-        return f"{render_atom(a[3])}[{a[1] + 1}/{a[2]}]"
-    if kind == "concat":
-        return "concat(" + ", ".join(render_lin(x) for x in a[1]) + ")"
-    return str(a)
-
-
-def render_lin(key: frozenset) -> str:
-    if not key:
-        return "0"
-    items = sorted(((a, Poly(dict(c))) for a, c in key), key=lambda t: _atom_order(t[0]))
-    out = []
-    for a, c in items:
-        k = c.constant()
-        name = render_atom(a)
-        if k == 1:
-            term = name
-        elif k == -1:
-            term = "-" + name
-        else:
-            term = f"{c}·{name}"
-        out.append(term)
-    return " + ".join(out).replace("+ -", "- ")
-
-
-def _lin_from_key(key: frozenset) -> Lin:
-    return Lin({a: Poly(dict(c)) for a, c in key})
-
-
-def _slice(lin: Lin, i: int, parts: int) -> Lin:
-    return Lin({("slice", i, parts, a): c for a, c in lin.terms.items()})
-
-
-def _concat(streams: list[Lin]) -> Lin:
-    """concat(slice_0(x), ..., slice_{S-1}(x)) = x, per atom with equal coefficients."""
-    S = len(streams)
-    base: dict[tuple, Poly] | None = None
-    for i, s in enumerate(streams):
-        stripped = {}
-        for a, c in s.terms.items():
-            if a[0] != "slice" or a[1] != i or a[2] != S:
-                return Lin.atom(("concat", tuple(x.key() for x in streams)))
-            stripped[a[3]] = c
-        if base is None:
-            base = stripped
-        elif base != stripped:
-            return Lin.atom(("concat", tuple(x.key() for x in streams)))
-    return Lin(base or {})
-
-
-# -- evaluation ----------------------------------------------------------------------------
+Matrix = list[list[K]]
 LAYER_ID = re.compile(r"^L(\d+)\.")
 
 
@@ -236,7 +34,8 @@ LAYER_ID = re.compile(r"^L(\d+)\.")
 class LayerInfo:
     k: int  # 1-based position in the layer sequence
     node: str
-    sig: tuple  # (kind, args, dim, ports, extern): equal signatures = the same function
+    sig: tuple  # (kind, options, dim, ports, extern): equal signatures = the same function
+    atom: Atom  # T_k(inputs)
     ports: tuple[Lin, ...]  # the value on each input port
     state: list[Lin] | None  # the state streams this layer's step read (for C^(i))
     raw_input: Lin | None  # its input before its own pre-norm, if it has one
@@ -245,16 +44,53 @@ class LayerInfo:
 @dataclass
 class Evaluation:
     ir: IR
+    label: str  # "A" or "B"
     layers: dict[int, LayerInfo] = field(default_factory=dict)
-    head: tuple = ()
-    embed: tuple = ()
+    output: Atom | None = None
     final: Lin | None = None  # what the head reads
     final_raw: Lin | None = None  # before the final norm
     final_state: list[Lin] | None = None  # the streams summed by the readout
+    uses: list[Use] = field(default_factory=list)
+    symbolic: bool = False  # a learned symbol reached a coefficient
 
     @property
     def L(self) -> int:
         return len(self.layers)
+
+
+@dataclass
+class Ctx:
+    ir: IR
+    terms: Terms
+    point: Point
+    assume: frozenset[str]
+    ident: Identity
+    ev: Evaluation
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def pid(self, v: str, p: n.Node) -> str:
+        return self.ident.pid(v, p, attr_name(v))
+
+    def symbol(self, name: str, v: str) -> K:
+        self.ev.symbolic = True
+        return K.symbol(self.point, name, v.split(".")[0])
+
+    def tensor(self, v: str, name: str) -> Any:
+        """A checkpoint's tensor of node v, as nested lists of floats."""
+        return self.ident.values[attr_name(v)][name]
+
+
+Rule = Callable[[Ctx, str, Any, dict[str, Any]], Any]
+SYMBOLIC: dict[type[n.Node], Rule] = {}
+
+
+def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
+    def wrap(fn: Rule) -> Rule:
+        for kind in kinds:
+            SYMBOLIC[kind] = fn
+        return fn
+
+    return wrap
 
 
 def layer_position(ir: IR, node_id: str, fallback: int) -> int:
@@ -262,24 +98,304 @@ def layer_position(ir: IR, node_id: str, fallback: int) -> int:
     return int(m.group(1)) if m else fallback
 
 
+def consts(m: Any) -> Matrix:
+    return [[K.const(c) for c in row] for row in m]
+
+
+# -- the state: reshapes, stacks, mixes, adds ---------------------------------------------
+@rule(n.Input, n.Output)
+def _nothing(c: Ctx, v: str, p: n.Node, x: dict) -> None:
+    return None
+
+
+@rule(n.Split)
+def _split(c: Ctx, v: str, p: n.Split, x: dict) -> list[Lin]:
+    h = x["x"][0] if len(x["x"]) == 1 else _concat(c, x["x"])
+    if p.parts == 1:
+        return [h]
+    return [_slice(c, h, i, p.parts) for i in range(p.parts)]
+
+
+def _slice(c: Ctx, h: Lin, i: int, parts: int) -> Lin:
+    """Fraction i of h: linear, so one slice atom per atom of h."""
+    out = Lin()
+    for a, k in h.terms.items():
+        atom = c.terms.atom("slice", (i, parts), (Lin.of(a),), label=f"slice{i + 1}/{parts}")
+        out = out + Lin.of(atom, k)
+    return out
+
+
+def _concat(c: Ctx, streams: list[Lin]) -> Lin:
+    """concat(slice_0(x), ..., slice_{S-1}(x)) = x, when every stream is that slice of the
+    same atoms with the same coefficients; else an atom of its own."""
+    S = len(streams)
+    base: dict[Atom, K] | None = None
+    for i, s in enumerate(streams):
+        stripped: dict[Atom, K] = {}
+        for a, k in s.terms.items():
+            if a.kind != "slice" or a.fields != (i, S):
+                return Lin.of(c.terms.atom("concat", (), tuple(streams), label="concat"))
+            (inner,) = a.children[0].terms
+            stripped[inner] = k
+        if base is None:
+            base = stripped
+        elif {a.id: k.key for a, k in base.items()} != {a.id: k.key for a, k in stripped.items()}:
+            return Lin.of(c.terms.atom("concat", (), tuple(streams), label="concat"))
+    return Lin(base or {})
+
+
+@rule(n.Merge)
+def _merge(c: Ctx, v: str, p: n.Merge, x: dict) -> list[Lin]:
+    s = x["x"]
+    return [s[0] if len(s) == 1 else _concat(c, s)]
+
+
+@rule(n.Stack)
+def _stack(c: Ctx, v: str, p: n.Stack, x: dict) -> list[Lin]:
+    return [s for port in p.ports() for s in x[port]]
+
+
+@rule(n.Copy)
+def _copy(c: Ctx, v: str, p: n.Copy, x: dict) -> list[Lin]:
+    return [x["x"][0]] * p.n
+
+
+@rule(n.SumStreams)
+def _sum(c: Ctx, v: str, p: n.SumStreams, x: dict) -> list[Lin]:
+    return [sum(x["x"][1:], x["x"][0])]
+
+
+@rule(n.Add)
+def _add(c: Ctx, v: str, p: n.Add, x: dict) -> list[Lin]:
+    streams = [x[port] for port in p.ports()]
+    return [sum(col[1:], col[0]) for col in zip(*streams)]
+
+
+@rule(n.Mix)
+def _mix(c: Ctx, v: str, p: n.Mix, x: dict) -> list[Lin]:
+    m, h = x["coef"], x["x"]
+    (r0, r1), (c0, c1) = p.rows, p.cols
+    out = []
+    for col in range(c0, c1):
+        acc = Lin()
+        for s in range(r1 - r0):
+            acc = acc + h[s].scale(m[r0 + s][col])
+        out.append(acc)
+    return out
+
+
+# -- coefficients ----------------------------------------------------------------------------
+@rule(n.ConstCoef)
+def _const(c: Ctx, v: str, p: n.ConstCoef, x: dict) -> Matrix:
+    return consts(p.value)
+
+
+@rule(n.LearnedCoef)
+def _learned(c: Ctx, v: str, p: n.LearnedCoef, x: dict) -> Matrix:
+    """M = [[0, OUT], [READ, RES]]: OUT a row of gains (HC's B) or a diagonal (FC); every
+    entry static + dynamic, the dynamic part a function of one stream of the state."""
+    if c.ident.question == "init":
+        return consts(AT_INIT[n.LearnedCoef](p))
+    rows, cols = len(p.init), len(p.init[0])
+    F, S = p.fractions, rows - p.fractions
+    R = cols - S
+    static = _hyper_static(c, v, p) if c.ident.question == "checkpoint" else None
+    pid = c.pid(v, p)
+    state = x.get("x")
+    out = [[ZERO] * cols for _ in range(rows)]
+    for r in range(rows):
+        for col in range(cols):
+            if r < F and (col < R or (p.gain == "diag" and col - R != r)):
+                continue  # structurally zero: the corner, and off the diagonal of diag(B)
+            entry = static[r][col] if static is not None else c.symbol(f"{pid}.M[{r},{col}]", v)
+            if p.dynamic:  # s · act(norm(H_s) W), H_s the stream the entry belongs to
+                stream = state[col - R] if r < F else state[r - F]
+                entry = entry + c.symbol(f"{pid}.dyn[{r},{col}]@{stream.digest()}", v)
+            out[r][col] = entry
+    return out
+
+
+def _hyper_static(c: Ctx, v: str, p: n.LearnedCoef) -> Matrix:
+    """The static part of a checkpoint's HyperCoef: B and [A_m | A_r]."""
+    gains, mix = c.tensor(v, "static_gain"), c.tensor(v, "static_mix")
+    rows, cols = len(p.init), len(p.init[0])
+    F, S = p.fractions, rows - p.fractions
+    R = cols - S
+    out = [[ZERO] * cols for _ in range(rows)]
+    for s in range(cols - R):
+        out[0 if p.gain == "row" else s][R + s] = K.const(gains[s])
+    for r in range(S):
+        out[F + r] = [K.const(e) for e in mix[r]]
+    return out
+
+
+def _uninterpreted(c: Ctx, v: str, p: n.Node, shape: tuple[int, int], what: str,
+                   inputs: list[Lin], zeros: set[tuple[int, int]] = frozenset()) -> Matrix:
+    """Every entry an uninterpreted function of the inputs (a generator's output)."""
+    pid = c.pid(v, p)
+    tag = "|".join(s.digest() for s in inputs)
+    return [[ZERO if (r, col) in zeros else c.symbol(f"{pid}.{what}[{r},{col}]@{tag}", v)
+             for col in range(shape[1])] for r in range(shape[0])]
+
+
+@rule(n.ManifoldCoef)
+def _manifold(c: Ctx, v: str, p: n.ManifoldCoef, x: dict) -> Matrix:
+    if c.ident.question == "init" and p.init == "identity":
+        return consts(AT_INIT[n.ManifoldCoef](p))
+    return _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "mhc", x["x"], {(0, 0)})
+
+
+@rule(n.DenseCoef)
+def _dense(c: Ctx, v: str, p: n.DenseCoef, x: dict) -> Matrix:
+    rows, cols = len(p.init), len(p.init[0])
+    if c.ident.question == "init":
+        return consts(AT_INIT[n.DenseCoef](p))
+    if p.generator == "softmax":  # softmax_j(q · norm(v_j)): a function of every source
+        return _uninterpreted(c, v, p, (rows, cols), "softmax", x["x"])
+    if c.ident.question == "checkpoint":
+        static = consts(c.tensor(v, "static"))
+    else:
+        pid = c.pid(v, p)
+        static = [[c.symbol(f"{pid}.a[{r},{col}]", v) for col in range(cols)]
+                  for r in range(rows)]
+    if p.generator == "mudd":  # + GELU(x W1) W2, a function of the newest output
+        dyn = _uninterpreted(c, v, p, (rows, cols), "mudd", x["x"])
+        static = [[a + b for a, b in zip(ra, rb)] for ra, rb in zip(static, dyn)]
+    return static
+
+
+@rule(n.TemplateCoef)
+def _template(c: Ctx, v: str, p: n.TemplateCoef, x: dict) -> Matrix:
+    if c.ident.question == "init":
+        return consts(AT_INIT[n.TemplateCoef](p))
+    if c.ident.question == "checkpoint":
+        values = {name: K.const(c.tensor(v, f"value:{name}")) for name, _, _ in p.params}
+    else:
+        pid = c.pid(v, p)
+        values = {name: c.symbol(f"{pid}.{name}", v) for name, _, _ in p.params}
+    return [[values[e] if isinstance(e, str) else K.const(e) for e in row]
+            for row in p.template]
+
+
+# -- norms and the other per-stream maps -----------------------------------------------------
+def _norm_spec(c: Ctx, v: str, p: n.Norm | n.NormStreams) -> NormSpec:
+    gain, pid = ONE, None
+    if p.affine and "no-affine" not in c.assume:
+        if c.ident.question == "init":
+            gain = K.const(AT_INIT[type(p)](p)[0][0])  # gain at its init, bias 0
+        elif c.ident.question == "checkpoint" and c.ident.values[attr_name(v)].get("uniform"):
+            gain = K.const(c.ident.values[attr_name(v)]["uniform"])
+        else:
+            pid = c.pid(v, p)
+    return NormSpec(v, p.kind, p.eps, pid, gain)
+
+
+@rule(n.Norm)
+def _norm(c: Ctx, v: str, p: n.Norm, x: dict) -> list[Lin]:
+    spec = _norm_spec(c, v, p)
+    return [norm_term(c.terms, c.assume, c.ev.uses, spec, s) for s in x["x"]]
+
+
+@rule(n.NormStreams)
+def _norm_streams(c: Ctx, v: str, p: n.NormStreams, x: dict) -> list[Lin]:
+    spec = _norm_spec(c, v, p)
+    return [norm_term(c.terms, c.assume, c.ev.uses, spec, s) if i in p.which else s
+            for i, s in enumerate(x["x"])]
+
+
+@rule(n.InvStd)
+def _invstd(c: Ctx, v: str, p: n.InvStd, x: dict) -> list[Lin]:
+    return [invstd_term(c.terms, c.assume, c.ev.uses, v, s) for s in x["x"]]
+
+
+@rule(n.LowRank)
+def _lowrank(c: Ctx, v: str, p: n.LowRank, x: dict) -> list[Lin]:
+    """B A x per stream: linear, so one atom per atom of x; zero at init (B = 0)."""
+    if c.ident.question == "init" or (c.ident.question == "checkpoint"
+                                      and c.ident.values[attr_name(v)].get("zero")):
+        return [Lin() for _ in x["x"]]
+    pid = c.pid(v, p)
+    out = []
+    for s in x["x"]:
+        acc = Lin()
+        for a, k in s.terms.items():
+            acc = acc + Lin.of(c.terms.atom("lowrank", (pid,), (Lin.of(a),), label="BA"), k)
+        out.append(acc)
+    return out
+
+
+# -- the model: embedding, layers, head ------------------------------------------------------
+@rule(n.Embed)
+def _embed(c: Ctx, v: str, p: n.Embed, x: dict) -> list[Lin]:
+    return [Lin.of(c.terms.atom("h0", (c.pid(v, p),), label="h0"))]
+
+
+def signature(p: n.Layer) -> tuple:
+    """What makes two layers the same function (the init scale of the output projection and
+    the taps do not)."""
+    return (p.kind, p.args, p.dim, p.in_ports, p.extern)
+
+
+@rule(n.Layer)
+def _layer(c: Ctx, v: str, p: n.Layer, x: dict) -> Any:
+    k = layer_position(c.ir, v, len(c.ev.layers) + 1)
+    sig = signature(p)
+    pid = c.pid(v, p) if c.ident.question == "checkpoint" else None
+    ports = tuple(x[port][0] for port in p.ports() if port != "vmix")
+    extra = tuple(tuple(e.key for e in row) for row in x["vmix"]) if "vmix" in x else ()
+    atom = c.terms.atom("T", (k, sig, pid, extra), ports, label=f"T{k}")
+    ir = c.ir
+    first = ir.inputs(v)[p.ports()[0]]
+    raw = None
+    if isinstance(ir.payload(first), n.Norm):
+        raw = c.values[ir.inputs(first)["x"]][0]
+    state = state_before(ir, first)
+    c.ev.layers[k] = LayerInfo(k, v, sig, atom, ports,
+                               c.values[state] if state is not None else None, raw)
+    out = Lin.of(atom)
+    if not p.taps:
+        return [out]
+    # the projected values of its v input (the value residual reads them)
+    value = c.terms.atom("V", (k, sig, pid), (x["v"][0],), label=f"V{k}")
+    return (out, Lin.of(value))
+
+
+@rule(n.Tap)
+def _tap(c: Ctx, v: str, p: n.Tap, x: dict) -> list[Lin]:
+    return [x["x"][p.index]]
+
+
+@rule(n.Unembed)
+def _unembed(c: Ctx, v: str, p: n.Unembed, x: dict) -> None:
+    ir, ev = c.ir, c.ev
+    embed = next(u for u in ir.g.nodes if isinstance(ir.payload(u), n.Embed))
+    pid = c.pid(embed, ir.payload(embed)) if p.tied else c.pid(v, p)
+    ev.final = x["x"][0]
+    ev.output = c.terms.atom("head", (pid, p.vocab, p.dim, p.tied), (ev.final,), label="head")
+    src = ir.inputs(v)["x"]
+    ev.final_raw = (c.values[ir.inputs(src)["x"]][0]
+                    if isinstance(ir.payload(src), n.Norm) else ev.final)
+    state = final_state_node(ir, src)
+    ev.final_state = c.values[state] if state is not None else None
+    return None
+
+
+# -- locating the state a layer or the readout reads (for C^(i)) ---------------------------
 def state_before(ir: IR, v: str) -> str | None:
     """The state a read mix of layer input v reads (through norm, merge, split)."""
-    seen = 0
-    while seen < 8:
+    for _ in range(8):
         p = ir.payload(v)
         if isinstance(p, n.Mix):
             return ir.inputs(v)["x"]
-        if isinstance(p, (n.Norm, n.Merge, n.Split)):
-            v = ir.inputs(v)["x"]
-            seen += 1
-            continue
-        return v if isinstance(p, (n.Add, n.Stack)) else None
+        if not isinstance(p, (n.Norm, n.Merge, n.Split)):
+            return v if isinstance(p, (n.Add, n.Stack)) else None
+        v = ir.inputs(v)["x"]
     return None
 
 
 def final_state_node(ir: IR, v: str) -> str | None:
     """The state the readout reads: through the final norm and merge; the input of the
-    readout's sum when the state has several streams (ids as hcdsl.ir.build names them)."""
+    readout's sum when the state has several streams (ids as hcdsl.ir builds them)."""
     while isinstance(ir.payload(v), (n.Norm, n.Merge)):
         v = ir.inputs(v)["x"]
     if v.startswith("readout.sum") and isinstance(ir.payload(v), n.Mix):
@@ -287,113 +403,13 @@ def final_state_node(ir: IR, v: str) -> str | None:
     return v
 
 
-def evaluate(ir: IR, at_init: bool = False) -> Evaluation:
-    """Evaluate every node of ir symbolically (see the module docstring)."""
-    ev = Evaluation(ir)
-    val: dict[str, object] = {}
-    layer_count = 0
+def evaluate(ir: IR, terms: Terms, point: Point, ident: Identity,
+             assume: frozenset[str] = frozenset(), label: str = "A") -> Evaluation:
+    """Evaluate every node of ir symbolically, in order."""
+    ev = Evaluation(ir, label)
+    c = Ctx(ir, terms, point, assume, ident, ev)
     for v in ir.order():
         p = ir.payload(v)
-        ins = ir.inputs(v)
-        x = {port: val[src] for port, src in ins.items()}
-        if isinstance(p, n.Input):
-            val[v] = None
-        elif isinstance(p, n.Embed):
-            ev.embed = (p.vocab, p.dim)
-            val[v] = [Lin.atom(("h0",))]
-        elif isinstance(p, n.Split):
-            (h,) = x["x"] if len(x["x"]) == 1 else (_concat(x["x"]),)
-            val[v] = [h] if p.parts == 1 else [_slice(h, i, p.parts) for i in range(p.parts)]
-        elif isinstance(p, n.Merge):
-            s = x["x"]
-            val[v] = [s[0] if len(s) == 1 else _concat(s)]
-        elif isinstance(p, n.Stack):
-            val[v] = [s for port in p.ports() for s in x[port]]
-        elif isinstance(p, n.Add):
-            streams = [x[port] for port in p.ports()]
-            val[v] = [sum(col[1:], col[0]) for col in zip(*streams)]
-        elif isinstance(p, n.ConstCoef):
-            val[v] = [[Poly.const(c) for c in row] for row in p.value]
-        elif isinstance(p, n.LearnedCoef):
-            val[v] = _learned(v, p, x.get("x"), at_init)
-        elif isinstance(p, n.Mix):
-            m, h = x["coef"], x["x"]
-            (r0, r1), (c0, c1) = p.rows, p.cols
-            out = []
-            for c in range(c0, c1):
-                acc = Lin()
-                for s in range(r1 - r0):
-                    acc = acc + h[s].scale(m[r0 + s][c])
-                out.append(acc)
-            val[v] = out
-        elif isinstance(p, n.Norm):
-            # rmsnorm(0) = 0 and an un-shifted layernorm(0) = 0 (x / sqrt(0 + eps) = 0);
-            # a layernorm with a learned bias gives that bias: kept as an atom
-            zero_to_zero = p.kind == "rmsnorm" or not p.affine
-            val[v] = [Lin() if zero_to_zero and not s.terms else
-                      Lin.atom(("norm", p.kind, p.affine, p.eps, p.width, s.key()))
-                      for s in x["x"]]
-        elif isinstance(p, n.InvStd):
-            val[v] = [Lin.atom(("invstd", p.width, s.key())) for s in x["x"]]
-        elif isinstance(p, n.Layer):
-            layer_count += 1
-            k = layer_position(ir, v, layer_count)
-            ports = tuple(x[port][0] for port in p.ports())
-            first = ins[p.ports()[0]]
-            raw = None
-            if isinstance(ir.payload(first), n.Norm):
-                raw = val[ir.inputs(first)["x"]][0]
-            state = state_before(ir, first)
-            ev.layers[k] = LayerInfo(
-                k, v, (p.kind, p.args, p.dim, p.in_ports, p.extern), ports,
-                val[state] if state is not None else None, raw)
-            val[v] = [Lin.atom(("T", k))]
-        elif isinstance(p, n.Unembed):
-            ev.head = (p.vocab, p.dim, p.tied)
-            ev.final = x["x"][0]
-            src = ins["x"]
-            ev.final_raw = (val[ir.inputs(src)["x"]][0]
-                            if isinstance(ir.payload(src), n.Norm) else ev.final)
-            state = final_state_node(ir, src)
-            ev.final_state = val[state] if state is not None else None
-            val[v] = None
-        elif isinstance(p, n.Output):
-            val[v] = None
-        else:
-            why = {
-                "manifold": "mHC's coefficients are a nonlinear function of the state (with "
-                            "init=identity they are constant at init: use --at-init)",
-                "dense": "a dynamic depth-wise aggregate is a nonlinear function of the state "
-                         "(its value at init is constant: use --at-init)",
-                "template": "learned scalars of a user-defined connection (use --at-init)",
-            }.get(p.op, "this operation is not linear in the layer outputs")
-            raise NotImplementedError(f"prover: no symbolic rule for IR node '{p.op}' ({v}): "
-                                      f"{why}")
+        x = {port: c.values[src] for port, src in ir.inputs(v).items()}
+        c.values[v] = SYMBOLIC[type(p)](c, v, p, x)
     return ev
-
-
-def _learned(v: str, p: n.LearnedCoef, state: list[Lin] | None, at_init: bool) -> list[list[Poly]]:
-    """M of a LearnedCoef: the init at init; otherwise a symbol per learned entry."""
-    init = p.init
-    rows, cols = len(init), len(init[0])
-    if at_init:
-        return [[Poly.const(c) for c in row] for row in init]
-    F, S = p.fractions, rows - p.fractions
-    R = cols - S
-    tag = ""
-    if p.dynamic and state is not None:
-        cfg = (p.tanh, p.scale_init, p.norm, p.norm_affine, p.norm_eps,
-               tuple(s.key() for s in state))
-        tag = "@" + hashlib.sha1(repr(cfg).encode()).hexdigest()[:8]
-    name = v.split(".")[0]
-    out = [[Poly() for _ in range(cols)] for _ in range(rows)]
-    for r in range(rows):
-        for c in range(cols):
-            if r < F:  # OUT: a row of gains (HC's B) or a diagonal (FC)
-                if c < R or (p.gain == "diag" and c - R != r):
-                    continue
-            entry = Poly.symbol(f"{name}.M[{r},{c}]")
-            if p.dynamic:
-                entry = entry + Poly.symbol(f"{name}.dyn[{r},{c}]{tag}")
-            out[r][c] = entry
-    return out

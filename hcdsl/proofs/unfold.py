@@ -28,9 +28,10 @@ from hcdsl.backends import ReferenceModel
 from hcdsl.ir import nodes as n
 from hcdsl.nn.modules import build_parts
 from hcdsl.proofs.source import Source, name_of, raw_ir
-from hcdsl.proofs.symbolic import (
-    Lin, evaluate, final_state_node, fmt_fraction, layer_position, state_before,
-)
+from hcdsl.proofs.coefs import Point, fmt_fraction
+from hcdsl.proofs.identity import Identity
+from hcdsl.proofs.symbolic import evaluate, final_state_node, layer_position, state_before
+from hcdsl.proofs.terms import Lin, Terms
 
 
 class UnfoldError(Exception):
@@ -89,11 +90,11 @@ def _table(m: np.ndarray, exact: bool) -> str:
 def _row(lin: Lin, L: int, where: str) -> list[Fraction]:
     row = [Fraction(0)] * (L + 2)
     for atom, c in lin.terms.items():
-        k = c.constant()
-        if atom[0] == "h0" and k is not None:
+        k = c.exact
+        if atom.kind == "h0" and k is not None:
             row[0] = k
-        elif atom[0] == "T" and k is not None:
-            row[atom[1]] = k
+        elif atom.kind == "T" and k is not None:
+            row[atom.fields[0]] = k
         else:
             raise UnfoldError(f"{where} is not a linear combination of h0 and the layer "
                               f"outputs: {lin}")
@@ -103,7 +104,7 @@ def _row(lin: Lin, L: int, where: str) -> list[Fraction]:
 def unfold_exact(spec: Source) -> Unfolded:
     """Exact C^(0), C^(i) at init from the spec (see the module doc)."""
     ir = raw_ir(spec)
-    ev = evaluate(ir, at_init=True)
+    ev = evaluate(ir, Terms(), Point(0), Identity("init"))
     L = ev.L
     C0 = np.full((L + 2, L + 2), Fraction(0), dtype=object)
     streams = None

@@ -1,5 +1,8 @@
-"""A numeric counterexample: both specs on the reference backend, the same tokens, the same
-weights for corresponding modules (layers matched by position, other modules by node id)."""
+"""A numeric counterexample that really differs: both specs on the reference backend in
+float64, the same tokens, layers shared by position and every tied parameter equal, each
+spec's own untied connection parameters: its init (at init), the checkpoint's values, or,
+for the "learned" question, a point moved off the init (tied parameters moved together).
+A witness that shows no difference is no witness: the verdict is then UNKNOWN."""
 
 from __future__ import annotations
 
@@ -7,13 +10,12 @@ from dataclasses import dataclass
 
 import torch
 
-from hcdsl.backends import ReferenceModel
-from hcdsl.errors import CompileError
-from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn.modules import attr_name, build_parts
-from hcdsl.proofs.source import Source, raw_ir
-from hcdsl.proofs.symbolic import layer_position
+from hcdsl.proofs.identity import Identity
+from hcdsl.proofs.numeric import Pair, tied_pair, tokens, vocab_of
+
+LAYER_GAIN = 10.0  # layer weights x10 from their init, so the layers' outputs are O(1)
+THRESHOLD = 1e-9  # float64: a difference above this is not rounding
 
 
 @dataclass
@@ -23,6 +25,10 @@ class Witness:
     out_b: list[float]
     max_diff: float
     note: str = ""
+
+    @property
+    def differs(self) -> bool:
+        return self.max_diff > THRESHOLD
 
     def render(self) -> str:
         fmt = lambda xs: "[" + ", ".join(f"{x:+.6f}" for x in xs) + ", ...]"  # noqa: E731
@@ -37,74 +43,38 @@ class Witness:
         return "\n".join(lines)
 
 
-def _compile(src: Source, seed: int) -> tuple[torch.nn.Module, IR]:
-    ir = raw_ir(src)
-    model = ReferenceModel(ir, build_parts(ir, seed=seed))
-    return model.double(), ir
-
-
-def _keys(ir: IR) -> dict[str, str]:
-    """Module attribute name -> correspondence key."""
-    out = {}
-    count = 0
-    for v in ir.order():
-        p = ir.payload(v)
-        if isinstance(p, n.Layer):
-            count += 1
-            out[attr_name(v)] = f"layer{layer_position(ir, v, count)}"
-        elif p.has_module:
-            out[attr_name(v)] = v
-    return out
-
-
-def numeric_witness(a: Source, b: Source, *, at_init: bool = False, seed: int = 0,
-                    tokens: int = 8) -> Witness:
-    try:
-        ma, ia = _compile(a, seed)
-        mb, ib = _compile(b, seed)
-    except CompileError as exc:  # extern layers without factories: no numbers to show
-        return Witness([], [], [], float("nan"), f"no numeric witness: {exc}")
-    notes = []
-    ka, kb = _keys(ia), _keys(ib)
-    by_key = {key: name for name, key in ka.items()}
-    copied = 0
+def _run(pair: Pair, x: torch.Tensor, note: str) -> Witness:
     with torch.no_grad():
-        for name, key in kb.items():
-            src = by_key.get(key)
-            if src is None:
-                continue
-            sa, sb = getattr(ma, src).state_dict(), getattr(mb, name).state_dict()
-            if sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa):
-                getattr(mb, name).load_state_dict(sa)
-                copied += 1
-        if not at_init:
-            # learned connections are free parameters: move them off their init (the same
-            # draw for the same node id), so a difference in parametrisation shows
-            gen = torch.Generator().manual_seed(seed + 7)
-            perturbed = 0
-            for model in (ma, mb):
-                gen.manual_seed(seed + 7)
-                for name, param in sorted(model.named_parameters()):
-                    if any(part in name for part in ("static_", "w_gain", "w_mix")):
-                        noise = torch.randn(param.shape, generator=gen, dtype=param.dtype)
-                        param.add_(0.3 * noise)
-                        perturbed += 1
-            if perturbed:
-                notes.append("learned connection weights perturbed off their init")
-        # bigger layer weights make the layers' contributions visible in the logits
-        for model in (ma, mb):
-            for name, param in model.named_parameters():
-                if "embed" not in name and "head" not in name and param.dim() == 2 \
-                        and "static_" not in name:
-                    param.mul_(10.0)
-    notes.append("layer weights x10 from their init so layer outputs are O(1)")
-    gen = torch.Generator().manual_seed(seed)
-    vocab = next(ia.payload(v) for v in ia.of_type(n.Embed)).vocab
-    x = torch.randint(0, vocab, (1, tokens), generator=gen)
-    with torch.no_grad():
-        ya, yb = ma(x), mb(x)
-    if ya.shape != yb.shape:
-        return Witness(x[0].tolist(), ya[0, -1, :4].tolist(), yb[0, -1, :4].tolist(),
-                       float("inf"), "outputs of different shapes")
-    return Witness(x[0].tolist(), ya[0, -1, :4].tolist(), yb[0, -1, :4].tolist(),
-                   float((ya - yb).abs().max()), "; ".join(notes))
+        ya, yb = pair.a(x), pair.b(x)
+    diff = float((ya - yb).abs().max()) if ya.shape == yb.shape else float("inf")
+    return Witness(x[0].tolist(), ya[0, -1, :4].tolist(), yb[0, -1, :4].tolist(), diff, note)
+
+
+def numeric_witness(ia: IR, ib: IR, ident_a: Identity, ident_b: Identity, seed: int = 0,
+                    pair: Pair | None = None) -> Witness:
+    """The first of a few tries that shows a difference (or the last try)."""
+    if vocab_of(ia) != vocab_of(ib):
+        return Witness([], [], [], float("inf"), "the vocabularies differ")
+    x = tokens(vocab_of(ia), seed)
+    if pair is not None:  # the checkpoints' own weights
+        return _run(pair, x, "the checkpoints' weights")
+    learned = ident_a.question == "learned"
+    tries = [(False, "each spec's own init")] if not learned else []
+    tries += [(True, "connection and norm parameters moved off their init, tied ones "
+                     "together")] if learned else []
+    best = None
+    for attempt in range(3):
+        for perturb, what in tries:
+            # the built layers first; then generic ones (the layers are any functions)
+            stand_ins = attempt == 2
+            layers = ("generic layers (small MLPs with biases)" if stand_ins
+                      else f"layers' weights x{LAYER_GAIN:g}")
+            pair_ = tied_pair(ia, ib, ident_a, ident_b, seed + attempt, perturb,
+                              1.0 if stand_ins else LAYER_GAIN, stand_ins)
+            w = _run(pair_, tokens(vocab_of(ia), seed + attempt),
+                     f"{what}; layers shared by position, {layers}")
+            if w.differs:
+                return w
+            best = w
+    assert best is not None
+    return best

@@ -1,0 +1,79 @@
+"""The value at init of every node kind that holds parameters, in one table (AT_INIT).
+
+An entry returns the constant matrix a coefficient node produces at init, or NOT_CONSTANT
+when its value at init depends on random weights (then the prover treats it as an
+uninterpreted function of its inputs, tied to the other spec's by node and configuration:
+the weights depend only on the seed and the node, so that is the truth "as built").
+Layers, the embedding and the head are uninterpreted in every question: they have no
+entry beyond "not a constant".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hcdsl.ir import nodes as n
+from hcdsl.spec import Matrix
+
+NOT_CONSTANT = None
+AtInit = Callable[[n.Node], "Matrix | None"]
+AT_INIT: dict[type[n.Node], AtInit] = {}
+
+
+def at_init(*kinds: type[n.Node]) -> Callable[[AtInit], AtInit]:
+    def wrap(fn: AtInit) -> AtInit:
+        for kind in kinds:
+            AT_INIT[kind] = fn
+        return fn
+
+    return wrap
+
+
+@at_init(n.LearnedCoef)
+def _learned(p: n.LearnedCoef) -> Matrix:
+    return p.init  # HC/FC: static init + s * act(norm(H) W) with W = 0
+
+
+@at_init(n.DenseCoef)
+def _dense(p: n.DenseCoef) -> Matrix:
+    if p.generator == "softmax":  # softmax_j(q · k_j) with q = 0: uniform
+        rows = len(p.init)
+        return tuple((1.0 / rows,) * len(p.init[0]) for _ in range(rows))
+    return p.init  # static a_i; MUDD: GELU(...) W2 + a_i with W2 = 0
+
+
+@at_init(n.ManifoldCoef)
+def _manifold(p: n.ManifoldCoef) -> Matrix | None:
+    if p.init != "identity":
+        return NOT_CONSTANT  # the paper's init draws φ at random
+    # φ = 0: H_pre = sigmoid(-log(n-1)) = 1/n, H_post = 2 sigmoid(0) = 1, H_res = the
+    # Sinkhorn normalisation of a constant matrix = uniform 1/n
+    k = 1.0 / p.n
+    return ((0.0,) + (1.0,) * p.n,) + tuple((k,) * (p.n + 1) for _ in range(p.n))
+
+
+@at_init(n.TemplateCoef)
+def _template(p: n.TemplateCoef) -> Matrix:  # named scalars at their init values
+    init = {name: value for name, value, _ in p.params}
+    return tuple(tuple(init[e] if isinstance(e, str) else float(e) for e in row)
+                 for row in p.template)
+
+
+@at_init(n.ConstCoef)
+def _const(p: n.ConstCoef) -> Matrix:
+    return p.value
+
+
+@at_init(n.LowRank)
+def _lowrank(p: n.LowRank) -> Matrix:
+    return ((0.0,),)  # B A x with B = 0: the zero map (a 1x1 stand-in for "times 0")
+
+
+@at_init(n.Norm, n.NormStreams)
+def _norm(p: n.Norm | n.NormStreams) -> Matrix:
+    return ((getattr(p, "scale_init", 1.0),),)  # the gain's init (bias 0): a scalar
+
+
+@at_init(n.Embed, n.Unembed, n.Layer)
+def _free(p: n.Node) -> None:
+    return NOT_CONSTANT  # uninterpreted in every question

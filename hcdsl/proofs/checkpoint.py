@@ -1,0 +1,104 @@
+"""A spec with trained weights, for the "checkpoint" question: the reference model with the
+checkpoint loaded strictly, and what the prover needs of it (identity.py): a digest of every
+module's tensors, and the values of the static connection parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hcdsl.backends import ReferenceModel
+from hcdsl.errors import CompileError
+from hcdsl.ir import nodes as n
+from hcdsl.ir.graph import IR
+from hcdsl.nn import coef, dense, template
+from hcdsl.nn.modules import attr_name, build_parts
+from hcdsl.proofs.identity import Identity
+from hcdsl.proofs.numeric import _stand_in
+
+
+def read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a file (torch.save, weights_only); a training checkpoint's "model"
+    entry is accepted too. CompileError when the file is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CompileError(f"no such checkpoint: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise CompileError(f"{path} is not a checkpoint torch.load can read safely "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise CompileError(f"{path} holds no state_dict (a mapping of names to tensors)")
+    return state
+
+
+def loaded(raw: IR, canonical: IR, path: str | Path, name: str) -> ReferenceModel:
+    """The reference model of `canonical` with every module of the spec (built from its IR
+    before passes, so a checkpoint of any pass setting fits) loaded strictly from path."""
+    externs = {raw.payload(v).kind for v in raw.g.nodes
+               if isinstance(raw.payload(v), n.Layer) and raw.payload(v).extern}
+    parts = build_parts(raw, {k: _stand_in for k in externs}, seed=0)
+    state = read_state(path)
+    missing, unexpected = _mismatch(parts.state_dict(), state)
+    if missing or unexpected:
+        raise CompileError(f"{path} does not belong to {name}: "
+                           + "; ".join(filter(None, [
+                               f"missing {', '.join(missing[:5])}" if missing else "",
+                               f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""])))
+    parts.load_state_dict(state, strict=True)
+    return ReferenceModel(canonical, parts).double().train(False)
+
+
+def _mismatch(mine: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]
+              ) -> tuple[list[str], list[str]]:
+    missing = sorted(k for k in mine if k not in theirs)
+    unexpected = sorted(k for k in theirs if k not in mine)
+    missing += sorted(f"{k} (shape {tuple(theirs[k].shape)}, expected {tuple(v.shape)})"
+                      for k, v in mine.items() if k in theirs and theirs[k].shape != v.shape)
+    return missing, unexpected
+
+
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha1(t.detach().double().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def identity_of(model: ReferenceModel) -> Identity:
+    """The checkpoint question's identity: digests of every module's tensors, and values."""
+    digests: dict[str, dict[str, str]] = {}
+    values: dict[str, dict[str, Any]] = {}
+    for attr, module in model.named_children():
+        digests[attr] = {k: _digest(t) for k, t in module.state_dict().items()}
+        values[attr] = _values(module)
+    return Identity("checkpoint", digests=digests, values=values)
+
+
+def _values(module: torch.nn.Module) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(module, coef.HyperCoef):
+        out["static_gain"] = module.static_gain.double().tolist()
+        out["static_mix"] = module.static_mix.double().tolist()
+    elif isinstance(module, dense.DenseCoef) and hasattr(module, "static"):
+        out["static"] = module.static.double().tolist()
+    elif isinstance(module, template.TemplateCoef):
+        with torch.no_grad():
+            for name, bound in module.bounds.items():
+                raw = getattr(module, f"raw_{name}").double()
+                out[f"value:{name}"] = float(template.BOUNDS[bound][0](raw))
+    elif isinstance(module, template.LowRank):
+        out["zero"] = bool((module.up == 0).all())
+    norm = getattr(module, "norm", module)  # NormStreams holds its norm
+    weight = getattr(norm, "weight", None)
+    bias = getattr(norm, "bias", None)
+    if isinstance(norm, (torch.nn.LayerNorm, torch.nn.RMSNorm)) and weight is not None:
+        w = weight.detach().double()
+        if bool((w == w.flatten()[0]).all()) and (bias is None or bool((bias == 0).all())):
+            g = float(w.flatten()[0])
+            out["uniform"] = g if math.isfinite(g) else None
+    return out

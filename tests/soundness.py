@@ -1,0 +1,367 @@
+"""The prover's soundness harness: random small spec pairs, each verdict checked against
+numbers the prover did not compute.
+
+A pair is a random spec A and a spec B made from it by an edit (a changed matrix entry, eps,
+norm, layer option, layer order, connection) or by a rewrite that keeps the function (a
+stream permutation, a stream scaling with compensating matrices, a dead stream, repeat vs
+unrolled, literal matrices vs the preset, a user-defined connection vs the preset).
+
+The independent numbers: both specs built by hcdsl.compile on the reference backend in
+float64 with one seed; layers share weights by position; every other module is tied to the
+other spec's module of the same name *when their weights at init are equal* (the harness's
+own rule, not the prover's), and for the "learned" question moved off the init by noise
+keyed by that name. An assumption the verdict used is made true in the numbers: eps = 0
+(scale-invariant, no-eps), norms without gain and bias (no-affine), layer outputs and the
+embedding re-centred (mean-zero), the embedding normalised (embed-normalised).
+
+Unsound: EQUIVALENT while the numbers differ by more than 1e-8; or NOT EQUIVALENT with a
+witness that does not differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+import torch
+
+import hcdsl
+from hcdsl.ir import nodes as n
+from hcdsl.proofs.prove import EQUIVALENT, NOT_EQUIVALENT, ProofResult, prove
+from hcdsl.proofs.symbolic import layer_position
+
+TOL = 1e-8
+# an ε assumption is an approximation: with the real ε the logits may differ, but by a
+# fraction of their size (the side condition's margin keeps ε/var <= 1/10 at every use)
+APPROX = 0.25
+
+
+@dataclass
+class Base:
+    dim: int
+    norm: str  # the `norm = ...` setting
+    layers: list[tuple[str, str]]  # (name, call)
+    body: list[list[str]]  # blocks
+    connect: str
+    prelude: str = ""  # a user-defined connection
+
+    def text(self) -> str:
+        layers = "\n".join(f"  layer {a} = {b}" for a, b in self.layers)
+        body = ", ".join("[" + ", ".join(b) + "]" for b in self.body)
+        return (f"{self.prelude}\nmodel m {{\n  dim = {self.dim}\n  vocab = 32\n"
+                f"  norm = {self.norm}\n{layers}\n  body = {body}\n  connect {self.connect}\n}}\n")
+
+    @property
+    def L(self) -> int:
+        return sum(len(b) for b in self.body)
+
+    def copy(self, **kw: object) -> "Base":
+        out = Base(self.dim, self.norm, list(self.layers), [list(b) for b in self.body],
+                   self.connect, self.prelude)
+        for k, v in kw.items():
+            setattr(out, k, v)
+        return out
+
+
+ENTRIES = [0.0, 1.0, 1.0, 1.0, 2.0, 0.5, -1.0]
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def _matrix(m: list[list[float]]) -> str:
+    return "[" + ", ".join("[" + ", ".join(_fmt(x) for x in row) + "]" for row in m) + "]"
+
+
+def hc_init(k: int, n_: int) -> list[list[float]]:
+    """HC Eq. 14 for 0-based layer k: [[0, 1...], [e_(k mod n), I]]."""
+    top = [0.0] + [1.0] * n_
+    return [top] + [[1.0 if i == k % n_ else 0.0] + [1.0 if j == i else 0.0
+                                                      for j in range(n_)] for i in range(n_)]
+
+
+def random_matrix(rng: random.Random, n_: int) -> list[list[float]]:
+    m = [[0.0] + [rng.choice(ENTRIES) for _ in range(n_)]]
+    m += [[rng.choice(ENTRIES) for _ in range(n_ + 1)] for _ in range(n_)]
+    m[1][0] = m[1][0] or 1.0  # read something
+    return m
+
+
+def base_spec(rng: random.Random) -> Base:
+    dim = rng.choice([8, 16])
+    kinds = [("attn", "attention(heads=2)"), ("ffn", f"mlp(hidden={2 * dim})"),
+             ("o", "opaque")]
+    used = rng.sample(kinds, rng.randint(1, 3))
+    blocks = rng.randint(1, 3)
+    block = [name for name, _ in used]
+    body = [list(block) for _ in range(blocks)]
+    norm = rng.choice(["layernorm", "rmsnorm"]) + rng.choice(["", "(affine=false)"])
+    base = Base(dim, norm, used, body, "residual")
+    L = base.L
+    choice = rng.choice(["residual", "post", "parallel", "hyper_fixed", "hyper_literal",
+                         "hyper_learned", "frac", "mhc", "dense", "custom"])
+    if choice == "residual":
+        base.connect = "residual"
+    elif choice == "post":
+        base.connect = "residual(post)"
+    elif choice == "parallel":
+        base.connect = "parallel(" + rng.choice(["shared", "separate"]) + ")"
+    elif choice == "hyper_fixed":
+        base.connect = f"hyper(n={rng.randint(1, 3)}, fixed)"
+    elif choice == "hyper_literal":
+        n_ = rng.randint(1, 3)
+        rules = " ".join(f"layer {k + 1} = {_matrix(random_matrix(rng, n_))}" for k in range(L))
+        base.connect = f"hyper(n={n_}, fixed) {{ {rules} }}"
+    elif choice == "hyper_learned":
+        base.connect = f"hyper(n={rng.randint(1, 3)}, {rng.choice(['static', 'dynamic'])})"
+    elif choice == "frac":
+        base.connect = f"frac(m={rng.choice([1, 2, 4])}, {rng.choice(['static', 'dynamic'])})"
+    elif choice == "mhc":
+        base.connect = f"mhc(n={rng.randint(2, 3)}, {rng.choice(['identity', 'paper'])})"
+    elif choice == "dense":
+        base.connect = rng.choice(["denseformer", "denseformer(k=2)", "mudd(ways=1)",
+                                   "mudd(static, ways=1)", "attnres"])
+    else:
+        base.prelude = ("connection lrw {\n  param a = scalar(init=1, bound=double)\n"
+                        "  all = [[0, a], [1, 1]]\n}\n")
+        base.connect = "lrw"
+    return base
+
+
+# -- B from A --------------------------------------------------------------------------------
+def _custom(name: str, streams: int, matrices: list[list[list[float]]], init: list[float],
+            readout: list[float]) -> str:
+    rules = "\n".join(f"  layer {k + 1} = {_matrix(m)}" for k, m in enumerate(matrices))
+    return (f"connection {name} {{\n  streams = {streams}\n  init = {init}\n"
+            f"  readout = {readout}\n{rules}\n}}\n")
+
+
+def rewrite(rng: random.Random, a: Base) -> tuple[Base, Base, str]:
+    """A spec computing the same function as a fixed HC connection (a is replaced by one)."""
+    n_ = rng.randint(2, 3)
+    L = a.L
+    mats = [random_matrix(rng, n_) for _ in range(L)]
+    literal = a.copy(connect=f"hyper(n={n_}, fixed) {{ " + " ".join(
+        f"layer {k + 1} = {_matrix(m)}" for k, m in enumerate(mats)) + " }")
+    kind = rng.choice(["permute", "scale", "dead", "unroll", "preset", "custom"])
+    if kind == "permute":  # streams renumbered: M' = blockdiag(1, P) M blockdiag(1, P)^T
+        perm = list(range(n_))
+        rng.shuffle(perm)
+        out = []
+        for m in mats:
+            q = [[m[0][0]] + [m[0][1 + perm.index(j)] for j in range(n_)]]
+            for i in range(n_):
+                row = m[1 + perm.index(i)]
+                q.append([row[0]] + [row[1 + perm.index(j)] for j in range(n_)])
+            out.append(q)
+        b = a.copy(connect=f"hyper(n={n_}, fixed) {{ " + " ".join(
+            f"layer {k + 1} = {_matrix(q)}" for k, q in enumerate(out)) + " }")
+        return literal, b, "stream permutation"
+    if kind == "scale":  # stream s carries lam * H_s: reads of s / lam, writes into s * lam
+        lam = [rng.choice([0.5, 2.0, 4.0, -1.0]) for _ in range(n_)]
+        out = []
+        for m in mats:
+            q = [row[:] for row in m]
+            for j in range(n_):
+                q[0][1 + j] *= lam[j]  # the layer output written into stream j
+            for i in range(n_):
+                q[1 + i][0] /= lam[i]  # stream i read
+                for j in range(n_):
+                    q[1 + i][1 + j] *= lam[j] / lam[i]
+            out.append(q)
+        b = a.copy(connect="scaled", prelude=_custom("scaled", n_, out, lam,
+                                                      [1 / x for x in lam]))
+        lit = a.copy(connect="plain", prelude=_custom("plain", n_, mats, [1.0] * n_,
+                                                       [1.0] * n_))
+        return lit, b, "stream scaling with compensating matrices"
+    if kind == "dead":  # one more stream, never read, never written into the readout
+        out = [[row + [0.0] for row in m] + [[0.0] * (n_ + 1) + [1.0]] for m in mats]
+        b = a.copy(connect="wider", prelude=_custom("wider", n_ + 1, out, [1.0] * (n_ + 1),
+                                                    [1.0] * n_ + [0.0]))
+        lit = a.copy(connect="plain", prelude=_custom("plain", n_, mats, [1.0] * n_,
+                                                       [1.0] * n_))
+        return lit, b, "a dead stream"
+    if kind == "unroll":
+        return literal, literal.copy(body=[[x for blk in a.body for x in blk]]), "unrolled body"
+    if kind == "preset":
+        preset = a.copy(connect=f"hyper(n={n_}, fixed)")
+        lit = a.copy(connect=f"hyper(n={n_}, fixed) {{ " + " ".join(
+            f"layer {k + 1} = {_matrix(hc_init(k, n_))}" for k in range(L)) + " }")
+        return preset, lit, "preset vs its literal matrices"
+    custom = a.copy(connect="mine", prelude=_custom("mine", 1, [[[0.0, 1.0], [1.0, 1.0]]] * L,
+                                                     [1.0], [1.0]))
+    return a.copy(connect="residual"), custom, "user connection vs residual"
+
+
+def _scaled_reads(a: Base, factor: float, k: int) -> Base:
+    """a with layer k's reads of a fixed one-stream HC scaled by factor."""
+    rules = " ".join(f"layer {j + 1} = {_matrix([[0.0, 1.0], [factor if j == k else 1.0, 1.0]])}"
+                     for j in range(a.L))
+    return a.copy(connect=f"hyper(n=1, fixed) {{ {rules} }}", prelude="")
+
+
+def edit(rng: random.Random, a: Base) -> tuple:
+    kind = rng.choice(["eps", "norm", "affine", "swap", "option", "connect", "entry",
+                       "read_scale", "read_sign"])
+    if kind in ("read_scale", "read_sign"):
+        factor = rng.choice([1e-6, 1e-3, 4.0]) if kind == "read_scale" else -1.0
+        k = rng.randrange(a.L)
+        return _scaled_reads(a, 1.0, -1), _scaled_reads(a, factor, k), kind
+    if kind == "eps":
+        return a.copy(norm=a.norm.split("(")[0] + "(eps=0.001)"), "eps"
+    if kind == "norm":
+        other = "rmsnorm" if a.norm.startswith("layernorm") else "layernorm"
+        return a.copy(norm=other + a.norm[len(a.norm.split("(")[0]):]), "norm kind"
+    if kind == "affine":
+        kind_ = a.norm.split("(")[0]
+        return a.copy(norm=kind_ if "affine=false" in a.norm else kind_ + "(affine=false)"), \
+            "norm affine"
+    if kind == "swap" and len(a.body[0]) > 1:
+        return a.copy(body=[list(reversed(b)) for b in a.body]), "layer order"
+    if kind == "option" and any(c.startswith("mlp") for _, c in a.layers):
+        return a.copy(layers=[(x, f"mlp(hidden={3 * a.dim})" if c.startswith("mlp") else c)
+                              for x, c in a.layers]), "mlp hidden"
+    if kind == "entry" and "{" in a.connect and "layer 1 = [[" in a.connect:
+        head, rest = a.connect.split("layer 1 = [[", 1)
+        first, tail = rest.split(",", 1)
+        new = "0.25" if first.strip() != "0.25" else "0.75"
+        return a.copy(connect=f"{head}layer 1 = [[{new},{tail}"), "matrix entry"
+    return a.copy(connect=rng.choice(["residual", "hyper(n=2, fixed)", "parallel(separate)",
+                                      "residual(post)"]), prelude=""), "connection"
+
+
+def pair(rng: random.Random) -> tuple[str, str, str]:
+    a = base_spec(rng)
+    if rng.random() < 0.45:
+        lit, b, note = rewrite(rng, a)
+        return lit.text(), b.text(), note
+    if rng.random() < 0.1:
+        return a.text(), a.text(), "identical"
+    edited = edit(rng, a)
+    if len(edited) == 3:  # the edit also rewrote A
+        return edited[0].text(), edited[1].text(), edited[2]
+    return a.text(), edited[0].text(), edited[1]
+
+
+# -- the independent numbers -------------------------------------------------------------------
+def _layers(model) -> dict[int, str]:  # noqa: ANN001
+    ir = model.ir
+    return {layer_position(ir, v, 0): v for v in ir.g.nodes
+            if isinstance(ir.payload(v), n.Layer)}
+
+
+def _noise(key: str, shape: torch.Size) -> torch.Tensor:
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:6], "little")
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed),
+                       dtype=torch.float64) * 0.3
+
+
+def _enforce(model, assumed: set[str]) -> None:  # noqa: ANN001
+    """Make the assumptions the verdict used true in the model."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm)):
+            if assumed & {"scale-invariant", "no-eps"}:
+                module.eps = 0.0
+            if "no-affine" in assumed and module.weight is not None:
+                torch.nn.init.ones_(module.weight)
+                if getattr(module, "bias", None) is not None:
+                    torch.nn.init.zeros_(module.bias)
+    if assumed & {"mean-zero", "embed-normalised"}:
+        emb = model.embed.weight
+        emb.sub_(emb.mean(-1, keepdim=True))
+        if "embed-normalised" in assumed:
+            emb.div_(emb.std(-1, unbiased=False, keepdim=True))
+    if "mean-zero" in assumed:
+        for v in _layers(model).values():
+            model.mod(v).register_forward_hook(
+                lambda m, i, o: o - o.mean(-1, keepdim=True) if isinstance(o, torch.Tensor)
+                else o)
+
+
+def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0
+            ) -> tuple[float, float]:
+    """(max |A - B|, max |A|) of the logits under the harness's own ties (module doc)."""
+    ma = hcdsl.compile(a, backend="reference", seed=seed, dtype=torch.float64)
+    mb = hcdsl.compile(b, backend="reference", seed=seed, dtype=torch.float64)
+    ma.train(False)
+    mb.train(False)
+    with torch.no_grad():
+        la, lb = _layers(ma), _layers(mb)
+        for k, va in la.items():
+            if k in lb:
+                sa, target = ma.mod(va).state_dict(), mb.mod(lb[k])
+                if sa.keys() == target.state_dict().keys() and all(
+                        sa[x].shape == target.state_dict()[x].shape for x in sa):
+                    target.load_state_dict(sa)
+        layer_attrs = {ma.mod(v) for v in la.values()} | {mb.mod(v) for v in lb.values()}
+        for name, mod_a in ma.named_children():
+            mod_b = getattr(mb, name, None)
+            tied = (mod_b is not None and mod_a not in layer_attrs
+                    and _same(mod_a.state_dict(), mod_b.state_dict()))
+            if question == "learned" and mod_a not in layer_attrs:
+                for pname, p in mod_a.named_parameters():
+                    p.add_(_noise(f"{name}/{pname}", p.shape))
+                if tied:
+                    mod_b.load_state_dict(mod_a.state_dict())
+        if question == "learned":
+            for name, mod_b in mb.named_children():
+                mod_a = getattr(ma, name, None)
+                if mod_b in layer_attrs or (mod_a is not None and _same(
+                        mod_a.state_dict(), mod_b.state_dict())):
+                    continue
+                for pname, p in mod_b.named_parameters():
+                    p.add_(_noise(f"B/{name}/{pname}", p.shape))
+        for model, layers in ((ma, la), (mb, lb)):
+            for v in layers.values():
+                for p in model.mod(v).parameters():
+                    if p.dim() == 2:
+                        p.mul_(10.0)
+            _enforce(model, assumed)
+        x = torch.randint(0, 32, (2, 8), generator=torch.Generator().manual_seed(seed))
+        ya = ma(x)
+        return float((ya - mb(x)).abs().max()), float(ya.abs().max())
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k])
+                                        for k in a)
+
+
+@dataclass
+class Outcome:
+    a: str
+    b: str
+    note: str
+    question: str
+    result: ProofResult
+    numeric: float | None
+
+    with_eps: float | None = None  # max |A - B| with the norms' real ε (ε assumptions)
+    scale: float = 1.0  # max |logits|
+
+    @property
+    def unsound(self) -> bool:
+        r = self.result
+        if r.verdict == EQUIVALENT:
+            coarse = self.with_eps is not None and self.with_eps > APPROX * self.scale
+            return coarse or (self.numeric is not None and self.numeric > TOL)
+        if r.verdict == NOT_EQUIVALENT:
+            return r.witness is None or not r.witness.differs
+        return False
+
+
+def run(seed: int) -> Outcome:
+    rng = random.Random(seed)
+    a, b, note = pair(rng)
+    question = rng.choice(["learned", "init"])
+    r = prove(a, b, at_init=question == "init", seed=seed)
+    out = Outcome(a, b, note, question, r, None)
+    if r.verdict == EQUIVALENT:
+        used = {x.name for x in r.assumptions}
+        out.numeric, out.scale = numbers(a, b, question, used, seed)
+        if used & {"scale-invariant", "no-eps"}:
+            out.with_eps, _ = numbers(a, b, question, used - {"scale-invariant", "no-eps"},
+                                      seed)
+    return out

@@ -1,10 +1,13 @@
 """The `hcdsl` command: the app and its error policy (app.py), the spec commands
-(commands.py), the proof commands (proofs.py). Each command module adds its commands to the
-app when imported."""
+(commands.py), the proof commands (proofs.py), training (hcdsl/train/cli.py). Each command
+module adds its commands to the app."""
 
 from hcdsl.cli import commands, proofs  # noqa: F401 - register their commands
 from hcdsl.cli.app import app
 from hcdsl.cli.commands import bundled_specs
+from hcdsl.train.cli import register as register_train
+
+register_train(app)  # train, compare
 
 __all__ = ["app", "bundled_specs", "main"]
 

@@ -1,0 +1,85 @@
+"""Every option of a training run, in one pydantic model recorded as config.json in the run.
+
+Batch sizes: `batch` sequences per rank per micro-step; the global batch of one optimizer
+step is batch x world size x accum sequences of `seq` + 1 tokens (inputs and targets shifted
+by one), whatever the number of ranks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# fields that may differ between a run and its resumption (they do not change the numbers)
+RUNTIME_FIELDS = frozenset({"resume", "resume_from", "stop_at", "progress", "tensorboard",
+                            "threads", "compile"})
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    spec: str = Field(description="path of the .hc file, or the spec text itself")
+    out: Path = Field(description="the run folder (created; an existing run needs resume)")
+    # data
+    data: Path | None = Field(None, description="a text file or folder; None: Python's stdlib")
+    tokenizer: Literal["bytes", "gpt2"] = "bytes"
+    max_bytes: int = Field(8 << 20, gt=0, description="corpus size cap, in bytes")
+    val_fraction: float = Field(0.05, gt=0, lt=1, description="the corpus' tail kept for validation")
+    seq: int = Field(128, ge=2, description="tokens per sequence")
+    batch: int = Field(16, ge=1, description="sequences per rank per micro-step")
+    accum: int = Field(1, ge=1, description="micro-steps per optimizer step")
+    # optimisation
+    steps: int = Field(1000, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr / peak lr")
+    schedule: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup: int = Field(100, ge=0, description="linear warm-up steps (capped at steps // 2)")
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="WSD: share of steps decaying")
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    clip: float = Field(1.0, ge=0, description="max gradient norm; 0: no clipping")
+    # numbers and machine
+    seed: int = 0
+    data_seed: int | None = Field(None, description="seed of the batch order; None: seed")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on a GPU that supports it, else fp32")
+    device: str = Field("auto", description="auto: cuda (this rank's GPU) if available, else cpu")
+    compile: bool = Field(False, description="torch.compile the model")
+    fsdp: bool = Field(False, description="under torchrun: shard with FSDP2 instead of DDP")
+    threads: int | None = Field(None, ge=1, description="torch threads per process")
+    # evaluation, probes, checkpoints, logs
+    eval_every: int = Field(100, ge=0, description="0: only at the end")
+    val_sequences: int = Field(64, ge=1, description="size of the fixed validation set")
+    probe_every: int = Field(100, ge=0, description="0: only at the start and the end")
+    probe_sequences: int = Field(4, ge=1, description="validation sequences the probes run")
+    ckpt_every: int = Field(500, ge=0, description="0: only at the end")
+    keep_checkpoints: int = Field(2, ge=1)
+    resume: bool = Field(False, description="continue the run in `out` from its last checkpoint")
+    resume_from: Path | None = Field(None, description="continue from this checkpoint folder")
+    stop_at: int | None = Field(None, ge=1, description="stop after this step (checkpointed), "
+                                "as if interrupted; --resume continues")
+    progress: bool = True
+    tensorboard: bool = Field(True, description="also log to TensorBoard when it imports")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.fsdp and self.compile:
+            raise ValueError("--fsdp with --compile is not supported by this trainer yet")
+        return self
+
+    @property
+    def global_batch_per_rank(self) -> int:
+        return self.batch * self.accum
+
+    def spec_source(self) -> str | Path:
+        """What to give hcdsl.compile: a Path for a file, else the text (never a str path)."""
+        looks_like_text = "\n" in self.spec or "{" in self.spec
+        return self.spec if looks_like_text else Path(self.spec)
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Fields (other than runtime ones) whose values differ."""
+        a, b = self.model_dump(mode="json"), other.model_dump(mode="json")
+        return [k for k in a if k not in RUNTIME_FIELDS and k != "out" and a[k] != b[k]]

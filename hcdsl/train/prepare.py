@@ -1,0 +1,103 @@
+"""Everything checked before a run writes anything: the spec compiles, the tokenizer fits its
+vocab, the data is there and long enough, the run folder is new (or resumable with the same
+settings). Each problem is a TrainError with one clear message."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import hcdsl
+from hcdsl.errors import CompileError, HcError
+from hcdsl.counts import Stats
+from hcdsl.train import checkpoint, data
+from hcdsl.train.config import TrainConfig
+from hcdsl.train.errors import TrainError
+
+
+@dataclass
+class Prepared:
+    source: str | Path  # what hcdsl.compile gets
+    text: str  # the spec text, copied to the run as spec.hc
+    stats: Stats
+    data: data.Data
+    batches: data.Batches
+    val: object  # (V, seq + 1) tensor
+    resume: Path | None  # the checkpoint folder to continue from
+
+
+def spec_errors(what: str) -> "_SpecErrors":
+    """with spec_errors(name): turns HcError/CompileError into a TrainError."""
+    return _SpecErrors(what)
+
+
+class _SpecErrors:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, HcError):
+            raise TrainError(exc.render()) from None
+        if isinstance(exc, CompileError):
+            raise TrainError(f"{self.what}: error: {exc}") from None
+        return False
+
+
+def prepare(cfg: TrainConfig, world: int) -> Prepared:
+    source = cfg.spec_source()
+    name = str(source) if isinstance(source, Path) else "<spec text>"
+    with spec_errors(name):
+        stats = hcdsl.stats(source)
+    text = source.read_text() if isinstance(source, Path) else source
+    tok = data.Tokenizer(cfg.tokenizer)
+    data.check_vocab(stats.vocab, tok)
+    corpus = data.load(cfg.data, tok, cfg.max_bytes, cfg.val_fraction)
+    batches = data.Batches(corpus.train, cfg.seq, cfg.batch, world, cfg.accum,
+                           cfg.seed if cfg.data_seed is None else cfg.data_seed)
+    val = data.val_set(corpus.val, cfg.seq, cfg.val_sequences, world)
+    return Prepared(source, text, stats, corpus, batches, val, _resume_point(cfg, text))
+
+
+def _resume_point(cfg: TrainConfig, text: str) -> Path | None:
+    recorded = cfg.out / "config.json"
+    if cfg.resume_from is not None:
+        if not (cfg.resume_from / "meta.pt").exists():
+            raise TrainError(f"--resume-from {cfg.resume_from}: not a checkpoint folder "
+                             "(no meta.pt)")
+        same_run = cfg.resume_from.resolve().parent.parent == cfg.out.resolve()
+        if recorded.exists() and not same_run:
+            raise TrainError(f"{cfg.out} holds another run: choose a new --out")
+        return cfg.resume_from
+    if not recorded.exists():
+        return None
+    if not cfg.resume:
+        raise TrainError(f"{cfg.out} holds a run already: pass --resume to continue it, "
+                         "or choose another --out")
+    try:
+        old = TrainConfig(**json.loads(recorded.read_text()))
+    except Exception as exc:  # noqa: BLE001 - a hand-edited or foreign config.json
+        raise TrainError(f"{recorded}: unreadable ({exc})") from None
+    diff = [k for k in cfg.differences(old) if k != "spec"]
+    recorded_spec = cfg.out / "spec.hc"
+    if recorded_spec.exists() and recorded_spec.read_text() != text:
+        raise TrainError(f"--resume {cfg.out}: its run trained another spec (see "
+                         f"{recorded_spec}); resume it with that spec, or choose another --out")
+    if diff:
+        raise TrainError(f"--resume {cfg.out}: its run was started with other settings "
+                         f"({', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); resume "
+                         "with the same ones, or choose another --out")
+    return checkpoint.latest(cfg.out)
+
+
+def write_run(cfg: TrainConfig, prep: Prepared) -> None:
+    """config.json, spec.hc and data.json (rank 0, before the first step)."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "config.json").write_text(cfg.model_dump_json(indent=2) + "\n")
+    (cfg.out / "spec.hc").write_text(prep.text)
+    info = {**prep.data.info, "seq": cfg.seq, "train_sequences": prep.batches.windows,
+            "val_sequences": int(prep.val.shape[0])}
+    (cfg.out / "data.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -1,0 +1,125 @@
+"""Looking inside while training: what the connections learned, and whether layers collapse.
+
+Every probe runs on a fresh CPU copy of the model (built from the spec, loaded with the
+run's current weights, float32, no autocast), on a fixed batch of validation sequences, so
+it never disturbs training (RNG forked) and works the same for one process, DDP and FSDP.
+
+(a) connections: C^(0), the dense connection matrix of the HC paper (arXiv 2409.19606,
+    Eqs. 20-23): C0[k, j] = weight of layer j's output (j = 0: the embedding) in layer k's
+    input (k = L + 1: the readout), from hcdsl.proofs.unfold.unfold_numeric, averaged over
+    the probe tokens for dynamic connections. Families it cannot unfold are recorded as
+    "not available: reason".
+(b) collapse: the HC paper's representation-collapse measure (its Fig. 3): the cosine
+    similarity between the input of each layer and the input of the previous layer, per
+    token; median and 5th/95th percentiles over tokens. Inputs are what each layer module
+    receives (after its pre-norm), captured by forward pre-hooks; attention's is its query.
+(c) mHC stability (arXiv 2512.24880's measures of the residual stream's conditioning):
+    from each ManifoldCoef output
+    M = [[0, H_post], [H_pre^T, H_res^T]]: max_i |row sum_i(H_res) - 1| and max_j |column
+    sum_j(H_res) - 1|, and of the composed residual map P = H_res^L ... H_res^1 the forward
+    gain max_i sum_j |P_ij| and backward gain max_j sum_i |P_ij|; each averaged over tokens.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import hcdsl
+from hcdsl.ir.nodes import Layer
+from hcdsl.nn.manifold import ManifoldCoef
+from hcdsl.nn.modules import attr_name
+
+UNFOLD_TOKENS = 2  # sequences unfold_numeric runs (its float64 interpreter is slow)
+
+
+def layer_ids(model: nn.Module) -> list[str]:
+    """IR node ids of the model's layers ("L1.attn", ...), in IR order."""
+    ir = model.hc_ir
+    return [v for v in ir.order() if isinstance(ir.payload(v), Layer)]
+
+
+def probe(spec: str | Path, state: dict[str, torch.Tensor], tokens: torch.Tensor,
+          seed: int = 0, matrices: bool = True) -> dict:
+    """All three probes on `tokens` (B, T) with the weights `state` (see the module doc)."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model = hcdsl.compile(spec, seed=seed, device="cpu")
+        model.load_state_dict(state)
+        model.eval()
+        inputs, coefs = _capture(model, tokens)
+        out = {"collapse": collapse(inputs), "mhc": mhc_stability(coefs)}
+        if matrices:
+            out["connections"] = connections(spec, state, tokens[:UNFOLD_TOKENS], seed)
+    return out
+
+
+def _capture(model: nn.Module, tokens: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    inputs: list[torch.Tensor] = []
+    coefs: list[torch.Tensor] = []
+
+    def pre(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        x = args[0] if args else next(iter(kwargs.values()))
+        inputs.append(x.detach().float())
+
+    def post(_module: nn.Module, _args: tuple, out: torch.Tensor) -> None:
+        coefs.append(out.detach().float())
+
+    handles = [getattr(model, attr_name(v)).register_forward_pre_hook(pre, with_kwargs=True)
+               for v in layer_ids(model)]
+    handles += [m.register_forward_hook(post) for m in model.modules()
+                if isinstance(m, ManifoldCoef)]
+    try:
+        model(tokens)
+    finally:
+        for h in handles:
+            h.remove()
+    return inputs, coefs
+
+
+def collapse(inputs: list[torch.Tensor]) -> list[dict[str, float]]:
+    """One entry per layer k >= 2 (in execution order): cos(x_k, x_(k-1)) over tokens."""
+    out = []
+    for k in range(1, len(inputs)):
+        cos = F.cosine_similarity(inputs[k], inputs[k - 1], dim=-1).flatten()
+        q = torch.quantile(cos, torch.tensor([0.05, 0.5, 0.95]))
+        out.append({"layer": k + 1, "p05": float(q[0]), "median": float(q[1]),
+                    "p95": float(q[2])})
+    return out
+
+
+def mhc_stability(coefs: list[torch.Tensor]) -> dict | None:
+    """None without mHC; else per-layer deviations from doubly stochastic and the gains."""
+    if not coefs:
+        return None
+    rows, cols, prod = [], [], None
+    for m in coefs:
+        h_res = m[..., 1:, 1:].transpose(-1, -2)  # (B, T, n, n)
+        rows.append(float((h_res.sum(-1) - 1).abs().amax(-1).mean()))
+        cols.append(float((h_res.sum(-2) - 1).abs().amax(-1).mean()))
+        prod = h_res if prod is None else h_res @ prod
+    return {"row_dev": rows, "col_dev": cols,
+            "max_row_dev": max(rows), "max_col_dev": max(cols),
+            "gain_fwd": float(prod.abs().sum(-1).amax(-1).mean()),
+            "gain_bwd": float(prod.abs().sum(-2).amax(-1).mean())}
+
+
+def connections(spec: str | Path, state: dict[str, torch.Tensor], tokens: torch.Tensor,
+                seed: int = 0) -> dict:
+    """{"C0": (L+2) x (L+2) nested list, "kinds": [...], "note": ...} or
+    {"unavailable": "not available: reason"}."""
+    from hcdsl.proofs.unfold import unfold_numeric
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "state.pt"
+            torch.save(state, path)
+            u = unfold_numeric(spec, checkpoint=path, tokens=tokens, seed=seed)
+            note = u.note.replace(f"checkpoint {path}", "the run's weights")
+        c0 = [[round(float(x), 6) for x in row] for row in u.C0]
+        return {"C0": c0, "kinds": list(u.kinds), "note": note}
+    except Exception as exc:  # noqa: BLE001 - any family unfold cannot do is recorded, not fatal
+        return {"unavailable": f"not available: {type(exc).__name__}: {exc}"}

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import hcdsl
-from hcdsl.param_groups import classify, param_groups
+from hcdsl.nn.groups import classify, param_groups
 from hcdsl.train.parallel import AsScalar
 
 SPECS = Path(__file__).parents[1] / "specs"

@@ -21,7 +21,7 @@ from torch import nn
 
 import hcdsl
 from hcdsl.nn.modules import attr_name
-from hcdsl.param_groups import param_groups
+from hcdsl.nn.groups import param_groups
 from hcdsl.train import checkpoint, parallel, probes
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import TrainError

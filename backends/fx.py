@@ -18,6 +18,8 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.types import Coef, Hidden
 from hcdsl.nn.modules import attr_name
+from hcdsl.nn.ops import mix_streams
+from hcdsl.backends.recompute import lower_region, runs
 
 
 class Builder:
@@ -46,7 +48,8 @@ def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
     return wrap
 
 
-rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.Layer, n.ManifoldCoef,
+rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.Layer, n.ParallelLayers,
+     n.ManifoldCoef,
      n.LearnedCoef, n.DenseCoef, n.TemplateCoef)(Builder.call_module)
 
 
@@ -89,6 +92,12 @@ def _stack(b: Builder, v: str, p: n.Stack, x: dict[str, fx.Node]) -> fx.Node:
     return b.emit("call_function", torch.cat, (items,), v, {"dim": -2})
 
 
+@rule(n.Take)
+def _take(b: Builder, v: str, p: n.Take, x: dict[str, fx.Node]) -> fx.Node:
+    index = (Ellipsis, slice(p.start, p.stop), slice(None))  # a view of some streams
+    return b.emit("call_function", operator.getitem, (x["x"], index), v)
+
+
 @rule(n.Copy)
 def _copy(b: Builder, v: str, p: n.Copy, x: dict[str, fx.Node]) -> fx.Node:
     return b.emit("call_method", "expand", (x["x"], -1, -1, p.n, -1), v)
@@ -108,6 +117,8 @@ def _invstd(b: Builder, v: str, p: n.InvStd, x: dict[str, fx.Node]) -> fx.Node:
 
 @rule(n.Add)
 def _add(b: Builder, v: str, p: n.Add, x: dict[str, fx.Node]) -> fx.Node:
+    if p.arity == 1:  # a sum of one term is that term
+        return x["s0"]
     out = x["s0"]
     for q in p.ports()[1:-1]:
         out = b.g.call_function(operator.add, (out, x[q]))
@@ -116,29 +127,48 @@ def _add(b: Builder, v: str, p: n.Add, x: dict[str, fx.Node]) -> fx.Node:
 
 @rule(n.Mix)
 def _mix(b: Builder, v: str, p: n.Mix, x: dict[str, fx.Node]) -> fx.Node:
-    """y = M[rows, cols]ᵀ h as one einsum over the stream axis."""
+    """y = M[rows, cols]ᵀ h over the stream axis: one mix_streams (hcdsl/nn/ops.py); for one
+    input stream (a layer's output written into the state) an outer product by broadcasting
+    (a contraction over one stream is a product)."""
     m = x["coef"]
     coef: Coef = b.ir.type_of(b.ir.inputs(v)["coef"])
     (r0, r1), (c0, c1) = p.rows, p.cols
+    h = x["x"]
+    if r1 - r0 == 1:  # y_c = M[r0, c] h: (..., 1, w) * (..., C, 1)
+        row = b.emit("call_function", operator.getitem,
+                     (m, (Ellipsis, r0, slice(c0, c1), None)), f"{v}.m")
+        if isinstance(b.ir.type_of(b.ir.inputs(v)["x"]), Hidden):
+            h = b.g.call_method("unsqueeze", (h, -2))
+        return b.emit("call_function", operator.mul, (h, row), v)
     if (r0, r1, c0, c1) != (0, coef.rows, 0, coef.cols):
         index = (Ellipsis, slice(r0, r1), slice(c0, c1))
-        if coef.dynamic:  # a strided per-token slice sends eager bmm down a slow path
-            m = b.emit("call_function", operator.getitem, (m, index), f"{v}.slice")
-            m = b.emit("call_method", "contiguous", (m,), f"{v}.m")
-        else:
-            m = b.emit("call_function", operator.getitem, (m, index), f"{v}.m")
-    pattern = "btsw,btsc->btcw" if coef.dynamic else "btsw,sc->btcw"
-    return b.emit("call_function", torch.einsum, (pattern, x["x"], m), v)
+        m = b.emit("call_function", operator.getitem, (m, index), f"{v}.m")
+    return b.emit("call_function", mix_streams, (h, m), v)
 
 
-def lower_fx(ir: IR, parts: nn.Module) -> fx.GraphModule:
+def lower_fx(ir: IR, parts: nn.Module, recompute: bool = False) -> fx.GraphModule:
+    """The GraphModule of ir over the modules in parts. recompute: every run of connection
+    operations between two layers becomes a Region recomputed in backward (recompute.py)."""
     b = Builder(ir)
     env: dict[str, fx.Node] = {}
-    for v in ir.order():
+    order = ir.order()
+    regions = {run[0]: run for run in runs(ir, order)} if recompute else {}
+    done: set[str] = set()
+    for v in order:
+        if v in done:
+            continue
+        if v in regions:
+            env.update(lower_region(ir, regions[v], env, FX, Builder, parts,
+                                    f"conn_{len(done)}_{attr_name(v)}", b.g))
+            done.update(regions[v])
+            continue
         p = ir.payload(v)
         env[v] = FX[type(p)](b, v, p, {q: env[u] for q, u in ir.inputs(v).items()})
     b.g.lint()
     gm = fx.GraphModule(parts, b.g, class_name=f"HC_{attr_name(ir.name)}")
+    for name, module in parts.named_children():  # every module, used by the graph or not:
+        if not hasattr(gm, name):  # recomputed regions and dead layers keep their weights
+            gm.add_module(name, module)
     for node in b.g.nodes:  # GraphModule copies get_attr buffers as persistent: undo that
         if node.op == "get_attr":
             owner, _, field = node.target.rpartition(".")

@@ -59,7 +59,8 @@ class ReferenceModel(nn.Module):
         return EVAL[type(p)](self, v, p, x, tokens)
 
 
-@rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.Layer, n.ManifoldCoef,
+@rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.Layer, n.ParallelLayers,
+      n.ManifoldCoef,
       n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef)
 def _module(m: ReferenceModel, v: str, p: n.Node, x: Values, tokens: torch.Tensor):
     return m.mod(v)(*[x[port] for port in p.ports()])
@@ -97,6 +98,11 @@ def _stack(m: ReferenceModel, v: str, p: n.Stack, x: Values, tokens: torch.Tenso
     parts = [x[port] for port in p.ports()]
     parts = [t.unsqueeze(2) if t.dim() == 3 else t for t in parts]
     return torch.cat(parts, dim=2)
+
+
+@rule(n.Take)
+def _take(m: ReferenceModel, v: str, p: n.Take, x: Values, tokens: torch.Tensor):
+    return x["x"][:, :, p.start:p.stop, :]  # (B, T, S, w) -> (B, T, stop - start, w)
 
 
 @rule(n.Copy)

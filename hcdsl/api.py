@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from hcdsl.errors import CompileError
 from hcdsl.ir.graph import IR
-from hcdsl.passes.pipeline import DEFAULT, lower_program
+from hcdsl.ir.verify import verify
+from hcdsl.passes.freeze import freezable, freeze_coefficients
+from hcdsl.passes.pipeline import DEFAULT, lower_program, run_pipeline
 from hcdsl.schemes.program import Program, SpecLike, load_program
 from hcdsl.spec import ModelSpec
 
@@ -53,22 +55,52 @@ def compile(  # noqa: A001 - the package's verb
     seed: int | None = None,
     device: "str | torch.device | None" = None,
     dtype: "torch.dtype | None" = None,
+    recompute: bool = False,
+    state_dict: "Mapping[str, torch.Tensor] | None" = None,
+    freeze: bool = False,
 ) -> "nn.Module":
     """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab).
 
     `layers` maps extern layer names of the spec to factories: factory(dim=..., **options)
     returns an nn.Module. Weights follow torch's global generator (torch.manual_seed) unless
     `seed` is given; then they depend only on `seed` and the IR node ids, so a module before
-    and after a pass can be compared directly.
+    and after a pass can be compared directly. `recompute`: the connection's operations
+    between layers are recomputed in backward instead of stored (less memory, a little more
+    time; fx backend). `state_dict`: trained weights, loaded strictly. `freeze`: the trained
+    static coefficients (HC/FC static, DenseFormer, user params) become constants that the
+    passes fold: for inference.
+
+    The modules are those of the IR before the passes (the passes never rename a node that
+    holds parameters), so a state_dict loads whatever passes ran.
     """
     from hcdsl.backends import ReferenceModel, lower_fx
-    from hcdsl.nn.modules import build_parts
+    from hcdsl.nn.modules import attr_name, build_parts, load_weights
 
     if backend not in ("fx", "reference"):
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
     factories = dict(layers or {})
-    ir = lower_program(load_program(spec, tuple(factories)), passes, disable)
-    parts = build_parts(ir, factories, seed=seed, dtype=dtype)
-    module = lower_fx(ir, parts) if backend == "fx" else ReferenceModel(ir, parts)
+    raw = lower_program(load_program(spec, tuple(factories)), passes=None)
+    parts = build_parts(raw, factories, seed=seed, dtype=dtype)
+    if state_dict is not None:
+        load_weights(parts, state_dict)
+    ir = raw.copy()
+    if freeze:
+        freeze_coefficients(ir, {v: matrix_of(getattr(parts, attr_name(v))) for v in ir.g.nodes
+                                 if freezable(ir.payload(v))})
+    if passes is not None:
+        run_pipeline(ir, passes, disable)
+        verify(ir, after="pipeline")
+    build_parts(ir, factories, seed=seed, dtype=dtype, into=parts)  # nodes the passes made
+    module = lower_fx(ir, parts, recompute) if backend == "fx" else ReferenceModel(ir, parts)
+    if freeze:
+        module.requires_grad_(False)
     module.hc_ir = ir  # type: ignore[attr-defined]
     return module.to(device=device, dtype=dtype)
+
+
+def matrix_of(module: "nn.Module") -> tuple[tuple[float, ...], ...]:
+    """The matrix a static coefficient module produces, as exact floats."""
+    import torch
+
+    with torch.no_grad():
+        return tuple(tuple(float(x) for x in row) for row in module().double().tolist())

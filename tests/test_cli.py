@@ -110,7 +110,7 @@ def test_show_code(tiny: Path) -> None:
     result = invoke("show", tiny, "--code")
     assert result.exit_code == 0
     assert result.stdout.startswith("def forward(self, tokens):")
-    assert "self.L1_attn(" in result.stdout and "einsum" in result.stdout
+    assert "self.L1_attn(" in result.stdout and "mix_streams(" in result.stdout
 
 
 def test_show_dot(tiny: Path) -> None:

@@ -40,7 +40,8 @@ PAR_SEP = spec("parallel(separate)")
 FIXED2 = spec("hyper(n=2, fixed)")  # learn=false: constant HC matrices (Eq. 14's init)
 SHC2 = spec("hyper(n=2, static)")
 DHC2 = spec("hyper(n=2, dynamic)")
-SPECS = {"pre": PRE, "post": POST, "parallel": PAR_SEP, "fixed2": FIXED2, "shc2": SHC2,
+SPECS = {"pre": PRE, "post": POST, "parallel": PAR_SEP, "shared": spec("parallel(shared)"),
+         "fixed2": FIXED2, "shc2": SHC2,
          "dhc2": DHC2}
 
 # the passes that expose each pass's pattern in a freshly built IR
@@ -51,6 +52,9 @@ PREREQ: dict[str, list[str]] = {
     "drop-split-merge": ["fold-const-slice", "drop-identity-mix"],
     "cse": [],
     "merge-equal-streams": ["fold-const-slice"],
+    "split-stack-mix": [],
+    "merge-sibling-mixes": ["split-stack-mix"],
+    "fuse-parallel-inputs": [],
     "mix-to-add": ["fold-const-slice"],
     "squeeze-single-stream": ["fold-const-slice", "mix-to-add"],
     "ones-mix": [],
@@ -236,6 +240,37 @@ def test_squeeze_single_stream() -> None:
 def test_squeeze_single_stream_moves_post_norms() -> None:
     ir = run(raw(POST), PREREQ["squeeze-single-stream"] + ["squeeze-single-stream"])
     assert str(ir.types()["L1.post"]) == "h[16]"  # norm(split1(x)) -> split1(norm(x))
+
+
+def test_split_stack_mix_writes_without_a_stack() -> None:
+    before, after = before_after(DHC2, "split-stack-mix")
+    assert isinstance(before.payload(before.inputs("L1.write")["x"]), n.Stack)
+    # H' = mix(stack(T, H), M[0:3, 1:3]) -> mix(T, M[0:1, 1:3]) + mix(H, M[1:3, 1:3])
+    assert after.payload("L1.write") == n.Add(2)
+    parts = [after.payload(u) for u in after.inputs("L1.write").values()]
+    assert parts == [n.Mix((0, 1), (1, 3)), n.Mix((1, 3), (1, 3))]
+    assert not after.of_type(n.Stack)
+
+
+def test_merge_sibling_mixes_reads_and_keeps_in_one_contraction() -> None:
+    before, after = before_after(DHC2, "merge-sibling-mixes")
+    # L1.read = mix(H, M[1:3, 0:1]) and the write's mix(H, M[1:3, 1:3]) share H and M
+    both = after.inputs("L1.read")["x"]
+    assert after.payload(both) == n.Mix((1, 3), (0, 3))
+    assert after.payload("L1.read") == n.Take(0, 1)
+    takes = [u for u in after.readers(both) if after.payload(u) == n.Take(1, 3)]
+    assert len(takes) == 1 and "L1.write" in after.readers(takes[0])
+
+
+def test_fuse_parallel_inputs_makes_one_input_matmul() -> None:
+    shared = spec("parallel(shared)")
+    before, after = before_after(shared, "fuse-parallel-inputs")
+    assert before.inputs("L1.attn")["q"] == before.inputs("L2.ffn")["x"] == "L1-2.norm"
+    fused = after.readers("L1-2.norm")
+    assert len(fused) == 1 and isinstance(after.payload(fused[0]), n.ParallelLayers)
+    assert after.payload(fused[0]).ids == ("L1.attn", "L2.ffn")
+    # separate norms are different values: nothing to fuse
+    assert not get("fuse-parallel-inputs")(run(raw(PAR_SEP), []))
 
 
 def test_default_pipeline_pre_norm_is_plain_residual() -> None:

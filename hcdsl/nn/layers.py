@@ -53,17 +53,28 @@ class Attention(nn.Module):
                 vres: torch.Tensor | None = None,
                 vmix: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """vres, vmix: value residual, V = vmix[0, 0] vres + vmix[0, 1] v_proj(v)."""
-        B, T, d = q.shape
-        split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
         values = self.v_proj(v)  # (B, T, d)
         if vres is not None and vmix is not None:
             values = vmix[0, 0] * vres + vmix[0, 1] * values
-        q, k, vh = split(self.q_proj(q)), split(self.k_proj(k)), split(values)
+        out = self.attend(self.q_proj(q), self.k_proj(k), values)
+        return (out, values) if self.return_values else out
+
+    def in_projections(self) -> list[nn.Linear]:
+        """The projections of its inputs (q, k, v), for a fused input matmul."""
+        return [self.q_proj, self.k_proj, self.v_proj]
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Everything after the input projections: heads, RoPE, causal attention, out_proj."""
+        B, T, d = q.shape
+        split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        q, k, vh = split(q), split(k), split(values)
         if self.rope:
             q, k = rotate(q), rotate(k)
         y = F.scaled_dot_product_attention(q, k, vh, is_causal=True)  # (B, H, T, hd)
-        out = self.out_proj(y.transpose(1, 2).reshape(B, T, d))
-        return (out, values) if self.return_values else out
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, d))
+
+    def finish(self, projected: list[torch.Tensor]) -> torch.Tensor:
+        return self.attend(*projected)
 
 
 class MLP(nn.Module):
@@ -79,9 +90,17 @@ class MLP(nn.Module):
         self.fc2 = _linear(hidden, dim, bias, STD * out_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.finish([p(x) for p in self.in_projections()])
+
+    def in_projections(self) -> list[nn.Linear]:
+        """The projections of its input (W1, and W3 for swiglu), for a fused input matmul."""
+        return [self.fc1] + ([self.gate] if self.gate is not None else [])
+
+    def finish(self, projected: list[torch.Tensor]) -> torch.Tensor:
+        """Everything after the input projections: the activation (gated) and W2."""
         if self.gate is not None:
-            return self.fc2(F.silu(self.fc1(x)) * self.gate(x))
-        return self.fc2(F.gelu(self.fc1(x)))
+            return self.fc2(F.silu(projected[0]) * projected[1])
+        return self.fc2(F.gelu(projected[0]))
 
 
 class Opaque(nn.Module):

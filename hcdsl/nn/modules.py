@@ -17,7 +17,7 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn import coef, dense, layers, manifold, template
+from hcdsl.nn import coef, dense, fused, layers, manifold, template
 from hcdsl.nn.extern import extern_layer
 
 LayerFactory = Callable[..., nn.Module]
@@ -31,6 +31,7 @@ class Context:
     parts: nn.Module  # the modules built so far (a tied head reads the embedding's)
     factories: Mapping[str, LayerFactory]
     dtype: torch.dtype | None
+    seed: int | None = 0
 
 
 Factory = Callable[[n.Node, Context], nn.Module]
@@ -46,7 +47,7 @@ def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
     return wrap
 
 
-for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Copy, n.SumStreams,
+for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,
               n.Add, n.Tap, n.InvStd):
     MODULES[_kind] = None
 
@@ -97,6 +98,19 @@ def _layer(p: n.Layer, ctx: Context) -> nn.Module:
     raise CompileError(f"no module for layer kind '{p.kind}'")
 
 
+@module(n.ParallelLayers)
+def _parallel_layers(p: n.ParallelLayers, ctx: Context) -> nn.Module:
+    """The layers' own modules, under their own names (built here, with the weights their
+    own nodes would get, when the IR holds only the fused node)."""
+    for v, layer in zip(p.ids, p.layers):
+        if not hasattr(ctx.parts, attr_name(v)):
+            with torch.random.fork_rng(devices=[], enabled=ctx.seed is not None):
+                if ctx.seed is not None:
+                    torch.manual_seed(node_seed(ctx.seed, v))
+                ctx.parts.add_module(attr_name(v), _layer(layer, ctx))
+    return fused.ParallelLayers([getattr(ctx.parts, attr_name(v)) for v in p.ids])
+
+
 @module(n.LearnedCoef)
 def _learned(p: n.LearnedCoef, ctx: Context) -> nn.Module:
     return coef.HyperCoef(torch.tensor(p.init), p.fractions, p.gain, p.dynamic, p.tanh,
@@ -140,18 +154,35 @@ def node_seed(seed: int, node_id: str) -> int:
 
 
 def build_parts(ir: IR, factories: Mapping[str, LayerFactory] | None = None,
-                seed: int | None = 0, dtype: torch.dtype | None = None) -> nn.Module:
+                seed: int | None = 0, dtype: torch.dtype | None = None,
+                into: nn.Module | None = None) -> nn.Module:
     """An nn.Module whose children are the IR's modules, in IR order. seed=None draws from
     torch's global generator (so torch.manual_seed decides); an int fixes every node's
-    weights by (seed, node id)."""
-    parts = nn.Module()
-    ctx = Context(ir, parts, factories or {}, dtype)
+    weights by (seed, node id). into: add only the modules it does not hold yet."""
+    parts = nn.Module() if into is None else into
+    ctx = Context(ir, parts, factories or {}, dtype, seed)
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         for v in ir.order():
             factory = MODULES[type(ir.payload(v))]
-            if factory is None:
+            if factory is None or hasattr(parts, attr_name(v)):
                 continue
             if seed is not None:
                 torch.manual_seed(node_seed(seed, v))
             parts.add_module(attr_name(v), factory(ir.payload(v), ctx))
     return parts
+
+
+def load_weights(parts: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Load a state_dict strictly; CompileError naming what does not fit."""
+    mine = parts.state_dict()
+    missing = sorted(k for k in mine if k not in state)
+    unexpected = sorted(k for k in state if k not in mine)
+    shapes = sorted(f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+                    for k, v in mine.items() if k in state and state[k].shape != v.shape)
+    if missing or unexpected or shapes:
+        problems = [f"missing {', '.join(missing[:5])}" if missing else "",
+                    f"unexpected {', '.join(unexpected[:5])}" if unexpected else "",
+                    f"wrong shape {', '.join(shapes[:5])}" if shapes else ""]
+        raise CompileError("the weights do not fit this spec: "
+                           + "; ".join(p for p in problems if p))
+    parts.load_state_dict(state, strict=True)

@@ -125,14 +125,14 @@ def prune_dead(ir: IR) -> int:
 
 
 def rewrite(ir: IR, patterns: Iterable[Pattern], check: bool = False, budget: int = 64,
-            prune_first: bool = True) -> list[str]:
+            prune_first: bool = True, memo: dict | None = None) -> list[str]:
     """Apply the patterns until none matches anywhere; returns the names of the patterns
     that fired, in order. `budget` bounds rewrites per node of the initial graph."""
     by_kind: dict[type, list[Pattern]] = {}
     for pat in patterns:
         for kind in pat.kinds:
             by_kind.setdefault(kind, []).append(pat)
-    memo: dict = {}
+    memo = {} if memo is None else memo  # what patterns keep, or are given, for this run
     log: list[str] = []
     if prune_first and prune_dead(ir):
         log.append("dce")

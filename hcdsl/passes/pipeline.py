@@ -31,6 +31,9 @@ OPTIMIZE = [
     "mix-to-add",             # all-ones constant mix of single streams -> add (h + T(h))
     "ones-mix",               # mix(h, [[1, 1, ...]]) -> copy; mix(H, ones column) -> sum
     "squeeze-single-stream",  # add/norm of split(x, 1) -> split(add/norm of x)
+    "split-stack-mix",        # mix(stack(T, H), M) -> mix(T, M_out) + mix(H, M_res): no stack
+    "merge-sibling-mixes",    # mix(H, [A_m]), mix(H, [A_r]) -> one mix of H by [A_m | A_r]
+    "fuse-parallel-inputs",   # attn(x), mlp(x) -> one matmul for q, k, v and W1 of x
 ]
 DEFAULT = CANONICALIZE + OPTIMIZE
 

@@ -74,6 +74,6 @@ def _norm(p: n.Norm | n.NormStreams) -> Matrix:
     return ((getattr(p, "scale_init", 1.0),),)  # the gain's init (bias 0): a scalar
 
 
-@at_init(n.Embed, n.Unembed, n.Layer)
+@at_init(n.Embed, n.Unembed, n.Layer, n.ParallelLayers)
 def _free(p: n.Node) -> None:
     return NOT_CONSTANT  # uninterpreted in every question

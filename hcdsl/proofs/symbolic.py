@@ -155,6 +155,11 @@ def _stack(c: Ctx, v: str, p: n.Stack, x: dict) -> list[Lin]:
     return [s for port in p.ports() for s in x[port]]
 
 
+@rule(n.Take)
+def _take(c: Ctx, v: str, p: n.Take, x: dict) -> list[Lin]:
+    return x["x"][p.start:p.stop]
+
+
 @rule(n.Copy)
 def _copy(c: Ctx, v: str, p: n.Copy, x: dict) -> list[Lin]:
     return [x["x"][0]] * p.n
@@ -345,11 +350,12 @@ def _layer(c: Ctx, v: str, p: n.Layer, x: dict) -> Any:
     extra = tuple(tuple(e.key for e in row) for row in x["vmix"]) if "vmix" in x else ()
     atom = c.terms.atom("T", (k, sig, pid, extra), ports, label=f"T{k}")
     ir = c.ir
-    first = ir.inputs(v)[p.ports()[0]]
-    raw = None
-    if isinstance(ir.payload(first), n.Norm):
-        raw = c.values[ir.inputs(first)["x"]][0]
-    state = state_before(ir, first)
+    raw, state = None, None
+    if v in ir:  # (a layer inside a fused ParallelLayers node has no node of its own)
+        first = ir.inputs(v)[p.ports()[0]]
+        if isinstance(ir.payload(first), n.Norm):
+            raw = c.values[ir.inputs(first)["x"]][0]
+        state = state_before(ir, first)
     c.ev.layers[k] = LayerInfo(k, v, sig, atom, ports,
                                c.values[state] if state is not None else None, raw)
     out = Lin.of(atom)
@@ -358,6 +364,16 @@ def _layer(c: Ctx, v: str, p: n.Layer, x: dict) -> Any:
     # the projected values of its v input (the value residual reads them)
     value = c.terms.atom("V", (k, sig, pid), (x["v"][0],), label=f"V{k}")
     return (out, Lin.of(value))
+
+
+@rule(n.ParallelLayers)
+def _parallel_layers(c: Ctx, v: str, p: n.ParallelLayers, x: dict) -> tuple[Lin, ...]:
+    """Each layer as if it read x on its own (the fusion changes no function)."""
+    outs = []
+    for node, layer in zip(p.ids, p.layers):
+        ports = {q: x["x"] for q in layer.ports()}
+        outs.append(_layer(c, node, layer, ports)[0])
+    return tuple(outs)
 
 
 @rule(n.Tap)

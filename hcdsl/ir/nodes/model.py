@@ -75,6 +75,31 @@ class Layer(Node):
 
 
 @dataclass(frozen=True)
+class ParallelLayers(Node):
+    """Layers that read one value, run with one input matmul (a parallel block's fused QKV
+    and up-projection); the value is (output of each layer), read with Tap nodes. The
+    parameters stay the layers' own (their node ids name the modules)."""
+
+    ids: tuple[str, ...]  # the layers' node ids
+    layers: tuple[Layer, ...]
+    op: ClassVar[str] = "parallel_layers"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Hidden)
+        if any(layer.dim != t.width for layer in self.layers):
+            raise IRTypeError(f"parallel_layers: layers of width "
+                              f"{[layer.dim for layer in self.layers]} read {t}")
+        return Multi(tuple(Hidden(layer.dim) for layer in self.layers))
+
+    def param_count(self) -> int:
+        return 0  # the layers' own parameters, counted with them
+
+
+@dataclass(frozen=True)
 class Tap(Node):
     """Element `index` of a multi-output layer: 0 is its output, then its taps."""
 

@@ -99,6 +99,24 @@ class Copy(Node):
 
 
 @dataclass(frozen=True)
+class Take(Node):
+    """H[S x w] -> H[(stop - start) x w]: streams start..stop-1 (a view, no copy)."""
+
+    start: int
+    stop: int
+    op: ClassVar[str] = "take"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = _expect(self, ins, "x", Streams)
+        if not 0 <= self.start < self.stop <= t.count:
+            raise IRTypeError(f"take: streams {self.start}..{self.stop} of {t}")
+        return Streams(self.stop - self.start, t.width)
+
+
+@dataclass(frozen=True)
 class SumStreams(Node):
     """H[S x w] -> H[1 x w]: the sum of the streams (HC's readout)."""
 

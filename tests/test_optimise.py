@@ -1,0 +1,123 @@
+"""The optimiser's compile options: recomputation of the connection in backward, and
+inference freezing of trained static coefficients. Each: the same function, and the
+structural change it promises."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import hcdsl
+from hcdsl.errors import CompileError
+from hcdsl.ir import nodes as n
+from helpers import assert_one_graph
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def spec(connect: str, blocks: int = 2) -> str:
+    return (f"model m {{\n dim = 32\n vocab = 64\n layer attn = attention(heads=2)\n"
+            f" layer ffn = mlp(hidden=64)\n body = repeat {blocks} [attn, ffn]\n"
+            f" connect {connect}\n}}")
+
+
+def loss_and_grads(model: torch.nn.Module, x: torch.Tensor):  # noqa: ANN201
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x)[:, :-1].flatten(0, 1), x[:, 1:].flatten())
+    loss.backward()
+    return loss.item(), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+
+def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
+    total = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        F.cross_entropy(model(x)[:, :-1].flatten(0, 1), x[:, 1:].flatten()).backward()
+    return total[0]
+
+
+X = torch.randint(0, 64, (4, 32), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("connect", ["hyper(n=4, dynamic)", "mhc(n=2)", "frac(m=2, dynamic)",
+                                     "mudd", "residual"])
+def test_recompute_is_the_same_function_with_the_same_weights(connect: str) -> None:
+    plain = hcdsl.compile(spec(connect), seed=0)
+    again = hcdsl.compile(spec(connect), seed=0, recompute=True)
+    assert plain.state_dict().keys() == again.state_dict().keys()
+    la, ga = loss_and_grads(plain, X)
+    lb, gb = loss_and_grads(again, X)
+    assert abs(la - lb) <= 1e-6
+    assert all((ga[k] - gb[k]).abs().max() <= 1e-6 for k in ga)
+
+
+@pytest.mark.parametrize("connect", ["hyper(n=4, dynamic)", "mhc(n=4)"])
+def test_recompute_keeps_less_for_backward(connect: str) -> None:
+    plain = saved_bytes(hcdsl.compile(spec(connect), seed=0), X)
+    again = saved_bytes(hcdsl.compile(spec(connect), seed=0, recompute=True), X)
+    assert again < 0.8 * plain
+
+
+def test_recompute_leaves_pre_norm_alone() -> None:
+    """A run of residual adds saves nothing: no region is made, so nothing changes."""
+    model = hcdsl.compile(spec("residual"), seed=0, recompute=True)
+    assert "conn_" not in model.code
+
+
+def test_recompute_compiles_to_one_graph() -> None:
+    model = hcdsl.compile(spec("hyper(n=2, dynamic)", blocks=1), seed=0, recompute=True)
+    assert_one_graph(model, X[:, :8])
+
+
+def trained(text: str) -> dict[str, torch.Tensor]:
+    model = hcdsl.compile(text, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("connect", ["hyper(n=2, static)", "frac(m=2, static)",
+                                     "denseformer(k=2)"])
+def test_freezing_is_the_trained_function(connect: str) -> None:
+    state = trained(spec(connect))
+    plain = hcdsl.compile(spec(connect), seed=0, state_dict=state)
+    frozen = hcdsl.compile(spec(connect), seed=0, state_dict=state, freeze=True)
+    with torch.no_grad():
+        assert (plain(X) - frozen(X)).abs().max() <= 1e-6
+    ir = frozen.hc_ir
+    assert not [v for v in ir.g.nodes if isinstance(ir.payload(v), (n.LearnedCoef, n.DenseCoef))]
+    assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_frozen_constants_fold() -> None:
+    """HC with n = 1 frozen at its init is Pre-Norm: the folded IR has Pre-Norm's shape."""
+    frozen = hcdsl.compile(spec("hyper(n=1, static)"), seed=0, freeze=True).hc_ir
+    pre = hcdsl.lower(spec("residual"))
+    kinds = lambda ir: sorted(ir.payload(v).op for v in ir.g.nodes)  # noqa: E731
+    assert kinds(frozen) == kinds(pre)
+
+
+def test_weights_that_do_not_fit_are_a_clean_error() -> None:
+    state = trained(spec("hyper(n=2, static)"))
+    with pytest.raises(CompileError, match=r"do not fit this spec: wrong shape L1_coef"):
+        hcdsl.compile(spec("hyper(n=4, static)"), state_dict=state)
+    with pytest.raises(CompileError, match="do not fit this spec: missing L1_coef"):
+        hcdsl.compile(spec("hyper(n=2, dynamic)"), state_dict=state)
+
+
+def test_a_checkpoint_loads_whatever_passes_ran() -> None:
+    """The modules come from the IR before the passes: a state_dict saved with the optimiser
+    loads strictly without it, dead layers included."""
+    text = spec("hyper(n=1, fixed) { all = [[0, 1], [1, 1]] layer 2 = [[0, 0], [1, 1]] }")
+    optimised = hcdsl.compile(text, seed=0)
+    assert "L2.ffn" not in optimised.hc_ir  # dead: not computed ...
+    assert any(k.startswith("L2_ffn.") for k in optimised.state_dict())  # ... but kept
+    raw = hcdsl.compile(text, passes=None, state_dict=optimised.state_dict())
+    with torch.no_grad():
+        assert (raw(X) - optimised(X)).abs().max() <= 1e-6

@@ -20,8 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-
-COMPUTE = (n.Input, n.Embed, n.Layer, n.Tap, n.Unembed, n.Output)
+from hcdsl.ir.regions import connection_runs
 
 
 class Region(nn.Module):
@@ -33,17 +32,6 @@ class Region(nn.Module):
 
     def forward(self, *inputs: object) -> object:
         return checkpoint(self.fn, *inputs, use_reentrant=False)
-
-
-def is_compute(ir: IR, v: str) -> bool:
-    """The layers' own work: kept (a layer saves what its backward needs anyway)."""
-    p = ir.payload(v)
-    if isinstance(p, COMPUTE):
-        return True
-    if isinstance(p, n.Norm):  # a pre-norm or the final norm: its output feeds a layer
-        users = [ir.payload(u) for u in ir.readers(v)]
-        return bool(users) and all(isinstance(q, (n.Layer, n.Unembed)) for q in users)
-    return False
 
 
 def worth_it(ir: IR, run: list[str]) -> bool:
@@ -62,17 +50,8 @@ def worth_it(ir: IR, run: list[str]) -> bool:
 
 
 def runs(ir: IR, order: list[str]) -> list[list[str]]:
-    """Maximal runs of consecutive connection nodes worth recomputing, in order."""
-    out: list[list[str]] = []
-    current: list[str] = []
-    for v in [*order, None]:
-        if v is None or is_compute(ir, v):
-            if current and worth_it(ir, current):
-                out.append(current)
-            current = []
-        else:
-            current.append(v)
-    return out
+    """The runs of connection nodes worth recomputing, in order."""
+    return [run for run in connection_runs(ir, order) if worth_it(ir, run)]
 
 
 def lower_region(ir: IR, nodes: list[str], env: dict[str, fx.Node], rules: dict,

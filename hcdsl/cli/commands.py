@@ -13,13 +13,15 @@ import typer
 
 from hcdsl.cli.app import Failed, app, command, reported
 from hcdsl.cli.tables import (
-    console, demo_row, demo_table, fmt_params, matrices_table, summary_table,
+    console, demo_row, demo_table, fmt_params, matrices_table, summary_table, traffic_table,
 )
 from hcdsl.counts import Stats, stats
 from hcdsl.errors import HcError
 from hcdsl.ir.dump import dump, to_dot
 from hcdsl.passes.pipeline import DEFAULT, lower_program
-from hcdsl.schemes.program import Program, load_program
+from hcdsl.schemes.program import Program, from_spec, load_program
+from hcdsl.spec import ConnectionSpec
+from hcdsl.traffic import traffic
 
 if TYPE_CHECKING:
     import torch
@@ -89,8 +91,24 @@ def generated_code(program: Program, passes: list[str] | None) -> str:
 def stats_cmd(
     file: str = typer.Argument(..., metavar="FILE"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    traffic_: bool = typer.Option(False, "--traffic", help="the connection's memory traffic "
+                                  "per token and layer, unfused and fused"),
 ) -> None:
     """Parameters, extra parameters over Pre-Norm, and the static connection matrices."""
+    if traffic_:
+        with command(file):
+            program = load_program(Path(file))
+            mine = traffic(program)
+            base = traffic(from_spec(program.spec.model_copy(update={
+                "connection": ConnectionSpec(kind="residual")})))
+        if as_json:
+            typer.echo(json.dumps({"spec": mine.model_dump(), "pre_norm": base.model_dump()},
+                                  indent=2))
+            return
+        typer.echo(f"{mine.name}: {mine.family}: the connection's memory traffic per token "
+                   f"and layer, C = dim = {mine.dim} (fp32: x4 bytes; bf16: x2)")
+        console().print(traffic_table(mine, base))
+        return
     with command(file):
         st = stats(Path(file))
     if as_json:

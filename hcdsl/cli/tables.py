@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hcdsl.counts import Stats
+from hcdsl.traffic import Traffic
 from hcdsl.spec import Matrix
 
 
@@ -87,3 +88,20 @@ def demo_row(table: Table, name: str, st: Stats | None) -> None:
     table.add_row(escape(name), escape(st.family), str(st.layers), str(st.streams),
                   fmt_params(st.params), fmt_extra(st.extra_params),
                   fmt_percent(st.extra_percent))
+
+
+def traffic_table(t: Traffic, base: Traffic) -> Table:
+    """Reads and writes per token and layer, in C and in fp32 bytes, against Pre-Norm."""
+    table = Table()
+    for col, just in (("", "left"), ("reads", "right"), ("writes", "right"),
+                      ("fp32 bytes", "right"), ("kernels / layer", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    C = t.dim
+    for label, tr, r, w, k in (
+            (f"{t.family}, unfused (eager)", t, t.unfused_read, t.unfused_write, t.kernels),
+            (f"{t.family}, fused (one kernel per run)", t, t.fused_read, t.fused_write, t.runs),
+            ("Pre-Norm (the residual add)", base, base.unfused_read, base.unfused_write,
+             base.kernels)):
+        table.add_row(escape(label), f"{r / C:.2f} C", f"{w / C:.2f} C",
+                      f"{4 * (r + w):,.0f}", str(k))
+    return table

@@ -67,7 +67,7 @@ def compile(  # noqa: A001 - the package's verb
     if backend not in ("fx", "reference"):
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
     factories = dict(layers or {})
-    ir = lower_program(load_program(spec, tuple(factories)), passes, disable)
+    ir = lower_program(load_program(spec, factories), passes, disable)
     parts = build_parts(ir, factories, seed=seed, dtype=dtype)
     module = lower_fx(ir, parts) if backend == "fx" else ReferenceModel(ir, parts)
     module.hc_ir = ir  # type: ignore[attr-defined]

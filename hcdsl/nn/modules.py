@@ -47,7 +47,7 @@ def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
 
 
 for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Copy, n.SumStreams,
-              n.Add, n.Tap, n.InvStd):
+              n.Add, n.Tap, n.InvStd, n.Dropout):
     MODULES[_kind] = None
 
 
@@ -59,7 +59,7 @@ def attr_name(node_id: str) -> str:
 
 @module(n.Embed)
 def _embed(p: n.Embed, ctx: Context) -> nn.Module:
-    return layers.Embedding(p.vocab, p.dim)
+    return layers.Embedding(p.vocab, p.dim, p.positions)
 
 
 @module(n.Unembed)
@@ -85,7 +85,7 @@ def _layer(p: n.Layer, ctx: Context) -> nn.Module:
     if p.extern:
         return extern_layer(p, ctx.factories)
     if p.kind == "attention":
-        attn = layers.Attention(p.dim, out_scale=p.out_scale, **args)
+        attn = layers.Attention(p.dim, out_scale=p.out_scale, dropout=p.dropout, **args)
         attn.return_values = "v" in p.taps
         return attn
     if p.kind == "mlp":

@@ -34,9 +34,22 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _stand_in(dim: int, **options: object) -> nn.Module:
-    """An extern layer's stand-in: layers are uninterpreted, so any function will do."""
-    return Opaque(dim)
+class _ExternStandIn(nn.Module):
+    """An extern layer's stand-in: layers are uninterpreted, so any function will do; a
+    small MLP of the sum of its inputs (one per port)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = Opaque(dim)
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.body(sum(xs[1:], xs[0]))
+
+
+def _stand_in(dim: int, out_scale: float = 1.0, **options: object) -> nn.Module:
+    """Any function will do (out_scale is accepted so no warning is raised: a stand-in's
+    init is irrelevant)."""
+    return _ExternStandIn(dim)
 
 
 class StandIn(nn.Module):

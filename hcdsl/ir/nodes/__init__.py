@@ -10,7 +10,7 @@ joins them, and a test checks that every kind has every entry.
 from hcdsl.ir.nodes.base import Node, quiet
 from hcdsl.ir.nodes.coef import ConstCoef, DenseCoef, LearnedCoef, ManifoldCoef, TemplateCoef
 from hcdsl.ir.nodes.model import (
-    Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, Tap, Unembed,
+    Dropout, Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, Tap, Unembed,
 )
 from hcdsl.ir.nodes.state import Add, Copy, Merge, Mix, Split, Stack, SumStreams
 from hcdsl.spec import Matrix
@@ -18,7 +18,7 @@ from hcdsl.spec import Matrix
 KINDS: tuple[type[Node], ...] = (
     Input, Embed, Split, Merge, Stack, Mix, Copy, SumStreams, Add, ConstCoef, LearnedCoef,
     DenseCoef, ManifoldCoef, TemplateCoef, Layer, Tap, Norm, NormStreams, InvStd, LowRank,
-    Unembed, Output,
+    Unembed, Output, Dropout,
 )
 
 __all__ = [k.__name__ for k in KINDS] + ["KINDS", "Matrix", "Node", "quiet"]

@@ -140,15 +140,21 @@ def node_seed(seed: int, node_id: str) -> int:
 
 
 def build_parts(ir: IR, factories: Mapping[str, LayerFactory] | None = None,
-                seed: int | None = 0, dtype: torch.dtype | None = None) -> nn.Module:
+                seed: int | None = 0, dtype: torch.dtype | None = None,
+                prebuilt: Mapping[str, nn.Module] | None = None) -> nn.Module:
     """An nn.Module whose children are the IR's modules, in IR order. seed=None draws from
     torch's global generator (so torch.manual_seed decides); an int fixes every node's
-    weights by (seed, node id)."""
+    weights by (seed, node id). prebuilt: modules given by node id, used as they are (the
+    caller's: hcdsl.wrap puts a wrapped model's embedding, norms and head there)."""
     parts = nn.Module()
     ctx = Context(ir, parts, factories or {}, dtype)
+    given = prebuilt or {}
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         for v in ir.order():
             factory = MODULES[type(ir.payload(v))]
+            if v in given:
+                parts.add_module(attr_name(v), given[v])
+                continue
             if factory is None:
                 continue
             if seed is not None:

@@ -157,3 +157,18 @@ def tokens(vocab: int, seed: int, batch: int = 2, length: int = 8) -> torch.Tens
 
 def vocab_of(ir: IR) -> int:
     return next(ir.payload(v).vocab for v in ir.g.nodes if isinstance(ir.payload(v), n.Embed))
+
+
+def input_of(ir: IR) -> tuple[str, int]:
+    """("tokens", vocab), or ("hidden", width) for a body (`input = hidden`)."""
+    width = next(ir.payload(v).width for v in ir.g.nodes if isinstance(ir.payload(v), n.Input))
+    return ("hidden", width) if width else ("tokens", vocab_of(ir))
+
+
+def model_input(ir: IR, seed: int, batch: int = 2, length: int = 8) -> torch.Tensor:
+    """Random tokens, or random hidden states (float64) for a body."""
+    kind, size = input_of(ir)
+    if kind == "tokens":
+        return tokens(size, seed, batch, length)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, length, size, generator=g, dtype=torch.float64)

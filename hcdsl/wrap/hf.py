@@ -125,7 +125,7 @@ class Attention(nn.Module):
             if self.impl == "eager" and a.reorder_and_upcast_attn:
                 out, _ = a._upcast_and_reordered_attn(q, k, v, hf_mask)
             else:
-                out, _ = fn(a, q, k, v, hf_mask, scaling=a.scaling,
+                out, _ = fn(a, q, k, v, hf_mask, scaling=_gpt2_scaling(a),
                             dropout=a.attn_dropout.p if a.training else 0.0)
             out = a.c_proj(out.reshape(B, T, -1).contiguous())
             return a.resid_dropout(out)
@@ -140,6 +140,15 @@ class Attention(nn.Module):
         out, _ = fn(a, q, k, v, hf_mask, scaling=a.scaling,
                     dropout=a.attention_dropout if a.training else 0.0, **extra)
         return a.o_proj(out.reshape(B, T, -1).contiguous())
+
+
+def _gpt2_scaling(a: nn.Module) -> float:
+    """GPT-2's score scale: 1/sqrt(head_dim) (scale_attn_weights), / (layer + 1) with
+    scale_attn_by_inverse_layer_idx; transformers 5 stores it as `scaling`."""
+    if hasattr(a, "scaling"):
+        return float(a.scaling)
+    scale = a.head_dim ** -0.5 if a.scale_attn_weights else 1.0
+    return scale / (a.layer_idx + 1) if a.scale_attn_by_inverse_layer_idx else scale
 
 
 def _config(model: nn.Module) -> Any:

@@ -61,7 +61,7 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
         raise TypeError(f"hcdsl.wrap takes an nn.Module, got {type(model).__name__}")
     if backend not in ("fx", "reference"):
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
-    src = model if inplace else copy.deepcopy(model)
+    src = model if inplace else _without_capture_hooks(copy.deepcopy(model))
     rec = recognise(src)
     text = spec_text(rec, connection)
     subs = {(i, j): s for i, block in enumerate(rec.blocks) for j, s in enumerate(block)}
@@ -88,6 +88,18 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
     module.hc_ir, module.hc_spec, module.hc_text = ir, program.spec, text  # type: ignore[assignment]
     module.train(src.training)
     return module
+
+
+def _without_capture_hooks(model: nn.Module) -> nn.Module:
+    """The copy without the forward hooks transformers installs on a model's first forward
+    to collect output_hidden_states / output_attentions: they do nothing outside its own
+    forward, and torch.compile cannot trace them (a graph break per layer). With inplace=True
+    the caller's modules keep them (so the wrapped model still runs, with those breaks)."""
+    for m in model.modules():
+        for key, hook in list(m._forward_hooks.items()):
+            if getattr(hook, "__module__", "") == "transformers.utils.output_capturing":
+                del m._forward_hooks[key]
+    return model
 
 
 def _model_modules(ir: IR, rec: Recognised,

@@ -109,8 +109,9 @@ def _extern_params(ir: IR, nodes: list[str], factories: Mapping[str, Any]) -> in
     # shapes only: the out_scale rule's warning is for the modules that will train
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for v in nodes:
-            for p in extern_layer(ir.payload(v), factories).parameters():
+        built = [extern_layer(ir.payload(v), factories) for v in nodes]  # all alive: ids
+        for module in built:  # of freed tensors are reused, and would count as shared
+            for p in module.parameters():
                 if p.requires_grad and id(p) not in seen:
                     seen.add(id(p))
                     total += p.numel()

@@ -188,3 +188,13 @@ def test_a_multi_port_layer_that_fails_says_so() -> None:
 
     with pytest.raises(CompileError, match=r"on each of its 2 ports \(x, y\)"):
         hcdsl.compile(spec("residual", "extern mine"), layers={"mine": Two})
+
+
+@pytest.mark.parametrize("connect", ["residual", "hyper(n=4, dynamic)"])
+def test_stats_count_every_extern_layer(connect: str) -> None:
+    """Each extern layer's parameters count once (modules built for counting stay alive, so
+    a freed tensor's id is never taken for a shared one)."""
+    text = spec(connect, "extern mine")
+    model = hcdsl.compile(text, layers={"mine": Declared})
+    assert hcdsl.stats(text, layers={"mine": Declared}).params == \
+        sum(p.numel() for p in model.parameters())

@@ -54,12 +54,16 @@ def compile(  # noqa: A001 - the package's verb
     device: "str | torch.device | None" = None,
     dtype: "torch.dtype | None" = None,
 ) -> "nn.Module":
-    """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab).
+    """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab); called as
+    model(tokens, mask=None, return_hidden=False, targets=None) (hcdsl.nn.io: a padding or
+    attention mask, the per-layer hidden states, the next-token loss). A body (`input =
+    hidden`) maps hidden states (B, T, dim) to hidden states.
 
     `layers` maps extern layer names of the spec to factories: factory(dim=..., **options)
-    returns an nn.Module. Weights follow torch's global generator (torch.manual_seed) unless
-    `seed` is given; then they depend only on `seed` and the IR node ids, so a module before
-    and after a pass can be compared directly.
+    returns an nn.Module (a `ports` attribute declares its input ports; hcdsl/nn/extern.py
+    says how the connection's out_scale reaches it). Weights follow torch's global generator
+    (torch.manual_seed) unless `seed` is given; then they depend only on `seed` and the IR
+    node ids, so a module before and after a pass can be compared directly.
     """
     from hcdsl.backends import ReferenceModel, lower_fx
     from hcdsl.nn.modules import build_parts

@@ -114,6 +114,27 @@ def test_eager_attention_and_separate_q_k_v(models: dict, one_thread: None) -> N
             assert (attn(h, h, h) - attn(h.clone(), h.clone(), h.clone())).abs().max() <= 1e-6
 
 
+def test_sliding_windows_and_tied_heads(one_thread: None) -> None:
+    """Mistral applies its config's sliding window to every layer, Qwen2 to its
+    sliding_attention layers only; a tied Llama head is the embedding (tied=true)."""
+    small = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4,
+                 num_key_value_heads=2, intermediate_size=64, vocab_size=VOCAB)
+    configs = [transformers.MistralConfig(**small, sliding_window=4),
+               transformers.Qwen2Config(**small, use_sliding_window=True, sliding_window=4,
+                                        max_window_layers=1),
+               transformers.LlamaConfig(**small, tie_word_embeddings=True)]
+    x, pad = tokens(), torch.ones(2, 12)
+    pad[0, :3] = 0
+    for config in configs:
+        model = transformers.AutoModelForCausalLM.from_config(config).eval()
+        for conn in ("residual", "mudd"):
+            wrapped = hcdsl.wrap(model, conn).eval()
+            assert (logits(wrapped, x) - logits(model, x)).abs().max() <= 1e-5, config
+            diff = logits(wrapped, x, mask=pad) - logits(model, x, attention_mask=pad)
+            assert diff[pad.bool()].abs().max() <= 1e-5, config
+    assert "tied=true" in wrapped.hc_text
+
+
 def test_fx_and_reference_agree(models: dict, one_thread: None) -> None:
     model = models["llama"]
     fx = hcdsl.wrap(model, "hyper(n=2, dynamic)", seed=0)

@@ -69,9 +69,11 @@ class Attention(nn.Module):
 
     ports = QKV
 
-    def __init__(self, attn: nn.Module, style: str, rotary: nn.Module | None = None) -> None:
+    def __init__(self, attn: nn.Module, style: str, rotary: nn.Module | None = None,
+                 window: int | None = None) -> None:
         super().__init__()
         self.attn, self.style, self.rotary = attn, style, rotary
+        self.window = window  # a sliding window: keys s > t - window (Mistral, Qwen2)
         impl = attn.config._attn_implementation
         if impl not in ("sdpa", "eager"):
             raise CompileError(f"hcdsl.wrap runs attention implementations 'sdpa' and "
@@ -99,7 +101,7 @@ class Attention(nn.Module):
     def _hf_mask(self, mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
         """The additive float mask transformers' attention functions add to the scores
         (None: causal, which only sdpa infers by itself)."""
-        window = getattr(self.attn, "sliding_window", None)
+        window = self.window
         if mask is None and self.impl == "sdpa" and window is None:
             return None
         T = x.shape[1]
@@ -134,9 +136,7 @@ class Attention(nn.Module):
         v = a.v_proj(xv).view(heads).transpose(1, 2)
         assert pe is not None
         q, k = ns.apply_rotary_pos_emb(q, k, *pe)
-        extra = {}
-        if getattr(a, "sliding_window", None) is not None:
-            extra["sliding_window"] = a.sliding_window
+        extra = {} if self.window is None else {"sliding_window": self.window}
         out, _ = fn(a, q, k, v, hf_mask, scaling=a.scaling,
                     dropout=a.attention_dropout if a.training else 0.0, **extra)
         return a.o_proj(out.reshape(B, T, -1).contiguous())
@@ -198,7 +198,8 @@ def _llama(model: nn.Module, kind: str) -> Recognised:
     rotary = base.rotary_emb
     layers = list(base.layers)[:cfg.num_hidden_layers]
     blocks = [[Sublayer("attn", lay.input_layernorm,
-                        Attention(lay.self_attn, "llama", rotary), QKV),
+                        Attention(lay.self_attn, "llama", rotary, _window(lay.self_attn, kind)),
+                        QKV),
                Sublayer("mlp", lay.post_attention_layernorm, lay.mlp)] for lay in layers]
     norm = _norm(blocks, base.norm)
     return Recognised(
@@ -206,6 +207,14 @@ def _llama(model: nn.Module, kind: str) -> Recognised:
         blocks=blocks, vocab=base.embed_tokens.num_embeddings, embed=Embed(base.embed_tokens),
         final_norm=base.norm, head=model.lm_head,
         tied=model.lm_head.weight is base.embed_tokens.weight)
+
+
+def _window(attn: nn.Module, kind: str) -> int | None:
+    """The attention's sliding window, as its model applies it: Mistral's config for every
+    layer, Qwen2's per layer (its sliding_attention layers), none for Llama."""
+    if kind == "mistral":
+        return getattr(attn.config, "sliding_window", None)
+    return getattr(attn, "sliding_window", None)
 
 
 def _norm(blocks: list[list[Sublayer]], final: nn.Module) -> NormSpec:

@@ -213,3 +213,17 @@ def test_prove_compares_bodies() -> None:
     result = hcdsl.prove(pre, BODY, at_init=True)
     assert result.verdict == "NOT EQUIVALENT" and result.witness.differs
     assert "random hidden states" in result.render()
+
+
+def test_one_graph_with_every_input(one_thread: None) -> None:
+    """mask, targets, return_hidden and dropout trace as one graph (the checks on the mask
+    and targets are on shapes, which torch.compile specialises on)."""
+    model = hcdsl.compile(spec("dropout = rates(embed=0.1, attn=0.1, branch=0.1, coef=0.1)"),
+                          seed=0)
+    x = tokens()
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(x, mask=torch.ones(2, 7), targets=x,
+                                             return_hidden=True)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, \
+        explained.break_reasons
+    torch._dynamo.reset()

@@ -90,7 +90,8 @@ def finish(out: torch.Tensor, targets: torch.Tensor | None,
                                "after tokens[:, t]")
         loss = F.cross_entropy(out.flatten(0, -2).float(), targets.flatten().long(),
                                ignore_index=-100)
-    return ModelOutput(out, loss, tuple(hidden) if hidden is not None else None)  # type: ignore[arg-type]
+    kept = tuple(hidden) if hidden is not None else None
+    return ModelOutput(out, loss, kept)  # type: ignore[arg-type]
 
 
 def check_hidden_input(x: torch.Tensor, dim: int) -> torch.Tensor:

@@ -85,7 +85,8 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
         if name not in kept:
             child.to(device=device, dtype=dtype)
     module = lower_fx(ir, parts) if backend == "fx" else ReferenceModel(ir, parts)
-    module.hc_ir, module.hc_spec, module.hc_text = ir, program.spec, text  # type: ignore[assignment]
+    module.hc_ir = ir  # type: ignore[assignment]
+    module.hc_spec, module.hc_text = program.spec, text  # type: ignore[assignment]
     module.train(src.training)
     return module
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from hcdsl.errors import CompileError
 from hcdsl.spec import NormSpec
-from hcdsl.wrap.recognise import Recognised, Sublayer, norm_spec, one_norm
+from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
 
 LLAMA_LIKE = ("llama", "qwen2", "mistral")
 SUPPORTED = ("gpt2", *LLAMA_LIKE)
@@ -222,4 +222,4 @@ def _norm(blocks: list[list[Sublayer]], final: nn.Module) -> NormSpec:
                      for s in b] + [("the final norm", final)])
 
 
-__all__ = ["Attention", "Embed", "SUPPORTED", "model_type", "norm_spec", "recognise_hf"]
+__all__ = ["Attention", "Embed", "SUPPORTED", "model_type", "recognise_hf"]

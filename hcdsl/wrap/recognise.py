@@ -9,7 +9,7 @@ anything else is a CompileError that names what was not recognised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -41,7 +41,6 @@ class Recognised:
     head: nn.Module | None = None
     tied: bool = False
     embed_dropout: float = 0.0
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def norm_spec(module: nn.Module) -> NormSpec | None:

@@ -2,7 +2,10 @@
 lowering rules (FX: node kind -> rule).
 
 Stream mixing is one einsum over the stream axis; constants are buffers read with get_attr;
-submodules carry the IR node names (L3_attn); `gm.code` reads like the IR dump.
+submodules carry the IR node names (L3_attn); `gm.code` reads like the IR dump. The module's
+inputs besides the tokens (mask, return_hidden, targets) are hcdsl.nn.io's: the mask reaches
+every layer whose module takes a `mask` keyword, each layer's input is kept when hidden
+states are asked for, and the output goes through io.finish.
 """
 
 from __future__ import annotations
@@ -17,15 +20,31 @@ from torch import fx, nn
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.types import Coef, Hidden
+from hcdsl.nn import io
 from hcdsl.nn.modules import attr_name
 from hcdsl.nn.ops import mix_streams
 from hcdsl.backends.recompute import lower_region, runs
 
 
 class Builder:
-    def __init__(self, ir: IR) -> None:
+    def __init__(self, ir: IR, parts: nn.Module) -> None:
         self.ir = ir
+        self.parts = parts
         self.g = fx.Graph()
+        self.env: dict[str, fx.Node] = {}
+        # the extra inputs and what is threaded through the graph: the normalised mask, the
+        # hidden-state slots, the targets (set by the input rule)
+        self.extra: dict[str, fx.Node | None] = {"mask": None, "hidden": None, "targets": None}
+        self.reads: dict[str, list[tuple[int, str]]] = {}  # layer node -> (position, value)
+        for k, v, src in io.layer_inputs(ir):
+            self.reads.setdefault(v, []).append((k, src))
+        self._training: fx.Node | None = None
+
+    def training(self) -> fx.Node:
+        """`self.training`, read once (dropout is active only while training)."""
+        if self._training is None:
+            self._training = self.g.get_attr("training")
+        return self._training
 
     def emit(self, op: str, target: Any, args: tuple, node_id: str,
              kwargs: dict | None = None) -> fx.Node:
@@ -48,19 +67,53 @@ def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
     return wrap
 
 
-rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.Layer, n.ParallelLayers,
-     n.ManifoldCoef,
+rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
      n.LearnedCoef, n.DenseCoef, n.TemplateCoef)(Builder.call_module)
 
 
 @rule(n.Input)
 def _input(b: Builder, v: str, p: n.Input, x: dict[str, fx.Node]) -> fx.Node:
-    return b.g.placeholder("tokens")
+    layers = io.layer_count(b.ir)
+    if p.width:  # a body: hidden states in, hidden states out
+        h = b.g.placeholder("x")
+        ret = b.g.placeholder("return_hidden", default_value=False)
+        b.extra["hidden"] = b.g.create_node("call_function", io.hidden_list, (ret, layers),
+                                            name="hidden")
+        return b.emit("call_function", io.check_hidden_input, (h, p.width), v)
+    tokens = b.g.placeholder("tokens")
+    mask = b.g.placeholder("mask", default_value=None)
+    ret = b.g.placeholder("return_hidden", default_value=False)
+    b.extra["targets"] = b.g.placeholder("targets", default_value=None)
+    b.extra["mask"] = b.g.create_node("call_function", io.attention_mask, (mask, tokens),
+                                      name="attn_mask")
+    b.extra["hidden"] = b.g.create_node("call_function", io.hidden_list, (ret, layers),
+                                        name="hidden")
+    return tokens
+
+
+@rule(n.Layer, n.ParallelLayers)
+def _layer(b: Builder, v: str, p: n.Layer | n.ParallelLayers,
+           x: dict[str, fx.Node]) -> fx.Node:
+    for k, src in b.reads[v]:  # keep the layer's input when hidden states are asked for
+        b.extra["hidden"] = b.g.create_node("call_function", io.keep,
+                                            (b.extra["hidden"], k, b.env[src]), name="hidden")
+    kwargs = {}
+    if b.extra["mask"] is not None and io.takes_mask(b.parts.get_submodule(attr_name(v))):
+        kwargs["mask"] = b.extra["mask"]
+    return b.emit("call_module", attr_name(v), tuple(x[q] for q in p.ports()), v, kwargs)
+
+
+@rule(n.Dropout)
+def _dropout(b: Builder, v: str, p: n.Dropout, x: dict[str, fx.Node]) -> fx.Node:
+    return b.emit("call_function", torch.nn.functional.dropout, (x["x"],), v,
+                  {"p": p.p, "training": b.training()})
 
 
 @rule(n.Output)
 def _output(b: Builder, v: str, p: n.Output, x: dict[str, fx.Node]) -> fx.Node:
-    return b.g.output(x["x"])
+    result = b.g.create_node("call_function", io.finish,
+                             (x["x"], b.extra["targets"], b.extra["hidden"]), name="result")
+    return b.g.output(result)
 
 
 @rule(n.ConstCoef)
@@ -149,8 +202,8 @@ def _mix(b: Builder, v: str, p: n.Mix, x: dict[str, fx.Node]) -> fx.Node:
 def lower_fx(ir: IR, parts: nn.Module, recompute: bool = False) -> fx.GraphModule:
     """The GraphModule of ir over the modules in parts. recompute: every run of connection
     operations between two layers becomes a Region recomputed in backward (recompute.py)."""
-    b = Builder(ir)
-    env: dict[str, fx.Node] = {}
+    b = Builder(ir, parts)
+    env = b.env
     order = ir.order()
     regions = {run[0]: run for run in runs(ir, order)} if recompute else {}
     done: set[str] = set()
@@ -170,7 +223,7 @@ def lower_fx(ir: IR, parts: nn.Module, recompute: bool = False) -> fx.GraphModul
         if not hasattr(gm, name):  # recomputed regions and dead layers keep their weights
             gm.add_module(name, module)
     for node in b.g.nodes:  # GraphModule copies get_attr buffers as persistent: undo that
-        if node.op == "get_attr":
+        if node.op == "get_attr" and "." in node.target:
             owner, _, field = node.target.rpartition(".")
             gm.get_submodule(owner)._non_persistent_buffers_set.add(field)
     return gm

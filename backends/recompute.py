@@ -55,12 +55,12 @@ def runs(ir: IR, order: list[str]) -> list[list[str]]:
 
 
 def lower_region(ir: IR, nodes: list[str], env: dict[str, fx.Node], rules: dict,
-                 builder: Callable[[IR], object], parts: nn.Module, name: str,
+                 builder: Callable[[IR, nn.Module], object], parts: nn.Module, name: str,
                  main: fx.Graph) -> dict[str, fx.Node]:
     """Emit one run as a Region call in `main`; returns the main-graph node of every run
     node that is read outside the run."""
     inside = set(nodes)
-    sub = builder(ir)
+    sub = builder(ir, parts)
     local: dict[str, fx.Node] = {}
     inputs: list[str] = []
     for v in nodes:

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.nn import io
 from hcdsl.nn.modules import attr_name
 
 Values = dict[str, torch.Tensor]
@@ -36,18 +38,35 @@ class ReferenceModel(nn.Module):
         super().__init__()
         self.ir = ir
         self._order = ir.order()
+        self._reads = io.layer_inputs(ir)
+        self._layers = io.layer_count(ir)
+        self._mask: torch.Tensor | None = None  # the current run's normalised mask
+        self._width = next(ir.payload(v).width for v in ir.g.nodes
+                           if isinstance(ir.payload(v), n.Input))  # > 0: a body
         for name, module in parts.named_children():
             self.add_module(name, module)
+        self._takes_mask = {v for _, v, _ in self._reads if io.takes_mask(self.mod(v))}
 
     def mod(self, node_id: str) -> nn.Module:
         return getattr(self, attr_name(node_id))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.run(tokens)[self.ir.output()]
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None,
+                return_hidden: bool = False, targets: torch.Tensor | None = None):  # noqa: ANN201
+        """As the fx module (hcdsl.nn.io): logits, or a ModelOutput with the loss and the
+        hidden states when asked for."""
+        env = self.run(tokens, mask)
+        hidden = io.hidden_list(return_hidden, self._layers)
+        for k, _, src in self._reads:
+            hidden = io.keep(hidden, k, env[src])
+        return io.finish(env[self.ir.output()], targets, hidden)
 
-    def run(self, tokens: torch.Tensor) -> Values:
+    def run(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> Values:
         """Every node's value, by IR node id (tests and `hcdsl unfold` read the states)."""
-        assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
+        if self._width:
+            io.check_hidden_input(tokens, self._width)
+        else:
+            assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
+        self._mask = None if self._width else io.attention_mask(mask, tokens)
         env: Values = {}
         for v in self._order:
             env[v] = self.eval_node(v, {port: env[src] for port, src in
@@ -59,11 +78,21 @@ class ReferenceModel(nn.Module):
         return EVAL[type(p)](self, v, p, x, tokens)
 
 
-@rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.Layer, n.ParallelLayers,
-      n.ManifoldCoef,
+@rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
       n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef)
 def _module(m: ReferenceModel, v: str, p: n.Node, x: Values, tokens: torch.Tensor):
     return m.mod(v)(*[x[port] for port in p.ports()])
+
+
+@rule(n.Layer, n.ParallelLayers)
+def _layer(m: ReferenceModel, v: str, p: n.Layer | n.ParallelLayers, x: Values, tokens: torch.Tensor):
+    kwargs = {"mask": m._mask} if m._mask is not None and v in m._takes_mask else {}
+    return m.mod(v)(*[x[port] for port in p.ports()], **kwargs)
+
+
+@rule(n.Dropout)
+def _dropout(m: ReferenceModel, v: str, p: n.Dropout, x: Values, tokens: torch.Tensor):
+    return F.dropout(x["x"], p.p, m.training)
 
 
 @rule(n.Input)

@@ -59,16 +59,20 @@ def compile(  # noqa: A001 - the package's verb
     state_dict: "Mapping[str, torch.Tensor] | None" = None,
     freeze: bool = False,
 ) -> "nn.Module":
-    """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab).
+    """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab); called as
+    model(tokens, mask=None, return_hidden=False, targets=None) (hcdsl.nn.io: a padding or
+    attention mask, the per-layer hidden states, the next-token loss). A body (`input =
+    hidden`) maps hidden states (B, T, dim) to hidden states.
 
     `layers` maps extern layer names of the spec to factories: factory(dim=..., **options)
-    returns an nn.Module. Weights follow torch's global generator (torch.manual_seed) unless
-    `seed` is given; then they depend only on `seed` and the IR node ids, so a module before
-    and after a pass can be compared directly. `recompute`: the connection's operations
-    between layers are recomputed in backward instead of stored (less memory, a little more
-    time; fx backend). `state_dict`: trained weights, loaded strictly. `freeze`: the trained
-    static coefficients (HC/FC static, DenseFormer, user params) become constants that the
-    passes fold: for inference.
+    returns an nn.Module (a `ports` attribute declares its input ports; hcdsl/nn/extern.py
+    says how the connection's out_scale reaches it). Weights follow torch's global generator
+    (torch.manual_seed) unless `seed` is given; then they depend only on `seed` and the IR
+    node ids, so a module before and after a pass can be compared directly. `recompute`: the
+    connection's operations between layers are recomputed in backward instead of stored
+    (less memory, a little more time; fx backend). `state_dict`: trained weights, loaded
+    strictly. `freeze`: the trained static coefficients (HC/FC static, DenseFormer, user
+    params) become constants that the passes fold: for inference.
 
     The modules are those of the IR before the passes (the passes never rename a node that
     holds parameters), so a state_dict loads whatever passes ran.
@@ -79,7 +83,7 @@ def compile(  # noqa: A001 - the package's verb
     if backend not in ("fx", "reference"):
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
     factories = dict(layers or {})
-    raw = lower_program(load_program(spec, tuple(factories)), passes=None)
+    raw = lower_program(load_program(spec, factories), passes=None)
     parts = build_parts(raw, factories, seed=seed, dtype=dtype)
     if state_dict is not None:
         load_weights(parts, state_dict)

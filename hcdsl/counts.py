@@ -11,6 +11,8 @@ parameters over:
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,7 +87,7 @@ def count_params(spec: SpecLike | Program, layers: Mapping[str, Any] | None = No
     """Trainable parameters of the model. Counted on the IR as built (no passes): passes
     rewrite how values flow, never which modules hold weights."""
     factories = dict(layers or {})
-    ir = lower_program(load_program(spec, tuple(factories)), passes=None)
+    ir = lower_program(load_program(spec, factories), passes=None)
     total, externs = 0, []
     for v in ir.g.nodes:
         count = ir.payload(v).param_count()
@@ -104,9 +106,12 @@ def _extern_params(ir: IR, nodes: list[str], factories: Mapping[str, Any]) -> in
 
     seen: set[int] = set()  # a module shared by two layers counts once
     total = 0
-    with torch.device("meta"):
-        for v in nodes:
-            for p in extern_layer(ir.payload(v), factories).parameters():
+    # shapes only: the out_scale rule's warning is for the modules that will train
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        built = [extern_layer(ir.payload(v), factories) for v in nodes]  # all alive: ids
+        for module in built:  # of freed tensors are reused, and would count as shared
+            for p in module.parameters():
                 if p.requires_grad and id(p) not in seen:
                     seen.add(id(p))
                     total += p.numel()
@@ -117,7 +122,7 @@ def stats(spec: SpecLike | Program, layers: Mapping[str, Any] | None = None) -> 
     """Parameter counts and static connection matrices of a spec (.hc text, a Path or a
     ModelSpec). `layers` maps extern layer names to factories, as in hcdsl.compile."""
     factories = dict(layers or {})
-    program = load_program(spec, tuple(factories))
+    program = load_program(spec, factories)
     model, scheme = program.spec, program.scheme
     params = count_params(program, factories)
     baseline = count_params(from_spec(model.model_copy(update={

@@ -12,6 +12,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from hcdsl.lang.catalog import ports_of
 from hcdsl.lang.connections import ResidualOptions
 
 Scalar = Union[bool, int, float, str]
@@ -36,9 +37,19 @@ class LayerSpec(Frozen):
     # built-in: every option of the kind, defaults filled in; extern: as written
     args: tuple[tuple[str, Scalar], ...] = ()
     extern: bool = False
+    # extern: its input ports, from the spec (`ports=qkv`) or the factory (`ports = (...)`);
+    # empty: one port, x. Built-in kinds have fixed ports (hcdsl.lang.catalog.LAYER_PORTS)
+    ports: tuple[str, ...] = ()
 
     def arg(self, key: str, default: Scalar | None = None) -> Scalar | None:
         return dict(self.args).get(key, default)
+
+    @property
+    def in_ports(self) -> tuple[str, ...]:
+        """The layer's input ports: attention q, k, v; an extern layer its declared ones."""
+        if self.extern:
+            return self.ports or ("x",)
+        return ports_of(self.kind)
 
 
 class ConnectionSpec(Frozen):
@@ -53,6 +64,18 @@ class HeadSpec(Frozen):
     final_norm: bool = True
 
 
+class DropoutSpec(Frozen):
+    """Dropout rates while training (all 0: off). embed: on the embedding (or the input
+    hidden states); attn: on the attention weights of built-in attention layers; branch: on
+    every layer's output before the connection writes it; coef: on the state a connection's
+    dynamic weights are computed from (the input of HC's/FC's/mHC's/MUDD's projections)."""
+
+    embed: float = 0.0
+    attn: float = 0.0
+    branch: float = 0.0
+    coef: float = 0.0
+
+
 class ModelSpec(Frozen):
     name: str
     dim: int
@@ -63,6 +86,11 @@ class ModelSpec(Frozen):
     body: tuple[tuple[str, ...], ...]  # blocks of layer names, in order
     connection: ConnectionSpec = ConnectionSpec(kind="residual")
     head: HeadSpec = HeadSpec()
+    # tokens: embedding -> body -> head (logits); hidden: a body from hidden states (B, T,
+    # dim) to hidden states, no embedding, no head, no vocabulary (vocab = 0)
+    input: Literal["tokens", "hidden"] = "tokens"
+    pos: Literal["none", "learned"] = "none"  # learned: absolute positions, `context` of them
+    dropout: DropoutSpec = DropoutSpec()
 
     def layer(self, name: str) -> LayerSpec:
         for spec in self.layers:

@@ -50,8 +50,8 @@ def assert_same(fx_model: torch.nn.Module, ref: torch.nn.Module, tokens: torch.T
     """fx and reference agree on the logits (1e-5) and on every gradient (1e-5 relative to
     the gradient's largest entry when that is above 1: fp32 summation-order noise grows with
     size); with nonzero, every parameter also gets a non-zero gradient."""
-    vocab = fx_model(tokens).shape[-1]
-    probe = torch.randn(*tokens.shape, vocab, generator=torch.Generator().manual_seed(seed))
+    shape = fx_model(tokens).shape  # logits (or a body's hidden states)
+    probe = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
     out_fx, g_fx = grads(fx_model, tokens, probe)
     out_ref, g_ref = grads(ref, tokens, probe)
     assert (out_fx - out_ref).abs().max().item() <= 1e-5

@@ -109,7 +109,8 @@ def test_show_ir(tiny: Path) -> None:
 def test_show_code(tiny: Path) -> None:
     result = invoke("show", tiny, "--code")
     assert result.exit_code == 0
-    assert result.stdout.startswith("def forward(self, tokens):")
+    assert result.stdout.startswith("def forward(self, tokens, mask = None, return_hidden = False, "
+                                    "targets = None):")
     assert "self.L1_attn(" in result.stdout and "mix_streams(" in result.stdout
 
 

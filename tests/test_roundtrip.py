@@ -16,7 +16,7 @@ from hcdsl.frontend.printer import format_model
 from hcdsl.lang.catalog import LAYER_KINDS, AttentionArgs, MlpArgs, NormArgs, OpaqueArgs
 from hcdsl.lang.connections import HyperOptions
 from hcdsl.lang.connections import ParallelOptions, ResidualOptions
-from hcdsl.spec import ConnectionSpec, HeadSpec, LayerSpec, ModelSpec, NormSpec
+from hcdsl.spec import ConnectionSpec, DropoutSpec, HeadSpec, LayerSpec, ModelSpec, NormSpec
 
 LAYER_NAMES = ["attn", "ffn", "T", "mix", "norm_a", "odd", "layer"]
 ENTRIES = st.sampled_from([0.0, 1.0, -1.0, 0.5, -0.25, 2.0, 1e-3])
@@ -30,7 +30,12 @@ def _set(model, dim: int, **kwargs) -> tuple:
 
 @st.composite
 def _layer(draw, name: str, heads: int, dim: int, small: bool) -> LayerSpec:
-    kind = draw(st.sampled_from(["attention", "mlp", "opaque", "rmsnorm"]))
+    kinds = ["attention", "mlp", "opaque", "rmsnorm"] + ([] if small else ["extern"])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "extern":  # options as written, and declared input ports
+        ports = draw(st.sampled_from([(), ("q", "k", "v"), ("a", "b")]))
+        args = (("w", draw(st.integers(1, 8))),) if draw(st.booleans()) else ()
+        return LayerSpec(name=name, kind="mine", args=args, extern=True, ports=ports)
     hidden = st.sampled_from([8, 16] if small else [8, 32, 100])
     if kind == "attention":
         opts = {"heads": heads}
@@ -87,13 +92,22 @@ def model_specs(draw, small: bool = False) -> ModelSpec:
     body = tuple(draw(st.lists(block, min_size=1, max_size=4)))
     norm = NormSpec(kind=draw(st.sampled_from(["layernorm", "rmsnorm"])),
                     affine=draw(st.booleans()), eps=draw(st.sampled_from([1e-5, 1e-6, 0.001])))
+    connection = draw(_connection(sum(len(b) for b in body)))
+    # input = hidden (a body), learned positions, dropout: printed and parsed back
+    hidden = not small and draw(st.integers(0, 3)) == 0
+    context = None if small else draw(st.none() | st.integers(1, 4096))
+    pos = "learned" if not hidden and context and draw(st.booleans()) else "none"
+    dynamic = connection.kind == "hyper" and connection.options.dynamic
+    rate = st.sampled_from([0.0, 0.1, 0.5])
+    dropout = DropoutSpec() if small or draw(st.booleans()) else DropoutSpec(
+        embed=draw(rate), attn=draw(rate), branch=draw(rate), coef=draw(rate) if dynamic else 0)
     return ModelSpec(
         name=draw(st.sampled_from(["m", "tiny", "model_2"])), dim=dim,
-        vocab=32 if small else draw(st.integers(1, 50304)),
-        context=None if small else draw(st.none() | st.integers(1, 4096)),
-        norm=norm, layers=layers, body=body,
-        connection=draw(_connection(sum(len(b) for b in body))),
-        head=HeadSpec(tied=draw(st.booleans()), final_norm=draw(st.booleans())),
+        vocab=32 if small else 0 if hidden else draw(st.integers(1, 50304)),
+        context=context, norm=norm, layers=layers, body=body, connection=connection,
+        head=HeadSpec() if hidden else HeadSpec(tied=draw(st.booleans()),
+                                                final_norm=draw(st.booleans())),
+        input="hidden" if hidden else "tokens", pos=pos, dropout=dropout,
     )
 
 

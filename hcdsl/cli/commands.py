@@ -24,6 +24,7 @@ from hcdsl.spec import ConnectionSpec
 from hcdsl.traffic import traffic
 
 if TYPE_CHECKING:
+    from hcdsl.spec import ModelSpec
     import torch
 
 RUN_LIMIT = 50_000_000  # `hcdsl demo` runs specs up to this many parameters; larger: counted
@@ -138,13 +139,27 @@ def _device(name: str) -> "torch.device":
     return device
 
 
+def sample_input(spec: "ModelSpec", batch: int, seq: int,
+                 gen: "torch.Generator") -> "torch.Tensor":
+    """Random tokens, or random hidden states for a body (`input = hidden`)."""
+    import torch
+
+    if spec.input == "hidden":
+        return torch.randn(batch, seq, spec.dim, generator=gen)
+    return torch.randint(0, spec.vocab, (batch, seq), generator=gen)
+
+
 def train_step(model: "torch.nn.Module", tokens: "torch.Tensor") -> tuple["torch.Tensor", float]:
-    """Forward + backward of next-token cross-entropy; (logits, loss)."""
+    """Forward + backward of next-token cross-entropy (a body: the mean square of its
+    output); (output, loss)."""
     import torch
 
     logits = model(tokens)
-    loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+    if tokens.is_floating_point():
+        loss = logits.float().pow(2).mean()
+    else:
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
     loss.backward()
     return logits, loss.item()
 
@@ -157,7 +172,7 @@ def run(
     batch: int = typer.Option(2, "--batch", min=1),
     seq: int = typer.Option(16, "--seq", min=2),
     steps: int = typer.Option(1, "--steps", min=1, help="forward+backward steps to time"),
-    seed: int = typer.Option(0, "--seed", help="seeds the weights and the tokens"),
+    seed: int = typer.Option(0, "--seed", help="seeds the weights, the tokens and dropout"),
 ) -> None:
     """Build a spec and run forward+backward on random tokens."""
     import torch
@@ -175,7 +190,8 @@ def run(
     params = sum(p.numel() for p in model.parameters())
     typer.echo(f"built {file}: {params:,} params in {built:.2f} s on {dev}")
     gen = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, program.spec.vocab, (batch, seq), generator=gen).to(dev)
+    tokens = sample_input(program.spec, batch, seq, gen).to(dev)
+    torch.manual_seed(seed)  # and what draws from the global generator (dropout)
     for i in range(steps):
         t0 = time.perf_counter()
         with command(file):
@@ -184,8 +200,11 @@ def run(
             torch.cuda.synchronize(dev)
         wall = time.perf_counter() - t0
         note = " (includes torch.compile)" if compile_ and i == 0 else ""
-        typer.echo(f"step {i + 1}: tokens {tuple(tokens.shape)} -> logits "
-                   f"{tuple(logits.shape)}, loss {loss:.4f}, forward+backward {wall:.3f} s{note}")
+        what = ("hidden states", "hidden states", "loss (mean square)") \
+            if tokens.is_floating_point() else ("tokens", "logits", "loss")
+        typer.echo(f"step {i + 1}: {what[0]} {tuple(tokens.shape)} -> {what[1]} "
+                   f"{tuple(logits.shape)}, {what[2]} {loss:.4f}, forward+backward {wall:.3f} s"
+                   f"{note}")
 
 
 def _walk(folder, prefix: str = "") -> list[tuple[str, str]]:  # noqa: ANN001 - Traversable
@@ -256,8 +275,7 @@ def demo(directory: Optional[Path] = typer.Argument(  # noqa: UP007 - typer need
             with reported(name):
                 t0 = time.perf_counter()
                 model = hcdsl.compile(program, seed=0)
-                tokens = torch.randint(0, st.vocab, (2, 16),
-                                       generator=torch.Generator().manual_seed(0))
+                tokens = sample_input(program.spec, 2, 16, torch.Generator().manual_seed(0))
                 logits, loss = train_step(model, tokens)
         except Failed:
             failed += 1

@@ -12,7 +12,7 @@ import re
 from pydantic import BaseModel
 
 from hcdsl.lang.catalog import LAYER_KINDS
-from hcdsl.spec import ConnectionSpec, LayerSpec, Matrix, ModelSpec, Scalar
+from hcdsl.spec import ConnectionSpec, DropoutSpec, LayerSpec, Matrix, ModelSpec, Scalar
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -55,7 +55,11 @@ def _layer(layer: LayerSpec) -> str:
     args = layer.args
     if not layer.extern:  # normalised: every option is set; write the non-default ones
         args = _written(LAYER_KINDS[layer.kind].model_validate(dict(layer.args)))
-    return f"  layer {layer.name} = {extern}{_call(layer.kind, args)}"
+    call = _call(layer.kind, args)
+    if layer.ports:  # an extern layer's declared input ports
+        ports = "ports=[" + ", ".join(layer.ports) + "]"
+        call = call[:-1] + f", {ports})" if args else f"{call}({ports})"
+    return f"  layer {layer.name} = {extern}{call}"
 
 
 def _body(body: tuple[tuple[str, ...], ...]) -> str:
@@ -113,19 +117,21 @@ def format_model(spec: ModelSpec) -> str:
     """The canonical .hc text of a validated model."""
     norm = spec.norm
     prelude = _definition(spec.connection) if spec.connection.kind == "custom" else []
-    lines = [
-        *prelude,
-        f"model {spec.name} {{",
-        f"  dim = {spec.dim}",
-        f"  vocab = {spec.vocab}",
-    ]
+    hidden = spec.input == "hidden"
+    lines = [*prelude, f"model {spec.name} {{", f"  dim = {spec.dim}"]
+    lines.append("  input = hidden" if hidden else f"  vocab = {spec.vocab}")
     if spec.context is not None:
         lines.append(f"  context = {spec.context}")
+    if spec.pos != "none":
+        lines.append(f"  pos = {spec.pos}")
     lines.append(f"  norm = {_call(norm.kind, (('affine', norm.affine), ('eps', norm.eps)))}")
+    if spec.dropout != DropoutSpec():
+        lines.append(f"  dropout = {_call('rates', tuple(spec.dropout.model_dump().items()))}")
     lines.extend(_layer(layer) for layer in spec.layers)
     lines.append(_body(spec.body))
     lines.extend(_connection(spec.connection))
     head = (("tied", spec.head.tied), ("final_norm", spec.head.final_norm))
-    lines.append(f"  head = {_call('unembed', head)}")
+    if not hidden:
+        lines.append(f"  head = {_call('unembed', head)}")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from hcdsl.errors import ErrorSink, Span
@@ -12,13 +12,17 @@ from hcdsl.frontend.matrices import MatrixRules
 from hcdsl.frontend.options import OptionRules, did_you_mean, scalar
 from hcdsl.frontend.parser import parse_syntax
 from hcdsl.frontend.source import Source
-from hcdsl.lang.catalog import LAYER_KINDS, HeadArgs, NormArgs
-from hcdsl.lang.connections import PRESETS, preset_names
+from hcdsl.lang.catalog import LAYER_KINDS, DropoutArgs, HeadArgs, NormArgs, check_ports
+from hcdsl.lang.connections import PRESETS, has_dynamic_weights, preset_names
 from hcdsl.lang.limits import MAX_CONTEXT, MAX_DIM, MAX_LAYERS, MAX_VOCAB
-from hcdsl.spec import ConnectionSpec, HeadSpec, LayerSpec, ModelSpec, NormSpec
+from hcdsl.spec import (
+    ConnectionSpec, DropoutSpec, HeadSpec, LayerSpec, ModelSpec, NormSpec,
+)
 
-SETTINGS = {"dim": MAX_DIM, "vocab": MAX_VOCAB, "context": MAX_CONTEXT, "norm": 0}
+SETTINGS = {"dim": MAX_DIM, "vocab": MAX_VOCAB, "context": MAX_CONTEXT, "norm": 0, "pos": 0,
+            "input": 0, "dropout": 0}
 NORM_KINDS = ("layernorm", "rmsnorm")
+CHOICES = {"pos": ("none", "learned"), "input": ("tokens", "hidden")}
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,17 @@ class Checked:
     connect_span: Span | None  # the `connect` line (a preset that cannot apply is reported there)
 
 
+ExternLayers = Collection[str] | Mapping[str, tuple[str, ...]]
+
+
 class _Validator(OptionRules, MatrixRules):
-    def __init__(self, syntax: s.ModelSyntax, extern_layers: Collection[str]) -> None:
+    def __init__(self, syntax: s.ModelSyntax, extern_layers: ExternLayers) -> None:
         self.syn = syntax
         self.extern = set(extern_layers)
+        # the ports each extern factory declares (its `ports` attribute), when known
+        self.declared: dict[str, tuple[str, ...]] = (
+            {k: tuple(v) for k, v in extern_layers.items() if v}
+            if isinstance(extern_layers, Mapping) else {})
         self.err = ErrorSink()
 
     # -- options of calls (layers, connections, heads, norms) ---------------------------
@@ -44,18 +55,45 @@ class _Validator(OptionRules, MatrixRules):
         body = self.body({l.name for l in layers})
         connection = self.connection(body)
         head = self.head()
-        for key in ("dim", "vocab"):
+        hidden = settings.get("input") == "hidden"
+        for key in ("dim",) if hidden else ("dim", "vocab"):
             if key not in settings and not any(st.name == key for st in self.syn.settings):
                 self.err.error(f"model '{self.syn.name}' has no '{key}' setting",
                                self.syn.name_span, f"add `{key} = ...` inside the model block"
                                + (", e.g. dim = 512" if key == "dim" else ", e.g. vocab = 50304"))
+        self.model_io(settings, connection)
         if self.err.diagnostics:
             return None
         return ModelSpec(
-            name=self.syn.name, dim=settings["dim"], vocab=settings["vocab"],
+            name=self.syn.name, dim=settings["dim"], vocab=settings.get("vocab", 0),
             context=settings.get("context"), norm=settings.get("norm", NormSpec()),
             layers=tuple(layers), body=body, connection=connection, head=head,
+            input=settings.get("input", "tokens"), pos=settings.get("pos", "none"),
+            dropout=settings.get("dropout", DropoutSpec()),
         )
+
+    def model_io(self, settings: dict[str, object], connection: ConnectionSpec) -> None:
+        """What `input`, `pos` and `dropout` need of the rest of the model."""
+        span = {st.name: st.span for st in self.syn.settings}
+        if settings.get("input") == "hidden":
+            for key in ("vocab", "pos"):
+                if key in span:
+                    self.err.error(f"a model with input = hidden has no embedding: remove "
+                                   f"'{key}'", span[key], "input = hidden maps hidden states "
+                                   "(batch, time, dim) to hidden states")
+            for head in self.syn.heads[:1]:
+                self.err.error("a model with input = hidden has no head", head.span,
+                               "its output is the connection's readout; remove the head")
+        if settings.get("pos") == "learned" and "context" not in span:
+            self.err.error("pos = learned needs the size of its table", span["pos"],
+                           "add `context = T`, the longest sequence the model reads")
+        drop = settings.get("dropout")
+        if isinstance(drop, DropoutSpec) and drop.coef and not has_dynamic_weights(
+                connection.kind, connection.options):
+            self.err.error(f"dropout coef = {drop.coef} applies to a connection's dynamic "
+                           f"weights, and connect {connection.kind} has none",
+                           span["dropout"], "use a dynamic connection (e.g. hyper(n=4, "
+                           "dynamic), frac(m=4, dynamic), mhc, mudd, attnres) or coef = 0")
 
     def settings(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -75,6 +113,20 @@ class _Validator(OptionRules, MatrixRules):
                 norm = self.norm(st.value)
                 if norm is not None:
                     out["norm"] = norm
+                continue
+            if st.name in CHOICES:
+                value = scalar(st.value)
+                if value not in CHOICES[st.name]:
+                    self.err.error(f"'{st.name}' is one of {', '.join(CHOICES[st.name])}, got "
+                                   f"'{self.text(st.value)}'", st.value.span,
+                                   did_you_mean(str(value), CHOICES[st.name], "choices are"))
+                else:
+                    out[st.name] = value
+                continue
+            if st.name == "dropout":
+                drop = self.dropout(st.value)
+                if drop is not None:
+                    out["dropout"] = drop
                 continue
             value = scalar(st.value)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -101,6 +153,20 @@ class _Validator(OptionRules, MatrixRules):
         args = self.options(call, NormArgs, call.name)
         return None if args is None else NormSpec(kind=call.name, **args.model_dump())
 
+    def dropout(self, value: s.Value) -> DropoutSpec | None:
+        """`dropout = p` (embedding, attention and branches) or `dropout = rates(...)`."""
+        if isinstance(value, s.Call) and value.name == "rates":
+            args = self.options(value, DropoutArgs, "dropout rates")
+            return None if args is None else DropoutSpec(**args.model_dump())
+        p = scalar(value)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            self.err.error(f"dropout is a rate in [0, 1) or rates(...), got "
+                           f"'{self.text(value)}'", value.span,
+                           "e.g. dropout = 0.1 (embedding, attention and every layer's "
+                           "output), or dropout = rates(embed=0.1, attn=0, branch=0.1, coef=0)")
+            return None
+        return DropoutSpec(embed=float(p), attn=float(p), branch=float(p))
+
     def layers(self, dim: int | None) -> list[LayerSpec]:
         out: dict[str, LayerSpec] = {}
         first: dict[str, Span] = {}
@@ -119,15 +185,7 @@ class _Validator(OptionRules, MatrixRules):
     def layer(self, ld: s.LayerDef, dim: int | None) -> LayerSpec | None:
         kind = ld.call.name
         if ld.extern or (kind not in LAYER_KINDS and kind in self.extern):
-            args = []
-            for a in ld.call.args:
-                v = True if a.value is None else scalar(a.value)
-                if v is None or isinstance(v, list):
-                    self.err.error(f"option '{a.name}' of extern layer '{kind}' must be a "
-                                   "number, name or string", a.span)
-                    continue
-                args.append((a.name, v))
-            return LayerSpec(name=ld.name, kind=kind, args=tuple(args), extern=True)
+            return self.extern_layer(ld)
         if kind not in LAYER_KINDS:
             self.err.error(f"unknown layer kind '{kind}'", ld.call.name_span,
                            did_you_mean(kind, LAYER_KINDS, "built-in layers are")
@@ -152,6 +210,33 @@ class _Validator(OptionRules, MatrixRules):
         full = args.normalised(dim) if dim else args
         return LayerSpec(name=ld.name, kind=kind, args=tuple(
             (k, v) for k, v in full.model_dump().items() if v is not None))
+
+    def extern_layer(self, ld: s.LayerDef) -> LayerSpec:
+        """An extern layer: its options go to the factory as written, except `ports`,
+        which declares its input ports (also declared by the factory's `ports`)."""
+        kind = ld.call.name
+        args: list[tuple[str, object]] = []
+        ports: tuple[str, ...] = ()
+        declared = self.declared.get(kind, ())
+        for a in ld.call.args:
+            v = True if a.value is None else scalar(a.value)
+            if a.name == "ports":
+                ports, problem = check_ports(v)
+                if problem is None and declared and ports != declared:
+                    problem = (f"the factory '{kind}' declares ports {list(declared)}, but "
+                               f"the spec says {list(ports)}")
+                if problem is not None:
+                    self.err.error(f"option 'ports' of extern layer '{kind}': {problem}",
+                                   a.span, "write ports=qkv (q, k, v), ports=[a, b], or leave "
+                                   "it out for one port x")
+                continue
+            if v is None or isinstance(v, list):
+                self.err.error(f"option '{a.name}' of extern layer '{kind}' must be a "
+                               "number, name or string", a.span)
+                continue
+            args.append((a.name, v))
+        return LayerSpec(name=ld.name, kind=kind, args=tuple(args), extern=True,
+                         ports=ports or declared)
 
     def body(self, known: set[str]) -> tuple[tuple[str, ...], ...]:
         if not self.syn.bodies:
@@ -256,7 +341,7 @@ class _Validator(OptionRules, MatrixRules):
 
 
 def validate(syntax: s.ModelSyntax, source: Source,
-             extern_layers: Collection[str] = ()) -> Checked:
+             extern_layers: ExternLayers = ()) -> Checked:
     """The ModelSpec of a syntax tree, or an HcError with every mistake of the file."""
     v = _Validator(syntax, extern_layers)
     spec = v.run()
@@ -266,6 +351,6 @@ def validate(syntax: s.ModelSyntax, source: Source,
     return Checked(spec, source, span)
 
 
-def check(source: Source, extern_layers: Collection[str] = ()) -> Checked:
+def check(source: Source, extern_layers: ExternLayers = ()) -> Checked:
     """Parse and validate spec text: the whole front end."""
     return validate(parse_syntax(source.text, source.filename), source, extern_layers)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from hcdsl.ir import nodes as n
-from hcdsl.ir.build_common import finish, layer_node, norm_node, start
+from hcdsl.ir.build_common import (
+    branch_dropout, coef_dropout, finish, layer_node, norm_node, start,
+)
 from hcdsl.ir.graph import IR
 from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
 from hcdsl.spec import ModelSpec
@@ -52,10 +54,10 @@ def _aggregate(ir: IR, spec: ModelSpec, label: str, agg: Aggregate,
         if agg.generator == "mudd":  # A_i(X_i) = GELU(RMSNorm(X_i) W1) W2 + a_i
             x = ir.add(f"{label}.gen_norm", _rms(spec, affine=False),
                        x=history[agg.sources[-1]])
-            coef = ir.add(f"{label}.coef", payload, x=x)
+            coef = ir.add(f"{label}.coef", payload, x=coef_dropout(ir, spec, label, x))
         elif agg.generator == "softmax":  # keys k_j = RMSNorm(v_j)
             x = ir.add(f"{label}.key_norm", _rms(spec, affine=True), x=stack)
-            coef = ir.add(f"{label}.coef", payload, x=x)
+            coef = ir.add(f"{label}.coef", payload, x=coef_dropout(ir, spec, label, x))
         else:
             coef = ir.add(f"{label}.coef", payload)
     ways = []
@@ -86,13 +88,15 @@ def _block(ir: IR, spec: ModelSpec, scheme: DenseScheme, block: DenseBlock,
     else:
         normed = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=ways[0])
         inputs, residual = defaultdict(lambda: normed), ways[0]
-    out = layer_node(ir, spec, first, 1.0, inputs, overrides[first])
+    out = branch_dropout(ir, spec, first, layer_node(ir, spec, first, 1.0, inputs,
+                                                      overrides[first]))
     if block.residual:
         out = ir.add(f"{lid}.add", n.Add(2), s0=out, s1=residual)
     for k in rest:  # the block's other layers: plain Pre-Norm residual sublayers
         lid = f"L{k + 1}"
         normed = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=out)
-        y = layer_node(ir, spec, k, 1.0, defaultdict(lambda: normed), overrides[k])
+        y = branch_dropout(ir, spec, k, layer_node(ir, spec, k, 1.0,
+                                                   defaultdict(lambda: normed), overrides[k]))
         out = ir.add(f"{lid}.add", n.Add(2), s0=y, s1=out) if block.residual else y
     return out
 
@@ -114,7 +118,8 @@ def _accumulating_block(ir: IR, spec: ModelSpec, block: DenseBlock,
                 "init": tuple((1.0,) for _ in sources)})
             way = _aggregate(ir, spec, f"{lid}.read", agg, sources)[0]
         normed = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=way)
-        out = layer_node(ir, spec, k, 1.0, defaultdict(lambda: normed))
+        out = branch_dropout(ir, spec, k, layer_node(ir, spec, k, 1.0,
+                                                     defaultdict(lambda: normed)))
         partial = out if partial is None else ir.add(f"{lid}.partial", n.Add(2),
                                                      s0=partial, s1=out)
     assert partial is not None
@@ -122,8 +127,8 @@ def _accumulating_block(ir: IR, spec: ModelSpec, block: DenseBlock,
 
 
 def build_dense(spec: ModelSpec, scheme: DenseScheme) -> IR:
-    ir = start(spec)
-    history = ["embed"]
+    ir, h0 = start(spec)
+    history = [h0]
     for i, block in enumerate(scheme.blocks):
         if block.write == "accumulate":
             history.append(_accumulating_block(ir, spec, block, history))

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 from hcdsl.ir import nodes as n
-from hcdsl.ir.build_common import finish, layer_node, norm_node, start, step_label
+from hcdsl.ir.build_common import (
+    branch_dropout, coef_dropout, finish, layer_node, norm_node, start, step_label,
+)
 from hcdsl.ir.graph import IR
 from hcdsl.schemes.primitive import Scheme, Step
 from hcdsl.spec import ModelSpec
 
 
-def _coef(ir: IR, label: str, step: Step, scheme: Scheme, state: str) -> str:
+def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state: str) -> str:
     c = step.coef
     if not c.learn:
         return ir.add(f"{label}.coef", n.ConstCoef(c.init))
@@ -24,13 +26,16 @@ def _coef(ir: IR, label: str, step: Step, scheme: Scheme, state: str) -> str:
         return ir.add(f"{label}.coef", n.TemplateCoef(c.template, params))
     if c.generator == "manifold":
         return ir.add(f"{label}.coef", n.ManifoldCoef(scheme.streams, scheme.width, c.iters,
-                                                      c.manifold_init, c.scale_init), x=state)
+                                                      c.manifold_init, c.scale_init),
+                      x=coef_dropout(ir, spec, label, state))
     payload = n.LearnedCoef(
         init=c.init, fractions=step.fractions, gain=c.gain, dynamic=c.dynamic, tanh=c.tanh,
         scale_init=c.scale_init, norm=c.norm.kind, norm_affine=c.norm.affine,
         norm_eps=c.norm.eps, width=scheme.width,
     )
-    return ir.add(f"{label}.coef", payload, **({"x": state} if c.dynamic else {}))
+    if not c.dynamic:
+        return ir.add(f"{label}.coef", payload)
+    return ir.add(f"{label}.coef", payload, x=coef_dropout(ir, spec, label, state))
 
 
 def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,
@@ -58,7 +63,7 @@ def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,
 def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
           values: list[str]) -> str:
     label = step_label(step)
-    coef = _coef(ir, label, step, scheme, state)
+    coef = _coef(ir, spec, label, step, scheme, state)
     F, S, R = step.fractions, scheme.streams, step.reads
     cols_total = len(step.coef.init[0])
     shared_norm = None
@@ -77,7 +82,7 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
                 x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
             elif step.prenorm == "shared":
                 x = shared_norm = ir.add(f"{label}.norm", norm_node(spec.norm, spec.dim), x=x)
-        body = _layer(ir, spec, scheme, step, k, x, values)
+        body = branch_dropout(ir, spec, k, _layer(ir, spec, scheme, step, k, x, values))
         outputs.append(ir.add(f"{lid}.out", n.Split(len(step.outputs[li])), x=body))
     # depth connection: H' = [OUT; RES]ᵀ [O; H]
     stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
@@ -98,12 +103,12 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
 
 
 def build_streams(spec: ModelSpec, scheme: Scheme) -> IR:
-    ir = start(spec)
+    ir, h0 = start(spec)
     S = scheme.streams
     if scheme.init == "split":
-        state = ir.add("init.split", n.Split(S), x="embed")
+        state = ir.add("init.split", n.Split(S), x=h0)
     else:
-        state = ir.add("init.split", n.Split(1), x="embed")
+        state = ir.add("init.split", n.Split(1), x=h0)
         weights = scheme.init_weights or (1.0,) * S
         if weights != (1.0,):  # H^0 = n copies of h^0 (or w_s h^0)
             ir.add("init.coef", n.ConstCoef((tuple(weights),)))

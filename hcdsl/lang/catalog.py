@@ -73,6 +73,15 @@ class OpaqueArgs(_Args):
         return dim * h + h + h * dim + dim
 
 
+class DropoutArgs(_Args):
+    """`dropout = rates(embed=.., attn=.., branch=.., coef=..)`: rates in [0, 1)."""
+
+    embed: float = Field(default=0.0, ge=0.0, lt=1.0)
+    attn: float = Field(default=0.0, ge=0.0, lt=1.0)
+    branch: float = Field(default=0.0, ge=0.0, lt=1.0)
+    coef: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
 class HeadArgs(_Args):
     """The model's head: final norm and unembedding."""
 
@@ -112,6 +121,32 @@ LAYER_PORTS: dict[str, tuple[str, ...]] = {"attention": ("q", "k", "v")}
 
 def ports_of(kind: str) -> tuple[str, ...]:
     return LAYER_PORTS.get(kind, ("x",))
+
+
+# an extern layer's ports: `ports=qkv` is q, k, v (the ports MUDD's four ways feed);
+# `ports=[a, b]` names them; vres and vmix are the value residual's
+PORT_SHORTHANDS: dict[str, tuple[str, ...]] = {"qkv": ("q", "k", "v"), "x": ("x",)}
+RESERVED_PORTS = ("vres", "vmix")
+MAX_PORTS = 16
+
+
+def check_ports(ports: object) -> tuple[tuple[str, ...], str | None]:
+    """(ports, None) for a valid declaration (a shorthand name, or a list or tuple of port
+    names), else ((), what is wrong)."""
+    if isinstance(ports, str):
+        ports = PORT_SHORTHANDS.get(ports, (ports,))
+    if not isinstance(ports, (list, tuple)) or not ports:
+        return (), "ports are a list of names, e.g. [q, k, v], or the shorthand qkv"
+    if not all(isinstance(p, str) and p.isidentifier() for p in ports):
+        return (), f"every port is a name, got {list(ports)}"
+    if len(set(ports)) != len(ports):
+        return (), f"port names repeat in {list(ports)}"
+    if len(ports) > MAX_PORTS:
+        return (), f"at most {MAX_PORTS} ports, got {len(ports)}"
+    bad = [p for p in ports if p in RESERVED_PORTS]
+    if bad:
+        return (), f"'{bad[0]}' is reserved for the value residual"
+    return tuple(ports), None
 
 
 def layer_args(kind: str, args: tuple[tuple[str, object], ...]) -> _Args:

@@ -198,3 +198,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 def preset_names() -> list[str]:
     """The presets a spec can name in `connect`."""
     return sorted(name for name, p in PRESETS.items() if p.visible)
+
+
+def has_dynamic_weights(kind: str, options: Options) -> bool:
+    """Whether a connection computes weights from the state (what `dropout coef` acts on):
+    dynamic HC and FC, mHC, dynamic MUDD, attention residuals (softmax over the history)."""
+    if kind in ("hyper", "frac", "mudd"):
+        return bool(getattr(options, "dynamic", False))
+    if kind in ("mhc", "attnres"):
+        return True
+    if kind == "custom":
+        return getattr(options, "state", "") == "history" and \
+            getattr(options, "weights", "") == "softmax"
+    return False

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hcdsl.errors import CompileError
+
 STD = 0.02
 
 
@@ -40,9 +42,9 @@ class Attention(nn.Module):
     """Causal self-attention; q, k and v come in on separate ports (MUDD feeds them apart)."""
 
     def __init__(self, dim: int, heads: int, bias: bool = False, rope: bool = True,
-                 out_scale: float = 1.0) -> None:
+                 out_scale: float = 1.0, dropout: float = 0.0) -> None:
         super().__init__()
-        self.heads, self.rope = heads, rope
+        self.heads, self.rope, self.dropout = heads, rope, dropout
         self.return_values = False  # also return the projected values (a value-residual tap)
         self.q_proj = _linear(dim, dim, bias, STD)
         self.k_proj = _linear(dim, dim, bias, STD)
@@ -50,31 +52,38 @@ class Attention(nn.Module):
         self.out_proj = _linear(dim, dim, bias, STD * out_scale)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                vres: torch.Tensor | None = None,
-                vmix: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """vres, vmix: value residual, V = vmix[0, 0] vres + vmix[0, 1] v_proj(v)."""
+                vres: torch.Tensor | None = None, vmix: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """vres, vmix: value residual, V = vmix[0, 0] vres + vmix[0, 1] v_proj(v).
+        mask: None (causal), or a boolean (B, 1, T, T) mask, True where query t may attend
+        to key s (hcdsl.nn.io.attention_mask makes it, causal included)."""
         values = self.v_proj(v)  # (B, T, d)
         if vres is not None and vmix is not None:
             values = vmix[0, 0] * vres + vmix[0, 1] * values
-        out = self.attend(self.q_proj(q), self.k_proj(k), values)
+        out = self.attend(self.q_proj(q), self.k_proj(k), values, mask)
         return (out, values) if self.return_values else out
 
     def in_projections(self) -> list[nn.Linear]:
         """The projections of its inputs (q, k, v), for a fused input matmul."""
         return [self.q_proj, self.k_proj, self.v_proj]
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Everything after the input projections: heads, RoPE, causal attention, out_proj."""
+    def attend(self, q: torch.Tensor, k: torch.Tensor, values: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Everything after the input projections: heads, RoPE, attention (causal, or as
+        mask allows), out_proj."""
         B, T, d = q.shape
         split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
         q, k, vh = split(q), split(k), split(values)
         if self.rope:
             q, k = rotate(q), rotate(k)
-        y = F.scaled_dot_product_attention(q, k, vh, is_causal=True)  # (B, H, T, hd)
+        drop = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, vh, attn_mask=mask, dropout_p=drop,
+                                           is_causal=mask is None)  # (B, H, T, hd)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, d))
 
-    def finish(self, projected: list[torch.Tensor]) -> torch.Tensor:
-        return self.attend(*projected)
+    def finish(self, projected: list[torch.Tensor],
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attend(*projected, mask=mask)
 
 
 class MLP(nn.Module):
@@ -127,12 +136,23 @@ class NormLayer(nn.Module):
 
 
 class Embedding(nn.Module):
-    def __init__(self, vocab: int, dim: int) -> None:
+    """Token embeddings; with positions > 0 also a learned table of absolute positions
+    (GPT-2's wpe), added: h0 = E[token_t] + P[t]."""
+
+    def __init__(self, vocab: int, dim: int, positions: int = 0) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(vocab, dim) * STD)
+        self.positions = nn.Parameter(torch.randn(positions, dim) * STD) if positions else None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return F.embedding(tokens, self.weight)
+        h = F.embedding(tokens, self.weight)
+        if self.positions is None:
+            return h
+        T = tokens.shape[-1]
+        if T > self.positions.shape[0]:
+            raise CompileError(f"a sequence of {T} tokens is longer than the learned position "
+                               f"table (context = {self.positions.shape[0]})")
+        return h + self.positions[:T]
 
 
 class Unembed(nn.Module):

@@ -48,7 +48,7 @@ def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
 
 
 for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,
-              n.Add, n.Tap, n.InvStd):
+              n.Add, n.Tap, n.InvStd, n.Dropout):
     MODULES[_kind] = None
 
 
@@ -60,7 +60,7 @@ def attr_name(node_id: str) -> str:
 
 @module(n.Embed)
 def _embed(p: n.Embed, ctx: Context) -> nn.Module:
-    return layers.Embedding(p.vocab, p.dim)
+    return layers.Embedding(p.vocab, p.dim, p.positions)
 
 
 @module(n.Unembed)
@@ -86,7 +86,7 @@ def _layer(p: n.Layer, ctx: Context) -> nn.Module:
     if p.extern:
         return extern_layer(p, ctx.factories)
     if p.kind == "attention":
-        attn = layers.Attention(p.dim, out_scale=p.out_scale, **args)
+        attn = layers.Attention(p.dim, out_scale=p.out_scale, dropout=p.dropout, **args)
         attn.return_values = "v" in p.taps
         return attn
     if p.kind == "mlp":
@@ -155,16 +155,25 @@ def node_seed(seed: int, node_id: str) -> int:
 
 def build_parts(ir: IR, factories: Mapping[str, LayerFactory] | None = None,
                 seed: int | None = 0, dtype: torch.dtype | None = None,
-                into: nn.Module | None = None) -> nn.Module:
+                into: nn.Module | None = None,
+                prebuilt: Mapping[str, nn.Module] | None = None) -> nn.Module:
     """An nn.Module whose children are the IR's modules, in IR order. seed=None draws from
     torch's global generator (so torch.manual_seed decides); an int fixes every node's
-    weights by (seed, node id). into: add only the modules it does not hold yet."""
+    weights by (seed, node id). into: add only the modules it does not hold yet. prebuilt:
+    modules given by node id, used as they are (the caller's: hcdsl.wrap puts a wrapped
+    model's embedding, norms and head there)."""
     parts = nn.Module() if into is None else into
     ctx = Context(ir, parts, factories or {}, dtype, seed)
+    given = prebuilt or {}
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         for v in ir.order():
             factory = MODULES[type(ir.payload(v))]
-            if factory is None or hasattr(parts, attr_name(v)):
+            if hasattr(parts, attr_name(v)):
+                continue
+            if v in given:
+                parts.add_module(attr_name(v), given[v])
+                continue
+            if factory is None:
                 continue
             if seed is not None:
                 torch.manual_seed(node_seed(seed, v))

@@ -34,9 +34,22 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _stand_in(dim: int, **options: object) -> nn.Module:
-    """An extern layer's stand-in: layers are uninterpreted, so any function will do."""
-    return Opaque(dim)
+class _ExternStandIn(nn.Module):
+    """An extern layer's stand-in: layers are uninterpreted, so any function will do; a
+    small MLP of the sum of its inputs (one per port)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = Opaque(dim)
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.body(sum(xs[1:], xs[0]))
+
+
+def _stand_in(dim: int, out_scale: float = 1.0, **options: object) -> nn.Module:
+    """Any function will do (out_scale is accepted so no warning is raised: a stand-in's
+    init is irrelevant)."""
+    return _ExternStandIn(dim)
 
 
 class StandIn(nn.Module):
@@ -144,3 +157,18 @@ def tokens(vocab: int, seed: int, batch: int = 2, length: int = 8) -> torch.Tens
 
 def vocab_of(ir: IR) -> int:
     return next(ir.payload(v).vocab for v in ir.g.nodes if isinstance(ir.payload(v), n.Embed))
+
+
+def input_of(ir: IR) -> tuple[str, int]:
+    """("tokens", vocab), or ("hidden", width) for a body (`input = hidden`)."""
+    width = next(ir.payload(v).width for v in ir.g.nodes if isinstance(ir.payload(v), n.Input))
+    return ("hidden", width) if width else ("tokens", vocab_of(ir))
+
+
+def model_input(ir: IR, seed: int, batch: int = 2, length: int = 8) -> torch.Tensor:
+    """Random tokens, or random hidden states (float64) for a body."""
+    kind, size = input_of(ir)
+    if kind == "tokens":
+        return tokens(size, seed, batch, length)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, length, size, generator=g, dtype=torch.float64)

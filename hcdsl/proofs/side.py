@@ -13,7 +13,7 @@ import torch
 
 from hcdsl.ir import nodes as n
 from hcdsl.proofs.norms import Use
-from hcdsl.proofs.numeric import Pair, tokens, vocab_of
+from hcdsl.proofs.numeric import Pair, model_input
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def measure(pair: Pair, uses: dict[str, list[Use]], assumed: list[str], margin: 
     out = []
     runs = {}
     for label, model in (("A", pair.a), ("B", pair.b)):
-        x = tokens(vocab_of(model.ir), seed, batch=4, length=16)
+        x = model_input(model.ir, seed, batch=4, length=16)
         with torch.no_grad():
             runs[label] = model.run(x)
     for name in assumed:

@@ -103,9 +103,26 @@ def consts(m: Any) -> Matrix:
 
 
 # -- the state: reshapes, stacks, mixes, adds ---------------------------------------------
-@rule(n.Input, n.Output)
-def _nothing(c: Ctx, v: str, p: n.Node, x: dict) -> None:
+@rule(n.Input)
+def _input(c: Ctx, v: str, p: n.Input, x: dict) -> list[Lin] | None:
+    """Tokens are no value of their own (the embedding is h0); a body's input is h0."""
+    return [Lin.of(c.terms.atom("h0", ("input", p.width), label="h0"))] if p.width else None
+
+
+@rule(n.Output)
+def _output(c: Ctx, v: str, p: n.Output, x: dict) -> None:
+    ev = c.ev
+    if ev.output is None:  # a body (no head): its output is the final hidden state
+        ev.final = ev.final_raw = x["x"][0]
+        ev.output = c.terms.atom("out", (), (ev.final,), label="out")
+        state = final_state_node(c.ir, c.ir.inputs(v)["x"])
+        ev.final_state = c.values[state] if state is not None else None
     return None
+
+
+@rule(n.Dropout)
+def _dropout(c: Ctx, v: str, p: n.Dropout, x: dict) -> Any:
+    return x["x"]  # proofs are about the model in eval mode: dropout is the identity
 
 
 @rule(n.Split)

@@ -151,6 +151,10 @@ def parse_tokens(text: str | None, vocab: int, seed: int = 0) -> torch.Tensor:
 def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                    tokens: torch.Tensor | str | None = None, seed: int = 0) -> Unfolded:
     ir = raw_ir(spec)
+    if not ir.of_type(n.Embed):
+        raise UnfoldError("numeric unfolding runs tokens through the model, and this one reads "
+                          "hidden states (input = hidden); a static connection is unfolded "
+                          "exactly without --input or --checkpoint")
     model = ReferenceModel(ir, build_parts(ir, seed=seed))
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)

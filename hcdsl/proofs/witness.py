@@ -12,7 +12,7 @@ import torch
 
 from hcdsl.ir.graph import IR
 from hcdsl.proofs.identity import Identity
-from hcdsl.proofs.numeric import Pair, tied_pair, tokens, vocab_of
+from hcdsl.proofs.numeric import Pair, input_of, model_input, tied_pair
 
 LAYER_GAIN = 10.0  # layer weights x10 from their init, so the layers' outputs are O(1)
 THRESHOLD = 1e-9  # float64: a difference above this is not rounding
@@ -32,11 +32,14 @@ class Witness:
 
     def render(self) -> str:
         fmt = lambda xs: "[" + ", ".join(f"{x:+.6f}" for x in xs) + ", ...]"  # noqa: E731
+        what = "logits" if self.tokens or not self.out_a else "outputs"
+        first = (f"  input tokens: {self.tokens}" if self.tokens or not self.out_a else
+                 "  input: random hidden states (float64), 2 x 8 x dim")
         lines = [
-            f"  input tokens: {self.tokens}",
-            f"  A logits[-1, :4]: {fmt(self.out_a)}",
-            f"  B logits[-1, :4]: {fmt(self.out_b)}",
-            f"  max |A - B| over all logits: {self.max_diff:.3e}",
+            first,
+            f"  A {what}[-1, :4]: {fmt(self.out_a)}",
+            f"  B {what}[-1, :4]: {fmt(self.out_b)}",
+            f"  max |A - B| over all {what}: {self.max_diff:.3e}",
         ]
         if self.note:
             lines.append(f"  ({self.note})")
@@ -47,15 +50,17 @@ def _run(pair: Pair, x: torch.Tensor, note: str) -> Witness:
     with torch.no_grad():
         ya, yb = pair.a(x), pair.b(x)
     diff = float((ya - yb).abs().max()) if ya.shape == yb.shape else float("inf")
-    return Witness(x[0].tolist(), ya[0, -1, :4].tolist(), yb[0, -1, :4].tolist(), diff, note)
+    shown = x[0].tolist() if not x.is_floating_point() else []
+    return Witness(shown, ya[0, -1, :4].tolist(), yb[0, -1, :4].tolist(), diff, note)
 
 
 def numeric_witness(ia: IR, ib: IR, ident_a: Identity, ident_b: Identity, seed: int = 0,
                     pair: Pair | None = None) -> Witness:
     """The first of a few tries that shows a difference (or the last try)."""
-    if vocab_of(ia) != vocab_of(ib):
-        return Witness([], [], [], float("inf"), "the vocabularies differ")
-    x = tokens(vocab_of(ia), seed)
+    if input_of(ia) != input_of(ib):
+        return Witness([], [], [], float("inf"), "the inputs differ: "
+                       f"{input_of(ia)} vs {input_of(ib)}")
+    x = model_input(ia, seed)
     if pair is not None:  # the checkpoints' own weights
         return _run(pair, x, "the checkpoints' weights")
     learned = ident_a.question == "learned"
@@ -71,7 +76,7 @@ def numeric_witness(ia: IR, ib: IR, ident_a: Identity, ident_b: Identity, seed: 
                       else f"layers' weights x{LAYER_GAIN:g}")
             pair_ = tied_pair(ia, ib, ident_a, ident_b, seed + attempt, perturb,
                               1.0 if stand_ins else LAYER_GAIN, stand_ins)
-            w = _run(pair_, tokens(vocab_of(ia), seed + attempt),
+            w = _run(pair_, model_input(ia, seed + attempt),
                      f"{what}; layers shared by position, {layers}")
             if w.differs:
                 return w

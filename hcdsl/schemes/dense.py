@@ -88,12 +88,17 @@ def _mudd(spec: ModelSpec, o: MuddOptions) -> DenseScheme:
 
     blocks = []
     for i, b in enumerate(spec.blocks):
-        if o.ways == 4 and spec.sequence[b[0]].kind != "attention":
+        first = spec.sequence[b[0]]
+        if o.ways == 4 and first.in_ports != ("q", "k", "v"):
+            kind = f"extern {first.kind}" if first.extern else first.kind
             raise SchemeError(
-                f"mudd(ways=4) feeds q/k/v to the first layer of every block, but block "
-                f"{i + 1} starts with '{spec.sequence[b[0]].name}' "
-                f"({spec.sequence[b[0]].kind})",
-                "start every block with an attention layer, or use mudd(ways=1)")
+                f"mudd(ways=4) feeds separate q, k and v inputs to the first layer of every "
+                f"block, but block {i + 1} starts with '{first.name}' ({kind}), whose input "
+                f"ports are ({', '.join(first.in_ports)})",
+                "start every block with a layer of ports q, k, v: attention, or an extern "
+                "layer that declares them (`extern NAME(ports=qkv)` in the spec, or a class "
+                "attribute ports = (\"q\", \"k\", \"v\") on its factory); or use "
+                "mudd(ways=1)")
         blocks.append(DenseBlock(layers=tuple(b), read=da(i, o.ways, o.ways)))
     layer_args = _ffn_growth(spec, o.ffn_multiple) if o.ffn_growth else ()
     # the last DA makes only R, with the hidden size of a 4-way DA ("hidden x4")

@@ -10,8 +10,8 @@ joins them, and a test checks that every kind has every entry.
 from hcdsl.ir.nodes.base import Node, quiet
 from hcdsl.ir.nodes.coef import ConstCoef, DenseCoef, LearnedCoef, ManifoldCoef, TemplateCoef
 from hcdsl.ir.nodes.model import (
-    Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, ParallelLayers, Tap,
-    Unembed,
+    Dropout, Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, ParallelLayers,
+    Tap, Unembed,
 )
 from hcdsl.ir.nodes.state import Add, Copy, Merge, Mix, Split, Stack, SumStreams, Take
 from hcdsl.spec import Matrix
@@ -19,8 +19,7 @@ from hcdsl.spec import Matrix
 KINDS: tuple[type[Node], ...] = (
     Input, Embed, Split, Merge, Stack, Mix, Take, Copy, SumStreams, Add, ConstCoef, LearnedCoef,
     DenseCoef, ManifoldCoef, TemplateCoef, Layer, ParallelLayers, Tap, Norm, NormStreams, InvStd,
-    LowRank,
-    Unembed, Output,
+    LowRank, Unembed, Output, Dropout,
 )
 
 __all__ = [k.__name__ for k in KINDS] + ["KINDS", "Matrix", "Node", "quiet"]

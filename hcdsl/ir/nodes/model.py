@@ -12,16 +12,21 @@ from hcdsl.lang.catalog import layer_params, norm_params
 
 @dataclass(frozen=True)
 class Input(Node):
+    """The model's input: tokens, or (width > 0) hidden states h[width] (`input = hidden`:
+    a body mapping hidden states to hidden states, with no embedding and no head)."""
+
+    width: int = quiet(0)
     op: ClassVar[str] = "input"
 
     def infer(self, ins: dict[str, Type]) -> Type:
-        return Tokens()
+        return Hidden(self.width) if self.width else Tokens()
 
 
 @dataclass(frozen=True)
 class Embed(Node):
     vocab: int
     dim: int
+    positions: int = quiet(0)  # > 0: a learned table of absolute positions (`pos = learned`)
     op: ClassVar[str] = "embed"
     has_module: ClassVar[bool] = True
 
@@ -33,7 +38,24 @@ class Embed(Node):
         return Hidden(self.dim)
 
     def param_count(self) -> int:
-        return self.vocab * self.dim
+        return (self.vocab + self.positions) * self.dim
+
+
+@dataclass(frozen=True)
+class Dropout(Node):
+    """Dropout with rate p while training, the identity in eval mode (and in proofs)."""
+
+    p: float
+    op: ClassVar[str] = "dropout"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        t = ins["x"]
+        if not isinstance(t, (Hidden, Streams)):
+            raise IRTypeError(f"dropout expects a hidden vector or streams, got {t}")
+        return t
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,7 @@ class Layer(Node):
     in_ports: tuple[str, ...]
     out_scale: float  # init std factor of its output projection
     extern: bool = False
+    dropout: float = quiet(0.0)  # attention: dropout on the attention weights while training
     # internal values the layer also returns (attention: "v", its projected values); the
     # node's value is then (output, *taps), read with Tap nodes
     taps: tuple[str, ...] = quiet(())
@@ -97,6 +120,10 @@ class ParallelLayers(Node):
 
     def param_count(self) -> int:
         return 0  # the layers' own parameters, counted with them
+
+    def describe(self) -> str:  # the layers are dumped at their own nodes' ids
+        kinds = ", ".join(layer.kind for layer in self.layers)
+        return f"{self.op}(ids=[{', '.join(self.ids)}], kinds=[{kinds}])"
 
 
 @dataclass(frozen=True)
@@ -234,5 +261,8 @@ class Output(Node):
         return ("x",)
 
     def infer(self, ins: dict[str, Type]) -> Type:
-        return _expect(self, ins, "x", Logits)
+        t = ins["x"]
+        if not isinstance(t, (Logits, Hidden)):
+            raise IRTypeError(f"output: expects logits (or hidden states), got {t}")
+        return t
 

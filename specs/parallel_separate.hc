@@ -1,6 +1,6 @@
 # Parallel transformer block, GPT-NeoX / Pythia form, one norm per branch:
 #   h <- h + Attn(N1(h)) + FFN(N2(h))
-# FORMULAS.md section 1 (PTB). Same parameters as Pre-Norm; the layers of a block run in parallel.
+# GPT-J; PaLM (arXiv 2204.02311). Same parameters as Pre-Norm; the layers of a block run in parallel.
 model parallel_separate {
   dim = 64
   vocab = 256

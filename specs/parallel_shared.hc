@@ -1,6 +1,6 @@
 # Parallel transformer block, GPT-J / PaLM form, one norm shared by both branches:
 #   h <- h + Attn(N(h)) + FFN(N(h))
-# FORMULAS.md section 1 (PTB). Every block's two layers read the same h.
+# GPT-J; PaLM (arXiv 2204.02311). Every block's two layers read the same h.
 model parallel_shared {
   dim = 64
   vocab = 256

@@ -1,6 +1,6 @@
 """Frac-Connections (arXiv 2503.14125): backends, the paper's equations, init, IR, stats, compile.
 
-The oracle below is written from the paper's formulas (FORMULAS.md §3) in plain torch. It reads
+The oracle below is written from the paper's formulas (arXiv 2503.14125) in plain torch. It reads
 only the compiled module's parameters (by state_dict name) and calls its layer submodules as T;
 it never calls hcdsl's mixing code (coef.py, the backends' Mix):
 

@@ -4,7 +4,7 @@ Regenerate after an intended change with
 
     HCDSL_UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_goldens.py
 
-then READ the diff and check it against the equations (FORMULAS.md) before accepting it:
+then READ the diff and check it against the papers' equations (docs/families/) before accepting it:
 a golden copied blindly is worthless. What each golden must show is written next to its spec.
 """
 

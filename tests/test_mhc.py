@@ -1,7 +1,7 @@
 """Manifold-constrained Hyper-Connections (mHC, arXiv 2512.24880): backends, the paper's
 equations, Sinkhorn-Knopp, the two inits, bf16 autocast, stats, compile.
 
-The oracle is written from the paper's formulas (FORMULAS.md §4) in plain torch; it reads the
+The oracle is written from the paper's formulas (arXiv 2512.24880) in plain torch; it reads the
 compiled module's parameters by state_dict name and calls its layer submodules as F, never
 hcdsl's mixing or Sinkhorn code. x ∈ R^{n×C} per token:
 

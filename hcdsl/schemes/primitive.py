@@ -1,6 +1,6 @@
 """The primitive connection form every named scheme desugars to.
 
-One idea covers every family (DESIGN.md): a *state* of S streams of width w flows between
+One idea covers every family (docs/architecture.md): a *state* of S streams of width w flows between
 layers. Each *step* runs one or more layers and is governed by one mixing matrix
 
     M = [[0,      OUT],        rows: F layer-output fractions, then the S state streams

@@ -255,7 +255,7 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="eager candidates only")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--skip", default="", help="comma-separated: mhc, mudd (mHC compiles in "
-                    "~2 min cold on 2 cores; skipping it saves that)")
+                    "~15-45 s cold on 2 cores; skipping it saves that)")
     ap.add_argument("--quick", action="store_true",
                     help="1-minute check: 2 blocks, seq 64, 5 steps x 5 rounds, no compile")
     args = ap.parse_args()

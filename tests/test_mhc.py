@@ -367,7 +367,7 @@ def test_every_parameter_gets_a_gradient(init: str) -> None:
 
 
 def test_mhc4_compiles_in_one_graph() -> None:
-    """The tiny mHC x4 spec (20 Sinkhorn iterations unrolled): torch.compile(fullgraph=True)
+    """The tiny mHC x4 spec (Sinkhorn-Knopp one op per layer): torch.compile(fullgraph=True)
     with inductor, one graph, no breaks, and compiled == eager within 1e-5."""
     model = hcdsl.compile(SPECS / "mhc_tiny_paper4.hc", seed=0)
     randomise(model, seed=2)

@@ -1,13 +1,19 @@
-"""mHC coefficients (arXiv 2512.24880): H_pre, H_post, H_res from the flattened state.
+"""mHC coefficients (arXiv 2512.24880, §4.2): H_pre, H_post, H_res from the state.
 
     x'     = RMSNorm(vec(H))                              (1 x nC, no learned scale)
     H_pre  = sigmoid(α_pre  · x' φ_pre  + b_pre)          (1 x n)
     H_post = 2 sigmoid(α_post · x' φ_post + b_post)       (1 x n)
     H_res  = SinkhornKnopp(α_res · mat(x' φ_res) + b_res) (n x n, doubly stochastic)
 
-The layer update x_{l+1} = H_res x_l + H_postᵀ F(H_pre x_l) is the step matrix
-M = [[0, H_post], [H_preᵀ, H_resᵀ]]. Coefficients are computed in float32 (autocast off), as
-the paper does, and cast back to the state's dtype.
+The layer update x_{l+1} = H_res x_l + H_postᵀ F(H_pre x_l) (§4.1) is the step matrix
+M = [[0, H_post], [H_preᵀ, H_resᵀ]]. Sinkhorn-Knopp is one registered op
+(hcdsl/nn/sinkhorn.py), so torch.compile does not unroll its iterations.
+
+Dtype rule (the project's): under a bfloat16/float16 autocast the coefficients are computed in
+float32 with autocast off, as the paper does (its kernels keep the coefficient computations in
+float32, §4.3); otherwise they follow the model's dtype (the dtype of the projections φ), so a
+float64 model computes them in float64 and gradcheck sees float64 end to end. The step matrix
+is returned in the state's dtype.
 """
 
 from __future__ import annotations
@@ -17,18 +23,32 @@ import math
 import torch
 from torch import nn
 
+from hcdsl.nn.sinkhorn import sinkhorn
+
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
 
 def sinkhorn_log(logits: torch.Tensor, iters: int) -> torch.Tensor:
-    """exp(logits) made doubly stochastic: alternate column then row normalisation, in the
-    log domain (no overflow). After the last (row) step rows sum to 1 exactly."""
-    log_m = logits
-    for _ in range(iters):
-        log_m = log_m - torch.logsumexp(log_m, dim=-2, keepdim=True)  # columns sum to 1
-        log_m = log_m - torch.logsumexp(log_m, dim=-1, keepdim=True)  # rows sum to 1
-    return log_m.exp()
+    """exp(logits) made doubly stochastic: `iters` rounds of column then row normalisation
+    (hcdsl.nn.sinkhorn.sinkhorn, one op with an exact backward).
+
+    Kept under this name because it is the module-level hook ManifoldCoef calls (tests patch
+    it to record the dtype the coefficients are computed in)."""
+    return sinkhorn(logits, iters)
+
+
+def coef_dtype(model_dtype: torch.dtype, device_type: str) -> torch.dtype:
+    """The dtype mHC's coefficients are computed in: float32 (at least) under a bf16/fp16
+    autocast on `device_type`, the model's dtype otherwise."""
+    if torch.is_autocast_enabled(device_type) and \
+            torch.get_autocast_dtype(device_type) in _LOW_PRECISION:
+        return torch.promote_types(model_dtype, torch.float32)
+    return model_dtype
 
 
 class ManifoldCoef(nn.Module):
+    """The step matrix (B, T, 1 + n, 1 + n) of one mHC layer from its state H (B, T, n, C)."""
+
     def __init__(self, n: int, width: int, iters: int = 20, init: str = "paper",
                  alpha: float = 0.01, eps: float = 1e-6) -> None:
         super().__init__()
@@ -51,13 +71,24 @@ class ManifoldCoef(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         n = self.n
+        dt = coef_dtype(self.phi_res.dtype, h.device.type)
+
+        def p(t: torch.Tensor) -> torch.Tensor:
+            return t.to(dt)
+
         with torch.autocast(device_type=h.device.type, enabled=False):
-            x = h.float().flatten(-2)  # (B, T, n*C)
-            x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-            pre = torch.sigmoid(self.alpha_pre * (x @ self.phi_pre.float()) + self.b_pre)
-            post = 2 * torch.sigmoid(self.alpha_post * (x @ self.phi_post.float()) + self.b_post)
-            res_logits = self.alpha_res * (x @ self.phi_res.float()).unflatten(-1, (n, n))
-            res = sinkhorn_log(res_logits + self.b_res, self.iters)  # (B, T, n, n)
+            x = h.to(dt).flatten(-2)  # (B, T, n*C), a view when no cast is needed
+            # x' φ = (x φ) · rsqrt(mean x² + eps): the norm is applied after the projection
+            # (the paper's reordering, §4.3), so the normalised (B, T, nC) copy of the state is
+            # never materialised nor saved for backward; one GEMM for φ_pre | φ_post | φ_res.
+            phi = torch.cat([p(self.phi_pre), p(self.phi_post), p(self.phi_res)], dim=-1)
+            inv_rms = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, 1)
+            proj = (x @ phi) * inv_rms  # (B, T, 2n + n²) = x' [φ_pre | φ_post | φ_res]
+            pre_l, post_l, res_l = proj.split([n, n, n * n], dim=-1)
+            pre = torch.sigmoid(p(self.alpha_pre) * pre_l + p(self.b_pre))
+            post = 2 * torch.sigmoid(p(self.alpha_post) * post_l + p(self.b_post))
+            res_logits = p(self.alpha_res) * res_l.unflatten(-1, (n, n))
+            res = sinkhorn_log(res_logits + p(self.b_res), self.iters)  # (B, T, n, n)
             corner = pre.new_zeros(pre.shape[:-1] + (1, 1))
             top = torch.cat([corner, post.unsqueeze(-2)], dim=-1)  # (B, T, 1, 1 + n)
             rest = torch.cat([pre.unsqueeze(-1), res.transpose(-1, -2)], dim=-1)  # (B,T,n,1+n)

@@ -1,0 +1,154 @@
+"""Sinkhorn-Knopp as one registered op: mHC's H_res (arXiv 2512.24880, §4.2, "Parameterization
+and Manifold Projection").
+
+mHC projects the residual mixing matrix onto the doubly stochastic matrices (the Birkhoff
+polytope) with Sinkhorn-Knopp: M = exp(logits), then `iters` times normalise the columns, then
+the rows (the paper uses t_max = 20). `sinkhorn(logits, iters)` computes exactly that; after
+the last (row) step the rows sum to 1 to rounding, the columns to within the truncation error
+of `iters` rounds.
+
+Why an op. Written as 2 x iters Python-level steps, `torch.compile` unrolls every step of every
+layer into the graph: the bundled 4-layer tiny mHC specs took 53-100 s to compile their first
+training step cold on 2 shared cores, 22-48 s with the op (Pre-Norm: 15 s;
+benchmarks/README.md, "Sinkhorn-Knopp as one op"). `torch.ops.hcdsl.sinkhorn` is a
+`torch.library.custom_op`: dynamo, AOTAutograd and inductor see one node in the forward graph
+and one (`hcdsl::sinkhorn_backward`) in the backward graph, and run this module's kernels for
+them.
+
+Numerics (stable, and equal to the log-domain iteration). A column step in the log domain is
+x - logsumexp(x, dim=-2) = log_softmax(x, dim=-2), and exp of it is exp(x) / colsum(exp(x)):
+the two domains give the same matrix, the log domain only protects exp(logits) from overflow
+and the sums from underflow. So the first column and row steps run in the log domain, and the
+remaining 2 (iters - 1) steps in the plain domain, where they are now safe: after one
+log-domain round, every entry is in [0, 1] and every row and column has an entry >= 1/n^2, and
+each later step keeps that (the normalised axis has an entry >= 1/n, the sums along the other
+axis are in [1/n^2, n]), so no sum is ever 0 or inf. Every entry equals the all-log-domain
+result to rounding (measured: <= 3e-7 in float32 against the all-log-domain loop, the same as
+log_softmax against logsumexp; entries below the dtype's smallest normal, 1e-38 in float32,
+are flushed, as the final exp flushes them anyway). Why not the log domain throughout: on CPU a
+log_softmax over an axis of n = 4 costs 4-10x a sum plus a divide (eager, measured in
+benchmarks/README.md), and it would make the op slower than the unrolled, inductor-fused loop.
+
+Backward (chosen by measurement, benchmarks/README.md "Sinkhorn-Knopp as one op"):
+recomputation, as the paper itself recomputes mHC's intermediates in the backward (§4.3.2).
+The op saves only its input; the backward re-runs the steps keeping each step's
+matrix P_k = exp(y_k) (y_k = log_softmax of the step's input), then walks them back with
+log_softmax's exact vector-Jacobian product g <- g - P_k * sum(g) along the step's axis. That
+is the gradient of the unrolled loop (equal to rounding; float64 gradcheck passes), for one
+more forward inside the backward, and the 2 x iters (..., n, n) tensors that autograd through
+the loop keeps alive from forward to backward (25 MiB per layer at batch 16 x 512, n = 4) live
+only inside one layer's backward. Implicit differentiation at the fixed point (one 2n x 2n
+solve per matrix) is faster but exact only at convergence: with 20 iterations and logits of
+std 1 its gradient differs from the unrolled loop's by 1e-4 to 5e-4 (std 2: 1e-2), so it is not
+the gradient of what the forward computed.
+
+Dtypes: bfloat16 and float16 inputs are computed in float32 (the paper computes mHC's
+coefficients in float32, §4.3), float32 and float64 in their own dtype; the result has the input's
+dtype. Any batch shape (..., n, n), any device: only device-generic torch ops, no
+synchronisation. The backward is not itself differentiable (no double backward).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["sinkhorn", "compute_dtype"]
+
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype Sinkhorn-Knopp runs in: float32 for bf16/fp16 inputs, else the input's."""
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def _check(logits: Tensor, iters: int) -> None:
+    if logits.dim() < 2 or logits.shape[-1] != logits.shape[-2]:
+        raise ValueError(f"sinkhorn: expects (..., n, n) logits, got shape {tuple(logits.shape)}")
+    if iters < 1:
+        raise ValueError(f"sinkhorn: iters must be >= 1, got {iters}")
+    if not logits.dtype.is_floating_point:
+        raise TypeError(f"sinkhorn: expects floating-point logits, got {logits.dtype}")
+
+
+def _steps(logits: Tensor, iters: int, keep: list[Tensor] | None = None) -> Tensor:
+    """The 2 x iters normalisations (column, row, column, ...) of exp(logits); returns P.
+
+    Step k's matrix P_k is appended to `keep` when given (the backward's recomputation): step
+    2j normalises the columns (dim -2), step 2j + 1 the rows (dim -1)."""
+    x = torch.log_softmax(logits, dim=-2)  # log domain: no overflow, no underflowing sums
+    if keep is not None:
+        keep.append(x.exp())
+    x = torch.log_softmax(x, dim=-1)
+    p = x.exp()
+    if keep is not None:
+        keep.append(p)
+    for _ in range(iters - 1):  # plain domain: every sum is in [1/n^2, n] from here on
+        p = p / p.sum(dim=-2, keepdim=True)
+        if keep is not None:
+            keep.append(p)
+        p = p / p.sum(dim=-1, keepdim=True)
+        if keep is not None:
+            keep.append(p)
+    return p
+
+
+@torch.library.custom_op("hcdsl::sinkhorn", mutates_args=())
+def _sinkhorn_op(logits: Tensor, iters: int) -> Tensor:
+    """exp(logits) made doubly stochastic; see the module docstring."""
+    p = _steps(logits.contiguous().to(compute_dtype(logits.dtype)), iters)
+    return p.to(logits.dtype).contiguous()
+
+
+@_sinkhorn_op.register_fake
+def _sinkhorn_fake(logits: Tensor, iters: int) -> Tensor:
+    return logits.new_empty(logits.shape)  # contiguous, like the real kernel's result
+
+
+@torch.library.custom_op("hcdsl::sinkhorn_backward", mutates_args=())
+def _sinkhorn_backward_op(grad: Tensor, logits: Tensor, iters: int) -> Tensor:
+    """Gradient w.r.t. the logits of sum(grad * sinkhorn(logits, iters)): the steps are
+    recomputed from the saved logits, then walked back one by one (exact, not implicit)."""
+    ct = compute_dtype(logits.dtype)
+    mats: list[Tensor] = []
+    _steps(logits.contiguous().to(ct), iters, keep=mats)
+    g = grad.to(ct) * mats[-1]  # the gradient w.r.t. log P: d exp(y) = exp(y) dy
+    for k in range(len(mats) - 1, -1, -1):
+        p = mats.pop()  # P_k = exp(y_k); freed as we go
+        dim = -1 if k % 2 else -2
+        # y_k = log_softmax(x, dim): dL/dx = g - exp(y_k) * sum(g, dim)
+        g = torch.addcmul(g, p, g.sum(dim=dim, keepdim=True), value=-1)
+    return g.to(logits.dtype).contiguous()
+
+
+@_sinkhorn_backward_op.register_fake
+def _sinkhorn_backward_fake(grad: Tensor, logits: Tensor, iters: int) -> Tensor:
+    return logits.new_empty(logits.shape)
+
+
+def _setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple[Tensor, int],
+                   output: Tensor) -> None:
+    logits, iters = inputs
+    ctx.save_for_backward(logits)  # only the input: the backward recomputes the rest
+    ctx.iters = iters  # type: ignore[attr-defined]
+
+
+def _backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
+    (logits,) = ctx.saved_tensors  # type: ignore[attr-defined]
+    iters: int = ctx.iters  # type: ignore[attr-defined]
+    return torch.ops.hcdsl.sinkhorn_backward(grad, logits, iters), None
+
+
+_sinkhorn_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def sinkhorn(logits: Tensor, iters: int) -> Tensor:
+    """exp(logits) made doubly stochastic by `iters` rounds of column then row normalisation
+    (mHC, arXiv 2512.24880, §4.2), stable for any logits (see the module docstring).
+
+    logits: (..., n, n), float16/bfloat16 (computed in float32), float32 or float64, on any
+    device. Returns the same shape and dtype. One op for torch.compile (no unrolling), with an
+    exact backward that recomputes the iterations."""
+    _check(logits, iters)
+    return torch.ops.hcdsl.sinkhorn(logits, int(iters))

@@ -134,6 +134,11 @@ def _split(b: Builder, v: str, p: n.Split, x: dict[str, fx.Node]) -> fx.Node:
 
 @rule(n.Merge)
 def _merge(b: Builder, v: str, p: n.Merge, x: dict[str, fx.Node]) -> fx.Node:
+    if isinstance(b.ir.payload(b.ir.inputs(v)["x"]), n.Take):
+        # a few streams of a larger mix (merge-sibling-mixes): copy them out, or the layer's
+        # norm saves this view for backward and keeps the whole mix output alive
+        flat = b.g.call_method("flatten", (x["x"], -2))
+        return b.emit("call_method", "contiguous", (flat,), v)
     return b.emit("call_method", "flatten", (x["x"], -2), v)  # (B, T, S, w) -> (B, T, S*w)
 
 

@@ -202,6 +202,17 @@ def test_bench_recompute_saves_memory(specs: dict[str, Path]) -> None:
     assert saved[True][0] < saved[False][0] and saved[True][1] == saved[False][1]
 
 
+def test_bench_disable_and_train_only(specs: dict[str, Path]) -> None:
+    result = invoke(specs["dhc"], *QUICK, "--json", "--no-package", "--no-memory",
+                    "--no-infer", "--disable", "merge-sibling-mixes", "--disable", "cse")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["settings"]["disable"] == ["merge-sibling-mixes", "cse"]
+    assert [m["mode"] for m in report["pairs"][0]["modes"]] == ["train eager"]
+    result = invoke(specs["dhc"], *QUICK, "--disable", "no-such-pass")
+    assert result.exit_code == 1 and "unknown pass 'no-such-pass'; passes are:" in result.output
+
+
 def test_bench_table_with_the_package(specs: dict[str, Path]) -> None:
     result = invoke(specs["dhc"], specs["fc"], specs["mhc"], specs["mudd"], *QUICK,
                     "--no-memory")

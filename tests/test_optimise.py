@@ -138,3 +138,39 @@ def test_fused_parallel_blocks_take_the_mask_and_keep_every_hidden_state(connect
     assert (a.logits - b.logits).abs().max() <= 1e-5 and (a.loss - b.loss).abs() <= 1e-6
     assert all((u - v).abs().max() <= 1e-5 for u, v in zip(a.hidden, b.hidden))
     assert (fused(X, mask=attn) - fused(X)).abs().max() > 1e-3  # the mask did reach attention
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "layernorm-plain", "rmsnorm", "rmsnorm-plain"])
+def test_normed_linear_is_the_linear_map_of_the_norm(norm: str) -> None:
+    """hcdsl.nn.ops.normed_linear applies the norm's statistics after the projection; it
+    must equal F.linear(norm(x), W), values and gradients (float64)."""
+    from hcdsl.nn.layers import make_norm
+    from hcdsl.nn.ops import normed_linear
+
+    g = torch.Generator().manual_seed(0)
+    module = make_norm(norm.split("-")[0], 16, "plain" not in norm, 1e-5).double()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    x = (torch.randn(3, 5, 4, 16, generator=g, dtype=torch.float64) + 0.3).requires_grad_()
+    w = torch.randn(6, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    want = F.linear(module(x), w)
+    assert (normed_linear(x, module, w) - want).abs().max() <= 1e-12
+    assert torch.autograd.gradcheck(lambda a, b: normed_linear(a, module, b), (x, w))
+
+
+def test_dynamic_hc_keeps_only_the_state_and_the_layer_output() -> None:
+    """Per layer, dynamic HC needs for backward only the state H (n streams) and the layer's
+    output (the write's coefficient gradient); not a normalised copy of H (normed_linear),
+    nor the whole read mix through the layer's input (the Merge copies its streams out)."""
+    n, w, layers = 4, 32, 4
+    x = torch.randint(0, 64, (4, 64), generator=torch.Generator().manual_seed(0))
+    from hcdsl.bench.measure import saved_tensor_bytes  # unique storages, no parameters
+
+    extra = (saved_tensor_bytes(hcdsl.compile(spec(f"hyper(n={n}, dynamic)"), seed=0), x, x)
+             - saved_tensor_bytes(hcdsl.compile(spec("residual"), seed=0), x, x))
+    per_token = extra / (x.numel() * 4)  # floats kept per token beyond Pre-Norm's
+    # the state and the layer output per layer, the initial copy of the embedding, and the
+    # per-token coefficients ((n + 1) x (n + 2) numbers a few times per layer)
+    bound = layers * (n + 1) * w + n * w + layers * 4 * (n + 1) * (n + 2)
+    assert per_token <= bound, f"{per_token:.0f} floats per token kept, at most {bound}"

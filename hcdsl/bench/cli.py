@@ -57,6 +57,10 @@ def bench(
                                  help="also run the hyper-connections package's DHC/FC/mHC"),
     memory: bool = typer.Option(True, "--memory/--no-memory",
                                 help="measure one eager training step's memory"),
+    infer: bool = typer.Option(True, "--infer/--no-infer",
+                               help="also time inference, besides the training step"),
+    disable: list[str] = typer.Option([], "--disable", metavar="PASS",
+                                      help="leave a pass out (repeatable; a wrong name lists them)"),
     recompute: bool = typer.Option(False, "--recompute",
                                    help="recompute the connection in backward (less memory)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
@@ -67,7 +71,8 @@ def bench(
 
     settings = Settings(batch=batch, seq=seq, rounds=rounds, warmup=warmup, steps=steps,
                         compile=not no_compile, device=_device(device), seed=seed,
-                        package=package, memory=memory, threads=threads, recompute=recompute)
+                        package=package, memory=memory, threads=threads, recompute=recompute,
+                        disable=tuple(disable), infer=infer)
     err = Console(stderr=True, highlight=False)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -117,12 +122,13 @@ def print_report(report: BenchReport, out: Console) -> None:
               f"per model and mode, interleaved (candidate and Pre-Norm back to back, alternating "
               f"which goes first); warm-up {s.warmup}"
               f"{'; compiled: torch.compile(fullgraph=True)' if s.compile else '; eager only'}"
-              f"{'; specs compiled with recompute=True' if s.recompute else ''}")
+              f"{'; specs compiled with recompute=True' if s.recompute else ''}"
+              f"{'; passes disabled: ' + ', '.join(s.disable) if s.disable else ''}")
     out.print("ratio to Pre-Norm with the same layers: median over rounds (min-max); "
               "< 1 is faster")
     modes = [mode_name(k, c) for k, c in (("train", False), ("train", True),
                                           ("infer", False), ("infer", True))
-             if s.compile or not c]
+             if (s.compile or not c) and (s.infer or k == "train")]
     table = Table()
     table.add_column("candidate", no_wrap=True)
     table.add_column("spec", no_wrap=True)

@@ -68,18 +68,21 @@ class Built:
 
 
 def build_pairs(paths: list[str], device: torch.device, seed: int = 0,
-                recompute: bool = False) -> list[Built]:
+                recompute: bool = False, disable: tuple[str, ...] = ()) -> list[Built]:
     """Parse and build each spec and its Pre-Norm baseline; equal baselines are built once.
     recompute: the specs' connections are recomputed in backward (the baseline, Pre-Norm,
-    has nothing worth recomputing). Raises HcError / CompileError for a bad spec."""
+    has nothing worth recomputing). disable: passes left out, for the specs and the
+    baselines. Raises HcError / CompileError for a bad spec."""
     bases: dict[str, nn.Module] = {}
     out = []
     for path in paths:
         spec = hcdsl.load(path)  # a path (hcdsl.parse takes a str as .hc text)
-        model = hcdsl.compile(spec, seed=seed, device=device, recompute=recompute)
+        model = hcdsl.compile(spec, seed=seed, device=device, recompute=recompute,
+                              disable=disable)
         key = baseline_key(spec)
         if key not in bases:  # the first spec's layer weights go into the shared baseline
-            bases[key] = hcdsl.compile(baseline_spec(spec), seed=seed, device=device)
+            bases[key] = hcdsl.compile(baseline_spec(spec), seed=seed, device=device,
+                                       disable=disable)
             share_weights(model, bases[key])
         copied = len(common_tensors(model, bases[key]))
         out.append(Built(path, spec, family(spec), model, bases[key], copied))

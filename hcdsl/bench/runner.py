@@ -52,6 +52,8 @@ class Settings:
     memory: bool = True
     threads: int = 0  # torch intra-op threads for the run (0: leave torch's setting)
     recompute: bool = False  # compile the specs with recompute=True (hcdsl.compile)
+    disable: tuple[str, ...] = ()  # passes left out of the pipeline (hcdsl.compile)
+    infer: bool = True  # also time inference (no_grad forward), besides the training step
 
 
 @dataclass
@@ -161,7 +163,7 @@ class _Runner:
 
 def _pairs(paths: list[str], s: Settings, device: torch.device,
            notes: list[str]) -> tuple[list[_Pair], str]:
-    built = build_pairs(paths, device, s.seed, s.recompute)
+    built = build_pairs(paths, device, s.seed, s.recompute, s.disable)
     pairs = [
         _Pair(PairResult(label=f"hcdsl {b.family}", spec=b.path, family=b.family,
                          source="hcdsl", baseline="hcdsl Pre-Norm", params=params(b.model),
@@ -237,7 +239,7 @@ def _run(paths: list[str], settings: Settings,
     device = torch.device(s.device)
     notes: list[str] = []
     pairs, pkg_status = _pairs(paths, s, device, notes)
-    modes = [(k, c) for k, c in MODES if s.compile or not c]
+    modes = [(k, c) for k, c in MODES if (s.compile or not c) and (s.infer or k == "train")]
     data = {v: _tokens(v, s, device) for v in {p.vocab for p in pairs}}
 
     runners: dict[int, _Runner] = {}

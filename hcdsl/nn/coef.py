@@ -10,10 +10,10 @@ with act = tanh (or identity for "W/O tanh"). Static: only the learned B and [A_
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hcdsl.nn.layers import make_norm
+from hcdsl.nn.ops import normed_linear
 
 
 class ConstCoef(nn.Module):
@@ -67,12 +67,13 @@ class HyperCoef(nn.Module):
         gain, mix = self.static_gain, self.static_mix  # (S',), (S, C)
         if self.dynamic:
             assert h is not None, "a dynamic coefficient needs the state H"
-            hn = self.norm(h)  # (B, T, S, w)
-            # W_β and [W_m | W_r] in one matmul of the normed state, as F.linear with the
-            # weight laid out (out, in): its backward is then the fast short-wide GEMM
-            # (grad^T @ hn), not hn^T @ grad (8x slower on CPU for 4096 x 256 by 6)
+            # W_β and [W_m | W_r] in one matmul of the normed state norm(H) (B, T, S, w), as
+            # F.linear with the weight laid out (out, in): its backward is then the fast
+            # short-wide GEMM (grad^T @ H), not H^T @ grad (8x slower on CPU for 4096 x 256
+            # by 6); the norm is applied after the projection (normed_linear), so no
+            # normalised copy of the state is kept for backward
             weight = torch.cat([self.w_gain.unsqueeze(0), self.w_mix.t()], dim=0)  # (1+C, w)
-            proj = F.linear(hn, weight)
+            proj = normed_linear(h, self.norm, weight)
             gain = gain + self.s_gain * self._act(proj[..., 0])  # (B, T, S)
             mix = mix + self.s_mix * self._act(proj[..., 1:])  # (B, T, S, C)
         if self.gain_layout == "row":

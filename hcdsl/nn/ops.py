@@ -21,3 +21,29 @@ def mix_streams(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     if m.dim() == 4:
         return torch.einsum("btsw,btsc->btcw", h, m.contiguous())
     return torch.einsum("btsw,sc->btcw", h, m)
+
+
+def normed_linear(x: torch.Tensor, norm: torch.nn.Module, weight: torch.Tensor) -> torch.Tensor:
+    """F.linear(norm(x), weight) for a LayerNorm or RMSNorm over the last axis, without the
+    normalised copy of x: the norm's per-row statistics are applied after the projection,
+    x̂ Wᵀ = ((x - μ) ⊙ γ) Wᵀ r + β Wᵀ = (x (W ⊙ γ)ᵀ - μ (W γ)) r + β Wᵀ, with r = 1/√(var + ε)
+    (LayerNorm; RMSNorm: μ = 0, β = 0, r = 1/√(mean x² + ε)). Autograd then keeps x (which
+    the caller keeps anyway: the connection's state) instead of a normalised copy as large
+    as x: the mHC paper's reordering (arXiv 2512.24880), here for HC's and FC's dynamic
+    coefficients. Exact up to rounding; the subtraction of μ happens after the projection,
+    which loses accuracy only when |μ| is far above the spread of x."""
+    gamma = getattr(norm, "weight", None)
+    beta = getattr(norm, "bias", None)
+    eps = norm.eps if norm.eps is not None else torch.finfo(x.dtype).eps
+    w = weight * gamma if gamma is not None else weight  # (out, in)
+    proj = torch.nn.functional.linear(x, w)  # x (W ⊙ γ)ᵀ
+    if isinstance(norm, torch.nn.LayerNorm):
+        var, mean = torch.var_mean(x, dim=-1, correction=0, keepdim=True)
+        proj = (proj - mean * w.sum(-1)) * torch.rsqrt(var + eps)
+    elif isinstance(norm, torch.nn.RMSNorm):
+        proj = proj * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    else:
+        raise TypeError(f"normed_linear: a LayerNorm or RMSNorm, not {type(norm).__name__}")
+    if beta is not None:
+        proj = proj + torch.nn.functional.linear(beta, weight)
+    return proj

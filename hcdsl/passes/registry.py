@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from typing import Callable
 
+from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.passes.driver import Pattern, Rule
 
 PATTERNS: dict[str, Pattern] = {}
 
 
-class UnknownPass(KeyError):
+class UnknownPass(CompileError, KeyError):
+    """A pass name that is not in the table (the message lists the table)."""
+
     def __str__(self) -> str:
         return self.args[0]
 

@@ -69,8 +69,9 @@ def compile(  # noqa: A001 - the package's verb
     says how the connection's out_scale reaches it). Weights follow torch's global generator
     (torch.manual_seed) unless `seed` is given; then they depend only on `seed` and the IR
     node ids, so a module before and after a pass can be compared directly. `recompute`: the
-    connection's operations between layers are recomputed in backward instead of stored
-    (less memory, a little more time; fx backend). `state_dict`: trained weights, loaded
+    connection's operations between layers are recomputed in backward instead of stored,
+    where that keeps less (MUDD's generator, norms over the streams; HC, FC and mHC already
+    keep only their state): less memory, a little more time; fx backend. `state_dict`: trained weights, loaded
     strictly. `freeze`: the trained static coefficients (HC/FC static, DenseFormer, user
     params) become constants that the passes fold: for inference.
 

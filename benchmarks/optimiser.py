@@ -25,6 +25,7 @@ from hcdsl.bench import Settings, run_bench
 
 FAMILIES = {"DHC x4": "hyper(n=4, dynamic)", "DFC m=4": "frac(m=4, dynamic)",
             "mHC x4": "mhc(n=4)", "MUDD": "mudd"}
+PARALLEL = {"PTB": "parallel(shared)"}  # attention and MLP of a block read one value
 OPT = ("split-stack-mix", "merge-sibling-mixes", "fuse-parallel-inputs")
 SHAPES = {  # name: (layers, body, batch, seq)
     "mlp": ("layer ffn = mlp(hidden=1024)", "repeat 4 [ffn]", 8, 128),
@@ -39,10 +40,18 @@ def spec(name: str, connect: str, layers: str, body: str) -> str:
             f" connect {connect}\n}}\n")
 
 
+def families(shape: str) -> dict[str, str]:
+    """The connections timed on a shape: parallel blocks only where a block has two layers;
+    MUDD's q, k, v ways need attention, so MLP-only blocks get mudd(ways=1)."""
+    if shape == "blocks":
+        return {**FAMILIES, **PARALLEL}
+    return {**FAMILIES, "MUDD": "mudd(ways=1)"}
+
+
 def write_specs(folder: Path, shape: str) -> list[str]:
     layers, body, _, _ = SHAPES[shape]
     paths = []
-    for i, connect in enumerate(FAMILIES.values()):
+    for i, connect in enumerate(families(shape).values()):
         path = folder / f"{shape}_{i}.hc"
         path.write_text(spec(f"{shape}_{i}", connect, layers, body))
         paths.append(str(path))
@@ -60,7 +69,7 @@ def speed(folder: Path, args: argparse.Namespace) -> None:
                 disable=disable, infer=False))
             for mode in ["train eager"] + ([] if args.no_compile else ["train compiled"]):
                 cells = []
-                for name, pair in zip(FAMILIES, report.pairs):
+                for name, pair in zip(families(shape), report.pairs):
                     m = pair.mode(mode)
                     r = m.ratio if m is not None else None
                     cells.append(f"{name} " + (f"{r.median:.2f} [{r.min:.2f}-{r.max:.2f}]"
@@ -70,7 +79,7 @@ def speed(folder: Path, args: argparse.Namespace) -> None:
 
 def memory(folder: Path) -> None:
     batch, seq = MEMORY_BATCH
-    paths = write_specs(folder, "blocks")
+    paths = write_specs(folder, "blocks")[:len(FAMILIES)]
     rows: dict[str, list[str]] = {name: [] for name in FAMILIES}
     for recompute in (False, True):
         report = run_bench(paths, Settings(batch=batch, seq=seq, rounds=1, warmup=1, steps=1,

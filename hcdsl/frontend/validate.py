@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
-from hcdsl.frontend.custom import custom_connection
+from hcdsl.frontend.custom import check_unused, custom_connection
 from hcdsl.frontend.matrices import MatrixRules
+from hcdsl.frontend.numbers import SHORT, count, short
 from hcdsl.frontend.options import OptionRules, did_you_mean, scalar
 from hcdsl.frontend.parser import parse_syntax
 from hcdsl.frontend.source import Source
@@ -82,9 +84,9 @@ class _Validator(OptionRules, MatrixRules):
                                f"'{self.text(st.value)}'", st.value.span)
                 continue
             if value > SETTINGS[st.name]:
-                self.err.error(f"'{st.name}' = {value:,} is over the limit of "
-                               f"{SETTINGS[st.name]:,} (limit '{st.name}')", st.value.span,
-                               "the limits are in docs/language.md, 'Limits'")
+                self.err.error(f"'{st.name}' = {short(self.text(st.value))} is over the limit "
+                               f"of {SETTINGS[st.name]:,} (limit '{st.name}')", st.value.span,
+                               "the limits are listed in docs/security.md")
                 continue
             out[st.name] = value
         return out
@@ -121,12 +123,16 @@ class _Validator(OptionRules, MatrixRules):
         if ld.extern or (kind not in LAYER_KINDS and kind in self.extern):
             args = []
             for a in ld.call.args:
-                v = True if a.value is None else scalar(a.value)
-                if v is None or isinstance(v, list):
+                if isinstance(a.value, (s.ListValue, s.Call)):
                     self.err.error(f"option '{a.name}' of extern layer '{kind}' must be a "
                                    "number, name or string", a.span)
                     continue
-                args.append((a.name, v))
+                if isinstance(a.value, s.Number) and not math.isfinite(a.value.value):
+                    self.err.error(f"option '{a.name}' of extern layer '{kind}' = "
+                                   f"{short(a.value.text)} is too large for a number", a.span,
+                                   "numbers are at most about 1.8e308")
+                    continue
+                args.append((a.name, True if a.value is None else scalar(a.value)))
             return LayerSpec(name=ld.name, kind=kind, args=tuple(args), extern=True)
         if kind not in LAYER_KINDS:
             self.err.error(f"unknown layer kind '{kind}'", ld.call.name_span,
@@ -163,11 +169,16 @@ class _Validator(OptionRules, MatrixRules):
                            "with commas: body = repeat 2 [a, b], [a]")
         blocks: list[tuple[str, ...]] = []
         layers = 0
+        defined = {ld.name for ld in self.syn.layers}
         for part in self.syn.bodies[0].parts:
-            if part.repeat < 1 or part.repeat > MAX_LAYERS:
-                self.err.error(f"repeat count must be between 1 and {MAX_LAYERS:,}, got "
-                               f"{part.repeat:,}", part.span,
-                               f"a body has at most {MAX_LAYERS:,} layers (limit 'layers')")
+            if part.repeat < 1:
+                self.err.error(f"repeat count must be at least 1, got {part.repeat}",
+                               part.span, "write e.g. repeat 2 [attn, ffn]")
+                continue
+            if part.repeat > MAX_LAYERS:
+                self.err.error(f"repeat count {count(part.repeat)} is over the limit of "
+                               f"{MAX_LAYERS:,} (limit 'layers')", part.span,
+                               f"a body has at most {MAX_LAYERS:,} layers")
                 continue
             layers += part.repeat * len(part.names)
             if layers > MAX_LAYERS:
@@ -178,7 +189,6 @@ class _Validator(OptionRules, MatrixRules):
             if not part.names:
                 self.err.error("empty body block: a block needs at least one layer", part.span,
                                "write e.g. [attn, ffn]")
-            defined = {ld.name for ld in self.syn.layers}
             for name, span in part.names:
                 if name not in known and name not in defined:
                     self.err.error(f"unknown layer '{name}'", span,
@@ -192,7 +202,7 @@ class _Validator(OptionRules, MatrixRules):
         used = self.syn.connects[0].call.name if self.syn.connects else None
         for name, defn in defined.items():  # every block is checked, used or not
             if name != used:
-                custom_connection(self, defn, None, n_layers)
+                check_unused(self, defn, n_layers)
         if not self.syn.connects:
             return ConnectionSpec(kind="residual")
         for extra in self.syn.connects[1:]:
@@ -246,12 +256,18 @@ class _Validator(OptionRules, MatrixRules):
         return HeadSpec(**args.model_dump()) if args is not None else HeadSpec()
 
     def text(self, value: s.Value) -> str:
+        """A value as written, cut short (a message quotes at most a line of it)."""
         if isinstance(value, s.Number):
-            return value.text
+            return short(value.text)
         if isinstance(value, (s.Name, s.String)):
-            return value.value
+            return short(value.value)
         if isinstance(value, s.ListValue):
-            return "[" + ", ".join(self.text(v) for v in value.items) + "]"
+            parts: list[str] = []
+            for v in value.items:
+                parts.append(self.text(v))
+                if sum(map(len, parts)) > SHORT:
+                    return "[" + ", ".join(parts) + ", ...]"
+            return "[" + ", ".join(parts) + "]"
         return value.name + "(...)"
 
 

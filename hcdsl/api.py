@@ -2,17 +2,26 @@
 
 A `str` is always spec text and a `pathlib.Path` a file to read (`load` reads a path given
 as a str). Nothing here imports torch until a module is built (`compile`).
+
+A compiled model holds the modules of the IR *before* passes (every parameter-holding node;
+passes never rename those) and runs the IR *after* them, so its state_dict is the same
+whatever passes ran: a checkpoint saved with the optimiser on loads strictly with it off,
+and back. A module the optimised graph does not use (a dead layer) stays a submodule, its
+parameters frozen (requires_grad False: they can get no gradient).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hcdsl import memory
 from hcdsl.errors import CompileError
 from hcdsl.ir.graph import IR
-from hcdsl.passes.pipeline import DEFAULT, lower_program
+from hcdsl.ir.verify import verify
+from hcdsl.passes.pipeline import DEFAULT, lower_program, run_pipeline
 from hcdsl.schemes.program import Program, SpecLike, load_program
 from hcdsl.spec import ModelSpec
 
@@ -43,8 +52,31 @@ def lower(spec: SpecLike, passes: Iterable[str] | None = DEFAULT, disable: Itera
     return lower_program(load_program(spec, tuple(layers)), passes, disable)
 
 
+@dataclass(frozen=True)
+class Lowered:
+    """A program with its IR before passes (the modules come from it) and after them (what
+    runs). `compile` takes one, so a caller that estimated memory lowers only once."""
+
+    program: Program
+    raw: IR
+    ir: IR
+
+
+def lowered(spec: SpecLike | Program, passes: Iterable[str] | None = DEFAULT,
+            disable: Iterable[str] = (), layers: Iterable[str] = ()) -> Lowered:
+    """The IR of a spec before and after the pass pipeline (the same IR when passes=None)."""
+    program = load_program(spec, tuple(layers))
+    raw = lower_program(program, None)
+    if passes is None:
+        return Lowered(program, raw, raw)
+    ir = raw.copy()
+    run_pipeline(ir, passes, disable)
+    verify(ir, after="pipeline")
+    return Lowered(program, raw, ir)
+
+
 def compile(  # noqa: A001 - the package's verb
-    spec: SpecLike | Program,
+    spec: SpecLike | Program | Lowered,
     *,
     layers: Mapping[str, Any] | None = None,
     backend: str = "fx",
@@ -53,22 +85,90 @@ def compile(  # noqa: A001 - the package's verb
     seed: int | None = None,
     device: "str | torch.device | None" = None,
     dtype: "torch.dtype | None" = None,
+    check_memory: bool = True,
 ) -> "nn.Module":
     """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab).
 
     `layers` maps extern layer names of the spec to factories: factory(dim=..., **options)
     returns an nn.Module. Weights follow torch's global generator (torch.manual_seed) unless
     `seed` is given; then they depend only on `seed` and the IR node ids, so a module before
-    and after a pass can be compared directly.
+    and after a pass can be compared directly. `check_memory`: refuse (MemoryLimitError, a
+    CompileError) a model whose weights would not fit in the available memory
+    (hcdsl/memory.py); a Lowered spec was lowered with its own passes (`passes` is ignored).
     """
+    import torch
+
     from hcdsl.backends import ReferenceModel, lower_fx
-    from hcdsl.nn.modules import build_parts
 
     if backend not in ("fx", "reference"):
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
     factories = dict(layers or {})
-    ir = lower_program(load_program(spec, tuple(factories)), passes, disable)
-    parts = build_parts(ir, factories, seed=seed, dtype=dtype)
-    module = lower_fx(ir, parts) if backend == "fx" else ReferenceModel(ir, parts)
-    module.hc_ir = ir  # type: ignore[attr-defined]
+    low = spec if isinstance(spec, Lowered) else lowered(spec, passes, disable, factories)
+    if check_memory and _allocates(device):
+        itemsize = (dtype or torch.get_default_dtype()).itemsize
+        est = memory.estimate(low.raw, dtype_bytes=itemsize)
+        memory.check(est, f"model '{low.program.spec.name}'")
+        if device is not None and torch.device(device).type == "cuda":
+            memory.check(est, f"model '{low.program.spec.name}'", device)
+    parts = _modules(low, factories, seed, dtype)
+    module = lower_fx(low.ir, parts) if backend == "fx" else ReferenceModel(low.ir, parts)
+    _keep_unused(module, parts, low.ir)
+    module.hc_ir = low.ir  # type: ignore[attr-defined]
     return module.to(device=device, dtype=dtype)
+
+
+def _allocates(device: "str | torch.device | None") -> bool:
+    """False on the meta device (`hcdsl show --code` builds there: nothing is allocated)."""
+    import torch
+
+    target = torch.device(device) if device is not None else torch.get_default_device()
+    return target.type != "meta"
+
+
+def _modules(low: Lowered, factories: Mapping[str, Any], seed: int | None,
+             dtype: "torch.dtype | None") -> "nn.Module":
+    """The modules of every module-holding node of the IR before passes, and of the nodes
+    the passes created or changed that hold no parameters (folded constants)."""
+    import torch
+
+    from hcdsl.nn.modules import MODULES, Context, attr_name, build_parts, node_seed
+
+    parts = build_parts(low.raw, factories, seed=seed, dtype=dtype)
+    ctx = Context(low.ir, parts, factories, dtype)
+    for v in low.ir.order():
+        p = low.ir.payload(v)
+        factory = MODULES[type(p)]
+        if factory is None:
+            continue
+        same = v in low.raw.g and low.raw.payload(v) == p
+        if same and attr_name(v) in parts._modules:
+            continue
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(node_seed(seed, v))
+            module = factory(p, ctx)
+        old = parts._modules.get(attr_name(v))
+        if old is not None and _shapes(old) != _shapes(module):
+            raise CompileError(f"internal: a pass changed the parameters of node '{v}'")
+        parts.add_module(attr_name(v), module)
+    return parts
+
+
+def _shapes(module: "nn.Module") -> dict[str, tuple[int, ...]]:
+    return {k: tuple(t.shape) for k, t in module.state_dict().items()}
+
+
+def _keep_unused(module: "nn.Module", parts: "nn.Module", ir: IR) -> None:
+    """The modules of nodes the optimised IR no longer has (a dead layer) stay submodules,
+    so the state_dict is the same with or without passes; their parameters are frozen (no
+    gradient can reach them). A GraphModule copies only the modules its graph uses: the
+    others are added back. Constants the passes dropped (no state) are left out."""
+    from hcdsl.nn.modules import attr_name
+
+    used = {attr_name(v) for v in ir.g.nodes}
+    for name, child in parts.named_children():
+        if name in used or not child.state_dict():
+            continue
+        child.requires_grad_(False)
+        if not hasattr(module, name):
+            module.add_module(name, child)

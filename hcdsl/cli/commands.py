@@ -140,17 +140,28 @@ def run(
     seq: int = typer.Option(16, "--seq", min=2),
     steps: int = typer.Option(1, "--steps", min=1, help="forward+backward steps to time"),
     seed: int = typer.Option(0, "--seed", help="seeds the weights and the tokens"),
+    no_memory_check: bool = typer.Option(
+        False, "--no-memory-check", help="build even when the estimated memory (weights, "
+                                         "gradients, activations) exceeds what is available"),
 ) -> None:
     """Build a spec and run forward+backward on random tokens."""
     import torch
 
     import hcdsl
+    from hcdsl import memory
+    from hcdsl.api import lowered
 
     dev = _device(device)
     with command(file):
         t0 = time.perf_counter()
-        program = load_program(Path(file))
-        model = hcdsl.compile(program, device=dev, seed=seed)
+        low = lowered(Path(file))
+        program = low.program
+        if not no_memory_check:
+            est = memory.estimate(low.raw, low.ir, batch, seq, use="run")
+            memory.check(est, f"{file} at batch {batch} x seq {seq}")
+            if dev.type == "cuda":
+                memory.check(est, f"{file} at batch {batch} x seq {seq}", dev)
+        model = hcdsl.compile(low, device=dev, seed=seed, check_memory=False)
         built = time.perf_counter() - t0
     if compile_:
         model = torch.compile(model, fullgraph=True)

@@ -4,11 +4,15 @@ settings). Each problem is a TrainError with one clear message."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import hcdsl
+from hcdsl import memory
+from hcdsl.api import lowered
 from hcdsl.errors import CompileError, HcError
 from hcdsl.counts import Stats
 from hcdsl.train import checkpoint, data
@@ -52,6 +56,8 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
     name = str(source) if isinstance(source, Path) else "<spec text>"
     with spec_errors(name):
         stats = hcdsl.stats(source)
+        if cfg.check_memory:
+            check_memory(cfg, source, name)
     text = source.read_text() if isinstance(source, Path) else source
     tok = data.Tokenizer(cfg.tokenizer)
     data.check_vocab(stats.vocab, tok)
@@ -60,6 +66,22 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
                            cfg.seed if cfg.data_seed is None else cfg.data_seed)
     val = data.val_set(corpus.val, cfg.seq, cfg.val_sequences, world)
     return Prepared(source, text, stats, corpus, batches, val, _resume_point(cfg, text))
+
+
+def check_memory(cfg: TrainConfig, source: str | Path, name: str) -> None:
+    """Refuse (MemoryLimitError) a run whose estimate does not fit (hcdsl/memory.py): on a
+    CPU, weights, gradients, AdamW's moments and one micro-batch's activations, times the
+    ranks torchrun starts on this host; on a GPU, the weights first built in host memory."""
+    import torch
+
+    low = lowered(source)
+    on_cpu = cfg.device == "cpu" or cfg.device == "auto" and not torch.cuda.is_available()
+    if on_cpu:
+        est = memory.estimate(low.raw, low.ir, cfg.batch, cfg.seq, use="train")
+        est = dataclasses.replace(est, processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    else:
+        est = memory.estimate(low.raw)
+    memory.check(est, f"{name} at batch {cfg.batch} x seq {cfg.seq}")
 
 
 def _resume_point(cfg: TrainConfig, text: str) -> Path | None:

@@ -18,6 +18,7 @@ from hcdsl.cli.tables import (
 from hcdsl.counts import Stats, stats
 from hcdsl.errors import HcError
 from hcdsl.ir.dump import dump, to_dot
+from hcdsl.frontend.source import read_path
 from hcdsl.passes.pipeline import DEFAULT, lower_program
 from hcdsl.schemes.program import Program, load_program
 
@@ -181,32 +182,46 @@ def run(
                    f"{tuple(logits.shape)}, loss {loss:.4f}, forward+backward {wall:.3f} s{note}")
 
 
-def _walk(folder, prefix: str = "") -> list[tuple[str, str]]:  # noqa: ANN001 - Traversable
-    """(relative name, text) of every .hc file under a folder, subfolders included."""
-    out = []
+def _walk(folder, prefix: str = "") -> list[tuple[str, str | HcError]]:  # noqa: ANN001
+    """(relative name, text) of every .hc file under a folder (a Traversable), subfolders
+    included; a file that cannot be read as a spec gives its HcError instead of its text."""
+    out: list[tuple[str, str | HcError]] = []
     for p in folder.iterdir():
         if p.is_dir() and not p.name.startswith(("_", ".")):
             out += _walk(p, f"{prefix}{p.name}/")
-        elif p.name.endswith(".hc"):
+        elif p.name.endswith(".hc") and isinstance(p, Path):
+            try:
+                out.append((prefix + p.name, read_path(p).text))
+            except HcError as exc:
+                exc.filename = prefix + p.name
+                out.append((prefix + p.name, exc))
+        elif p.name.endswith(".hc"):  # a packaged spec: ours, always readable
             out.append((prefix + p.name, p.read_text()))
-    return sorted(out)
+    return sorted(out, key=lambda item: item[0])
 
 
 def bundled_specs() -> list[tuple[str, str]]:
     """(name, text) of the specs shipped in the package (specs/ and its subfolders)."""
-    return _walk(resources.files("hcdsl.specs"))
+    return [(name, text) for name, text in _walk(resources.files("hcdsl.specs"))
+            if isinstance(text, str)]
 
 
-def dir_specs(directory: Path) -> list[tuple[str, str]]:
+def dir_specs(directory: Path) -> list[tuple[str, str | HcError]]:
     if not directory.is_dir():
         raise typer.BadParameter(f"not a directory: {directory}", param_hint="DIR")
-    return _walk(directory)
+    try:
+        return _walk(directory)
+    except OSError as exc:  # a folder we may not list
+        raise typer.BadParameter(f"cannot read {exc.filename or directory}: "
+                                 f"{exc.strerror or exc}", param_hint="DIR") from None
 
 
-def demo_one(name: str, text: str) -> tuple[Program, Stats] | None:
+def demo_one(name: str, text: str | HcError) -> tuple[Program, Stats] | None:
     """Check and count one spec; errors printed with the spec's file name."""
     try:
         with reported(name):
+            if isinstance(text, HcError):
+                raise text
             try:
                 program = load_program(text)
                 return program, stats(program)

@@ -80,3 +80,10 @@ def over(name: str, value: object) -> str:
 def fmt_limit(limit: Limit) -> str:
     """1,024 or 1e+06: how a limit's value is written in messages and docs."""
     return f"{limit.value:,}" if isinstance(limit.value, int) else f"{limit.value:g}"
+
+
+def markdown() -> str:
+    """The limits as a Markdown table (docs/security.md holds it; a test keeps it equal)."""
+    rows = ["| limit | value | what it bounds |", "|---|---:|---|"]
+    rows += [f"| `{limit.name}` | {fmt_limit(limit)} | {limit.what} |" for limit in LIMITS]
+    return "\n".join(rows)

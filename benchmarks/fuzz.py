@@ -6,8 +6,10 @@
 
 1. Mutants (tests/fuzz.py: token and byte edits of the bundled specs) through hcdsl.parse,
    hcdsl.lower and hcdsl.stats: a crash is any exception but HcError/CompileError (or an
-   HcError rendered without its summary line); a case over 2 s is slow; a case still running
-   after --hang seconds is stopped (SIGALRM) and counted as a hang.
+   HcError rendered without its summary line); a case over 2 s is slow, and over budget
+   when it is not a valid spec of more than 256 layers (those may take 10 ms per layer
+   more: tests/fuzz.py budget()); a case still running after --hang seconds is stopped
+   (SIGALRM) and counted as a hang.
 2. Differential (tests/differential.py): random small valid specs built by fx and reference,
    with and without passes, against the reference interpreter without passes, forward and
    gradients, float32 (1e-5) and float64 (1e-10): mismatches and errors are counted.
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from differential import compare, random_spec  # noqa: E402
-from fuzz import DEADLINE, Result, big_inputs, mutants, run_case  # noqa: E402
+from fuzz import DEADLINE, DEEP, PER_LAYER, Result, big_inputs, mutants, run_case  # noqa: E402
 
 import hcdsl  # noqa: E402
 from hcdsl.errors import CompileError, HcError  # noqa: E402
@@ -67,6 +69,7 @@ def timed_case(text: str, hang: float) -> Result:
 def fuzz_mutants(count: int, seed: int, hang: float) -> None:
     kinds: Counter[str] = Counter()
     slow: list[tuple[float, str]] = []
+    over_budget = 0
     crashes: dict[str, tuple[str, str]] = {}
     worst = 0.0
     t0 = time.perf_counter()
@@ -75,13 +78,15 @@ def fuzz_mutants(count: int, seed: int, hang: float) -> None:
         kinds[r.kind] += 1
         worst = max(worst, r.seconds)
         if r.seconds > DEADLINE:
-            slow.append((r.seconds, name))
+            slow.append((r.seconds, f"{name} ({r.layers} layers)"))
+        over_budget += r.over
         if r.kind == "crash":
             crashes.setdefault(r.detail.strip().splitlines()[-1][:100], (name, text))
     print(f"mutants: {count:,} (seed {seed}) in {time.perf_counter() - t0:.0f} s: "
           f"{kinds['ok']:,} ok, {kinds['error']:,} hcdsl errors, {kinds['crash']} crashes, "
-          f"{kinds['hang']} hangs (> {hang:g} s), {len(slow)} over {DEADLINE:g} s; "
-          f"max {worst:.2f} s per case")
+          f"{kinds['hang']} hangs (> {hang:g} s), {len(slow)} over {DEADLINE:g} s "
+          f"({over_budget} over budget: {DEADLINE:g} s, +{PER_LAYER * 1000:g} ms per layer "
+          f"past {DEEP} layers); max {worst:.2f} s per case")
     for why, (name, text) in crashes.items():
         print(f"  crash {name}: {why}\n    {text[:200]!r}")
     for s, name in sorted(slow)[-5:]:

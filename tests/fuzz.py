@@ -13,7 +13,10 @@
   spec with a slice replaced by token soup.
 - `run_case(text)`: the input through hcdsl.parse, hcdsl.lower and hcdsl.stats; the outcome
   is "ok", "error" (hcdsl's own HcError or CompileError, with a message) or "crash"
-  (anything else, with its traceback), and the seconds it took.
+  (anything else, with its traceback), and the seconds it took: at most 2 s, of which the
+  front end always; a valid spec of more than 256 layers may take 10 ms per layer more in
+  all (its IR grows with depth, quadratically for the dense families: a big model, not
+  hostile input).
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from hcdsl.lang.limits import LIMITS, MAX_SOURCE_BYTES, MAX_TOKENS
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").rglob("*.hc"))
 BUNDLED = [(str(p.relative_to(ROOT / "specs")), p.read_text()) for p in SPECS]
-DEADLINE = 2.0  # seconds a case may take
+DEADLINE = 2.0  # seconds a case may take ...
+DEEP = 256  # ... unless it is a valid spec deeper than this many layers:
+PER_LAYER = 0.01  # then lowering (quadratic in depth for dense families) may take this more
+
+
+def budget(layers: int) -> float:
+    """Seconds a case may take: DEADLINE, plus PER_LAYER per layer for a valid spec of more
+    than DEEP layers (a big model is not hostile input; its IR grows with depth)."""
+    return DEADLINE + (PER_LAYER * layers if layers > DEEP else 0.0)
 
 # -- the vocabulary ------------------------------------------------------------------------
 KEYWORDS = ["model", "connection", "layer", "layers", "body", "repeat", "connect", "head",
@@ -229,15 +240,24 @@ def spliced(draw) -> str:  # noqa: ANN001 - hypothesis's draw
 @dataclass
 class Result:
     kind: str  # ok | error | crash
-    seconds: float
+    seconds: float  # the whole case
     detail: str = ""  # the error's message, or the crash's traceback
+    front: float = 0.0  # seconds in hcdsl.parse
+    layers: int = 0  # of the spec, when it parsed
+
+    @property
+    def over(self) -> bool:
+        """Took longer than allowed: DEADLINE for the front end, budget() in all."""
+        return self.front >= DEADLINE or self.seconds >= budget(self.layers)
 
 
 def run_case(text: str, lower: bool = True) -> Result:
     """The input through hcdsl.parse, then (when it parses) hcdsl.lower and hcdsl.stats."""
     t0 = time.perf_counter()
+    front, layers = 0.0, 0
     try:
         spec = hcdsl.parse(text)
+        front, layers = time.perf_counter() - t0, len(spec.sequence)
         if lower:
             hcdsl.lower(spec)
             hcdsl.stats(spec)
@@ -246,7 +266,8 @@ def run_case(text: str, lower: bool = True) -> Result:
         kind = "error"
         if isinstance(exc, HcError) and not detail.rstrip().endswith(f"in {exc.filename}"):
             kind, detail = "crash", "an HcError rendered without its summary line:\n" + detail
-        return Result(kind, time.perf_counter() - t0, detail)
+        return Result(kind, time.perf_counter() - t0, detail, front or time.perf_counter() - t0,
+                      layers)
     except Exception:  # noqa: BLE001 - what the fuzzer looks for
-        return Result("crash", time.perf_counter() - t0, traceback.format_exc())
-    return Result("ok", time.perf_counter() - t0)
+        return Result("crash", time.perf_counter() - t0, traceback.format_exc(), front, layers)
+    return Result("ok", time.perf_counter() - t0, "", front, layers)

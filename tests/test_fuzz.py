@@ -1,20 +1,22 @@
 """Fuzzing the front end and the engine: mutated bundled specs and hypothesis-generated text
 go through hcdsl.parse, hcdsl.lower and hcdsl.stats, and may raise nothing but hcdsl's own
 errors (HcError, or CompileError for build-time problems), each rendered with its summary
-line, and no case may take over 2 s (tests/fuzz.py has the mutators and strategies;
-benchmarks/fuzz.py runs 10,000 and more)."""
+line, and no case may take over 2 s (a valid spec of more than 256 layers: 10 ms per layer
+more, see tests/fuzz.py, which has the mutators and strategies; benchmarks/fuzz.py runs
+10,000 and more)."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz import DEADLINE, Result, any_text, mutants, run_case, spliced, token_soup
+from fuzz import Result, any_text, mutants, run_case, spliced, token_soup
 
 
 def _check(name: str, text: str, result: Result) -> None:
     assert result.kind != "crash", f"{name}: {text[:500]!r}\n{result.detail}"
-    assert result.seconds < DEADLINE, f"{name}: {result.seconds:.2f} s for {text[:500]!r}"
+    assert not result.over, (f"{name}: {result.seconds:.2f} s ({result.front:.2f} s in the "
+                             f"front end, {result.layers} layers) for {text[:500]!r}")
 
 
 def test_mutants_of_the_bundled_specs() -> None:

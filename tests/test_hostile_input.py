@@ -288,3 +288,21 @@ def test_the_token_limit_is_checked_before_parsing() -> None:
     # tokens: model m { x = [ then 1 , 1 , ...: token MAX_TOKENS + 1 is a '1' or a ','
     col = len("model m { x = [") + (MAX_TOKENS + 1 - 6)
     assert err.first.span is not None and (err.first.span.line, err.first.span.column) == (1, col)
+
+
+# -- what the fuzzer found ---------------------------------------------------------------
+def test_an_extern_layer_named_like_a_built_in_is_refused() -> None:
+    """`layer attn = extern attention(...)` made mudd and value residuals treat a one-port
+    user layer as attention (q, k, v ports: a KeyError while building the IR)."""
+    text = "model m { dim = 8 vocab = 4 layer a = extern attention(heads=2) body = [a] connect mudd }"
+    err = error_of(text)
+    assert "extern layer 'attention' has the name of a built-in layer kind" in str(err)
+    assert err.first.span is not None and err.first.span.column == text.index("attention") + 1
+    from hcdsl.spec import LayerSpec
+
+    spec = hcdsl.parse(text.replace("extern attention", "extern att").replace(
+        " connect mudd", ""))
+    clash = spec.model_copy(update={"layers": (LayerSpec(name="a", kind="attention",
+                                                         extern=True),)})
+    with pytest.raises(HcError, match="has the kind of a built-in layer"):
+        hcdsl.lower(clash)

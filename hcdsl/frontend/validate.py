@@ -120,6 +120,12 @@ class _Validator(OptionRules, MatrixRules):
 
     def layer(self, ld: s.LayerDef, dim: int | None) -> LayerSpec | None:
         kind = ld.call.name
+        if ld.extern and kind in LAYER_KINDS:  # the schemes would take it for the built-in
+            self.err.error(f"extern layer '{kind}' has the name of a built-in layer kind",
+                           ld.call.name_span, f"name your module differently, e.g. `layer "
+                           f"{ld.name} = extern my_{kind}(...)` with layers={{'my_{kind}': "
+                           "factory}, or drop `extern` for the built-in")
+            return None
         if ld.extern or (kind not in LAYER_KINDS and kind in self.extern):
             args = []
             for a in ld.call.args:

@@ -10,10 +10,12 @@ A diagnostic renders as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 WINDOW = 100  # characters of a long source line shown around the error
 MAX_SHOWN = 50  # diagnostics rendered per file; the rest are counted
+LONG_WORD = re.compile(r"\S{200,}")  # a name or value quoted whole would flood the terminal
 
 
 def printable(text: str) -> str:
@@ -22,6 +24,12 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c == "\t" or c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def brief(text: str) -> str:
+    """A message with every word of 200 characters or more (a name a spec made that long)
+    cut to its first 100, and printable."""
+    return printable(LONG_WORD.sub(lambda m: m.group()[:100] + "...", text))
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class Diagnostic:
     hint: str | None = None
 
     def render(self, filename: str, source: str) -> str:
-        filename, message = printable(filename), printable(self.message)
+        filename, message = printable(filename), brief(self.message)
         if self.span is None:
             out = [f"{filename}: error: {message}"]
         else:
@@ -81,7 +89,7 @@ class Diagnostic:
                 " " * (len(gutter) - 2) + "| " + pad + "^" * max(len(marked), 1),
             ]
         if self.hint:
-            out.append(f"  hint: {printable(self.hint)}")
+            out.append(f"  hint: {brief(self.hint)}")
         return "\n".join(out)
 
 

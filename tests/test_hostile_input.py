@@ -159,8 +159,8 @@ MORE = [
     ("streams", M.format("body = [a] connect mhc(n=65)"), "n=65"),
     ("streams", "connection c { streams = 65 }\n" + M.format("body = [a] connect c"),
      "streams = 65"),
-    ("streams", "connection c { init = [" + "1, " * 65 + "1] }\n" + M.format("body = [a] connect c"),
-     "init = ["),
+    ("streams", "connection c { init = [" + "1, " * 65 + "1] }\n"
+     + M.format("body = [a] connect c"), "init = ["),
     ("hidden", M.format("layer g = opaque(hidden=262145) body = [g]"), "hidden=262145"),
     ("weight", M.format("body = [a] connect hyper(n=1) { all = [[0, 1], [-2e6, 1]] }"), "-2e6"),
     ("weight", "connection c { param p = 1e7 all = [[0, p], [1, 1]] }\n"
@@ -294,7 +294,8 @@ def test_the_token_limit_is_checked_before_parsing() -> None:
 def test_an_extern_layer_named_like_a_built_in_is_refused() -> None:
     """`layer attn = extern attention(...)` made mudd and value residuals treat a one-port
     user layer as attention (q, k, v ports: a KeyError while building the IR)."""
-    text = "model m { dim = 8 vocab = 4 layer a = extern attention(heads=2) body = [a] connect mudd }"
+    text = ("model m { dim = 8 vocab = 4 layer a = extern attention(heads=2) body = [a] "
+            "connect mudd }")
     err = error_of(text)
     assert "extern layer 'attention' has the name of a built-in layer kind" in str(err)
     assert err.first.span is not None and err.first.span.column == text.index("attention") + 1
@@ -306,3 +307,11 @@ def test_an_extern_layer_named_like_a_built_in_is_refused() -> None:
                                                          extern=True),)})
     with pytest.raises(HcError, match="has the kind of a built-in layer"):
         hcdsl.lower(clash)
+
+
+@pytest.mark.parametrize("where", ["body = [{}]", "{} = 3", "layer g = {}", "layer g = mlp({}=1)"])
+def test_a_name_of_a_megabyte_is_quoted_short(where: str) -> None:
+    name = "n" * 500_000
+    rendered = str(error_of("model m { dim = 8 vocab = 4 layer f = mlp body = [f] "
+                            + where.format(name) + " }"))
+    assert max(len(line) for line in rendered.splitlines()) < 400, rendered[:500]

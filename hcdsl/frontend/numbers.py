@@ -22,7 +22,7 @@ def weight_problem(value: float, text: str, what: str) -> str | None:
 
 
 def count(n: int) -> str:
-    """An integer from the spec for a message: 1,024, or '>= 1e15' for one written with more digits."""
+    """An integer from the spec for a message: 1,024; '>= 1e15' for one with more digits."""
     return f"{n:,}" if abs(n) < 10**15 else ">= 1e15"
 
 

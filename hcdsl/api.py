@@ -148,8 +148,9 @@ def _modules(low: Lowered, factories: Mapping[str, Any], seed: int | None,
                 torch.manual_seed(node_seed(seed, v))
             module = factory(p, ctx)
         old = parts._modules.get(attr_name(v))
-        if old is not None and _shapes(old) != _shapes(module):
-            raise CompileError(f"internal: a pass changed the parameters of node '{v}'")
+        if old is not None and _shapes(old) != _shapes(module):  # a bug, not the user's
+            raise RuntimeError(f"a pass changed the parameter shapes of node '{v}': "
+                               "checkpoints would depend on the pass settings")
         parts.add_module(attr_name(v), module)
     return parts
 

@@ -17,8 +17,8 @@ from hcdsl.cli.tables import (
 )
 from hcdsl.counts import Stats, stats
 from hcdsl.errors import HcError
-from hcdsl.ir.dump import dump, to_dot
 from hcdsl.frontend.source import read_path
+from hcdsl.ir.dump import dump, to_dot
 from hcdsl.passes.pipeline import DEFAULT, lower_program
 from hcdsl.schemes.program import Program, load_program
 

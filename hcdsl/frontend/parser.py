@@ -159,8 +159,8 @@ class _ToSyntax(Transformer):
 
 
 def _int(token: object) -> int:
-    """An INT token's value; one of more digits than Python converts (4,300) counts as
-    10**100, over every limit (messages show it as ">= 1e15")."""
+    """An INT token's value. One written with more than 100 digits counts as 10**100, over
+    every limit (messages show it as ">= 1e15"): int() refuses more than 4,300 digits."""
     text = str(token)
     return int(text) if len(text) <= 100 else 10**100
 

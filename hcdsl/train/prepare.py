@@ -130,10 +130,10 @@ def _check_meta(folder: Path) -> None:
     try:
         meta = torch.load(folder / "meta.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise TrainError(f"--resume-from {folder}: its meta.pt cannot be read safely "
+        raise TrainError(f"checkpoint {folder}: its meta.pt cannot be read safely "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
     if not isinstance(meta, dict) or not {"step", "signature"} <= set(meta):
-        raise TrainError(f"--resume-from {folder}: its meta.pt is not a checkpoint of "
+        raise TrainError(f"checkpoint {folder}: its meta.pt is not a checkpoint of "
                          "hcdsl train")
 
 

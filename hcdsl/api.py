@@ -112,6 +112,7 @@ def compile(  # noqa: A001 - the package's verb
             memory.check(est, f"model '{low.program.spec.name}'", device)
     parts = _modules(low, factories, seed, dtype)
     module = lower_fx(low.ir, parts) if backend == "fx" else ReferenceModel(low.ir, parts)
+    _keep_originals(module, parts)
     _keep_unused(module, parts, low.ir)
     module.hc_ir = low.ir  # type: ignore[attr-defined]
     return module.to(device=device, dtype=dtype)
@@ -157,6 +158,16 @@ def _modules(low: Lowered, factories: Mapping[str, Any], seed: int | None,
 
 def _shapes(module: "nn.Module") -> dict[str, tuple[int, ...]]:
     return {k: tuple(t.shape) for k, t in module.state_dict().items()}
+
+
+def _keep_originals(module: "nn.Module", parts: "nn.Module") -> None:
+    """A GraphModule reads a constant (get_attr L1_coef.value) from a plain copy of its
+    owner; put the owner itself back (a ConstCoef, whose dtype conversions rebuild the
+    entries exactly: `.double()` of an fx model must not round them through float32)."""
+    for name, child in parts.named_children():
+        held = getattr(module, name, None)
+        if held is not None and held is not child and not any(True for _ in held.parameters()):
+            setattr(module, name, child)
 
 
 def _keep_unused(module: "nn.Module", parts: "nn.Module", ir: IR) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import hcdsl
+from hcdsl.passes.pipeline import DEFAULT
 
 # layer 2's output is written with weight 0 and never read: the optimiser prunes it
 DEAD = """model dead {
@@ -35,7 +36,7 @@ def test_the_optimiser_prunes_the_dead_layer() -> None:
 @pytest.mark.parametrize(("save", "load"), [("default", "none"), ("none", "default")])
 def test_a_checkpoint_loads_strictly_across_pass_settings(
         save: str, load: str, backend: str, tmp_path: Path) -> None:
-    passes = {"default": hcdsl.api.DEFAULT, "none": None}
+    passes = {"default": DEFAULT, "none": None}
     a = hcdsl.compile(DEAD, seed=1, passes=passes[save], backend=backend)
     with torch.no_grad():
         for p in a.parameters():
@@ -63,7 +64,7 @@ def test_dead_modules_stay_but_are_frozen() -> None:
 def test_state_dict_keys_do_not_depend_on_passes(name: str) -> None:
     with torch.device("meta"):
         keys = [set(hcdsl.compile(SPECS / name, passes=p).state_dict())
-                for p in (hcdsl.api.DEFAULT, None)]
+                for p in (DEFAULT, None)]
     assert keys[0] == keys[1]
 
 

@@ -66,3 +66,15 @@ def test_gradients_match_finite_differences_in_float64(family: str) -> None:
     assert all(p.dtype == torch.float64 for p in params)
     assert torch.autograd.gradcheck(logits, params, eps=1e-6, atol=1e-6, rtol=1e-5,
                                     fast_mode=True)
+
+
+@pytest.mark.parametrize("backend", ["fx", "reference"])
+def test_literal_constants_stay_exact_when_the_model_is_converted(backend: str) -> None:
+    """A float32 model converted with .double() holds its literal matrix entries exactly
+    (the fx GraphModule reads them from the ConstCoef itself, not from a float32 copy)."""
+    spec = ("model m { dim = 8 vocab = 16 layer a = mlp body = [a, a] connect hyper(n=1, "
+            "fixed) { all = [[0, 0.1], [1, 0.3]] } }")
+    model = hcdsl.compile(spec, seed=0, passes=None, backend=backend).double()
+    values = {round(v, 20) for n, b in model.named_buffers() if n.endswith(".value")
+              for v in b.flatten().tolist()}
+    assert values == {0.0, 0.1, 1.0, 0.3}

@@ -81,17 +81,19 @@ def memory(folder: Path) -> None:
     batch, seq = MEMORY_BATCH
     paths = write_specs(folder, "blocks")[:len(FAMILIES)]
     rows: dict[str, list[str]] = {name: [] for name in FAMILIES}
-    for recompute in (False, True):
+    ways = {"without the new passes": (OPT, False), "optimised": ((), False),
+            "optimised + recompute": ((), True)}
+    for disable, recompute in ways.values():
         report = run_bench(paths, Settings(batch=batch, seq=seq, rounds=1, warmup=1, steps=1,
                                            compile=False, package=False, threads=1,
-                                           recompute=recompute, infer=False))
+                                           recompute=recompute, disable=disable, infer=False))
         for name, pair in zip(FAMILIES, report.pairs):
             mem = pair.memory
             rows[name].append(f"peak {mem.peak_ratio:.2f}x saved {mem.saved_ratio:.2f}x")
     print(f"memory of one eager training step, d = 256, 4 attention+MLP blocks, batch "
           f"{batch} x {seq}, / Pre-Norm:")
-    for name, (plain, again) in rows.items():
-        print(f"  {name:8} plain: {plain}   recompute: {again}")
+    for name, cells in rows.items():
+        print(f"  {name:8} " + "   ".join(f"{way}: {cell}" for way, cell in zip(ways, cells)))
 
 
 def main() -> None:

@@ -10,7 +10,26 @@ A diagnostic renders as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+WINDOW = 100  # characters of a long source line shown around the error
+MAX_SHOWN = 50  # diagnostics rendered per file; the rest are counted
+LONG_WORD = re.compile(r"\S{200,}")  # a name or value quoted whole would flood the terminal
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters, surrogates and other
+    unprintable code points (a spec may hold any) written as escapes, tabs kept."""
+    if text.isprintable():
+        return text
+    return "".join(c if c == "\t" or c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def brief(text: str) -> str:
+    """A message with every word of 200 characters or more (a name a spec made that long)
+    cut to its first 100, and printable."""
+    return printable(LONG_WORD.sub(lambda m: m.group()[:100] + "...", text))
 
 
 @dataclass(frozen=True)
@@ -40,8 +59,9 @@ class Diagnostic:
     hint: str | None = None
 
     def render(self, filename: str, source: str) -> str:
+        filename, message = printable(filename), brief(self.message)
         if self.span is None:
-            out = [f"{filename}: error: {self.message}"]
+            out = [f"{filename}: error: {message}"]
         else:
             lines = source.splitlines() or [""]
             line_no = min(max(self.span.line, 1), len(lines))
@@ -51,17 +71,25 @@ class Diagnostic:
                 width = max(self.span.end_column - col, 1)
             else:
                 width = max(len(text) - col + 1, 1)
+            # a long line is shown as a window around the error, marked with '...'
+            start = max(0, min(col - 1 - WINDOW // 2, len(text) - WINDOW))
+            shown = text[start:start + WINDOW]
+            width = min(width, max(len(shown) - (col - 1 - start), 1))
+            before = printable(shown[:col - 1 - start])
+            marked = printable(shown[col - 1 - start:col - 1 - start + width])
+            after = printable(shown[col - 1 - start + width:])
+            lead = "..." if start > 0 else ""
+            tail = "..." if start + WINDOW < len(text) else ""
             gutter = f"{line_no:>4} | "
             # keep tabs under tabs, so the caret lines up whatever the tab width
-            pad = "".join(c if c == "\t" else " " for c in text[:col - 1])
-            pad += " " * (col - 1 - len(pad))
+            pad = "".join(c if c == "\t" else " " for c in lead + before)
             out = [
-                f"{filename}:{line_no}:{col}: error: {self.message}",
-                gutter + text,
-                " " * (len(gutter) - 2) + "| " + pad + "^" * width,
+                f"{filename}:{line_no}:{col}: error: {message}",
+                gutter + lead + before + marked + after + tail,
+                " " * (len(gutter) - 2) + "| " + pad + "^" * max(len(marked), 1),
             ]
         if self.hint:
-            out.append(f"  hint: {self.hint}")
+            out.append(f"  hint: {brief(self.hint)}")
         return "\n".join(out)
 
 
@@ -78,9 +106,11 @@ class HcError(Exception):
         return self.render()
 
     def render(self) -> str:
-        parts = [d.render(self.filename, self.source) for d in self.diagnostics]
+        parts = [d.render(self.filename, self.source) for d in self.diagnostics[:MAX_SHOWN]]
         n = len(self.diagnostics)
-        parts.append(f"{n} error{'s' if n != 1 else ''} in {self.filename}")
+        if n > MAX_SHOWN:
+            parts.append(f"... {n - MAX_SHOWN:,} more errors not shown")
+        parts.append(f"{n:,} error{'s' if n != 1 else ''} in {printable(self.filename)}")
         return "\n".join(parts)
 
     @property

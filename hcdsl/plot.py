@@ -12,9 +12,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
+from hcdsl.errors import CompileError  # noqa: E402
 from hcdsl.proofs.arrangement import arrangement, describe  # noqa: E402
 from hcdsl.proofs.unfold import Unfolded, unfold  # noqa: E402
 
@@ -107,7 +109,10 @@ def _arrangement(ax: plt.Axes, u: Unfolded) -> None:
 def plot(specs: Sequence[object], out: str | Path, streams: bool = True,
          unfolded: Sequence[Unfolded] | None = None, checkpoint: str | None = None,
          tokens: str | None = None) -> Path:
-    """Heatmaps of C^(0) (and C^(i) when streams) plus the arrangement, one row per spec."""
+    """Heatmaps of C^(0) (and C^(i) when streams) plus the arrangement, one row per spec.
+    CompileError (before any work) when `out` cannot be written: a folder, a missing folder,
+    a format matplotlib does not write."""
+    out = check_output(Path(out))
     us = list(unfolded) if unfolded is not None else [
         unfold(s, checkpoint=checkpoint, tokens=tokens) for s in specs]
     w, h = figure_size(us, streams)
@@ -121,7 +126,23 @@ def plot(specs: Sequence[object], out: str | Path, streams: bool = True,
         for ax in row[_panels(u, streams):]:
             ax.set_axis_off()
     fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
+    try:
+        fig.savefig(out, dpi=DPI)
+    except OSError as exc:
+        raise CompileError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
+def check_output(out: Path) -> Path:
+    """out, if a picture can be written there; else a CompileError saying why."""
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.is_dir():
+        raise CompileError(f"{out} is a folder: give the picture's file name, e.g. {out}/c.png")
+    if not out.parent.is_dir():
+        raise CompileError(f"cannot write {out}: no folder {out.parent}")
+    if out.suffix.lstrip(".").lower() not in formats:
+        raise CompileError(f"cannot write {out}: the file name must end in one of "
+                           + ", ".join(f".{f}" for f in sorted(formats)))
     return out

@@ -189,11 +189,11 @@ def test_bench_json(specs: dict[str, Path]) -> None:
 
 
 def test_bench_recompute_saves_memory(specs: dict[str, Path]) -> None:
-    """--recompute compiles the specs with recompute=True: DHC keeps fewer bytes for
-    backward, Pre-Norm (the baseline) is unchanged."""
+    """--recompute compiles the specs with recompute=True: MUDD keeps fewer bytes for
+    backward (its generator's activations), Pre-Norm (the baseline) is unchanged."""
     saved = {}
     for flags in ((), ("--recompute",)):
-        result = invoke(specs["dhc"], *QUICK, "--json", "--no-package", *flags)
+        result = invoke(specs["mudd"], *QUICK, "--json", "--no-package", *flags)
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         assert report["settings"]["recompute"] is bool(flags)

@@ -145,6 +145,9 @@ def test_fused_parallel_blocks_take_the_mask_and_keep_every_hidden_state(connect
     assert (a.logits - b.logits).abs().max() <= 1e-5 and (a.loss - b.loss).abs() <= 1e-6
     assert all((u - v).abs().max() <= 1e-5 for u, v in zip(a.hidden, b.hidden))
     assert (fused(X, mask=attn) - fused(X)).abs().max() > 1e-3  # the mask did reach attention
+    a.loss.backward()  # the fused layers' own weights train (they are not dead modules)
+    assert all(p.requires_grad and p.grad is not None and p.grad.ne(0).any()
+               for name, p in fused.named_parameters() if "_attn" in name or "_ffn" in name)
 
 
 @pytest.mark.parametrize("norm", ["layernorm", "layernorm-plain", "rmsnorm", "rmsnorm-plain"])

@@ -17,6 +17,7 @@ from hcdsl.cli.tables import (
 )
 from hcdsl.counts import Stats, stats
 from hcdsl.errors import HcError
+from hcdsl.frontend.source import read_path
 from hcdsl.ir.dump import dump, to_dot
 from hcdsl.passes.pipeline import DEFAULT, lower_program
 from hcdsl.schemes.program import Program, from_spec, load_program
@@ -173,17 +174,28 @@ def run(
     seq: int = typer.Option(16, "--seq", min=2),
     steps: int = typer.Option(1, "--steps", min=1, help="forward+backward steps to time"),
     seed: int = typer.Option(0, "--seed", help="seeds the weights, the tokens and dropout"),
+    no_memory_check: bool = typer.Option(
+        False, "--no-memory-check", help="build even when the estimated memory (weights, "
+                                         "gradients, activations) exceeds what is available"),
 ) -> None:
     """Build a spec and run forward+backward on random tokens."""
     import torch
 
     import hcdsl
+    from hcdsl import memory
+    from hcdsl.api import lowered
 
     dev = _device(device)
     with command(file):
         t0 = time.perf_counter()
-        program = load_program(Path(file))
-        model = hcdsl.compile(program, device=dev, seed=seed)
+        low = lowered(Path(file))
+        program = low.program
+        if not no_memory_check:
+            est = memory.estimate(low.raw, low.ir, batch, seq, use="run")
+            memory.check(est, f"{file} at batch {batch} x seq {seq}")
+            if dev.type == "cuda":
+                memory.check(est, f"{file} at batch {batch} x seq {seq}", dev)
+        model = hcdsl.compile(low, device=dev, seed=seed, check_memory=False)
         built = time.perf_counter() - t0
     if compile_:
         model = torch.compile(model, fullgraph=True)
@@ -207,32 +219,46 @@ def run(
                    f"{note}")
 
 
-def _walk(folder, prefix: str = "") -> list[tuple[str, str]]:  # noqa: ANN001 - Traversable
-    """(relative name, text) of every .hc file under a folder, subfolders included."""
-    out = []
+def _walk(folder, prefix: str = "") -> list[tuple[str, str | HcError]]:  # noqa: ANN001
+    """(relative name, text) of every .hc file under a folder (a Traversable), subfolders
+    included; a file that cannot be read as a spec gives its HcError instead of its text."""
+    out: list[tuple[str, str | HcError]] = []
     for p in folder.iterdir():
         if p.is_dir() and not p.name.startswith(("_", ".")):
             out += _walk(p, f"{prefix}{p.name}/")
-        elif p.name.endswith(".hc"):
+        elif p.name.endswith(".hc") and isinstance(p, Path):
+            try:
+                out.append((prefix + p.name, read_path(p).text))
+            except HcError as exc:
+                exc.filename = prefix + p.name
+                out.append((prefix + p.name, exc))
+        elif p.name.endswith(".hc"):  # a packaged spec: ours, always readable
             out.append((prefix + p.name, p.read_text()))
-    return sorted(out)
+    return sorted(out, key=lambda item: item[0])
 
 
 def bundled_specs() -> list[tuple[str, str]]:
     """(name, text) of the specs shipped in the package (specs/ and its subfolders)."""
-    return _walk(resources.files("hcdsl.specs"))
+    return [(name, text) for name, text in _walk(resources.files("hcdsl.specs"))
+            if isinstance(text, str)]
 
 
-def dir_specs(directory: Path) -> list[tuple[str, str]]:
+def dir_specs(directory: Path) -> list[tuple[str, str | HcError]]:
     if not directory.is_dir():
         raise typer.BadParameter(f"not a directory: {directory}", param_hint="DIR")
-    return _walk(directory)
+    try:
+        return _walk(directory)
+    except OSError as exc:  # a folder we may not list
+        raise typer.BadParameter(f"cannot read {exc.filename or directory}: "
+                                 f"{exc.strerror or exc}", param_hint="DIR") from None
 
 
-def demo_one(name: str, text: str) -> tuple[Program, Stats] | None:
+def demo_one(name: str, text: str | HcError) -> tuple[Program, Stats] | None:
     """Check and count one spec; errors printed with the spec's file name."""
     try:
         with reported(name):
+            if isinstance(text, HcError):
+                raise text
             try:
                 program = load_program(text)
                 return program, stats(program)

@@ -50,11 +50,34 @@ def prove_cmd(
         raise typer.BadParameter(f"unknown assumption '{unknown[0]}'; choose among: "
                                  + ", ".join(["none", *BY_NAME]), param_hint="--assume")
     with command(f"{a} vs {b}", code=2):
-        result = prove(Path(a), Path(b), at_init=at_init, checkpoints=checkpoint,
-                       tie_inits=tie_inits, assume=allowed, witness=not no_witness,
-                       seed=seed, margin=margin)
+        result = different_shapes(Path(a), Path(b), at_init, checkpoint is not None)
+        if result is None:
+            result = prove(Path(a), Path(b), at_init=at_init, checkpoints=checkpoint,
+                           tie_inits=tie_inits, assume=allowed, witness=not no_witness,
+                           seed=seed, margin=margin)
     typer.echo(result.render())
     raise typer.Exit(result.exit_code)
+
+
+def different_shapes(a: Path, b: Path, at_init: bool, checkpoints: bool):  # noqa: ANN201
+    """NOT EQUIVALENT, with the reason, for specs whose shapes decide it: logits over
+    different vocabularies are different functions, and (for the questions over every
+    choice of the layers) layers of different widths cannot be the same T_k. None when the
+    prover has to decide (same shapes; or only the width differs and checkpoints are given:
+    trained weights of different widths may still compute one function)."""
+    from hcdsl.proofs.prove import NOT_EQUIVALENT, ProofResult
+    from hcdsl.schemes.program import load_program
+
+    sa, sb = load_program(a).spec, load_program(b).spec
+    diffs = [f"{k} {getattr(sa, k)} vs {getattr(sb, k)}" for k in ("dim", "vocab")
+             if getattr(sa, k) != getattr(sb, k)]
+    if not diffs or (sa.vocab == sb.vocab and checkpoints):
+        return None
+    question = "checkpoint" if checkpoints else "init" if at_init else "learned"
+    why = ("the logits have different sizes" if sa.vocab != sb.vocab else
+           "layers of different widths are different functions T_k")
+    return ProofResult(str(a), str(b), NOT_EQUIVALENT, question,
+                       reason=f"the models' shapes differ ({', '.join(diffs)}): {why}")
 
 
 @app.command("unfold")

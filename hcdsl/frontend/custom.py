@@ -13,7 +13,10 @@ from pydantic import ValidationError
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
+from hcdsl.frontend.numbers import Capped, short, weight_problem
+from hcdsl.frontend.options import pydantic_problem
 from hcdsl.lang.connections import CustomOptions, Param
+from hcdsl.lang.limits import MAX_STREAMS
 from hcdsl.spec import ConnectionSpec, Template
 
 
@@ -24,12 +27,27 @@ class Context(Protocol):
 
     def select(self, sel: s.Selector, n: int) -> list[int]: ...
 
+    def text(self, value: s.Value) -> str: ...
+
+
 BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0)}
 STREAM_LISTS = ("post_streams", "readout_norm")  # 1-based stream numbers
 # the settings only one kind of state reads (the other would silently ignore them)
 STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
                "value_residual", "readout", "readout_norm", "out_scale")
 HISTORY_ONLY = ("granularity", "weights")
+WEIGHT_LISTS = ("init", "readout", "value_residual")  # numbers that become weights
+
+
+def _number_text(value: s.Value) -> str:
+    """The text of a param's init as written (`param a = 1e999`, `scalar(init=...)`)."""
+    if isinstance(value, s.Number):
+        return value.text
+    if isinstance(value, s.Call):
+        for arg in value.args:
+            if arg.name == "init" and isinstance(arg.value, s.Number):
+                return arg.value.text
+    return "?"
 
 
 def _plain(value: s.Value) -> object:
@@ -76,6 +94,10 @@ class _Connection:
                     self.v.err.error(f"param '{pd.name}': unknown or bad option '{arg.name}'",
                                      arg.span, "write scalar(init=1, bound=none|unit|double)")
                     return None
+        if init is not None and (problem := weight_problem(init, _number_text(pd.value),
+                                                           f"param '{pd.name}': init")):
+            self.v.err.error(problem, span, "a param's init is a weight; choose a small one")
+            return None
         if init is None:
             self.v.err.error(f"param '{pd.name}' needs an initial value", span,
                              "write `param NAME = 1` or `param NAME = scalar(init=1, "
@@ -99,6 +121,7 @@ class _Connection:
     def options(self, params: dict[str, Param]) -> CustomOptions | None:
         values: dict[str, object] = {"name": self.defn.name, "params": tuple(params.values())}
         spans: dict[str, Span] = {}
+        texts: dict[str, str] = {}
         for st in self.defn.settings:
             if st.name in spans:
                 self.v.err.error(f"duplicate setting '{st.name}' in {self.what}", st.span)
@@ -108,22 +131,49 @@ class _Connection:
                 self.v.err.error(f"unknown setting '{st.name}' in {self.what}", st.span,
                                  "settings are: " + ", ".join(names))
                 continue
+            if st.name in WEIGHT_LISTS and not self.weights(st):
+                spans[st.name] = st.span
+                continue
             values[st.name], spans[st.name] = _plain(st.value), st.span
+            texts[st.name] = self.v.text(st.value)
         vres = values.get("value_residual")
         if isinstance(vres, tuple) and len(vres) != 2:
             self.v.err.error(f"{self.what}: 'value_residual' needs two entries [λ1, λ2] "
                              f"(V <- λ1 V_first + λ2 V), got {len(vres)}",
                              spans["value_residual"], "e.g. value_residual = [0.5, 0.5]")
             return None
+        if any(key in spans and key not in values for key in WEIGHT_LISTS):
+            return None  # reported by weights()
         try:
             opts = CustomOptions.model_validate(values)
         except ValidationError as exc:
             for e in exc.errors():
                 key = str(e["loc"][0]) if e["loc"] else ""
-                self.v.err.error(f"{self.what}: setting '{key}': {e['msg']}",
+                got = texts.get(key, str(e.get("input")))
+                self.v.err.error(f"{self.what}: setting '{key}' "
+                                 f"{pydantic_problem(e, CustomOptions, got)}",
                                  spans.get(key, self.defn.name_span))
             return None
         return opts if self.check(opts, params, spans) else None
+
+    def weights(self, st: s.Setting) -> bool:
+        """The numbers of a weight list (init, readout, value_residual) are finite and within
+        the limit 'weight', and the list is no longer than a connection has streams."""
+        if not isinstance(st.value, s.ListValue):
+            return True  # pydantic says what it should be
+        if len(st.value.items) > MAX_STREAMS:
+            self.v.err.error(f"{self.what}: '{st.name}' has {len(st.value.items):,} entries, "
+                             f"over the limit of {MAX_STREAMS} streams (limit 'streams')",
+                             st.span, "one weight per stream")
+            return False
+        capped = Capped(self.v.err)
+        for i, item in enumerate(st.value.items):
+            if isinstance(item, s.Number):
+                problem = weight_problem(item.value, item.text, f"'{st.name}' entry {i + 1}")
+                if problem:
+                    capped.error(f"{self.what}: {problem}", item.span)
+        capped.close("entries too large")
+        return capped.ok
 
     def check(self, o: CustomOptions, params: dict[str, Param], spans: dict[str, Span]) -> bool:
         ok = True
@@ -185,6 +235,12 @@ class _Connection:
                     out[k] = template  # a later rule overrides an earlier one
         return tuple(sorted(out.items()))
 
+    def check_rules(self, o: CustomOptions, params: dict[str, Param], n_layers: int) -> None:
+        """Every matrix rule checked (shapes, entries, selectors), nothing kept."""
+        for rule in self.defn.rules:
+            self.template(rule.value, o.streams + 1, params)
+            self.v.select(rule.selector, n_layers)
+
     def template(self, value: s.Value, size: int, params: dict[str, Param]) -> Template | None:
         expect = (f"expected a {size}x{size} matrix for streams={size - 1} (M = [[0, OUT], "
                   "[READ, RES]])")
@@ -195,33 +251,46 @@ class _Connection:
                              "write a matrix as a list of rows: [[0, 1], [1, 1]]")
             return None
         out, ok = [], True
+        capped = Capped(self.v.err)
         declared = {pd.name for pd in self.defn.params}  # invalid ones were reported
         for i, row in enumerate(rows):
             entries: list[float | str] = []
             for j, e in enumerate(row.items):
                 if isinstance(e, s.Number):
+                    problem = weight_problem(e.value, e.text, f"matrix entry ({i + 1}, {j + 1})")
+                    if problem:
+                        capped.error(problem, e.span)
                     entries.append(e.value)
                 elif isinstance(e, s.Name) and e.value in params:
                     entries.append(e.value)
                 elif isinstance(e, s.Name) and e.value in declared:
                     ok = False  # its `param` line has the error
                 else:
-                    ok = False
-                    text = e.value if isinstance(e, s.Name) else "?"
-                    self.v.err.error(f"matrix entry ({i + 1}, {j + 1}) is neither a number nor "
-                                     f"a declared param: '{text}'", e.span,
-                                     f"declare it in the connection: param {text} = 1"
-                                     if isinstance(e, s.Name) else None)
+                    text = short(e.value) if isinstance(e, s.Name) else self.v.text(e)
+                    capped.error(f"matrix entry ({i + 1}, {j + 1}) is neither a number nor "
+                                 f"a declared param: '{text}'", e.span,
+                                 f"declare it in the connection: param {text} = 1"
+                                 if isinstance(e, s.Name) else None)
             out.append(tuple(entries))
-        return tuple(out) if ok else None
+        capped.close("entries that are not numbers, params or small enough")
+        return tuple(out) if ok and capped.ok else None
 
 
-def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef | None,
-                      n_layers: int) -> ConnectionSpec:
-    """The ConnectionSpec of `connect NAME` where NAME is a connection defined in the file
-    (cd None: a block the model does not use, validated all the same)."""
+def check_unused(v: Context, defn: s.ConnectionSyntax, n_layers: int) -> None:
+    """A connection block the model does not use: every error reported, nothing built (a
+    file of thousands of blocks costs their checks, not thousands of connection specs)."""
     c = _Connection(v, defn)
-    if cd is not None and (cd.call.args or cd.rules):
+    params = c.params()
+    opts = c.options(params)
+    if opts is not None:
+        c.check_rules(opts, params, n_layers)
+
+
+def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef,
+                      n_layers: int) -> ConnectionSpec:
+    """The ConnectionSpec of `connect NAME` where NAME is a connection defined in the file."""
+    c = _Connection(v, defn)
+    if cd.call.args or cd.rules:
         v.err.error(f"{c.what} is defined in this file and takes no options or matrices here",
                     cd.call.span, f"set them inside `connection {defn.name} {{ ... }}`")
     params = c.params()

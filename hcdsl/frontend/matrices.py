@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from hcdsl.errors import ErrorSink
 from hcdsl.frontend import syntax as s
+from hcdsl.frontend.numbers import Capped, count, weight_problem
 from hcdsl.lang.connections import Preset
 from hcdsl.spec import Matrix
 
@@ -39,8 +40,8 @@ class MatrixRules:
         def check(k: int) -> bool:
             if 1 <= k <= n:
                 return True
-            self.err.error(f"layer {k} does not exist: the body has {n} layers", sel.span,
-                           f"layers are numbered from 1 to {n}" if n else None)
+            self.err.error(f"layer {count(k)} does not exist: the body has {n} layers",
+                           sel.span, f"layers are numbered from 1 to {n}" if n else None)
             return False
 
         if sel.kind == "all":
@@ -52,7 +53,8 @@ class MatrixRules:
         if sel.kind == "range":
             lo, hi = sel.args
             if lo > hi:
-                self.err.error(f"empty range {lo}..{hi}", sel.span, "write low..high")
+                self.err.error(f"empty range {count(lo)}..{count(hi)}", sel.span,
+                               "write low..high")
                 return []
             return list(range(lo, hi + 1)) if check(lo) and check(hi) else []
         step, start = sel.args[0], (sel.args[1] if len(sel.args) > 1 else 1)
@@ -76,24 +78,33 @@ class MatrixRules:
                            + (f"; {shape_help}" if shape_help else ""))
             return None
         if len(value.items) != rows:
-            self.err.error(f"{expect}, got {len(value.items)} rows", value.span, shape_help)
+            self.err.error(f"{expect}, got {len(value.items):,} rows", value.span, shape_help)
             return None
-        ok = True
-        out = []
+        # the shape first (one look per row), the entries only once it is right
+        shape = Capped(self.err)
         for i, row in enumerate(value.items):
             if len(row.items) != cols:
-                self.err.error(f"{expect}, got {len(row.items)} entries in row {i + 1}",
-                               row.span, shape_help)
-                ok = False
-                continue
+                shape.error(f"{expect}, got {len(row.items):,} entries in row {i + 1}",
+                            row.span, shape_help)
+        shape.close("rows of the wrong length")
+        if not shape.ok:
+            return None
+        entries = Capped(self.err)
+        out = []
+        for i, row in enumerate(value.items):
             nums = []
             for j, entry in enumerate(row.items):
                 if not isinstance(entry, s.Number):
-                    self.err.error(f"matrix entry ({i + 1}, {j + 1}) is not a number: "
-                                   f"'{self.text(entry)}'", entry.span,
-                                   "matrix entries are numbers such as 0, 1, -0.5, 1e-3")
-                    ok = False
+                    entries.error(f"matrix entry ({i + 1}, {j + 1}) is not a number: "
+                                  f"'{self.text(entry)}'", entry.span,
+                                  "matrix entries are numbers such as 0, 1, -0.5, 1e-3")
+                    continue
+                problem = weight_problem(entry.value, entry.text,
+                                         f"matrix entry ({i + 1}, {j + 1})")
+                if problem:
+                    entries.error(problem, entry.span)
                     continue
                 nums.append(entry.value)
             out.append(tuple(nums))
-        return tuple(out) if ok else None
+        entries.close("entries that are not numbers or too large")
+        return tuple(out) if entries.ok else None

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
+from hcdsl.frontend.numbers import short
+from hcdsl.lang.limits import fmt_limit, limit_of
 from hcdsl.spec import Scalar
 
 
@@ -42,6 +44,17 @@ def _expected_value(e: dict) -> str:
     return e["msg"].removeprefix("Value error, ").replace("Input should", "should")
 
 
+def pydantic_problem(e: dict, model: type[BaseModel], got: str) -> str:
+    """What a pydantic error on one field says, in .hc words: "is 2,000, over the limit of
+    1,024 (limit 'layers')" for a bound that is a limit (lang/limits.py), else "must be ...,
+    got '...'"."""
+    field = model.model_fields.get(str(e["loc"][0])) if e["loc"] else None
+    limit = limit_of(field)
+    if e["type"] == "less_than_equal" and limit is not None:
+        return f"= {short(got)} is over the limit of {fmt_limit(limit)} (limit '{limit.name}')"
+    return f"{_expected_value(e)}, got '{short(got)}'"
+
+
 def _value_hint(e: dict, got: str) -> str | None:
     if e["type"] == "literal_error":
         choices = [c.strip(" '") for c in str(e["ctx"]["expected"]).replace(" or ", ",")
@@ -59,6 +72,8 @@ def scalar(value: s.Value) -> Scalar | list | None:
     """A syntax value as plain Python (lists stay nested); calls give None."""
     if isinstance(value, s.Number):
         is_int = value.value.is_integer() and not any(c in value.text for c in ".eE")
+        if is_int and len(value.text) <= 4000:  # exact, not through a float
+            return int(value.text)
         return int(value.value) if is_int else value.value
     if isinstance(value, s.Name):
         return {"true": True, "false": False}.get(value.value, value.value)
@@ -125,9 +140,9 @@ class OptionRules:
                                    f"write {call.name}({field}=...)")
                 elif field:
                     got = texts.get(field, str(e.get("input")))
-                    self.err.error(f"option '{field}' of {what} {_expected_value(e)}, "
-                                   f"got '{got}'", spans.get(field, call.span),
-                                   _value_hint(e, got))
+                    self.err.error(f"option '{field}' of {what} "
+                                   f"{pydantic_problem(e, model, got)}",
+                                   spans.get(field, call.span), _value_hint(e, got))
                 else:
                     self.err.error(f"{what}: {e['msg'].removeprefix('Value error, ')}",
                                    call.span)

@@ -95,7 +95,7 @@ class _ToSyntax(Transformer):
 
     def repeat(self, meta, children):
         count, group = children
-        return s.BlockRef(group, int(count), _span(meta))
+        return s.BlockRef(group, _int(count), _span(meta))
 
     def block(self, meta, children):
         return s.BlockRef(children[0], 1, _span(meta))
@@ -117,7 +117,7 @@ class _ToSyntax(Transformer):
 
     def _selector(kind):  # noqa: N805 - a factory for the selector rules below
         def build(self, meta, children):
-            return s.Selector(kind, tuple(int(c) for c in children), _span(meta))
+            return s.Selector(kind, tuple(_int(c) for c in children), _span(meta))
 
         return build
 
@@ -156,6 +156,13 @@ class _ToSyntax(Transformer):
 
     def list(self, meta, children):
         return s.ListValue(tuple(children), _span(meta))
+
+
+def _int(token: object) -> int:
+    """An INT token's value. One written with more than 100 digits counts as 10**100, over
+    every limit (messages show it as ">= 1e15"): int() refuses more than 4,300 digits."""
+    text = str(token)
+    return int(text) if len(text) <= 100 else 10**100
 
 
 def _unescape(body: str) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
-from hcdsl.frontend.custom import custom_connection
+from hcdsl.frontend.custom import check_unused, custom_connection
 from hcdsl.frontend.matrices import MatrixRules
+from hcdsl.frontend.numbers import SHORT, count, short
 from hcdsl.frontend.options import OptionRules, did_you_mean, scalar
 from hcdsl.frontend.parser import parse_syntax
 from hcdsl.frontend.source import Source
@@ -134,9 +136,9 @@ class _Validator(OptionRules, MatrixRules):
                                f"'{self.text(st.value)}'", st.value.span)
                 continue
             if value > SETTINGS[st.name]:
-                self.err.error(f"'{st.name}' = {value:,} is over the limit of "
-                               f"{SETTINGS[st.name]:,} (limit '{st.name}')", st.value.span,
-                               "the limits are in docs/language.md, 'Limits'")
+                self.err.error(f"'{st.name}' = {short(self.text(st.value))} is over the limit "
+                               f"of {SETTINGS[st.name]:,} (limit '{st.name}')", st.value.span,
+                               "the limits are listed in docs/security.md")
                 continue
             out[st.name] = value
         return out
@@ -184,6 +186,12 @@ class _Validator(OptionRules, MatrixRules):
 
     def layer(self, ld: s.LayerDef, dim: int | None) -> LayerSpec | None:
         kind = ld.call.name
+        if ld.extern and kind in LAYER_KINDS:  # the schemes would take it for the built-in
+            self.err.error(f"extern layer '{kind}' has the name of a built-in layer kind",
+                           ld.call.name_span, f"name your module differently, e.g. `layer "
+                           f"{ld.name} = extern my_{kind}(...)` with layers={{'my_{kind}': "
+                           "factory}, or drop `extern` for the built-in")
+            return None
         if ld.extern or (kind not in LAYER_KINDS and kind in self.extern):
             return self.extern_layer(ld)
         if kind not in LAYER_KINDS:
@@ -234,6 +242,11 @@ class _Validator(OptionRules, MatrixRules):
                 self.err.error(f"option '{a.name}' of extern layer '{kind}' must be a "
                                "number, name or string", a.span)
                 continue
+            if isinstance(a.value, s.Number) and not math.isfinite(a.value.value):
+                self.err.error(f"option '{a.name}' of extern layer '{kind}' = "
+                               f"{short(a.value.text)} is too large for a number", a.span,
+                               "numbers are at most about 1.8e308")
+                continue
             args.append((a.name, v))
         return LayerSpec(name=ld.name, kind=kind, args=tuple(args), extern=True,
                          ports=ports or declared)
@@ -248,11 +261,16 @@ class _Validator(OptionRules, MatrixRules):
                            "with commas: body = repeat 2 [a, b], [a]")
         blocks: list[tuple[str, ...]] = []
         layers = 0
+        defined = {ld.name for ld in self.syn.layers}
         for part in self.syn.bodies[0].parts:
-            if part.repeat < 1 or part.repeat > MAX_LAYERS:
-                self.err.error(f"repeat count must be between 1 and {MAX_LAYERS:,}, got "
-                               f"{part.repeat:,}", part.span,
-                               f"a body has at most {MAX_LAYERS:,} layers (limit 'layers')")
+            if part.repeat < 1:
+                self.err.error(f"repeat count must be at least 1, got {part.repeat}",
+                               part.span, "write e.g. repeat 2 [attn, ffn]")
+                continue
+            if part.repeat > MAX_LAYERS:
+                self.err.error(f"repeat count {count(part.repeat)} is over the limit of "
+                               f"{MAX_LAYERS:,} (limit 'layers')", part.span,
+                               f"a body has at most {MAX_LAYERS:,} layers")
                 continue
             layers += part.repeat * len(part.names)
             if layers > MAX_LAYERS:
@@ -263,7 +281,6 @@ class _Validator(OptionRules, MatrixRules):
             if not part.names:
                 self.err.error("empty body block: a block needs at least one layer", part.span,
                                "write e.g. [attn, ffn]")
-            defined = {ld.name for ld in self.syn.layers}
             for name, span in part.names:
                 if name not in known and name not in defined:
                     self.err.error(f"unknown layer '{name}'", span,
@@ -277,7 +294,7 @@ class _Validator(OptionRules, MatrixRules):
         used = self.syn.connects[0].call.name if self.syn.connects else None
         for name, defn in defined.items():  # every block is checked, used or not
             if name != used:
-                custom_connection(self, defn, None, n_layers)
+                check_unused(self, defn, n_layers)
         if not self.syn.connects:
             return ConnectionSpec(kind="residual")
         for extra in self.syn.connects[1:]:
@@ -331,12 +348,18 @@ class _Validator(OptionRules, MatrixRules):
         return HeadSpec(**args.model_dump()) if args is not None else HeadSpec()
 
     def text(self, value: s.Value) -> str:
+        """A value as written, cut short (a message quotes at most a line of it)."""
         if isinstance(value, s.Number):
-            return value.text
+            return short(value.text)
         if isinstance(value, (s.Name, s.String)):
-            return value.value
+            return short(value.value)
         if isinstance(value, s.ListValue):
-            return "[" + ", ".join(self.text(v) for v in value.items) + "]"
+            parts: list[str] = []
+            for v in value.items:
+                parts.append(self.text(v))
+                if sum(map(len, parts)) > SHORT:
+                    return "[" + ", ".join(parts) + ", ...]"
+            return "[" + ", ".join(parts) + "]"
         return value.name + "(...)"
 
 

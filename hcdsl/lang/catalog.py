@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hcdsl.lang.limits import MAX_HIDDEN, MAX_HEADS
+from hcdsl.lang.limits import at_most
 
 
 class _Args(BaseModel):
@@ -28,7 +28,7 @@ class _Args(BaseModel):
 class AttentionArgs(_Args):
     """Causal multi-head self-attention with separate q/k/v input ports and RoPE."""
 
-    heads: int = Field(ge=1, le=MAX_HEADS)
+    heads: int = Field(ge=1, **at_most("heads"))
     bias: bool = False
     rope: bool = True
 
@@ -39,7 +39,8 @@ class AttentionArgs(_Args):
 class MlpArgs(_Args):
     """Two-layer feed-forward network: gelu, or swiglu (gated, three matrices)."""
 
-    hidden: int | None = Field(default=None, ge=1, le=MAX_HIDDEN, description="default 4 x dim")
+    hidden: int | None = Field(default=None, ge=1, description="default 4 x dim",
+                                **at_most("hidden"))
     act: Literal["gelu", "swiglu"] = "gelu"
     bias: bool = False
 
@@ -63,7 +64,8 @@ class NormArgs(_Args):
 class OpaqueArgs(_Args):
     """An uninterpreted layer: proofs hold for any function; when run, a fixed small MLP."""
 
-    hidden: int | None = Field(default=None, ge=1, le=MAX_HIDDEN, description="default dim")
+    hidden: int | None = Field(default=None, ge=1, description="default dim",
+                                **at_most("hidden"))
 
     def normalised(self, dim: int) -> "OpaqueArgs":
         return self if self.hidden is not None else self.model_copy(update={"hidden": dim})

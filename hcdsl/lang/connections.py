@@ -11,7 +11,7 @@ from typing import Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from hcdsl.lang.limits import MAX_ITERS, MAX_LOWRANK, MAX_MULTIPLE, MAX_STREAMS
+from hcdsl.lang.limits import at_most
 
 
 class Options(BaseModel):
@@ -48,7 +48,8 @@ class LearnedMixOptions(Options):
 
 
 class HyperOptions(LearnedMixOptions):
-    n: int = Field(ge=1, le=MAX_STREAMS, description="expansion rate: the number of streams")
+    n: int = Field(ge=1, description="expansion rate: the number of streams",
+                   **at_most("streams"))
     out_scale: bool = True  # divide the init std of output projections by sqrt(n) (§4)
     # invstd: scale every new stream by 1/std(stream), i.e. B = A_r = 1/sqrt(σ_h² + σ_T² +
     # 2σ_hT) of Eq. 16 (with the literal [[0, 1], [1, 1]]): Post-Norm written as HC, n = 1
@@ -62,7 +63,8 @@ class HyperOptions(LearnedMixOptions):
 
 
 class FracOptions(LearnedMixOptions):
-    m: int = Field(ge=1, le=MAX_STREAMS, description="number of fractions; must divide dim")
+    m: int = Field(ge=1, description="number of fractions; must divide dim",
+                   **at_most("streams"))
 
     @model_validator(mode="after")
     def _m_divides_dim(self, info: ValidationInfo) -> "FracOptions":
@@ -75,8 +77,9 @@ class FracOptions(LearnedMixOptions):
 
 # -- mHC -------------------------------------------------------------------------------------
 class MhcOptions(Options):
-    n: int = Field(ge=1, le=MAX_STREAMS, description="number of streams")
-    iters: int = Field(default=20, ge=1, le=MAX_ITERS, description="Sinkhorn-Knopp iterations")
+    n: int = Field(ge=1, description="number of streams", **at_most("streams"))
+    iters: int = Field(default=20, ge=1, description="Sinkhorn-Knopp iterations",
+                       **at_most("iters"))
     init: Literal["paper", "identity"] = "paper"
     alpha: float = Field(default=0.01, allow_inf_nan=False,
                          description="init of the gates α_pre, α_post, α_res")
@@ -92,9 +95,9 @@ class MhcOptions(Options):
 
 # -- dense families --------------------------------------------------------------------------
 class DenseFormerOptions(Options):
-    k: int = Field(default=1, ge=1, le=1024,
+    k: int = Field(default=1, ge=1, **at_most("layers"),
                    description="dilation: DWA_i sees X_j with j = i mod k")
-    p: int = Field(default=1, ge=1, le=1024,
+    p: int = Field(default=1, ge=1, **at_most("layers"),
                    description="period: a DWA after blocks i with i % p == 0")
     learn: bool = True
 
@@ -102,15 +105,17 @@ class DenseFormerOptions(Options):
 class MuddOptions(Options):
     ways: Literal[1, 4] = 4  # 4: Q, K, V, R (MUDD); 1: DDFormer
     dynamic: bool = True  # false: static multiway, a_i only
-    k: int = Field(default=1, ge=1, le=1024, description="sparse: every k-th source")
-    p: int = Field(default=1, ge=1, le=1024, description="sparse: a DA every p blocks")
-    window: int = Field(default=0, ge=0, le=1024,
+    k: int = Field(default=1, ge=1, description="sparse: every k-th source",
+                   **at_most("layers"))
+    p: int = Field(default=1, ge=1, description="sparse: a DA every p blocks",
+                   **at_most("layers"))
+    window: int = Field(default=0, ge=0, **at_most("layers"),
                         description="sliding window SWn: the last n blocks plus the embedding")
     # PrePostDANorm (Eq. 10): mix RMSNorm(X_j), then Norm(DA) + X_i per way; a_i = 0 at init
     prepost: bool = False
     round: bool = False  # released code: hidden K rounded up as (K // 64 + 1) * 64
     ffn_growth: bool = False  # FFN width 0.5x -> 1.5x linearly over depth (Eq. 9)
-    ffn_multiple: int = Field(default=1, ge=1, le=MAX_MULTIPLE,
+    ffn_multiple: int = Field(default=1, ge=1, **at_most("multiple"),
                               description="round grown FFN widths to a multiple (released: 128)")
 
 
@@ -137,12 +142,13 @@ class CustomOptions(Options):
     name: str = "custom"
     state: Literal["streams", "history"] = "streams"
     # -- stream state --
-    streams: int = Field(default=1, ge=1, le=MAX_STREAMS)
+    streams: int = Field(default=1, ge=1, **at_most("streams"))
     init: tuple[float, ...] | None = None  # H^0_s = init_s h^0 (default: copies)
     prenorm: bool = True  # T := T∘Norm
     post: Literal["none", "norm"] = "none"  # normalise new streams after the write
     post_streams: tuple[int, ...] | None = None  # which (1-based); default all
-    lowrank: int = Field(default=0, ge=0, le=MAX_LOWRANK)  # + B A H (LAuReL-LR), B = 0 at init
+    # + B A H (LAuReL-LR), B = 0 at init
+    lowrank: int = Field(default=0, ge=0, **at_most("lowrank"))
     value_residual: tuple[Entry, Entry] | None = None  # V <- λ1 V_first + λ2 V
     readout: tuple[float, ...] | None = None  # h^L = sum_s readout_s H_s (default all 1)
     readout_norm: tuple[int, ...] = ()  # streams (1-based) normalised before the readout

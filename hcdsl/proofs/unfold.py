@@ -17,6 +17,7 @@ the tokens.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,8 +26,10 @@ import numpy as np
 import torch
 
 from hcdsl.backends import ReferenceModel
+from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.nn.modules import build_parts
+from hcdsl.proofs.checkpoint import loaded
 from hcdsl.proofs.source import Source, name_of, raw_ir
 from hcdsl.proofs.coefs import Point, fmt_fraction
 from hcdsl.proofs.identity import Identity
@@ -136,16 +139,55 @@ def unfold_exact(spec: Source) -> Unfolded:
 
 
 # -- numeric, per token --------------------------------------------------------------------
+_TOKEN_LIST = re.compile(r"[\s\d,+\-]*")  # what a list of tokens may hold ("1, 2,3")
+
+
 def parse_tokens(text: str | None, vocab: int, seed: int = 0) -> torch.Tensor:
-    """'1,2,3' or a path to a tensor saved with torch.save; None: 2 x 32 random tokens."""
+    """'1,2,3' or a path to a tensor saved with torch.save (integers, 1 or 2 dimensions);
+    None: 2 x 32 random tokens. CompileError naming the problem when the input is not
+    tokens of this vocabulary."""
     if text is None:
         gen = torch.Generator().manual_seed(seed)
         return torch.randint(0, vocab, (2, 32), generator=gen)
     path = Path(text)
-    if path.exists():
-        t = torch.load(path, weights_only=True)
-        return t if t.dim() == 2 else t.reshape(1, -1)
-    return torch.tensor([[int(x) for x in text.replace(" ", "").split(",") if x]])
+    if not _TOKEN_LIST.fullmatch(text) and (path.exists() or "/" in text or
+                                             path.suffix in (".pt", ".pth")):
+        return check_tokens(_load_tokens(path), vocab, str(path))
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = next((x for x in items if not re.fullmatch(r"[+-]?\d+", x)), None)
+    if bad is not None or not items:
+        raise CompileError(f"--input '{text[:60]}': " + (
+            f"'{bad[:30]}' is not a token number" if bad else "no tokens")
+            + "; give tokens as integers, e.g. '1,2,3', or the path of a tensor file (.pt)")
+    return check_tokens(torch.tensor([[int(x) for x in items]]), vocab, f"--input '{text[:60]}'")
+
+
+def _load_tokens(path: Path) -> torch.Tensor:
+    try:
+        t = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CompileError(f"no such token file: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise CompileError(f"{path} is not a tensor file torch.load can read safely "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(t, torch.Tensor):
+        raise CompileError(f"{path} holds a {type(t).__name__}, not a tensor of tokens")
+    return t
+
+
+def check_tokens(t: torch.Tensor, vocab: int, what: str) -> torch.Tensor:
+    """t as a (batch, time) tensor of tokens in 0..vocab-1, or a CompileError naming what."""
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise CompileError(f"{what}: tokens are integers, got a tensor of {t.dtype}")
+    if t.dim() not in (1, 2) or t.numel() == 0:
+        raise CompileError(f"{what}: tokens are a non-empty (time,) or (batch, time) tensor, "
+                           f"got shape {tuple(t.shape)}")
+    t = t.long().reshape(1, -1) if t.dim() == 1 else t.long()
+    low, high = int(t.min()), int(t.max())
+    if low < 0 or high >= vocab:
+        bad = low if low < 0 else high
+        raise CompileError(f"{what}: token {bad} is outside the vocabulary 0..{vocab - 1}")
+    return t
 
 
 def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
@@ -155,15 +197,13 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
         raise UnfoldError("numeric unfolding runs tokens through the model, and this one reads "
                           "hidden states (input = hidden); a static connection is unfolded "
                           "exactly without --input or --checkpoint")
-    model = ReferenceModel(ir, build_parts(ir, seed=seed))
-    if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-            state = state["model"]
-        model.load_state_dict(state)
-    model = model.double().train(False)
     vocab = ir.payload(ir.of_type(n.Embed)[0]).vocab
-    x = tokens if isinstance(tokens, torch.Tensor) else parse_tokens(tokens, vocab, seed)
+    x = (check_tokens(tokens, vocab, "tokens") if isinstance(tokens, torch.Tensor)
+         else parse_tokens(tokens, vocab, seed))
+    if checkpoint is not None:  # every module strictly, or a CompileError naming the file
+        model = loaded(ir, ir, checkpoint, name_of(spec))
+    else:
+        model = ReferenceModel(ir, build_parts(ir, seed=seed)).double().train(False)
     layers = [v for v in ir.order() if isinstance(ir.payload(v), n.Layer)]
     pos = {v: layer_position(ir, v, i + 1) for i, v in enumerate(layers)}
     L = len(layers)

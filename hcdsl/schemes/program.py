@@ -11,7 +11,7 @@ from pathlib import Path
 from hcdsl.errors import CompileError, Diagnostic, HcError
 from hcdsl.frontend.source import Source, read_path, text_source
 from hcdsl.frontend.validate import Checked, check
-from hcdsl.lang.catalog import check_ports
+from hcdsl.lang.catalog import LAYER_KINDS, check_ports
 from hcdsl.schemes import desugar
 from hcdsl.schemes.primitive import DenseScheme, Scheme
 from hcdsl.schemes.registry import SchemeError
@@ -44,6 +44,12 @@ def from_checked(checked: Checked) -> Program:
 
 
 def from_spec(spec: ModelSpec) -> Program:
+    clash = [layer.name for layer in spec.layers if layer.extern and layer.kind in LAYER_KINDS]
+    if clash:  # the schemes would take it for the built-in (its ports, its taps)
+        raise HcError([Diagnostic(f"extern layer '{clash[0]}' has the kind of a built-in "
+                                  f"layer ('{spec.layer(clash[0]).kind}')", None,
+                                  "give the extern layer's kind another name")],
+                      spec.name, "")
     try:
         return Program(spec, desugar(spec), None)
     except SchemeError as exc:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # fields that may differ between a run and its resumption (they do not change the numbers)
 RUNTIME_FIELDS = frozenset({"resume", "resume_from", "stop_at", "progress", "tensorboard",
-                            "threads", "compile"})
+                            "threads", "compile", "check_memory"})
 
 
 class TrainConfig(BaseModel):
@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     compile: bool = Field(False, description="torch.compile the model")
     fsdp: bool = Field(False, description="under torchrun: shard with FSDP2 instead of DDP")
     threads: int | None = Field(None, ge=1, description="torch threads per process")
+    check_memory: bool = Field(True, description="refuse a run whose estimated memory "
+                               "(weights, gradients, AdamW moments, activations of one "
+                               "micro-batch; hcdsl/memory.py) exceeds what is available")
     # evaluation, probes, checkpoints, logs
     eval_every: int = Field(100, ge=0, description="0: only at the end")
     val_sequences: int = Field(64, ge=1, description="size of the fixed validation set")

@@ -62,7 +62,8 @@ class Trainer:
         parallel.barrier(d)  # every rank has read the run folder before rank 0 writes to it
         src = self.prep.source
         with spec_errors(str(src) if not isinstance(src, str) else "<spec text>"):
-            self.raw = hcdsl.compile(self.prep.source, seed=cfg.seed, device=d.device)
+            self.raw = hcdsl.compile(self.prep.source, seed=cfg.seed, device=d.device,
+                                     check_memory=cfg.check_memory)
         self.signature = checkpoint.signature(self.raw)
         torch.manual_seed(cfg.seed)
         layers = [attr_name(v) for v in probes.layer_ids(self.raw)]

@@ -4,11 +4,15 @@ settings). Each problem is a TrainError with one clear message."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import hcdsl
+from hcdsl import memory
+from hcdsl.api import lowered
 from hcdsl.errors import CompileError, HcError
 from hcdsl.counts import Stats
 from hcdsl.train import checkpoint, data
@@ -52,14 +56,36 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
     name = str(source) if isinstance(source, Path) else "<spec text>"
     with spec_errors(name):
         stats = hcdsl.stats(source)
+        if cfg.check_memory:
+            check_memory(cfg, source, name)
     text = source.read_text() if isinstance(source, Path) else source
     tok = data.Tokenizer(cfg.tokenizer)
     data.check_vocab(stats.vocab, tok)
-    corpus = data.load(cfg.data, tok, cfg.max_bytes, cfg.val_fraction)
+    try:
+        corpus = data.load(cfg.data, tok, cfg.max_bytes, cfg.val_fraction)
+    except OSError as exc:  # a file of the corpus we may not read
+        raise TrainError(f"--data {cfg.data}: cannot read {exc.filename or cfg.data}: "
+                         f"{exc.strerror or exc}") from None
     batches = data.Batches(corpus.train, cfg.seq, cfg.batch, world, cfg.accum,
                            cfg.seed if cfg.data_seed is None else cfg.data_seed)
     val = data.val_set(corpus.val, cfg.seq, cfg.val_sequences, world)
     return Prepared(source, text, stats, corpus, batches, val, _resume_point(cfg, text))
+
+
+def check_memory(cfg: TrainConfig, source: str | Path, name: str) -> None:
+    """Refuse (MemoryLimitError) a run whose estimate does not fit (hcdsl/memory.py): on a
+    CPU, weights, gradients, AdamW's moments and one micro-batch's activations, times the
+    ranks torchrun starts on this host; on a GPU, the weights first built in host memory."""
+    import torch
+
+    low = lowered(source)
+    on_cpu = cfg.device == "cpu" or cfg.device == "auto" and not torch.cuda.is_available()
+    if on_cpu:
+        est = memory.estimate(low.raw, low.ir, cfg.batch, cfg.seq, use="train")
+        est = dataclasses.replace(est, processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    else:
+        est = memory.estimate(low.raw)
+    memory.check(est, f"{name} at batch {cfg.batch} x seq {cfg.seq}")
 
 
 def _resume_point(cfg: TrainConfig, text: str) -> Path | None:
@@ -68,6 +94,7 @@ def _resume_point(cfg: TrainConfig, text: str) -> Path | None:
         if not (cfg.resume_from / "meta.pt").exists():
             raise TrainError(f"--resume-from {cfg.resume_from}: not a checkpoint folder "
                              "(no meta.pt)")
+        _check_meta(cfg.resume_from)
         same_run = cfg.resume_from.resolve().parent.parent == cfg.out.resolve()
         if recorded.exists() and not same_run:
             raise TrainError(f"{cfg.out} holds another run: choose a new --out")
@@ -90,7 +117,24 @@ def _resume_point(cfg: TrainConfig, text: str) -> Path | None:
         raise TrainError(f"--resume {cfg.out}: its run was started with other settings "
                          f"({', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); resume "
                          "with the same ones, or choose another --out")
-    return checkpoint.latest(cfg.out)
+    latest = checkpoint.latest(cfg.out)
+    if latest is not None:
+        _check_meta(latest)
+    return latest
+
+
+def _check_meta(folder: Path) -> None:
+    """The folder's meta.pt is one this trainer wrote (read safely, weights_only)."""
+    import torch
+
+    try:
+        meta = torch.load(folder / "meta.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise TrainError(f"checkpoint {folder}: its meta.pt cannot be read safely "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(meta, dict) or not {"step", "signature"} <= set(meta):
+        raise TrainError(f"checkpoint {folder}: its meta.pt is not a checkpoint of "
+                         "hcdsl train")
 
 
 def write_run(cfg: TrainConfig, prep: Prepared) -> None:

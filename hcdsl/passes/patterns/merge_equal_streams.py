@@ -18,16 +18,12 @@ from hcdsl.spec import Matrix
 
 
 def _groups(m: Matrix) -> list[list[int]]:
-    """Columns of m grouped by equality, in order of first appearance."""
-    groups: list[list[int]] = []
+    """Columns of m grouped by equality, in order of first appearance (one pass, keyed by
+    the column: linear in the matrix, not cubic in its width)."""
+    groups: dict[tuple[float, ...], list[int]] = {}
     for c in range(len(m[0])):
-        for g in groups:
-            if column(m, g[0]) == column(m, c):
-                g.append(c)
-                break
-        else:
-            groups.append([c])
-    return groups
+        groups.setdefault(column(m, c), []).append(c)
+    return list(groups.values())
 
 
 def _merged_rows(m: Matrix, offset: int, groups: list[list[int]]) -> Matrix:

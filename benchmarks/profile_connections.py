@@ -54,18 +54,8 @@ import hcdsl  # noqa: E402
 from hcdsl.bench import measure  # noqa: E402
 from hcdsl.ir import nodes as n  # noqa: E402
 from hcdsl.nn.modules import attr_name  # noqa: E402
+from speed import SPEC  # noqa: E402 - the same model as speed.py
 
-SPEC = """
-model profile {{
-  dim = {dim}
-  vocab = {vocab}
-  norm = layernorm
-  layer attn = attention(heads={heads})
-  layer ffn  = mlp(hidden={hidden})
-  body = repeat {blocks} [attn, ffn]
-  connect {connect}
-}}
-"""
 FAMILIES = {"pre": ("Pre-Norm", "residual"), "dhc": ("DHC x4", "hyper(n=4, dynamic)"),
             "fc": ("FC m=4 dynamic", "frac(m=4, dynamic)"), "mhc": ("mHC x4", "mhc(n=4)"),
             "mudd": ("MUDD", "mudd")}

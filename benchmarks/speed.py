@@ -38,10 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import hcdsl
+from hcdsl.bench.measure import sync, train_step
 from hcdsl.nn.layers import MLP, Attention, Embedding, Unembed, make_norm
 
 SPEC = """
@@ -201,13 +201,6 @@ def dhc_from_hcdsl(sd: dict, blocks: int) -> dict:
 
 # ---------------------------------------------------------------- timing
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type != "cpu" and hasattr(torch, "accelerator"):
-        torch.accelerator.synchronize()
-
-
 @dataclass
 class Candidate:
     name: str
@@ -215,24 +208,6 @@ class Candidate:
     model: nn.Module
     step: Callable[[], float] = field(repr=False, default=None)  # type: ignore[assignment]
     times: list[float] = field(default_factory=list)  # ms/step, one per round
-
-
-def make_step(model: nn.Module, tokens: torch.Tensor, targets: torch.Tensor,
-              compiled: bool) -> Callable[[], float]:
-    def loss_fn(tok: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        logits = model(tok)
-        return F.cross_entropy(logits.flatten(0, 1), tgt.flatten())
-
-    fn = torch.compile(loss_fn, fullgraph=True) if compiled else loss_fn
-
-    def step() -> float:
-        for p in model.parameters():
-            p.grad = None
-        loss = fn(tokens, targets)
-        loss.backward()
-        return loss.detach()
-
-    return step
 
 
 def median(xs: list[float]) -> float:
@@ -318,7 +293,7 @@ def main() -> None:
     for name, m in models:
         for mode in modes:
             c = Candidate(name, mode, m)
-            c.step = make_step(m, tokens, targets, compiled=(mode == "compiled"))
+            c.step = train_step(m, tokens, targets, compiled=(mode == "compiled"))
             cands.append(c)
 
     # warm-up (compiles forward and backward); compiled loss must equal eager loss

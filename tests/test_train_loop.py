@@ -120,6 +120,15 @@ def test_vocab_smaller_than_the_tokenizer(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_a_body_spec_is_refused_with_a_reason(tmp_path: Path) -> None:
+    body = tmp_path / "body.hc"
+    body.write_text("model body {\n dim = 32\n input = hidden\n layer ffn = mlp\n"
+                    " body = repeat 2 [ffn]\n connect hyper(n=2, dynamic)\n}\n")
+    with pytest.raises(TrainError, match=r"body.hc: error: the spec is a body \(`input = hidden`"):
+        train(config(tmp_path, spec=str(body)))
+    assert not (tmp_path / "run").exists()
+
+
 def _cli(args: list[str]) -> tuple[int, str]:
     app = typer.Typer()
     register(app)

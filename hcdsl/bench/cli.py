@@ -27,17 +27,6 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
 
 
-def _device(name: str) -> str:
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    return str(device)
-
 
 def bench(
     files: list[str] = typer.Argument(..., metavar="A.hc [B.hc ...]", help=".hc spec files"),
@@ -67,10 +56,11 @@ def bench(
 ) -> None:
     """Time each spec against Pre-Norm with the same layers: training step and inference,
     eager and compiled, as ratios (median, min-max over interleaved rounds), and memory."""
-    from hcdsl.cli.app import command  # here: hcdsl.cli imports this module to register it
+    # here: hcdsl.cli imports this module to register it
+    from hcdsl.cli.app import command, parse_device
 
     settings = Settings(batch=batch, seq=seq, rounds=rounds, warmup=warmup, steps=steps,
-                        compile=not no_compile, device=_device(device), seed=seed,
+                        compile=not no_compile, device=parse_device(device), seed=seed,
                         package=package, memory=memory, threads=threads, recompute=recompute,
                         disable=tuple(disable), infer=infer)
     err = Console(stderr=True, highlight=False)

@@ -66,6 +66,20 @@ def command(what: str, code: int = 1) -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
+def parse_device(name: str) -> str:
+    """A --device option: 'cpu', 'cuda', 'cuda:1', ... (typer.BadParameter when torch does not
+    know it, or when it names CUDA on a machine without it)."""
+    import torch  # here: the commands that take no device start without torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    return str(device)
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"hcdsl {__version__}")

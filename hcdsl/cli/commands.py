@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from hcdsl.cli.app import Failed, app, command, reported
+from hcdsl.cli.app import Failed, app, command, parse_device, reported
 from hcdsl.cli.tables import (
     console, demo_row, demo_table, fmt_params, matrices_table, summary_table, traffic_table,
 )
@@ -128,17 +128,6 @@ def stats_cmd(
     console().print(matrices_table(st))
 
 
-def _device(name: str) -> "torch.device":
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    return device
-
 
 def sample_input(spec: "ModelSpec", batch: int, seq: int,
                  gen: "torch.Generator") -> "torch.Tensor":
@@ -185,7 +174,7 @@ def run(
     from hcdsl import memory
     from hcdsl.api import lowered
 
-    dev = _device(device)
+    dev = torch.device(parse_device(device))
     with command(file):
         t0 = time.perf_counter()
         low = lowered(Path(file))

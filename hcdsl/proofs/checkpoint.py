@@ -21,16 +21,23 @@ from hcdsl.proofs.identity import Identity
 from hcdsl.proofs.numeric import _stand_in
 
 
+def load_file(path: str | Path, what: str) -> object:
+    """torch.load(path) with weights_only (a file cannot run code); CompileError, naming
+    `what` the file should hold ("checkpoint", "tensor file"), when it is missing or
+    unreadable."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CompileError(f"no such {what}: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise CompileError(f"{path} is not a {what} torch.load can read safely "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
 def read_state(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from a file (torch.save, weights_only); a training checkpoint's "model"
     entry is accepted too. CompileError when the file is not one."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CompileError(f"no such checkpoint: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise CompileError(f"{path} is not a checkpoint torch.load can read safely "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    state = load_file(path, "checkpoint")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)

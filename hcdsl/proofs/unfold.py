@@ -29,7 +29,7 @@ from hcdsl.backends import ReferenceModel
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.nn.modules import build_parts
-from hcdsl.proofs.checkpoint import loaded
+from hcdsl.proofs.checkpoint import load_file, loaded
 from hcdsl.proofs.source import Source, name_of, raw_ir
 from hcdsl.proofs.coefs import Point, fmt_fraction
 from hcdsl.proofs.identity import Identity
@@ -163,13 +163,7 @@ def parse_tokens(text: str | None, vocab: int, seed: int = 0) -> torch.Tensor:
 
 
 def _load_tokens(path: Path) -> torch.Tensor:
-    try:
-        t = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CompileError(f"no such token file: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise CompileError(f"{path} is not a tensor file torch.load can read safely "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    t = load_file(path, "token file")
     if not isinstance(t, torch.Tensor):
         raise CompileError(f"{path} holds a {type(t).__name__}, not a tensor of tokens")
     return t

@@ -59,6 +59,12 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
         if cfg.check_memory:
             check_memory(cfg, source, name)
     text = source.read_text() if isinstance(source, Path) else source
+    if stats.vocab == 0:  # `input = hidden`: a body has no tokens to predict
+        raise TrainError(f"{name}: error: the spec is a body (`input = hidden`): it maps hidden "
+                         "states to hidden states, with no embedding, head or vocabulary, so "
+                         "there is no next token to train on\n  hint: train a language model "
+                         "spec (leave `input` out and set `vocab`), or build the body with "
+                         "hcdsl.compile and train the model that contains it")
     tok = data.Tokenizer(cfg.tokenizer)
     data.check_vocab(stats.vocab, tok)
     try:

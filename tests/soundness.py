@@ -283,8 +283,10 @@ def _enforce(model, assumed: set[str]) -> None:  # noqa: ANN001
 def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0
             ) -> tuple[float, float]:
     """(max |A - B|, max |A|) of the logits under the harness's own ties (module doc)."""
-    ma = hcdsl.compile(a, backend="reference", seed=seed, dtype=torch.float64)
-    mb = hcdsl.compile(b, backend="reference", seed=seed, dtype=torch.float64)
+    # the raw IR (no passes): the spec's own layers, one module each (a pass may fuse
+    # layers, e.g. fuse-parallel-inputs, and the harness ties weights layer by layer)
+    ma = hcdsl.compile(a, backend="reference", seed=seed, dtype=torch.float64, passes=None)
+    mb = hcdsl.compile(b, backend="reference", seed=seed, dtype=torch.float64, passes=None)
     ma.train(False)
     mb.train(False)
     with torch.no_grad():

@@ -298,26 +298,41 @@ def test_disable_by_name() -> None:
 # -- numerical ----------------------------------------------------------------------------
 def outputs(text: str, passes: list[str] | None, tokens: torch.Tensor,
             weights: dict[str, torch.Tensor] | None = None):
+    """The logits, the state_dict and the gradient of a fixed projection of the logits,
+    by parameter name (zeros where a parameter gets none, e.g. a layer nothing reads)."""
     model = hcdsl.compile(text, passes=passes, seed=7)
     if weights is not None:
         mine = model.state_dict()
         model.load_state_dict({k: v for k, v in weights.items() if k in mine}, strict=False)
-    with torch.no_grad():
-        return model(tokens), model.state_dict()
+    logits = model(tokens)
+    probe = torch.randn(logits.shape, generator=torch.Generator().manual_seed(1))
+    (logits * probe).sum().backward()
+    grads = {k: p.grad if p.grad is not None else torch.zeros_like(p)
+             for k, p in model.named_parameters()}
+    return logits.detach(), model.state_dict(), grads
+
+
+def same_grads(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """max |a - b| over the parameters both have (the names are the same with any passes)."""
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
 @pytest.mark.parametrize("name", list(PREREQ))
 def test_pass_preserves_outputs(name: str) -> None:
+    """fx with the pass == fx without it: the logits and every parameter's gradient."""
     tokens = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(0))
     fired = False
     for text in SPECS.values():
-        base, weights = outputs(text, None, tokens)
-        prior, _ = outputs(text, PREREQ[name], tokens, weights)
+        base, weights, g_base = outputs(text, None, tokens)
+        prior, _, g_prior = outputs(text, PREREQ[name], tokens, weights)
         ir = run(raw(text), PREREQ[name])
         fired |= get(name)(ir)
-        after, _ = outputs(text, PREREQ[name] + [name], tokens, weights)
+        after, _, g_after = outputs(text, PREREQ[name] + [name], tokens, weights)
         assert (prior - base).abs().max().item() <= 1e-5
         assert (after - prior).abs().max().item() <= 1e-5
+        assert same_grads(g_prior, g_base) <= 1e-4
+        assert same_grads(g_after, g_prior) <= 1e-4
     assert fired, f"{name} changed none of the specs: the numeric test proves nothing"
 
 
@@ -349,6 +364,7 @@ def test_dce_preserves_outputs() -> None:
 def test_default_pipeline_preserves_outputs() -> None:
     tokens = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(1))
     for text in SPECS.values():
-        base, weights = outputs(text, None, tokens)
-        after, _ = outputs(text, DEFAULT, tokens, weights)
+        base, weights, g_base = outputs(text, None, tokens)
+        after, _, g_after = outputs(text, DEFAULT, tokens, weights)
         assert (after - base).abs().max().item() <= 1e-5
+        assert same_grads(g_after, g_base) <= 1e-4

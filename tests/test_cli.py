@@ -205,3 +205,20 @@ def test_demo_bundled_specs_are_installed() -> None:
     assert {p.relative_to(SPECS).as_posix() for p in SPECS.rglob("*.hc")} == set(names)
     assert "families/mudd_tiny.hc" in names and "custom/laurel_rw.hc" in names
     assert "olmo_1b_dhc4.hc" in names
+
+
+@pytest.mark.parametrize("args", [["--version"], ["check", str(SPECS / "tiny_dhc4.hc")],
+                                  ["stats", str(SPECS / "olmo_1b_dhc4.hc")],
+                                  ["show", "--ir", str(SPECS / "tiny_dhc4.hc")]])
+def test_commands_that_build_nothing_start_without_torch(args: list[str]) -> None:
+    """Every command module registers with the app (bench, train, prove, ...), but the ones
+    that build no module must not pay torch's import (about 1.2 s of CPU here)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from hcdsl.cli import app; "
+            f"r = CliRunner().invoke(app, {args!r}); "
+            "print(r.exit_code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["0", "False"]

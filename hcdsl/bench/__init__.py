@@ -13,6 +13,14 @@ min-max over rounds) and the memory of one training step relative to Pre-Norm. W
     cli.py      register(app): the `bench` command
 """
 
-from hcdsl.bench.runner import BenchReport, Settings, run_bench
+from typing import Any
 
 __all__ = ["BenchReport", "Settings", "run_bench"]
+
+
+def __getattr__(name: str) -> Any:  # the runner imports torch: only on first use
+    if name in __all__:
+        from hcdsl.bench import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'hcdsl.bench' has no attribute {name!r}")

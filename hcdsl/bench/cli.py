@@ -19,7 +19,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hcdsl.bench.runner import BenchReport, PairResult, Settings, mode_name, run_bench
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the runner imports torch: only when `bench` runs (hcdsl --version must not)
+    from hcdsl.bench.runner import BenchReport, PairResult
 
 
 def register(app: typer.Typer) -> None:
@@ -57,6 +60,7 @@ def bench(
     """Time each spec against Pre-Norm with the same layers: training step and inference,
     eager and compiled, as ratios (median, min-max over interleaved rounds), and memory."""
     # here: hcdsl.cli imports this module to register it
+    from hcdsl.bench.runner import Settings, run_bench
     from hcdsl.cli.app import command, parse_device
 
     settings = Settings(batch=batch, seq=seq, rounds=rounds, warmup=warmup, steps=steps,
@@ -116,6 +120,8 @@ def print_report(report: BenchReport, out: Console) -> None:
               f"{'; passes disabled: ' + ', '.join(s.disable) if s.disable else ''}")
     out.print("ratio to Pre-Norm with the same layers: median over rounds (min-max); "
               "< 1 is faster")
+    from hcdsl.bench.runner import mode_name
+
     modes = [mode_name(k, c) for k, c in (("train", False), ("train", True),
                                           ("infer", False), ("infer", True))
              if (s.compile or not c) and (s.infer or k == "train")]

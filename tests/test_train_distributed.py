@@ -7,6 +7,7 @@ parameters (HC's s_α, s_β, mHC's α), is handled by hcdsl.train.parallel."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,13 +31,31 @@ COMMON = ["--steps", "4", "--seq", "32", "--eval-every", "2", "--probe-every", "
           "--set", "max_bytes=200000", "--set", "tensorboard=false"]
 
 
+# A rank of a gloo run can die at exit with SIGABRT, "terminate called without an active
+# exception" (a C++ thread of the process group outliving it; pytorch/pytorch#179291 describes
+# the same crash at interpreter finalisation). Seen once in about 35 runs of this file on a
+# loaded 2-core machine, never reproduced in 33 runs after; a fresh run that dies that way is
+# run once more from scratch, anything else fails at once.
+GLOO_EXIT_ABORT = "terminate called without an active exception"
+
+
 def torchrun(args: list[str], cwd: Path, timeout: int = 240) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--standalone", "-m", "hcdsl.train", "train", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for attempt in range(2):
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        output = proc.stdout[-3000:] + proc.stderr[-3000:]
+        if proc.returncode == 0:
+            return
+        fresh = "--resume" not in args and "--out" in args
+        if attempt == 0 and fresh and GLOO_EXIT_ABORT in output and "SIGABRT" in output:
+            print(f"torchrun: a rank aborted at exit ({GLOO_EXIT_ABORT}); running again")
+            shutil.rmtree(cwd / args[args.index("--out") + 1], ignore_errors=True)
+            continue
+        break
+    raise AssertionError(output)
 
 
 def single(tmp_path: Path, spec: Path) -> list[tuple[float, float | None]]:

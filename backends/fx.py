@@ -22,7 +22,7 @@ from hcdsl.ir.graph import IR
 from hcdsl.ir.types import Coef, Hidden
 from hcdsl.nn import io
 from hcdsl.nn.modules import attr_name
-from hcdsl.nn.ops import mix_streams
+from hcdsl.nn.ops import mix_parts, mix_streams
 from hcdsl.backends.recompute import lower_region, runs
 
 
@@ -39,12 +39,30 @@ class Builder:
         for k, v, src in io.layer_inputs(ir):
             self.reads.setdefault(v, []).append((k, src))
         self._training: fx.Node | None = None
+        # stacks of more than two parts that only mixes read: their parts, so each mix reads
+        # them directly (mix_parts) and the concatenation is dropped when nothing else uses it
+        self.stacks: dict[str, list[fx.Node]] = {}
 
     def training(self) -> fx.Node:
         """`self.training`, read once (dropout is active only while training)."""
         if self._training is None:
             self._training = self.g.get_attr("training")
         return self._training
+
+    def drop_unused_stacks(self, env: dict[str, fx.Node]) -> None:
+        """Erase the concatenations every reader now takes in parts (mix_parts), with the
+        unsqueezes that only they read. Call once the graph (and its output) is complete."""
+
+        def erase(node: fx.Node) -> None:
+            if node.users:
+                return
+            inputs = [a for a in node.all_input_nodes if a.op == "call_method"]
+            self.g.erase_node(node)
+            for a in inputs:
+                erase(a)
+
+        for v in self.stacks:
+            erase(env[v])
 
     def emit(self, op: str, target: Any, args: tuple, node_id: str,
              kwargs: dict | None = None) -> fx.Node:
@@ -147,6 +165,9 @@ def _stack(b: Builder, v: str, p: n.Stack, x: dict[str, fx.Node]) -> fx.Node:
     src = b.ir.inputs(v)  # concatenate on the stream axis; a hidden vector is one stream
     items = [b.g.call_method("unsqueeze", (x[q], -2))
              if isinstance(b.ir.type_of(src[q]), Hidden) else x[q] for q in p.ports()]
+    if p.arity > 2 and all(isinstance(b.ir.payload(u), n.Mix) and port == "x"
+                           for u, port in b.ir.users(v)):
+        b.stacks[v] = items  # a history read by mixes: see _mix
     return b.emit("call_function", torch.cat, (items,), v, {"dim": -2})
 
 
@@ -201,6 +222,9 @@ def _mix(b: Builder, v: str, p: n.Mix, x: dict[str, fx.Node]) -> fx.Node:
     if (r0, r1, c0, c1) != (0, coef.rows, 0, coef.cols):
         index = (Ellipsis, slice(r0, r1), slice(c0, c1))
         m = b.emit("call_function", operator.getitem, (m, index), f"{v}.m")
+    parts = b.stacks.get(b.ir.inputs(v)["x"])
+    if parts is not None:  # the parts of a history stack: it need not be kept for backward
+        return b.emit("call_function", mix_parts, (m, *parts), v)
     return b.emit("call_function", mix_streams, (h, m), v)
 
 
@@ -222,6 +246,7 @@ def lower_fx(ir: IR, parts: nn.Module, recompute: bool = False) -> fx.GraphModul
             continue
         p = ir.payload(v)
         env[v] = FX[type(p)](b, v, p, {q: env[u] for q, u in ir.inputs(v).items()})
+    b.drop_unused_stacks(env)
     b.g.lint()
     gm = fx.GraphModule(parts, b.g, class_name=f"HC_{attr_name(ir.name)}")
     for name, module in parts.named_children():  # every module, used by the graph or not:

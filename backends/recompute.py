@@ -76,6 +76,7 @@ def lower_region(ir: IR, nodes: list[str], env: dict[str, fx.Node], rules: dict,
         local[v] = rules[type(p)](sub, v, p, {q: local[u] for q, u in ir.inputs(v).items()})
     outputs = [v for v in nodes if any(w not in inside for w in ir.readers(v))]
     sub.g.output(tuple(local[v] for v in outputs))
+    sub.drop_unused_stacks(local)  # type: ignore[attr-defined] - a backends.fx.Builder
     region = Region(fx.GraphModule(parts, sub.g, class_name=name))
     parts.add_module(name, region)
     call = main.call_module(name, tuple(env[u] for u in inputs))

@@ -62,7 +62,38 @@ def test_recompute_keeps_less_for_backward() -> None:
 
     plain = saved_tensor_bytes(hcdsl.compile(spec("mudd"), seed=0), X, X)
     again = saved_tensor_bytes(hcdsl.compile(spec("mudd"), seed=0, recompute=True), X, X)
-    assert again < 0.9 * plain
+    assert again < 0.95 * plain
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_mix_parts_is_the_mix_of_the_stack_and_keeps_only_the_parts(static: bool) -> None:
+    from hcdsl.nn.ops import mix_parts, mix_streams
+
+    g = torch.Generator().manual_seed(0)
+    parts = [torch.randn(2, 3, k, 5, dtype=torch.float64, generator=g).requires_grad_()
+             for k in (1, 2, 1)]
+    m = torch.randn(*(() if static else (2, 3)), 4, 3, dtype=torch.float64,
+                    generator=g).requires_grad_()
+    assert torch.autograd.gradcheck(mix_parts, (m, *parts))
+    ref = mix_streams(torch.cat(parts, dim=-2), m)
+    assert torch.equal(mix_parts(m, *parts), ref)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        mix_parts(m, *parts)
+    ours = {t.untyped_storage().data_ptr() for t in (m, *parts)}
+    assert saved and {t.untyped_storage().data_ptr() for t in saved} <= ours
+
+
+def test_a_history_read_by_mixes_is_not_concatenated() -> None:
+    """MUDD's layers read every earlier output: the fx module mixes the parts (mix_parts),
+    and no (B, T, S, C) concatenation per layer is built or kept (quadratic in depth)."""
+    model = hcdsl.compile(spec("mudd", blocks=4), seed=0)
+    code = model.code
+    assert "mix_parts(" in code and "torch.cat" not in code
+    ref = hcdsl.compile(spec("mudd", blocks=4), seed=0, backend="reference")
+    la, ga = loss_and_grads(model, X)
+    lb, gb = loss_and_grads(ref, X)
+    assert abs(la - lb) <= 1e-5 and all((ga[k] - gb[k]).abs().max() <= 1e-5 for k in ga)
 
 
 @pytest.mark.parametrize("connect", ["residual", "hyper(n=4, dynamic)", "mhc(n=4)",

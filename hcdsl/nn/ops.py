@@ -23,6 +23,43 @@ def mix_streams(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.einsum("btsw,sc->btcw", h, m)
 
 
+class _MixParts(torch.autograd.Function):
+    """mix_streams(cat(parts, -2), m) that keeps the parts, not their concatenation, for
+    backward (the concatenation is rebuilt there and freed at once)."""
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor, *parts: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        ctx.save_for_backward(m, *parts)
+        return mix_streams(torch.cat(parts, dim=-2), m)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        m, *parts = ctx.saved_tensors
+        grad_m = grad_parts = None
+        if ctx.needs_input_grad[0]:  # dL/dM[s, c] = sum_w h[s, w] dL/dy[c, w]
+            h = torch.cat(parts, dim=-2)
+            spec = "btsw,btcw->btsc" if m.dim() == 4 else "btsw,btcw->sc"
+            grad_m = torch.einsum(spec, h, grad).to(m.dtype)
+            del h
+        if any(ctx.needs_input_grad[1:]):  # dL/dh[s, w] = sum_c M[s, c] dL/dy[c, w]
+            spec = "btsc,btcw->btsw" if m.dim() == 4 else "sc,btcw->btsw"
+            grad_h = torch.einsum(spec, m.to(grad.dtype), grad)
+            grad_parts = grad_h.split([p.shape[-2] for p in parts], dim=-2)
+        return (grad_m, *(grad_parts or (None,) * len(parts)))
+
+
+def mix_parts(m: torch.Tensor, *parts: torch.Tensor) -> torch.Tensor:
+    """mix_streams(torch.cat(parts, dim=-2), m): a mix of a stack of the model's earlier
+    outputs (the dense families' history, read at every layer) without keeping the stack for
+    backward. Autograd would keep each layer's (B, T, S, w) concatenation, a copy of the
+    whole history per layer (quadratic in depth); this keeps the parts, which are alive
+    anyway (later layers read them). Under torch.compile the plain form: the partitioner
+    chooses what to keep."""
+    if torch.compiler.is_compiling() or not torch.is_grad_enabled():
+        return mix_streams(torch.cat(parts, dim=-2), m)
+    return _MixParts.apply(m, *parts)
+
+
 def normed_linear(x: torch.Tensor, norm: torch.nn.Module, weight: torch.Tensor) -> torch.Tensor:
     """F.linear(norm(x), weight) for a LayerNorm or RMSNorm over the last axis, without the
     normalised copy of x: the norm's per-row statistics are applied after the projection,

@@ -84,6 +84,31 @@ def test_mix_parts_is_the_mix_of_the_stack_and_keeps_only_the_parts(static: bool
     assert saved and {t.untyped_storage().data_ptr() for t in saved} <= ours
 
 
+def test_mix_parts_under_bf16_autocast_matches_the_mix_of_the_stack() -> None:
+    """Under autocast the forward runs in bf16; the backward computes in the same dtype and
+    returns each gradient in its input's dtype, as autograd through the plain form does."""
+    from hcdsl.nn.ops import mix_parts, mix_streams
+
+    g = torch.Generator().manual_seed(1)
+    parts = [torch.randn(2, 3, 1, 8, generator=g) for _ in range(3)]
+    m = torch.randn(2, 3, 3, 4, generator=g)
+
+    def grads(fn):  # noqa: ANN001, ANN202
+        xs = [t.clone().requires_grad_() for t in (m, *parts)]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = fn(xs[0], *xs[1:])
+        (y.float() * torch.linspace(-1, 1, y.numel()).view(y.shape)).sum().backward()
+        return y, [x.grad for x in xs]
+
+    y1, g1 = grads(mix_parts)
+    y2, g2 = grads(lambda mm, *ps: mix_streams(torch.cat(ps, dim=-2), mm))
+    assert y1.dtype == y2.dtype == torch.bfloat16
+    torch.testing.assert_close(y1, y2)
+    for a, b in zip(g1, g2):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+
+
 def test_a_history_read_by_mixes_is_not_concatenated() -> None:
     """MUDD's layers read every earlier output: the fx module mixes the parts (mix_parts),
     and no (B, T, S, C) concatenation per layer is built or kept (quadratic in depth)."""

@@ -34,17 +34,20 @@ class _MixParts(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        # in the forward's compute dtype (grad's: under autocast, bf16/fp16), each gradient
+        # returned in its input's dtype, as autocast's casts would
         m, *parts = ctx.saved_tensors
         grad_m = grad_parts = None
         if ctx.needs_input_grad[0]:  # dL/dM[s, c] = sum_w h[s, w] dL/dy[c, w]
-            h = torch.cat(parts, dim=-2)
+            h = torch.cat(parts, dim=-2).to(grad.dtype)
             spec = "btsw,btcw->btsc" if m.dim() == 4 else "btsw,btcw->sc"
             grad_m = torch.einsum(spec, h, grad).to(m.dtype)
             del h
         if any(ctx.needs_input_grad[1:]):  # dL/dh[s, w] = sum_c M[s, c] dL/dy[c, w]
             spec = "btsc,btcw->btsw" if m.dim() == 4 else "sc,btcw->btsw"
             grad_h = torch.einsum(spec, m.to(grad.dtype), grad)
-            grad_parts = grad_h.split([p.shape[-2] for p in parts], dim=-2)
+            grad_parts = [g.to(p.dtype) for g, p in
+                          zip(grad_h.split([p.shape[-2] for p in parts], dim=-2), parts)]
         return (grad_m, *(grad_parts or (None,) * len(parts)))
 
 

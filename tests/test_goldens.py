@@ -45,6 +45,10 @@ SPECS = {
     "shc2": spec("shc2", "hyper(n=2, static)"),
     # as shc2, the coefficients computed from the state H (Eqs. 10-13)
     "dhc2": spec("dhc2", "hyper(n=2, dynamic)"),
+    # DDFormer (MUDD Eq. 6, one way): block i reads x_i = sum_j A_ij x_j over h0 and every
+    # earlier block output, A = GELU(RMSNorm(x_newest) W1) W2 + a per token; in gm.code the
+    # mix takes the parts (mix_parts), no concatenation of the history is built or kept
+    "ddformer3": spec("ddformer3", "mudd(ways=1)", "[attn, ffn], [attn, ffn], [attn, ffn]"),
 }
 
 

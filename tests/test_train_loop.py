@@ -4,6 +4,7 @@ clear message that keeps what was already written."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -115,8 +116,10 @@ def test_a_run_folder_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_vocab_smaller_than_the_tokenizer(tmp_path: Path) -> None:
-    with pytest.raises(TrainError, match="vocab = 100 is smaller"):
+    with pytest.raises(TrainError, match="vocab = 100 is smaller") as info:
         train(config(tmp_path, spec=spec(tmp_path, vocab=100)))
+    assert re.search(r"\.hc:\d+:\d+: error", str(info.value))  # located at the setting
+    assert "vocab = 100\n" in str(info.value)
     assert not (tmp_path / "run").exists()
 
 
@@ -124,8 +127,10 @@ def test_a_body_spec_is_refused_with_a_reason(tmp_path: Path) -> None:
     body = tmp_path / "body.hc"
     body.write_text("model body {\n dim = 32\n input = hidden\n layer ffn = mlp\n"
                     " body = repeat 2 [ffn]\n connect hyper(n=2, dynamic)\n}\n")
-    with pytest.raises(TrainError, match=r"body.hc: error: the spec is a body \(`input = hidden`"):
+    with pytest.raises(TrainError, match=r"body.hc:3:2: error: the spec is a body") as info:
         train(config(tmp_path, spec=str(body)))
+    assert "3 |  input = hidden" in str(info.value) and "hint: train a language model" \
+        in str(info.value)
     assert not (tmp_path / "run").exists()
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import hcdsl
 from hcdsl import memory
 from hcdsl.api import lowered
-from hcdsl.errors import CompileError, HcError
+from hcdsl.errors import CompileError, Diagnostic, HcError
+from hcdsl.frontend.parser import parse_syntax
 from hcdsl.counts import Stats
 from hcdsl.train import checkpoint, data
 from hcdsl.train.config import TrainConfig
@@ -60,13 +61,17 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
             check_memory(cfg, source, name)
     text = source.read_text() if isinstance(source, Path) else source
     if stats.vocab == 0:  # `input = hidden`: a body has no tokens to predict
-        raise TrainError(f"{name}: error: the spec is a body (`input = hidden`): it maps hidden "
-                         "states to hidden states, with no embedding, head or vocabulary, so "
-                         "there is no next token to train on\n  hint: train a language model "
-                         "spec (leave `input` out and set `vocab`), or build the body with "
-                         "hcdsl.compile and train the model that contains it")
+        raise _at_setting(text, name, "input", "the spec is a body (`input = hidden`): it maps "
+                          "hidden states to hidden states, with no embedding, head or "
+                          "vocabulary, so there is no next token to train on",
+                          "train a language model spec (leave `input` out and set `vocab`), "
+                          "or build the body with hcdsl.compile and train the model that "
+                          "contains it")
     tok = data.Tokenizer(cfg.tokenizer)
-    data.check_vocab(stats.vocab, tok)
+    try:
+        data.check_vocab(stats.vocab, tok)
+    except TrainError as exc:
+        raise _at_setting(text, name, "vocab", str(exc)) from None
     try:
         corpus = data.load(cfg.data, tok, cfg.max_bytes, cfg.val_fraction)
     except OSError as exc:  # a file of the corpus we may not read
@@ -76,6 +81,15 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
                            cfg.seed if cfg.data_seed is None else cfg.data_seed)
     val = data.val_set(corpus.val, cfg.seq, cfg.val_sequences, world)
     return Prepared(source, text, stats, corpus, batches, val, _resume_point(cfg, text))
+
+
+def _at_setting(text: str, name: str, setting: str, message: str,
+                hint: str | None = None) -> TrainError:
+    """A TrainError about one setting of the spec, located at it (file:line:col, the line,
+    a caret) as the front end's errors are; at the file when the spec does not write it."""
+    spans = [st.span for st in parse_syntax(text, name).settings if st.name == setting]
+    return TrainError(HcError([Diagnostic(message, spans[0] if spans else None, hint)], name,
+                              text).render())
 
 
 def check_memory(cfg: TrainConfig, source: str | Path, name: str) -> None:

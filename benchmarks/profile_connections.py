@@ -54,7 +54,7 @@ import hcdsl  # noqa: E402
 from hcdsl.bench import measure  # noqa: E402
 from hcdsl.ir import nodes as n  # noqa: E402
 from hcdsl.nn.modules import attr_name  # noqa: E402
-from speed import SPEC  # noqa: E402 - the same model as speed.py
+from speed import SPEC, add_model_args  # noqa: E402 - the same model as speed.py
 
 FAMILIES = {"pre": ("Pre-Norm", "residual"), "dhc": ("DHC x4", "hyper(n=4, dynamic)"),
             "fc": ("FC m=4 dynamic", "frac(m=4, dynamic)"), "mhc": ("mHC x4", "mhc(n=4)"),
@@ -363,13 +363,7 @@ def table(rows: list[list[str]], head: list[str]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dim", type=int, default=256)
-    ap.add_argument("--blocks", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--hidden", type=int, default=1024)
-    ap.add_argument("--vocab", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=128)
+    add_model_args(ap)
     ap.add_argument("--mem-batch", type=int, default=16)
     ap.add_argument("--mem-seq", type=int, default=512)
     ap.add_argument("--steps", type=int, default=3, help="profiled steps (averaged)")

@@ -214,9 +214,8 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
+def add_model_args(ap: argparse.ArgumentParser) -> None:
+    """The model's shape and the timed batch (profile_connections.py takes the same)."""
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
@@ -224,6 +223,12 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    add_model_args(ap)
     ap.add_argument("--steps", "-N", type=int, default=10, help="timed steps per round")
     ap.add_argument("--repeats", "-R", type=int, default=5, help="round-robin rounds")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per candidate")

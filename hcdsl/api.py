@@ -69,7 +69,7 @@ def lowered(spec: SpecLike | Program, passes: Iterable[str] | None = DEFAULT,
             layers: Collection[str] | Mapping[str, Any] = ()) -> Lowered:
     """The IR of a spec before and after the pass pipeline (the same IR when passes=None).
     `layers`: extern layer names, or their factories (whose `ports` declare input ports)."""
-    program = load_program(spec, layers if isinstance(layers, Mapping) else tuple(layers))
+    program = load_program(spec, layers)
     raw = lower_program(program, None)
     if passes is None:
         return Lowered(program, raw, raw)

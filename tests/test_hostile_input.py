@@ -18,7 +18,7 @@ from hcdsl.lang.catalog import LAYER_KINDS
 from hcdsl.lang.connections import PRESETS
 from hcdsl.lang.limits import LIMITS, MAX_SOURCE_BYTES, MAX_TOKENS, limit_of
 
-from fuzz import big_inputs
+from fuzz import DEADLINE, big_inputs
 
 SECRET = "s3cr3t-first-line-of-the-file"
 GOOD = "model m { dim = 16 vocab = 32 layer a = attention(heads=2) layer f = mlp body = [a, f] }"
@@ -106,10 +106,10 @@ def _refuse_open(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_an_endless_file_is_read_only_up_to_the_limit() -> None:
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     err = error_of(Path("/dev/zero"))
     assert "more than 1,048,576 bytes" in str(err) and "(limit 'source')" in str(err)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < DEADLINE
 
 
 def test_text_over_the_size_limit() -> None:
@@ -260,25 +260,26 @@ FAST = ["megabyte of numbers", "450x450 literal", "megabyte of brackets",
         "65x65 literals of names", "long body"]
 
 
-@pytest.mark.parametrize("name", FAST)
-def test_big_inputs_are_handled_fast(name: str) -> None:
-    t0 = time.perf_counter()
+def parses_within_the_deadline(name: str) -> None:
+    """The big input parses or fails cleanly in under DEADLINE seconds of this process's CPU
+    time (tests/fuzz.py: a busy machine does not count against it)."""
+    t0 = time.process_time()
     try:
         hcdsl.parse(BIG[name])
     except HcError as err:
         assert "Traceback" not in str(err)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < DEADLINE
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_big_inputs_are_handled_fast(name: str) -> None:
+    parses_within_the_deadline(name)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(BIG) - set(FAST)))
 def test_big_inputs_under_the_token_limit_parse_in_two_seconds(name: str) -> None:
-    t0 = time.perf_counter()
-    try:
-        hcdsl.parse(BIG[name])
-    except HcError as err:
-        assert "Traceback" not in str(err)
-    assert time.perf_counter() - t0 < 2.0
+    parses_within_the_deadline(name)
 
 
 def test_the_token_limit_is_checked_before_parsing() -> None:

@@ -37,7 +37,7 @@ FAMILIES = [  # (file stem, title, connect)
     ("mudd", "MUDD connections", "mudd"),
 ]
 OPTIONS = {"batch": 16, "seq": 128, "lr": 2e-3, "warmup": 100, "schedule": "cosine",
-           "eval_every": 100, "probe_every": 100, "ckpt_every": 500, "val_sequences": 128}
+           "eval_every": 100, "probe_every": 100, "ckpt_every": 500}
 
 
 def main() -> None:

@@ -55,7 +55,10 @@ class TrainConfig(BaseModel):
                                "micro-batch; hcdsl/memory.py) exceeds what is available")
     # evaluation, probes, checkpoints, logs
     eval_every: int = Field(100, ge=0, description="0: only at the end")
-    val_sequences: int = Field(64, ge=1, description="size of the fixed validation set")
+    val_sequences: int | None = Field(
+        None, ge=1, description="validation windows: None, every window of the held-out "
+        "split; N, a fixed-seed sample of N of them (faster; the report gives the standard "
+        "error either way)")
     probe_every: int = Field(100, ge=0, description="0: only at the start and the end")
     probe_sequences: int = Field(4, ge=1, description="validation sequences the probes run")
     ckpt_every: int = Field(500, ge=0, description="0: only at the end")

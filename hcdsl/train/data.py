@@ -207,13 +207,23 @@ class Batches:
         return torch.stack(rows).long()
 
 
-def val_set(tokens: torch.Tensor, seq: int, count: int, world: int) -> torch.Tensor:
-    """The fixed validation sequences: the first `count` windows of the split (rounded down
-    to a multiple of the world size, so every rank runs as many batches), (V, seq + 1)."""
+def val_set(tokens: torch.Tensor, seq: int, count: int | None, world: int) -> torch.Tensor:
+    """The fixed validation sequences, (V, seq + 1): every window of the held-out split
+    (count None), or `count` of them drawn without replacement with a fixed seed (the same
+    windows for every run of a comparison, whatever its seed), in split order. V is rounded
+    down to a multiple of the world size, so every rank runs as many batches."""
     windows = (tokens.numel() - 1) // seq
-    n = min(count, windows) // world * world
+    n = (windows if count is None else min(count, windows)) // world * world
     if n == 0:
         raise TrainError(f"the validation split has {tokens.numel():,} tokens, too few for "
                          f"{world} sequence(s) of {seq} + 1: use more data, a larger "
                          "--val-fraction or a smaller --seq")
-    return torch.stack([tokens[w * seq: w * seq + seq + 1] for w in range(n)]).long()
+    if n == windows:
+        chosen = range(n)
+    else:
+        gen = torch.Generator().manual_seed(VAL_SAMPLE_SEED)
+        chosen = sorted(torch.randperm(windows, generator=gen)[:n].tolist())
+    return torch.stack([tokens[w * seq: w * seq + seq + 1] for w in chosen]).long()
+
+
+VAL_SAMPLE_SEED = 20240930  # fixed: a sample must not change with a run's --seed

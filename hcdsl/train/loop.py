@@ -27,6 +27,7 @@ from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import TrainError
 from hcdsl.train.logs import METRICS, PROBES, RunLog, read_jsonl, truncate
 from hcdsl.train.prepare import Prepared, prepare, spec_errors, write_run
+from hcdsl.train.provenance import provenance
 from hcdsl.train.schedule import multiplier
 
 
@@ -124,23 +125,30 @@ class Trainer:
 
     # -- evaluation, probes, checkpoints -----------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Mean next-token loss over the fixed validation set, split evenly over the ranks."""
+    def evaluate(self) -> tuple[float, float]:
+        """(mean next-token loss, its standard error) over the fixed validation set, split
+        evenly over the ranks. Every window has `seq` targets, so the mean over tokens is the
+        mean of the per-window means; the standard error is their standard deviation over
+        sqrt(V) (windows taken as independent draws from the split)."""
         cfg, d = self.cfg, self.d
         self.model.eval()
         val = self.prep.val
         share = val.shape[0] // d.world
         mine = val[d.rank * share:(d.rank + 1) * share]
-        sums = torch.zeros(2, device=d.device, dtype=torch.float64)
+        sums = torch.zeros(3, device=d.device, dtype=torch.float64)  # windows, sum, sum of sq
         for i in range(0, share, cfg.batch):
             x = mine[i:i + cfg.batch].to(d.device)
             with self._autocast():
                 logits = self.forward(x[:, :-1])
-            sums[0] += F.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten(),
-                                       reduction="sum").double()
-            sums[1] += x[:, 1:].numel()
-        sums = parallel.all_sum(sums, d)
-        return float(sums[0] / sums[1])
+            per_window = F.cross_entropy(logits.float().transpose(1, 2), x[:, 1:],
+                                         reduction="none").double().mean(dim=1)
+            sums += torch.stack([torch.tensor(float(len(per_window)), device=d.device,
+                                              dtype=torch.float64),
+                                 per_window.sum(), (per_window ** 2).sum()])
+        count, total, squares = parallel.all_sum(sums, d).tolist()
+        mean = total / count
+        var = max(squares - count * mean * mean, 0.0) / (count - 1) if count > 1 else 0.0
+        return mean, math.sqrt(var / count)
 
     def probe(self) -> None:
         state = parallel.full_state_dict(self.model, self.raw, self.cfg.fsdp)  # collective
@@ -189,7 +197,7 @@ class Trainer:
                        "tokens_per_s": self.tokens_per_step / dt, "time": round(dt, 4)}
                 last = self.step == cfg.steps
                 if last or (cfg.eval_every and self.step % cfg.eval_every == 0):
-                    row["val_loss"] = self.evaluate()
+                    row["val_loss"], row["val_se"] = self.evaluate()
                 self.log.step(row)
                 if last or (cfg.probe_every and self.step % cfg.probe_every == 0):
                     self.probe()
@@ -213,16 +221,19 @@ class Trainer:
         else:
             peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
         rows = read_jsonl(self.cfg.out / METRICS) if self.d.main else []
-        vals = [r["val_loss"] for r in rows if "val_loss" in r]
+        evals = [r for r in rows if "val_loss" in r]
         st = self.prep.stats
         return {"label": self.label, "model": st.name, "family": st.family,
                 "params": st.params, "seed": self.cfg.seed, "steps": self.step,
                 "done": self.step >= self.cfg.steps, "world": self.d.world,
                 "global_batch": self.prep.batches.global_batch, "seq": self.cfg.seq,
                 "tokens": self.step * self.tokens_per_step,
-                "final_val_loss": vals[-1] if vals else None,
+                "final_val_loss": evals[-1]["val_loss"] if evals else None,
+                "final_val_se": evals[-1].get("val_se") if evals else None,
+                "val_windows": int(self.prep.val.shape[0]),
                 "final_loss": rows[-1]["loss"] if rows else None,
                 "tokens_per_s": self.tokens_per_step / step_time if step_time else None,
                 "wall_seconds": round(wall, 2), "peak_memory_mb": round(peak, 1),
                 "peak_memory_kind": kind, "device": str(self.d.device),
-                "precision": str(self.amp or torch.float32).replace("torch.", "")}
+                "precision": str(self.amp or torch.float32).replace("torch.", ""),
+                **provenance()}

@@ -85,11 +85,11 @@ def test_compare_writes_the_report(report: Path) -> None:
     for name in ("report.md", "report.html", "table.json", "loss.png", "collapse.png",
                  "mhc.png", "matrices_pre.png", "matrices_mhc.png"):
         assert (out / name).stat().st_size > 0, name
-    rows = json.loads((out / "table.json").read_text())
+    rows = json.loads((out / "table.json").read_text())["rows"]
     assert [r["spec"] for r in rows] == ["pre", "mhc"] and all(r["seeds"] == 2 for r in rows)
     assert all(r["val_loss_mean"] < 5.6 and r["val_loss_std"] >= 0 for r in rows)
     html = report.read_text()
-    assert html.count("data:image/png;base64,") == 5 and "<table>" in html
+    assert html.count("data:image/png;base64,") == 6 and "<table>" in html  # + paired.png
     assert "src='loss.png'" not in html  # self-contained
     # identical data order: seed s of both specs saw the same tokens
     d = [json.loads((out / "runs" / f"{n}-s1" / "config.json").read_text())["data_seed"]

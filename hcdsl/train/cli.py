@@ -74,6 +74,9 @@ def register(app: typer.Typer) -> None:
         eval_every: Optional[int] = typer.Option(None, "--eval-every"),
         probe_every: Optional[int] = typer.Option(None, "--probe-every"),
         ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every"),
+        val_sequences: Optional[int] = typer.Option(
+            None, "--val-sequences", min=1, help="validate on a fixed-seed sample of N "
+            "windows [every window of the held-out split]"),
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
         resume_from: Optional[Path] = typer.Option(None, "--resume-from",
                                                    help="continue from a checkpoint folder"),
@@ -89,7 +92,7 @@ def register(app: typer.Typer) -> None:
                         schedule=schedule, warmup=warmup, data=data, tokenizer=tokenizer,
                         precision=precision, device=device, eval_every=eval_every,
                         probe_every=probe_every, ckpt_every=ckpt_every,
-                        resume_from=resume_from, stop_at=stop_at, threads=threads, set_=set_)
+                        val_sequences=val_sequences, resume_from=resume_from, stop_at=stop_at, threads=threads, set_=set_)
         try:
             cfg = TrainConfig(**{**opts, "spec": str(spec), "seed": seed, "compile": compile_,
                                  "fsdp": fsdp, "resume": resume, "progress": not no_progress,
@@ -128,16 +131,25 @@ def register(app: typer.Typer) -> None:
         eval_every: Optional[int] = typer.Option(None, "--eval-every"),
         probe_every: Optional[int] = typer.Option(None, "--probe-every"),
         threads: Optional[int] = typer.Option(None, "--threads"),
+        val_sequences: Optional[int] = typer.Option(
+            None, "--val-sequences", min=1, help="validate on a fixed-seed sample of N "
+            "windows instead of the whole held-out split (faster)"),
+        baseline: Optional[Path] = typer.Option(
+            None, "--baseline", help="the spec every other is compared to, seed by seed "
+            "(default: the first)"),
         set_: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE, any option"),
     ) -> None:
-        """Train several specs with the same data order and seeds; write a report."""
+        """Train several specs with the same data order and seeds; write a report with
+        paired differences to a baseline."""
         from hcdsl.train.compare import compare
 
         opts = _options(steps=steps, batch=batch, seq=seq, lr=lr, schedule=schedule,
                         warmup=warmup, data=data, tokenizer=tokenizer, eval_every=eval_every,
-                        probe_every=probe_every, threads=threads, set_=set_)
+                        probe_every=probe_every, threads=threads,
+                        val_sequences=val_sequences, set_=set_)
         try:
-            path = compare([str(s) for s in specs], out, seeds, opts, jobs)
+            path = compare([str(s) for s in specs], out, seeds, opts, jobs,
+                           baseline=None if baseline is None else str(baseline))
         except ValidationError as exc:
             _fail(_pydantic_message(exc))
         except TrainError as exc:

@@ -60,12 +60,14 @@ def plan(specs: list[str], out: Path, seeds: int, options: dict,
 
 
 def compare(specs: list[str], out: Path, seeds: int = 1, options: dict | None = None,
-            jobs: int = 1, progress: bool = True) -> Path:
-    """Train every (spec, seed), write the report; returns OUT/report.html."""
+            jobs: int = 1, progress: bool = True, baseline: str | None = None) -> Path:
+    """Train every (spec, seed), write the report; returns OUT/report.html. Every spec is
+    compared seed by seed to `baseline` (one of `specs`; default the first)."""
+    names = labels(specs)
+    base = _baseline_label(specs, names, baseline)
     planned = plan(specs, out, seeds, dict(options or {}), jobs)
     configs = [c for _, c in planned]
     (out / "configs").mkdir(parents=True, exist_ok=True)
-    names = labels(specs)
     (out / "compare.json").write_text(json.dumps(
         {"specs": specs, "labels": names, "seeds": seeds, "options": options or {}},
         indent=2, default=str) + "\n")
@@ -79,11 +81,25 @@ def compare(specs: list[str], out: Path, seeds: int = 1, options: dict | None = 
              f"lr {first.lr} ({first.schedule}); {busy:,.0f} s of training in all, "
              f"{jobs} run(s) at a time",
              *[f"FAILED {f}" for f in failures]]
-    path = write(out, groups, "hcdsl compare", notes)
+    path = write(out, groups, "hcdsl compare", notes, baseline=base)
     if failures:
         raise TrainError(f"{len(failures)} run(s) failed (report written to {path}): "
                          + "; ".join(failures))
     return path
+
+
+def _baseline_label(specs: list[str], names: list[str], baseline: str | None) -> str:
+    """The label of the baseline spec: `baseline` names one of `specs` (as given, or the
+    same file), or is one of their labels."""
+    if baseline is None:
+        return names[0]
+    for spec, label in zip(specs, names):
+        same_file = ("\n" not in spec and Path(spec).exists() and Path(baseline).exists()
+                     and Path(spec).resolve() == Path(baseline).resolve())
+        if baseline in (spec, label) or same_file:
+            return label
+    raise TrainError(f"--baseline {baseline} is not one of the compared specs "
+                     f"({', '.join(names)}): name one of the SPEC files")
 
 
 def _finished(cfg: TrainConfig) -> bool:

@@ -142,8 +142,9 @@ def matrices_over_time(probes: Series, title: str, out: Path, panels: int = 5) -
     shown = [_lower(m) for m in mats]
     scale, ratio = row_scales(shown)
     per_row = scale is not None
-    fig, axes = plt.subplots(1, len(mats), figsize=(2.9 * len(mats) + 0.8, 3.4), dpi=DPI,
-                             squeeze=False)
+    panel = min(max(2.9, 0.5 * shown[0].shape[1]), 4.5)  # inches: room for the numbers
+    fig, axes = plt.subplots(1, len(mats), figsize=(panel * len(mats) + 0.8, panel + 0.5),
+                             dpi=DPI, squeeze=False)
     im = None
     for ax, m, p in zip(axes[0], shown, chosen):
         im = _heatmap(ax, m, kinds, scale, float(np.nanmax(np.abs(np.stack(shown)))) or 1.0)

@@ -225,3 +225,20 @@ def test_sample_command_continues_the_prompt(tmp_path: Path) -> None:
     other = CliRunner().invoke(app, ["sample", str(SPECS / "tiny_dhc4.hc"), "--checkpoint",
                                      str(tmp_path / "w.pt"), "-n", "2"])
     assert other.exit_code == 1 and "the weights do not fit this spec" in other.output
+
+
+@pytest.mark.slow
+def test_the_decode_step_compiles_in_one_graph_per_shape() -> None:
+    model = hcdsl.compile(SPECS / "tiny_dhc4.hc", seed=0).eval()
+    x = _prompt(model, length=10)
+    fast = torch.compile(model, fullgraph=True)  # generate takes the compiled module as is
+    out = hcdsl.generate(fast, x[:, :4], max_new_tokens=6, temperature=0)
+    assert torch.equal(out, _greedy_by_hand(model, x[:, :4], 6))
+    with torch.no_grad():
+        full = model(x)
+        outs = []
+        with decoding(model, 10) as state:
+            for a, b in ((0, 4), (4, 5), (5, 6), (6, 7)):
+                outs.append(fast(x[:, a:b]))
+                state.advance(b - a)
+    assert (torch.cat(outs, 1) - full[:, :7]).abs().max() <= 1e-5

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "parse": "hcdsl.api", "load": "hcdsl.api", "lower": "hcdsl.api", "compile": "hcdsl.api",
     "stats": "hcdsl.counts", "Stats": "hcdsl.counts", "prove": "hcdsl.proofs.prove",
-    "param_groups": "hcdsl.nn.groups", "wrap": "hcdsl.wrap",
+    "param_groups": "hcdsl.nn.groups", "wrap": "hcdsl.wrap", "generate": "hcdsl.nn.decode",
 }
 __all__ = ["CompileError", "HcError", *_LAZY]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 from hcdsl import memory
@@ -96,8 +97,10 @@ def compile(  # noqa: A001 - the package's verb
 ) -> "nn.Module":
     """Compile a spec to a module mapping tokens (B, T) to logits (B, T, vocab); called as
     model(tokens, mask=None, return_hidden=False, targets=None) (hcdsl.nn.io: a padding or
-    attention mask, the per-layer hidden states, the next-token loss). A body (`input =
-    hidden`) maps hidden states (B, T, dim) to hidden states.
+    attention mask, the per-layer hidden states, the next-token loss), and
+    model.generate(tokens, max_new_tokens, temperature, top_k, top_p, eos) decodes with a
+    key/value cache (hcdsl.nn.decode). A body (`input = hidden`) maps hidden states
+    (B, T, dim) to hidden states.
 
     `layers` maps extern layer names of the spec to factories: factory(dim=..., **options)
     returns an nn.Module (a `ports` attribute declares its input ports; hcdsl/nn/extern.py
@@ -117,6 +120,7 @@ def compile(  # noqa: A001 - the package's verb
     import torch
 
     from hcdsl.backends import ReferenceModel, lower_fx
+    from hcdsl.nn.decode import generate
     from hcdsl.nn.modules import attr_name, load_weights
 
     if backend not in ("fx", "reference"):
@@ -150,8 +154,18 @@ def compile(  # noqa: A001 - the package's verb
     _keep_unused(module, parts, ir)
     if freeze:
         module.requires_grad_(False)
-    module.hc_ir = ir  # type: ignore[attr-defined]
+    _attach(module, hc_ir=ir, generate=MethodType(generate, module))
     return module.to(device=device, dtype=dtype)
+
+
+def _attach(module: "nn.Module", **attrs: object) -> None:
+    """Set attributes that copies keep: a GraphModule's deepcopy rebuilds it from its graph
+    and keeps only what its meta lists as user-preserved (torch.fx)."""
+    for name, value in attrs.items():
+        setattr(module, name, value)
+    meta = getattr(module, "meta", None)
+    if isinstance(meta, dict):
+        meta.setdefault("_user_preserved_attributes", {}).update(attrs)
 
 
 def matrix_of(module: "nn.Module") -> tuple[tuple[float, ...], ...]:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hcdsl.errors import CompileError
+from hcdsl.nn.kv import DecodeState, KVCache
 
 STD = 0.02
 
@@ -28,11 +29,14 @@ def _linear(n_in: int, n_out: int, bias: bool, std: float) -> nn.Linear:
     return lin
 
 
-def rotate(x: torch.Tensor) -> torch.Tensor:
-    """RoPE on (B, H, T, hd): rotate pairs (x1, x2) by position-dependent angles."""
+def rotate(x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    """RoPE on (B, H, T, hd): rotate pairs (x1, x2) by position-dependent angles; positions
+    (T,) default to 0..T-1 (a decoding step passes where its tokens stand)."""
     T, hd = x.shape[-2], x.shape[-1]
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
-    angles = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    if positions is None:
+        positions = torch.arange(T, device=x.device)
+    angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
@@ -46,6 +50,7 @@ class Attention(nn.Module):
         super().__init__()
         self.heads, self.rope, self.dropout = heads, rope, dropout
         self.return_values = False  # also return the projected values (a value-residual tap)
+        self.kv_cache: KVCache | None = None  # set while decoding (hcdsl/nn/decode.py)
         self.q_proj = _linear(dim, dim, bias, STD)
         self.k_proj = _linear(dim, dim, bias, STD)
         self.v_proj = _linear(dim, dim, bias, STD)
@@ -74,12 +79,26 @@ class Attention(nn.Module):
         B, T, d = q.shape
         split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
         q, k, vh = split(q), split(k), split(values)
+        if self.kv_cache is not None:  # decoding: these T tokens follow the cached ones
+            return self._attend_cached(q, k, vh, self.kv_cache)
         if self.rope:
             q, k = rotate(q), rotate(k)
         drop = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, vh, attn_mask=mask, dropout_p=drop,
                                            is_causal=mask is None)  # (B, H, T, hd)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, d))
+
+    def _attend_cached(self, q: torch.Tensor, k: torch.Tensor, vh: torch.Tensor,
+                       cache: KVCache) -> torch.Tensor:
+        """(B, H, T, hd) heads of T new tokens at cache.positions(T): their keys and values go
+        into the cache, each query attends to every cached key up to its own position."""
+        B, H, T, hd = q.shape
+        at = cache.positions(T)
+        if self.rope:
+            q, k = rotate(q, at), rotate(k, at)
+        keys, values, allowed = cache.store(k, vh, at)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, H * hd))
 
     def finish(self, projected: list[torch.Tensor],
                mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,12 +162,15 @@ class Embedding(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(vocab, dim) * STD)
         self.positions = nn.Parameter(torch.randn(positions, dim) * STD) if positions else None
+        self.decoding: DecodeState | None = None  # set while decoding (hcdsl/nn/decode.py)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = F.embedding(tokens, self.weight)
         if self.positions is None:
             return h
         T = tokens.shape[-1]
+        if self.decoding is not None:  # the table rows where these tokens stand
+            return h + self.positions[self.decoding.positions(T)]
         if T > self.positions.shape[0]:
             raise CompileError(f"a sequence of {T} tokens is longer than the learned position "
                                f"table (context = {self.positions.shape[0]})")

@@ -105,6 +105,18 @@ class Tokenizer:
         self.enc = _gpt2() if kind == "gpt2" else None
         self.vocab = self.enc.n_vocab if self.enc is not None else 256
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a prompt (no end-of-text token)."""
+        if self.enc is None:
+            return list(text.encode("utf-8"))
+        return self.enc.encode_ordinary(text)
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids; bytes that are not UTF-8 show as U+FFFD."""
+        if self.enc is None:
+            return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", "replace")
+        return self.enc.decode([i for i in ids if 0 <= i < self.vocab])
+
     def encode_docs(self, docs: list[bytes]) -> list[torch.Tensor]:
         if self.enc is None:
             return [torch.frombuffer(bytearray(d), dtype=torch.uint8).to(torch.int32)

@@ -91,7 +91,7 @@ def write(out: Path, groups: dict[str, list[Run]], title: str, notes: list[str])
     missing = []
     for label, runs in groups.items():
         first = runs[0].probes if runs else []
-        pic = plots.matrices_over_time(first, label, out / f"matrices_{_slug(label)}.png")
+        pic = plots.matrices_over_time(first, label, out / f"matrices_{slug(label)}.png")
         figures.append((f"Connection matrix C^(0) over training: {label} (seed "
                         f"{runs[0].summary.get('seed', 0) if runs else 0})", pic))
         if pic is None:
@@ -110,7 +110,7 @@ def write(out: Path, groups: dict[str, list[Run]], title: str, notes: list[str])
     return out / "report.html"
 
 
-def _slug(label: str) -> str:
+def slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
 
 

@@ -18,6 +18,7 @@ previous one.
 from __future__ import annotations
 
 import errno
+import os
 import random
 import shutil
 from collections.abc import Callable
@@ -148,9 +149,9 @@ def _write(save: Callable[[], None], tmp: Path) -> None:
         if isinstance(exc, OSError):
             raise
         free = shutil.disk_usage(tmp.parent).free
-        raise OSError(errno.ENOSPC if free < 1 << 20 else errno.EIO,
-                      f"writing the checkpoint failed ({_first_line(exc)}; "
-                      f"{free:,} bytes free)", str(tmp)) from None
+        code = errno.ENOSPC if free < 1 << 20 else errno.EIO
+        raise OSError(code, f"{os.strerror(code)}: writing the checkpoint failed "
+                      f"({_first_line(exc)}; {free:,} bytes free)", str(tmp)) from None
 
 
 def load(folder: Path, model: nn.Module, raw: nn.Module, optimizer: torch.optim.Optimizer,

@@ -673,3 +673,26 @@ def test_a_stalled_rank_is_a_clear_error_after_the_timeout(tmp_path: Path) -> No
         output[-3000:]
     assert "Traceback" not in proc.stderr.split("another rank did not answer")[0][-2000:]
     assert time.monotonic() - t0 < 200
+
+
+@pytest.mark.slow  # torchrun with 2 ranks, killed, then resumed: about 60 s
+def test_kill_9_of_the_torchrun_agent_stops_its_ranks(tmp_path: Path,
+                                                      slow_env: dict[str, str]) -> None:
+    spec = write_spec(tmp_path)
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--standalone", "-m", "hcdsl.train", "train", str(spec), "--out", str(out),
+           *FLAGS, "--batch", "2"]
+    agent = subprocess.Popen(cmd, env=slow_env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: len(step_folders(out)) >= 1, 240)
+        ranks = [int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(agent.pid)], capture_output=True, text=True).stdout.split()]
+        assert len(ranks) == 2 and all(alive(r) for r in ranks)
+        agent.kill()
+        agent.wait()
+        wait_for(lambda: not any(alive(r) for r in ranks), 60)  # no orphan rank trains on
+    finally:
+        agent.kill()
+    assert (out / "run.lock").read_text() == ""  # rank 0 stopped through its handler

@@ -28,8 +28,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import hcdsl
-from hcdsl.schemes.program import from_checked
 from hcdsl.frontend.validate import check
+from hcdsl.schemes.program import from_checked
 from hcdsl.train import signals
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import Stopped, TrainError

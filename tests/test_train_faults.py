@@ -596,7 +596,7 @@ def test_a_read_only_out(command: str, tmp_path: Path, read_only: Path) -> None:
     spec = write_spec(tmp_path)
     msg = clean_cli([command, spec, "-o", read_only / "out", "--steps", "1", "--batch", "4",
                      "--seq", "32", "--set", "max_bytes=200000"])
-    assert f"cannot write {read_only / 'out'}" in msg
+    assert f"error: {read_only / 'out'}: " in msg
     assert "Read-only file system" in msg or "Permission denied" in msg
 
 

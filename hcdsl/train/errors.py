@@ -21,11 +21,11 @@ class Stopped(TrainError):
 
 
 def describe_os_error(exc: OSError) -> str:
-    """One line for a file the run could not write (or read), with a hint by errno."""
+    """One line for a file the run could not write or read, with a hint by errno."""
     what = exc.filename or "a file of the run"
     hint = {errno.ENOSPC: " (the disk is full: free some space)",
             errno.EROFS: " (a read-only file system: choose another --out)",
             errno.EACCES: " (choose a folder you may write to)",
             errno.ENOTDIR: " (--out must be a folder, not a file)",
             errno.EEXIST: " (--out must be a folder, not a file)"}.get(exc.errno or 0, "")
-    return f"cannot write {what}: {exc.strerror or exc}{hint}"
+    return f"{what}: {exc.strerror or exc}{hint}"

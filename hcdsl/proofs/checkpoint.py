@@ -20,7 +20,7 @@ from hcdsl.nn import coef, dense, template
 from hcdsl.nn.modules import attr_name, build_parts
 from hcdsl.proofs.identity import Identity
 from hcdsl.proofs.numeric import _stand_in
-from hcdsl.proofs.run_folder import looked_for, state_files, step_folders
+from hcdsl.proofs.run_folder import load_failure, looked_for, state_files, step_folders
 
 
 def load_file(path: str | Path, what: str) -> object:
@@ -59,9 +59,8 @@ def _load_one(path: Path, what: str) -> object:
     except FileNotFoundError:
         raise CompileError(f"no such {what}: {path}") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        first = (str(exc).splitlines() or [""])[0][:200]
         raise CompileError(f"{path} is not a {what} torch.load can read safely "
-                           f"({type(exc).__name__}: {first})") from None
+                           f"({load_failure(exc)})") from None
 
 
 def read_state(path: str | Path) -> dict[str, torch.Tensor]:

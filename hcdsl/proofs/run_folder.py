@@ -51,3 +51,13 @@ def looked_for(path: Path) -> str:
     """What a folder given as a checkpoint was searched for, for an error message."""
     return (f"looked for {path / STATE} (a checkpoint folder) and "
             f"{path / 'checkpoints' / 'step_N' / STATE} (a run folder of `hcdsl train`)")
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why torch.load refused a file, in one short line. (torch's own message for a file
+    that is not a safe pickle suggests loading it with weights_only=False, which would let
+    the file run code: never repeated here.)"""
+    first = (str(exc).splitlines() or [""])[0]
+    if first.startswith("Weights only load failed"):
+        first = "not a tensor file that loads with weights_only"
+    return f"{type(exc).__name__}: {first[:160]}"

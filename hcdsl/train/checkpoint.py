@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from hcdsl.proofs.run_folder import META, STATE, step_folders
+from hcdsl.proofs.run_folder import META, STATE, load_failure, step_folders
 from hcdsl.train.parallel import Dist
 
 
@@ -74,7 +74,7 @@ def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool) -> str | Non
     try:
         meta = torch.load(folder / META, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a damaged checkpoint
-        return f"its meta.pt cannot be read ({_first_line(exc)})"
+        return f"its meta.pt cannot be read ({load_failure(exc)})"
     if not isinstance(meta, dict) or not {"step", "signature", "rng"} <= set(meta):
         return "its meta.pt is not a checkpoint of hcdsl train"
     mismatch = _differences(meta.get("signature", {}), expect)
@@ -88,7 +88,7 @@ def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool) -> str | Non
     try:
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - missing, truncated, random bytes, empty
-        return f"its state.pt cannot be read ({_first_line(exc)})"
+        return f"its state.pt cannot be read ({load_failure(exc)})"
     if not (isinstance(state, dict) and isinstance(state.get("model"), dict)
             and isinstance(state.get("optim"), dict)):
         return "its state.pt holds no model and optimizer state"
@@ -102,8 +102,6 @@ def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool) -> str | Non
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
 
 
 def save(folder: Path, meta: dict, model: nn.Module, raw: nn.Module,
@@ -151,7 +149,7 @@ def _write(save: Callable[[], None], tmp: Path) -> None:
         free = shutil.disk_usage(tmp.parent).free
         code = errno.ENOSPC if free < 1 << 20 else errno.EIO
         raise OSError(code, f"{os.strerror(code)}: writing the checkpoint failed "
-                      f"({_first_line(exc)}; {free:,} bytes free)", str(tmp)) from None
+                      f"({load_failure(exc)}; {free:,} bytes free)", str(tmp)) from None
 
 
 def load(folder: Path, model: nn.Module, raw: nn.Module, optimizer: torch.optim.Optimizer,

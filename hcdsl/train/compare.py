@@ -8,15 +8,13 @@ arguments to continue: finished runs are kept, interrupted ones resume from thei
 checkpoint (a worker dies with this process, so none is left training after a kill).
 
 OUT is locked while compare runs (OUT/compare.lock). compare.json is its marker and
-manifest: the files compare wrote there, with their SHA-256. An --out holding a file
-compare would write but did not (a user's own report.html, say), or one changed since, is
-refused before anything is written; so is a rerun whose settings differ from those its
-runs were started with.
+manifest (manifest.py): an --out holding a file compare would write but did not (a user's
+own report.html, say), or one changed since, is refused before anything is written; so is
+a rerun whose settings differ from those its runs were started with.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -30,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import hcdsl
 from hcdsl.frontend.validate import check
 from hcdsl.schemes.program import from_checked
-from hcdsl.train import signals
+from hcdsl.train import manifest, signals
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import Stopped, TrainError
 from hcdsl.train.lock import FolderLock
@@ -39,8 +37,6 @@ from hcdsl.train.prepare import read_spec, spec_errors
 from hcdsl.train.report import load_run, slug, write
 from hcdsl.train.worker import PARENT
 
-MARKER = "compare.json"
-WRITER = "hcdsl compare"
 REPORT_FILES = ("report.html", "report.md", "table.json", "loss.png", "collapse.png",
                 "mhc.png")
 
@@ -88,12 +84,12 @@ def compare(specs: list[str], out: Path, seeds: int = 1, options: dict | None = 
     ours = [*REPORT_FILES, *[f"matrices_{slug(label)}.png" for label in names],
             *[f"configs/{c.out.name}.json" for c in configs]]
     with signals.stoppable(), FolderLock(out, "compare.lock", "hcdsl compare"):
-        files = _manifest(out, ours)
+        files = manifest.read(out, ours)
         _same_settings(configs)
         files.update({name: None for name in ours})  # being (re)written by compare
-        record = {"written_by": WRITER, "specs": specs, "labels": names, "seeds": seeds,
+        record = {"specs": specs, "labels": names, "seeds": seeds,
                   "options": options or {}}
-        _write_marker(out, record, files)
+        manifest.write(out, record, files)
         (out / "configs").mkdir(exist_ok=True)
         try:
             failures = _run_all(configs, out, jobs, progress)
@@ -117,35 +113,12 @@ def compare(specs: list[str], out: Path, seeds: int = 1, options: dict | None = 
                  *[f"FAILED {f}" for f in failures]]
         with signals.held():
             path = write(out, groups, "hcdsl compare", notes)
-            _write_marker(out, record, {name: _sha(out / name) for name in ours
-                                        if (out / name).is_file()})
+            manifest.write(out, record, {name: manifest.sha256(out / name) for name in ours
+                                         if (out / name).is_file()})
     if failures:
         raise TrainError(f"{len(failures)} run(s) failed (report written to {path}): "
                          + "; ".join(failures))
     return path
-
-
-def _manifest(out: Path, ours: list[str]) -> dict[str, str | None]:
-    """The files compare wrote in `out` (name -> SHA-256; None: being written when it
-    stopped); TrainError when `out` holds one of `ours` that compare did not write."""
-    marker = out / MARKER
-    files: dict[str, str | None] = {}
-    if marker.exists():
-        try:
-            record = json.loads(marker.read_text())
-            assert record.get("written_by") == WRITER and isinstance(record["files"], dict)
-            files = record["files"]
-        except (OSError, ValueError, AssertionError, KeyError, AttributeError):
-            raise TrainError(f"{marker} was not written by hcdsl compare (or is damaged): "
-                             "choose another --out") from None
-    for name in ours:
-        path = out / name
-        if path.exists() and (name not in files or files[name] not in (None, _sha(path))):
-            changed = "was changed since hcdsl compare wrote it" if name in files else \
-                "was not written by hcdsl compare"
-            raise TrainError(f"--out {out}: {path} {changed}; compare would overwrite it: "
-                             "move it, or choose another --out")
-    return files
 
 
 def _same_settings(configs: list[TrainConfig]) -> None:
@@ -166,16 +139,6 @@ def _same_settings(configs: list[TrainConfig]) -> None:
                              + ", ".join(d if d.startswith("spec") else
                                          f"{d}={getattr(old, d)!r}" for d in diff)
                              + "): rerun compare with the same ones, or choose another --out")
-
-
-def _write_marker(out: Path, record: dict, files: dict[str, str | None]) -> None:
-    tmp = out / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({**record, "files": files}, indent=2, default=str) + "\n")
-    os.replace(tmp, out / MARKER)
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _finished(cfg: TrainConfig) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +20,53 @@ from hcdsl.nn import coef, dense, template
 from hcdsl.nn.modules import attr_name, build_parts
 from hcdsl.proofs.identity import Identity
 from hcdsl.proofs.numeric import _stand_in
+from hcdsl.proofs.run_folder import load_failure, looked_for, state_files, step_folders
 
 
 def load_file(path: str | Path, what: str) -> object:
     """torch.load(path) with weights_only (a file cannot run code); CompileError, naming
     `what` the file should hold ("checkpoint", "tensor file"), when it is missing or
-    unreadable."""
+    unreadable. For a "checkpoint", a folder stands for its state.pt: a checkpoint folder's
+    (`step_N/`), or a run folder's newest checkpoint that loads (by step number,
+    hcdsl/proofs/run_folder.py); a damaged newer one is skipped with a warning naming it."""
+    path = Path(path)
+    if what != "checkpoint" or not path.is_dir():
+        return _load_one(path, what)
+    files = state_files(path)
+    if not files:
+        sharded = any((p / ".metadata").is_file() for p in [path, *step_folders(path)])
+        raise CompileError(f"{path} is a folder without a {what}: {looked_for(path)}"
+                           + ("; its checkpoints are sharded (written with --fsdp), which "
+                              "this command does not read" if sharded else ""))
+    damaged: list[str] = []
+    for file in files:
+        try:
+            state = _load_one(file, what)
+        except CompileError as exc:
+            damaged.append(str(exc))
+            continue
+        if damaged:
+            warnings.warn(f"{path}: skipped {len(damaged)} damaged newer checkpoint(s) "
+                          f"({'; '.join(damaged)}); using {file}", UserWarning, stacklevel=2)
+        return state
+    raise CompileError(f"{path}: none of its {len(files)} checkpoint(s) loads: "
+                       + "; ".join(damaged))
+
+
+def _load_one(path: Path, what: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CompileError(f"no such {what}: {path}") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise CompileError(f"{path} is not a {what} torch.load can read safely "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                           f"({load_failure(exc)})") from None
 
 
 def read_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a file (torch.save, weights_only); a training checkpoint's "model"
-    entry is accepted too. CompileError when the file is not one."""
+    """A state_dict from a file (torch.save, weights_only), a checkpoint folder or a run
+    folder of `hcdsl train` (its newest checkpoint that loads); a training checkpoint's
+    "model" entry is accepted too. CompileError when it holds none."""
     state = load_file(path, "checkpoint")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]

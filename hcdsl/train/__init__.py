@@ -1,8 +1,10 @@
 """Training and comparing hcdsl models: `hcdsl train`, `hcdsl compare`.
 
 loop.py is the trainer; config.py its options; data.py the corpus and the batch order;
-schedule.py the learning rate; checkpoint.py exact resume; parallel.py DDP and FSDP2;
-probes.py what the connections learn; plots.py, report.py and compare.py the comparison;
+prepare.py what is checked before a run; schedule.py the learning rate; checkpoint.py and
+resume.py exact resume and what it checks; lock.py one run per folder; signals.py and
+lifeline.py stopping (a signal, a dead parent); parallel.py DDP and FSDP2; probes.py what
+the connections learn; plots.py, report.py, manifest.py and compare.py the comparison;
 cli.py the typer commands (`register(app)`).
 """
 

@@ -6,13 +6,22 @@ A checkpoint is a folder `checkpoints/step_NNNNNN/` holding
 - state.pt (one process or DDP): the model's and the optimizer's state_dicts; or, with
   FSDP2, the sharded model and optimizer written by torch.distributed.checkpoint (DCP).
 It is written to `step_NNNNNN.tmp` and renamed when complete, so a run killed while saving
-keeps its previous checkpoint; only the newest `keep` are kept.
+keeps its previous checkpoint; only the newest `keep` are kept, newest by step NUMBER
+(hcdsl/proofs/run_folder.py: `step_1000000` is newer than `step_999999`).
+
+A checkpoint is only written when every weight is finite, so the one a NaN message names as
+the last good one is good; `problem` says why a folder cannot be resumed from (unreadable,
+truncated, another spec's tensors, non-finite weights), so a resume can fall back to the
+previous one.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from hcdsl.train.errors import TrainError
+from hcdsl.proofs.run_folder import META, STATE, load_failure, step_folders
 from hcdsl.train.parallel import Dist
 
 
@@ -47,9 +56,52 @@ def set_rng_state(s: dict) -> None:
 
 
 def latest(run: Path) -> Path | None:
-    done = sorted(p for p in (run / "checkpoints").glob("step_*")
-                  if p.is_dir() and not p.name.endswith(".tmp") and (p / "meta.pt").exists())
+    """The run's newest complete checkpoint folder, by step number."""
+    done = step_folders(run)
     return done[-1] if done else None
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor)
+            and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool) -> str | None:
+    """Why `folder` cannot be resumed from by this run's model (None: it can): an unreadable
+    or foreign meta.pt, a missing or damaged state.pt, tensors of another spec, weights that
+    are not finite. Reads the files; changes nothing."""
+    try:
+        meta = torch.load(folder / META, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a damaged checkpoint
+        return f"its meta.pt cannot be read ({load_failure(exc)})"
+    if not isinstance(meta, dict) or not {"step", "signature", "rng"} <= set(meta):
+        return "its meta.pt is not a checkpoint of hcdsl train"
+    mismatch = _differences(meta.get("signature", {}), expect)
+    if mismatch:
+        return f"it was written for another spec (model '{meta.get('model', '?')}'): {mismatch}"
+    if meta.get("fsdp", False) != fsdp:
+        return (f"it was written {'with' if meta.get('fsdp') else 'without'} --fsdp: resume "
+                "it the same way")
+    if fsdp:
+        return None if (folder / ".metadata").is_file() else "its .metadata (DCP) is missing"
+    try:
+        state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - missing, truncated, random bytes, empty
+        return f"its state.pt cannot be read ({load_failure(exc)})"
+    if not (isinstance(state, dict) and isinstance(state.get("model"), dict)
+            and isinstance(state.get("optim"), dict)):
+        return "its state.pt holds no model and optimizer state"
+    got = {k: list(v.shape) for k, v in state["model"].items() if isinstance(v, torch.Tensor)}
+    mismatch = _differences(got, expect)
+    if mismatch:
+        return f"its state.pt holds another model's weights: {mismatch}"
+    bad = non_finite(state["model"])
+    if bad:
+        return f"{len(bad)} of its weights are not finite (e.g. {bad[0]})"
+    return None
+
+
 
 
 def save(folder: Path, meta: dict, model: nn.Module, raw: nn.Module,
@@ -68,39 +120,43 @@ def save(folder: Path, meta: dict, model: nn.Module, raw: nn.Module,
         msd, osd = get_state_dict(model, optimizer)
         dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp))
     elif d.main:
-        torch.save({"model": raw.state_dict(), "optim": optimizer.state_dict()},
-                   tmp / "state.pt")
+        _write(lambda: torch.save({"model": raw.state_dict(), "optim": optimizer.state_dict()},
+                                  tmp / STATE), tmp)
     rngs = [None] * d.world
     if d.world > 1:
         dist.all_gather_object(rngs, rng_state())
     else:
         rngs = [rng_state()]
     if d.main:
-        torch.save({**meta, "rng": rngs, "fsdp": fsdp}, tmp / "meta.pt")
+        _write(lambda: torch.save({**meta, "rng": rngs, "fsdp": fsdp}, tmp / META), tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        old = sorted(p for p in final.parent.glob("step_*") if not p.name.endswith(".tmp"))
-        for p in old[:-keep]:
+        for p in step_folders(final.parent.parent)[:-keep]:  # oldest first, by step number
             shutil.rmtree(p, ignore_errors=True)
     _barrier(d)
     return final
 
 
-def load(folder: Path, model: nn.Module, raw: nn.Module, optimizer: torch.optim.Optimizer,
-         d: Dist, fsdp: bool, expect: dict[str, list[int]]) -> dict:
-    """Restore model, optimizer and this rank's RNG; returns meta (step, scheduler, ...)."""
+def _write(save: Callable[[], None], tmp: Path) -> None:
+    """Run a torch.save into tmp; when it fails (a full disk: torch says "file write
+    failed", a RuntimeError), remove tmp and raise an OSError that says so."""
     try:
-        meta = torch.load(folder / "meta.pt", map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainError(f"{folder}: not a checkpoint (no meta.pt)") from None
-    mismatch = _differences(meta.get("signature", {}), expect)
-    if mismatch:
-        raise TrainError(f"{folder} was written for another spec (model "
-                         f"'{meta.get('model', '?')}'): {mismatch}; resume it with its own "
-                         "spec, or start a new run")
-    if meta.get("fsdp", False) != fsdp:
-        raise TrainError(f"{folder} was written {'with' if meta.get('fsdp') else 'without'} "
-                         "--fsdp: resume it the same way")
+        save()
+    except (OSError, RuntimeError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise
+        free = shutil.disk_usage(tmp.parent).free
+        code = errno.ENOSPC if free < 1 << 20 else errno.EIO
+        raise OSError(code, f"{os.strerror(code)}: writing the checkpoint failed "
+                      f"({load_failure(exc)}; {free:,} bytes free)", str(tmp)) from None
+
+
+def load(folder: Path, model: nn.Module, raw: nn.Module, optimizer: torch.optim.Optimizer,
+         d: Dist, fsdp: bool) -> dict:
+    """Restore model, optimizer and this rank's RNG from a folder `problem` passed; returns
+    meta (step, scheduler, ...)."""
+    meta = torch.load(folder / META, map_location="cpu", weights_only=True)
     if fsdp:
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
@@ -111,7 +167,7 @@ def load(folder: Path, model: nn.Module, raw: nn.Module, optimizer: torch.optim.
         set_state_dict(model, optimizer, model_state_dict=state["model"],
                        optim_state_dict=state["optim"])
     else:
-        state = torch.load(folder / "state.pt", map_location=d.device, weights_only=True)
+        state = torch.load(folder / STATE, map_location=d.device, weights_only=True)
         raw.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optim"])
     rngs = meta["rng"]

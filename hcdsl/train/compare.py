@@ -5,12 +5,18 @@ in the same order for a given seed. Each run is its own process (`python -m
 hcdsl.train.worker`), so its peak memory is its own and `jobs` runs can share the machine;
 each lands in OUT/runs/LABEL-sS/ and the report in OUT/. Run again with the same
 arguments to continue: finished runs are kept, interrupted ones resume from their last
-checkpoint.
+checkpoint (a worker dies with this process, so none is left training after a kill).
+
+OUT is locked while compare runs (OUT/compare.lock). compare.json is its marker and
+manifest (manifest.py): an --out holding a file compare would write but did not (a user's
+own report.html, say), or one changed since, is refused before anything is written; so is
+a rerun whose settings differ from those its runs were started with.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,10 +26,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import hcdsl
+from hcdsl.frontend.validate import check
+from hcdsl.schemes.program import from_checked
+from hcdsl.train import manifest, signals
 from hcdsl.train.config import TrainConfig
-from hcdsl.train.errors import TrainError
-from hcdsl.train.prepare import spec_errors
-from hcdsl.train.report import load_run, write
+from hcdsl.train.errors import Stopped, TrainError
+from hcdsl.train.lock import FolderLock
+from hcdsl.train.loop import where
+from hcdsl.train.prepare import read_spec, spec_errors
+from hcdsl.train.report import load_run, slug, write
+from hcdsl.train.worker import PARENT
+
+REPORT_FILES = ("report.html", "report.md", "table.json", "loss.png", "paired.png",
+                "collapse.png", "mhc.png")
 
 
 def labels(specs: list[str]) -> list[str]:
@@ -45,9 +60,10 @@ def plan(specs: list[str], out: Path, seeds: int, options: dict,
     if not specs:
         raise TrainError("compare needs at least one spec")
     for s in specs:
-        source = TrainConfig(spec=s, out=out).spec_source()
-        with spec_errors(str(source) if isinstance(source, Path) else "<spec text>"):
-            hcdsl.stats(source)
+        cfg = TrainConfig(spec=s, out=out)
+        name = s if isinstance(cfg.spec_source(), Path) else "<spec text>"
+        with spec_errors(name):
+            hcdsl.stats(from_checked(check(read_spec(cfg), {})))
     threads = options.pop("threads", None) or (1 if jobs > 1 else None)
     configs = []
     for spec, label in zip(specs, labels(specs)):
@@ -67,21 +83,40 @@ def compare(specs: list[str], out: Path, seeds: int = 1, options: dict | None = 
     base = _baseline_label(specs, names, baseline)
     planned = plan(specs, out, seeds, dict(options or {}), jobs)
     configs = [c for _, c in planned]
-    (out / "configs").mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(
-        {"specs": specs, "labels": names, "seeds": seeds, "options": options or {}},
-        indent=2, default=str) + "\n")
-    failures = _run_all(configs, out, jobs, progress)
-    groups = {label: [load_run(c.out) for lab, c in planned if lab == label] for label in names}
-    first = configs[0]
-    busy = sum(r.summary.get("wall_seconds", 0.0) for runs in groups.values() for r in runs)
-    notes = [f"{len(configs)} runs: {len(specs)} spec(s) x {seeds} seed(s), {first.steps} steps "
-             f"each, global batch {first.batch * first.accum} x {first.seq} tokens, "
-             f"{first.tokenizer} tokens, data: {first.data or 'Python stdlib source'}, "
-             f"lr {first.lr} ({first.schedule}); {busy:,.0f} s of training in all, "
-             f"{jobs} run(s) at a time",
-             *[f"FAILED {f}" for f in failures]]
-    path = write(out, groups, "hcdsl compare", notes, baseline=base)
+    ours = [*REPORT_FILES, *[f"matrices_{slug(label)}.png" for label in names],
+            *[f"configs/{c.out.name}.json" for c in configs]]
+    with signals.stoppable(), FolderLock(out, "compare.lock", "hcdsl compare"):
+        files = manifest.read(out, ours)
+        _same_settings(configs)
+        files.update({name: None for name in ours})  # being (re)written by compare
+        record = {"specs": specs, "labels": names, "seeds": seeds,
+                  "options": options or {}}
+        manifest.write(out, record, files)
+        (out / "configs").mkdir(exist_ok=True)
+        try:
+            failures = _run_all(configs, out, jobs, progress)
+        except signals.Interrupted as exc:
+            done = sum(_finished(c) for c in configs)
+            raise Stopped(f"compare stopped by {exc.name}: {done} of {len(configs)} runs "
+                          "finished, each other one at its last checkpoint ("
+                          + "; ".join(f"{c.out.name}: {where(c.out)}" for c in configs
+                                      if not _finished(c))
+                          + "); run the same command again to continue",
+                          128 + exc.signum) from None
+        groups = {label: [load_run(c.out) for lab, c in planned if lab == label]
+                  for label in names}
+        first = configs[0]
+        busy = sum(r.summary.get("wall_seconds", 0.0) for runs in groups.values() for r in runs)
+        notes = [f"{len(configs)} runs: {len(specs)} spec(s) x {seeds} seed(s), {first.steps} "
+                 f"steps each, global batch {first.batch * first.accum} x {first.seq} tokens, "
+                 f"{first.tokenizer} tokens, data: {first.data or 'Python stdlib source'}, "
+                 f"lr {first.lr} ({first.schedule}); {busy:,.0f} s of training in all, "
+                 f"{jobs} run(s) at a time",
+                 *[f"FAILED {f}" for f in failures]]
+        with signals.held():
+            path = write(out, groups, "hcdsl compare", notes, baseline=base)
+            manifest.write(out, record, {name: manifest.sha256(out / name) for name in ours
+                                         if (out / name).is_file()})
     if failures:
         raise TrainError(f"{len(failures)} run(s) failed (report written to {path}): "
                          + "; ".join(failures))
@@ -102,14 +137,35 @@ def _baseline_label(specs: list[str], names: list[str], baseline: str | None) ->
                      f"({', '.join(names)}): name one of the SPEC files")
 
 
+def _same_settings(configs: list[TrainConfig]) -> None:
+    """A run folder already holding a run with other settings or another spec: refused
+    here, before compare writes anything (rather than by its worker, after)."""
+    for cfg in configs:
+        try:
+            old = TrainConfig.model_validate_json((cfg.out / "config.json").read_text())
+        except (OSError, ValueError):
+            continue  # a new run, or one its worker recovers or refuses with a reason
+        diff = [k for k in cfg.differences(old) if k != "spec"]
+        spec_file = cfg.out / "spec.hc"
+        if spec_file.is_file() and spec_file.read_text(errors="replace") != \
+                read_spec(cfg).text:
+            diff.append("spec (the text differs from the run's spec.hc)")
+        if diff:
+            raise TrainError(f"{cfg.out} holds a run started with other settings ("
+                             + ", ".join(d if d.startswith("spec") else
+                                         f"{d}={getattr(old, d)!r}" for d in diff)
+                             + "): rerun compare with the same ones, or choose another --out")
+
+
 def _finished(cfg: TrainConfig) -> bool:
     """The run is done with these very settings (else its worker resumes it, or says why
     it cannot)."""
-    summary, recorded = cfg.out / "summary.json", cfg.out / "config.json"
-    if not (summary.exists() and recorded.exists()):
+    try:
+        recorded = TrainConfig.model_validate_json((cfg.out / "config.json").read_text())
+        summary = json.loads((cfg.out / "summary.json").read_text())
+    except (OSError, ValueError):
         return False
-    same = not cfg.differences(TrainConfig.model_validate_json(recorded.read_text()))
-    return same and json.loads(summary.read_text()).get("done", False)
+    return not cfg.differences(recorded) and bool(summary.get("done", False))
 
 
 def _run_all(configs: list[TrainConfig], out: Path, jobs: int, progress: bool) -> list[str]:
@@ -120,29 +176,40 @@ def _run_all(configs: list[TrainConfig], out: Path, jobs: int, progress: bool) -
     bar = Progress(TextColumn("[bold]compare[/bold]"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("steps"), TimeRemainingColumn(), console=Console(stderr=True),
                    disable=not progress)
-    with bar:
-        task = bar.add_task("runs", total=total,
-                            completed=sum(_done_steps(c) for c in configs))
-        while todo or running:
-            while todo and len(running) < jobs:
-                cfg = todo.pop(0)
-                path = out / "configs" / f"{cfg.out.name}.json"
-                path.write_text(cfg.model_dump_json(indent=2))
-                cfg.out.mkdir(parents=True, exist_ok=True)
-                log = open(cfg.out / "worker.log", "a")  # noqa: SIM115 - closed below
-                proc = subprocess.Popen([sys.executable, "-m", "hcdsl.train.worker", str(path)],
-                                        stdout=log, stderr=subprocess.STDOUT)
-                running.append((cfg, proc, log))
-            time.sleep(0.5)
-            for item in list(running):
-                cfg, proc, log = item
-                if proc.poll() is not None:
-                    log.close()
-                    running.remove(item)
-                    if proc.returncode != 0:
-                        lines = (cfg.out / "worker.log").read_text().strip().splitlines()
-                        failures.append(f"{cfg.out.name}: {lines[-1] if lines else 'no output'}")
-            bar.update(task, completed=sum(_done_steps(c) for c in configs))
+    env = {**os.environ, PARENT: str(os.getpid())}
+    try:
+        with bar:
+            task = bar.add_task("runs", total=total,
+                                completed=sum(_done_steps(c) for c in configs))
+            while todo or running:
+                while todo and len(running) < jobs:
+                    cfg = todo.pop(0)
+                    path = out / "configs" / f"{cfg.out.name}.json"
+                    path.write_text(cfg.model_dump_json(indent=2))
+                    cfg.out.mkdir(parents=True, exist_ok=True)
+                    log = open(cfg.out / "worker.log", "a")  # noqa: SIM115 - closed below
+                    proc = subprocess.Popen([sys.executable, "-m", "hcdsl.train.worker",
+                                             str(path)], stdout=log, stderr=subprocess.STDOUT,
+                                            env=env)
+                    running.append((cfg, proc, log))
+                time.sleep(0.5)
+                for item in list(running):
+                    cfg, proc, log = item
+                    if proc.poll() is not None:
+                        log.close()
+                        running.remove(item)
+                        if proc.returncode != 0:
+                            lines = (cfg.out / "worker.log").read_text(
+                                errors="replace").strip().splitlines()
+                            failures.append(f"{cfg.out.name}: "
+                                            f"{lines[-1] if lines else 'no output'}")
+                bar.update(task, completed=sum(_done_steps(c) for c in configs))
+    finally:  # stopped (a signal, an error): the workers stop too, at once
+        for _, proc, log in running:
+            proc.terminate()
+        for _, proc, log in running:
+            proc.wait()
+            log.close()
     return failures
 
 

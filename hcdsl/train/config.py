@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # fields that may differ between a run and its resumption (they do not change the numbers)
 RUNTIME_FIELDS = frozenset({"resume", "resume_from", "stop_at", "progress", "tensorboard",
-                            "threads", "compile", "check_memory"})
+                            "threads", "compile", "check_memory", "timeout"})
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan: `--lr inf` or `--set beta2=nan` is refused here, before anything runs
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     spec: str = Field(description="path of the .hc file, or the spec text itself")
     out: Path = Field(description="the run folder (created; an existing run needs resume)")
@@ -38,8 +39,8 @@ class TrainConfig(BaseModel):
     warmup: int = Field(100, ge=0, description="linear warm-up steps (capped at steps // 2)")
     decay_fraction: float = Field(0.2, gt=0, le=1, description="WSD: share of steps decaying")
     weight_decay: float = Field(0.1, ge=0)
-    beta1: float = 0.9
-    beta2: float = 0.95
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
     clip: float = Field(1.0, ge=0, description="max gradient norm; 0: no clipping")
     # numbers and machine
     seed: int = 0
@@ -50,6 +51,9 @@ class TrainConfig(BaseModel):
     compile: bool = Field(False, description="torch.compile the model")
     fsdp: bool = Field(False, description="under torchrun: shard with FSDP2 instead of DDP")
     threads: int | None = Field(None, ge=1, description="torch threads per process")
+    timeout: float = Field(600.0, gt=0, description="under torchrun: seconds a rank waits "
+                           "for the others in a collective before the run stops with an "
+                           "error (a stalled or dead rank)")
     check_memory: bool = Field(True, description="refuse a run whose estimated memory "
                                "(weights, gradients, AdamW moments, activations of one "
                                "micro-batch; hcdsl/memory.py) exceeds what is available")

@@ -2,7 +2,8 @@
 
 Default corpus (no download, on every machine with Python): the `.py` files of the standard
 library (`sysconfig.get_paths()["stdlib"]`), sorted by relative path, without test folders
-and third-party packages, taken in that order up to `max_bytes`, read as bytes. `--data`
+and third-party packages, taken in that order up to `max_bytes`, read as bytes (no file is
+read past what `max_bytes` takes of it). `--data`
 takes one text file or a folder (every non-hidden file without NUL bytes, sorted).
 
 Split: the last `val_fraction` of the corpus (cut at the first file boundary after that
@@ -68,13 +69,15 @@ def stdlib_corpus(max_bytes: int) -> Corpus:
 def path_corpus(path: Path, max_bytes: int) -> Corpus:
     if not path.exists():
         raise TrainError(f"--data {path}: no such file or folder")
+    if not (path.is_file() or path.is_dir()):
+        raise TrainError(f"--data {path}: not a regular file or a folder (a FIFO, a device?)")
     if path.is_file():
         files, root = [path], path.parent
     else:
         files = sorted((p for p in path.rglob("*") if p.is_file() and not any(
             part.startswith(".") for part in p.relative_to(path).parts)),
             key=lambda p: p.relative_to(path).as_posix())
-        files = [p for p in files if b"\0" not in p.read_bytes()[:8192]]
+        files = [p for p in files if b"\0" not in _head(p, 8192)]
         root = path
         if not files:
             raise TrainError(f"--data {path}: the folder holds no text files")
@@ -89,12 +92,18 @@ def _take(source: str, root: Path, files: list[Path], max_bytes: int) -> Corpus:
     for p in files:
         if total >= max_bytes:
             break
-        raw = p.read_bytes()[:max_bytes - total]
+        raw = _head(p, max_bytes - total)
         if raw:
             names.append(p.relative_to(root).as_posix())
             docs.append(raw)
             total += len(raw)
     return Corpus(source, names, docs)
+
+
+def _head(path: Path, size: int) -> bytes:
+    """At most `size` bytes from the start of a file (never the whole of a large one)."""
+    with open(path, "rb") as f:
+        return f.read(size)
 
 
 class Tokenizer:

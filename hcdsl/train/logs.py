@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -15,20 +16,38 @@ from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
 )
 
+from hcdsl.train.errors import TrainError
+
 METRICS, PROBES = "metrics.jsonl", "probes.jsonl"
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a log; a torn last line (a run killed, or a disk full, mid-write) is
+    left out. A damaged line before the last is an error naming it."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(i, line) for i, line in enumerate(path.read_text(errors="replace").splitlines(),
+                                                1) if line.strip()]
+    rows = []
+    for k, (i, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if k == len(lines) - 1:
+                break  # torn: the write that was cut off
+            raise TrainError(f"{path}:{i}: not a JSON line; the log is damaged") from None
+        rows.append(row)
+    return rows
 
 
 def truncate(path: Path, after_step: int) -> None:
-    """Keep the lines whose step is <= after_step."""
+    """Keep the lines whose step is <= after_step (a torn last line goes too); written to a
+    temporary file and renamed, so the log is never left half-written."""
     if path.exists():
         keep = [r for r in read_jsonl(path) if r.get("step", 0) <= after_step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        os.replace(tmp, path)
 
 
 class RunLog:

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import resource
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,29 +26,87 @@ from torch import nn
 import hcdsl
 from hcdsl.nn.modules import attr_name
 from hcdsl.nn.groups import param_groups
-from hcdsl.train import checkpoint, parallel, probes
+from hcdsl.proofs.run_folder import step_name, step_of
+from hcdsl.train import checkpoint, lifeline, parallel, probes, resume, signals
 from hcdsl.train.config import TrainConfig
-from hcdsl.train.errors import TrainError
+from hcdsl.train.errors import Stopped, TrainError, describe_os_error
+from hcdsl.train.lock import FolderLock
 from hcdsl.train.logs import METRICS, PROBES, RunLog, read_jsonl, truncate
-from hcdsl.train.prepare import Prepared, prepare, spec_errors, write_run
+from hcdsl.train.prepare import Prepared, prepare, spec_errors
 from hcdsl.train.provenance import provenance
 from hcdsl.train.schedule import multiplier
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run (or continue) one training run; returns the summary also written to summary.json."""
+def train(cfg: TrainConfig, lock_wait: float = 0.0) -> dict:
+    """Run (or continue) one training run; returns the summary also written to summary.json.
+    The run folder is locked for the life of the run (lock.py; `lock_wait`: seconds to wait
+    for another holder to end). SIGINT/SIGTERM stop it with a Stopped error saying where
+    it stands; a file that cannot be written (a full disk, a read-only folder) and a rank
+    that does not answer within cfg.timeout are TrainErrors too."""
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    d = parallel.setup(cfg.device, cfg.fsdp)
-    ok = False
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a rank of torchrun: dies with its agent
+        lifeline.die_with_parent()
+    ok, lock = False, None
+    with signals.stoppable():
+        try:
+            d = parallel.setup(cfg.device, cfg.fsdp, cfg.timeout)
+            try:
+                prep = prepare(cfg, d.world)
+                lock = _lock(cfg, d, lock_wait)
+                out = Trainer(cfg, d, prep).run()
+                ok = True
+                return out
+            except RuntimeError as exc:
+                if d.world > 1 and _collective_failure(exc):
+                    raise TrainError(
+                        f"rank {d.rank}: another rank did not answer within --timeout "
+                        f"{cfg.timeout:g} s (stalled or dead): {_first_line(exc)}; "
+                        f"{where(cfg.out)}; continue with --resume") from None
+                raise
+            finally:
+                parallel.teardown(d, clean=ok)
+        except signals.Interrupted as exc:
+            raise Stopped(f"{cfg.out.name}: stopped by {exc.name}; {where(cfg.out)}; "
+                          "continue with --resume (same options)", 128 + exc.signum) from None
+        except OSError as exc:
+            raise TrainError(f"{describe_os_error(exc)}; {where(cfg.out)}") from None
+        finally:
+            torch.set_num_threads(threads)
+            if lock is not None:
+                lock.release()
+
+
+def _lock(cfg: TrainConfig, d: parallel.Dist, wait: float) -> FolderLock | None:
+    """Rank 0 locks the run folder; every rank learns whether it could."""
+    lock = FolderLock(cfg.out, "run.lock", "training run", wait) if d.main else None
+    error: TrainError | None = None
     try:
-        out = Trainer(cfg, d).run()
-        ok = True
-        return out
-    finally:
-        torch.set_num_threads(threads)
-        parallel.teardown(d, clean=ok)
+        if lock is not None:
+            lock.acquire()
+    except TrainError as exc:
+        error = exc
+    if not parallel.agree(d, error is None):
+        raise error or TrainError(f"rank 0 could not lock {cfg.out}: see its message")
+    return lock
+
+
+def where(run: Path) -> str:
+    """Where a run stands, from its folder: its newest checkpoint."""
+    last = checkpoint.latest(run)
+    if last is None:
+        return "no checkpoint was written yet"
+    return f"the last checkpoint is {last} (step {step_of(last)})"
+
+
+def _collective_failure(exc: RuntimeError) -> bool:
+    return bool(re.search(r"[Tt]imed? ?out|[Tt]imeout|Connection (closed|reset)|peer",
+                          str(exc)))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -57,13 +119,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, d: parallel.Dist) -> None:
+    def __init__(self, cfg: TrainConfig, d: parallel.Dist, prep: Prepared) -> None:
         self.cfg, self.d = cfg, d
-        self.prep: Prepared = prepare(cfg, d.world)
+        self.prep = prep
+        self.plan = resume.plan(cfg, prep)  # the folder is locked: its state holds still
         parallel.barrier(d)  # every rank has read the run folder before rank 0 writes to it
-        src = self.prep.source
-        with spec_errors(str(src) if not isinstance(src, str) else "<spec text>"):
-            self.raw = hcdsl.compile(self.prep.source, seed=cfg.seed, device=d.device,
+        with spec_errors(prep.name):
+            self.raw = hcdsl.compile(prep.source, seed=cfg.seed, device=d.device,
                                      check_memory=cfg.check_memory)
         self.signature = checkpoint.signature(self.raw)
         torch.manual_seed(cfg.seed)
@@ -75,20 +137,52 @@ class Trainer:
             cfg.schedule, cfg.steps, cfg.warmup, cfg.min_lr_ratio, cfg.decay_fraction))
         self.step = 0
         self.last_ckpt: tuple[int, str] | None = None
-        if self.prep.resume is not None:
-            meta = checkpoint.load(self.prep.resume, self.model, self.raw, self.opt, d,
-                                   cfg.fsdp, self.signature)
+        start = self._resume_point()
+        if start is not None:
+            meta = checkpoint.load(start, self.model, self.raw, self.opt, d, cfg.fsdp)
             if meta["data_position"] != self.prep.batches.position(meta["step"]):
-                raise TrainError(f"{self.prep.resume}: its global batch was "
+                raise TrainError(f"{start}: its global batch was "
                                  f"{meta['global_batch']}, this run's is "
                                  f"{self.prep.batches.global_batch}: resume with the same")
+            sha = meta.get("data_sha256")
+            if sha is not None and sha != self.prep.data.info["sha256"]:
+                raise TrainError(f"{start} was trained on other data (SHA-256 {sha[:12]}..., "
+                                 f"this run's {self.prep.data.info['sha256'][:12]}...): "
+                                 "resume with the data it was trained on")
             self.sched.load_state_dict(meta["scheduler"])
             self.step = meta["step"]
-            self.last_ckpt = (self.step, str(self.prep.resume))
+            self.last_ckpt = (self.step, str(start))
         self.forward: nn.Module = torch.compile(self.model) if cfg.compile else self.model
         self.amp = autocast_dtype(cfg.precision, d.device)
         self.tokens_per_step = self.prep.batches.global_batch * cfg.seq
         self.label = cfg.out.name
+
+    def _resume_point(self) -> Path | None:
+        """The newest checkpoint of the plan this model can continue from; a damaged one is
+        skipped with a warning (--resume), or an error (--resume-from a checkpoint)."""
+        plan, skipped = self.plan, []
+        for note in plan.warnings:
+            self._warn(note)
+        for folder in plan.candidates:
+            why = checkpoint.problem(folder, self.signature, self.cfg.fsdp)
+            if why is None:
+                if skipped:
+                    self._warn(f"{len(skipped)} newer checkpoint(s) skipped: "
+                               f"{'; '.join(skipped)}; continuing from {folder}")
+                return folder
+            if not plan.fallback:
+                raise TrainError(f"--resume-from {folder}: {why}; resume it with its own "
+                                 "spec and settings, or start a new run")
+            skipped.append(f"{folder.name}: {why}")
+        if plan.candidates:
+            raise TrainError(f"{self.cfg.out}: none of its {len(plan.candidates)} "
+                             f"checkpoint(s) can be resumed from ({'; '.join(skipped)}); "
+                             "choose another --out to start again")
+        return None
+
+    def _warn(self, text: str) -> None:
+        if self.d.main:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
     # -- one optimizer step ------------------------------------------------------------------
     def train_step(self) -> tuple[float, float]:
@@ -159,15 +253,31 @@ class Trainer:
             self.log.probe({"step": self.step, **row,
                             "seconds": round(time.perf_counter() - t0, 3)})
 
+    def weights_finite(self) -> bool:
+        """Every weight of every rank is finite (a collective)."""
+        bad = sum(not bool(torch.isfinite(getattr(p, "to_local", lambda: p)()).all())
+                  for p in self.model.parameters())
+        flag = torch.tensor(float(bad), device=self.d.device)
+        return float(parallel.all_sum(flag, self.d)) == 0
+
     def save(self) -> None:
+        if not self.weights_finite():
+            where = (f"the last good checkpoint is {self.last_ckpt[1]} (step "
+                     f"{self.last_ckpt[0]})" if self.last_ckpt else "no checkpoint was "
+                     "written before")
+            raise TrainError(f"{self.label}: the weights are not finite after step "
+                             f"{self.step} (is the learning rate too large?): not "
+                             f"checkpointed; {where}")
         meta = {"step": self.step, "data_position": self.prep.batches.position(self.step),
                 "global_batch": self.prep.batches.global_batch,
                 "scheduler": self.sched.state_dict(), "signature": self.signature,
                 "model": self.prep.stats.name, "spec": self.prep.text,
-                "config": self.cfg.model_dump(mode="json")}
-        folder = self.cfg.out / "checkpoints" / f"step_{self.step:06d}"
-        path = checkpoint.save(folder, meta, self.model, self.raw, self.opt, self.d,
-                               self.cfg.fsdp, self.cfg.keep_checkpoints)
+                "config": self.cfg.model_dump(mode="json"),
+                "data_sha256": self.prep.data.info["sha256"]}
+        folder = self.cfg.out / "checkpoints" / step_name(self.step)
+        with signals.held():  # a signal now waits until the checkpoint is complete
+            path = checkpoint.save(folder, meta, self.model, self.raw, self.opt, self.d,
+                                   self.cfg.fsdp, self.cfg.keep_checkpoints)
         self.last_ckpt = (self.step, str(path))
 
     # -- the run ---------------------------------------------------------------------------
@@ -175,7 +285,7 @@ class Trainer:
         cfg, d = self.cfg, self.d
         start = self.step
         if d.main:
-            write_run(cfg, self.prep)
+            resume.write(cfg, self.prep, self.plan.rewrite)
             truncate(cfg.out / METRICS, start)
             truncate(cfg.out / PROBES, start)
         self.log = RunLog(cfg.out, cfg.steps, start, self.label, d.main, cfg.progress,
@@ -212,7 +322,7 @@ class Trainer:
         summary = self.summary(time.perf_counter() - wall0,
                                train_time / timed_steps if timed_steps else None)
         if d.main:
-            (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            resume.write_atomic(cfg.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     def summary(self, wall: float, step_time: float | None) -> dict:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -37,9 +38,10 @@ class Dist:
         return self.rank == 0
 
 
-def setup(device: str, fsdp: bool = False) -> Dist:
+def setup(device: str, fsdp: bool = False, timeout: float = 600.0) -> Dist:
     """Pick the device and, under torchrun, join the process group (also for one process
-    with fsdp, since FSDP2 needs a group)."""
+    with fsdp, since FSDP2 needs a group). `timeout`: seconds a collective waits for the
+    other ranks before it fails (torch's default is 30 minutes)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":
@@ -56,7 +58,8 @@ def setup(device: str, fsdp: bool = False) -> Dist:
     launched = "MASTER_ADDR" in os.environ  # torchrun (or a user) set up a rendezvous
     owned = (world > 1 or (fsdp and launched)) and not dist.is_initialized()
     if owned:
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
+                                timeout=timedelta(seconds=timeout))
     rank = dist.get_rank() if dist.is_initialized() else 0
     return Dist(rank, world, dev, owned)
 
@@ -64,6 +67,15 @@ def setup(device: str, fsdp: bool = False) -> Dist:
 def barrier(d: Dist) -> None:
     if d.world > 1:
         dist.barrier()
+
+
+def agree(d: Dist, ok: bool) -> bool:
+    """True when every rank says ok (a collective; one process: ok itself)."""
+    if d.world == 1:
+        return ok
+    flag = torch.tensor(1.0 if ok else 0.0, device=d.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item() == 1.0)
 
 
 def teardown(d: Dist, clean: bool = True) -> None:

@@ -1,35 +1,43 @@
 """Everything checked before a run writes anything: the spec compiles, the tokenizer fits its
-vocab, the data is there and long enough, the run folder is new (or resumable with the same
-settings). Each problem is a TrainError with one clear message."""
+vocab, the data is there and long enough. Each problem is a TrainError with one clear
+message. (What the run folder holds is checked by resume.py, once the folder is locked.)
+
+The spec file is read once (`read_spec`: at most the front end's size limit, a FIFO or any
+other non-regular file refused without waiting on it), and that text is what is compiled,
+counted and recorded as the run's spec.hc."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import hcdsl
 from hcdsl import memory
 from hcdsl.api import lowered
+from hcdsl.counts import Stats
 from hcdsl.errors import CompileError, Diagnostic, HcError
 from hcdsl.frontend.parser import parse_syntax
-from hcdsl.counts import Stats
-from hcdsl.train import checkpoint, data
+from hcdsl.frontend.source import Source, read_path, text_source
+from hcdsl.frontend.validate import check
+from hcdsl.lang.limits import MAX_SOURCE_BYTES
+from hcdsl.schemes.program import Program, from_checked
+from hcdsl.train import data
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import TrainError
 
 
 @dataclass
 class Prepared:
-    source: str | Path  # what hcdsl.compile gets
+    source: Program  # what hcdsl.compile gets: the spec as read once
+    name: str  # the spec's file, or "<spec text>"
     text: str  # the spec text, copied to the run as spec.hc
     stats: Stats
     data: data.Data
     batches: data.Batches
     val: object  # (V, seq + 1) tensor
-    resume: Path | None  # the checkpoint folder to continue from
 
 
 def spec_errors(what: str) -> "_SpecErrors":
@@ -52,14 +60,53 @@ class _SpecErrors:
         return False
 
 
-def prepare(cfg: TrainConfig, world: int) -> Prepared:
+def read_spec(cfg: TrainConfig) -> Source:
+    """The spec's text, read once: a file at most MAX_SOURCE_BYTES long (more is an error),
+    never a FIFO, device or socket (refused without opening it for a blocking read)."""
     source = cfg.spec_source()
-    name = str(source) if isinstance(source, Path) else "<spec text>"
+    if isinstance(source, str):
+        return Source(source, "<spec text>")
+    try:
+        mode = os.stat(source).st_mode
+    except OSError:
+        mode = None  # missing, unreadable, a bad name: the front end's message says which
+    if mode is None or stat.S_ISDIR(mode):
+        return read_path(source)
+    if not stat.S_ISREG(mode):
+        raise TrainError(f"{source}: error: not a regular file ({_kind(mode)}); a spec is a "
+                         ".hc file")
+    try:  # O_NONBLOCK: a file swapped for a FIFO since stat() is not waited on either
+        with open(source, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise TrainError(f"{source}: error: not a regular file; a spec is a .hc file")
+            raw = f.read(MAX_SOURCE_BYTES + 1)
+    except OSError:
+        return read_path(source)  # its message (permission denied, ...)
+    if len(raw) > MAX_SOURCE_BYTES:
+        return read_path(source)  # the limit's message
+    try:
+        return text_source(raw.decode("utf-8-sig"), str(source))
+    except UnicodeDecodeError:
+        return read_path(source)  # the front end's message for a file that is not text
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def prepare(cfg: TrainConfig, world: int) -> Prepared:
+    name = cfg.spec if isinstance(cfg.spec_source(), Path) else "<spec text>"
     with spec_errors(name):
+        read = read_spec(cfg)
+        source = from_checked(check(read, {}))
         stats = hcdsl.stats(source)
         if cfg.check_memory:
             check_memory(cfg, source, name)
-    text = source.read_text() if isinstance(source, Path) else source
+    text = read.text
     if stats.vocab == 0:  # `input = hidden`: a body has no tokens to predict
         raise _at_setting(text, name, "input", "the spec is a body (`input = hidden`): it maps "
                           "hidden states to hidden states, with no embedding, head or "
@@ -80,7 +127,7 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
     batches = data.Batches(corpus.train, cfg.seq, cfg.batch, world, cfg.accum,
                            cfg.seed if cfg.data_seed is None else cfg.data_seed)
     val = data.val_set(corpus.val, cfg.seq, cfg.val_sequences, world)
-    return Prepared(source, text, stats, corpus, batches, val, _resume_point(cfg, text))
+    return Prepared(source, name, text, stats, corpus, batches, val)
 
 
 def _at_setting(text: str, name: str, setting: str, message: str,
@@ -92,7 +139,7 @@ def _at_setting(text: str, name: str, setting: str, message: str,
                               text).render())
 
 
-def check_memory(cfg: TrainConfig, source: str | Path, name: str) -> None:
+def check_memory(cfg: TrainConfig, source: str | Path | Program, name: str) -> None:
     """Refuse (MemoryLimitError) a run whose estimate does not fit (hcdsl/memory.py): on a
     CPU, weights, gradients, AdamW's moments and one micro-batch's activations, times the
     ranks torchrun starts on this host; on a GPU, the weights first built in host memory."""
@@ -106,62 +153,3 @@ def check_memory(cfg: TrainConfig, source: str | Path, name: str) -> None:
     else:
         est = memory.estimate(low.raw)
     memory.check(est, f"{name} at batch {cfg.batch} x seq {cfg.seq}")
-
-
-def _resume_point(cfg: TrainConfig, text: str) -> Path | None:
-    recorded = cfg.out / "config.json"
-    if cfg.resume_from is not None:
-        if not (cfg.resume_from / "meta.pt").exists():
-            raise TrainError(f"--resume-from {cfg.resume_from}: not a checkpoint folder "
-                             "(no meta.pt)")
-        _check_meta(cfg.resume_from)
-        same_run = cfg.resume_from.resolve().parent.parent == cfg.out.resolve()
-        if recorded.exists() and not same_run:
-            raise TrainError(f"{cfg.out} holds another run: choose a new --out")
-        return cfg.resume_from
-    if not recorded.exists():
-        return None
-    if not cfg.resume:
-        raise TrainError(f"{cfg.out} holds a run already: pass --resume to continue it, "
-                         "or choose another --out")
-    try:
-        old = TrainConfig(**json.loads(recorded.read_text()))
-    except Exception as exc:  # noqa: BLE001 - a hand-edited or foreign config.json
-        raise TrainError(f"{recorded}: unreadable ({exc})") from None
-    diff = [k for k in cfg.differences(old) if k != "spec"]
-    recorded_spec = cfg.out / "spec.hc"
-    if recorded_spec.exists() and recorded_spec.read_text() != text:
-        raise TrainError(f"--resume {cfg.out}: its run trained another spec (see "
-                         f"{recorded_spec}); resume it with that spec, or choose another --out")
-    if diff:
-        raise TrainError(f"--resume {cfg.out}: its run was started with other settings "
-                         f"({', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); resume "
-                         "with the same ones, or choose another --out")
-    latest = checkpoint.latest(cfg.out)
-    if latest is not None:
-        _check_meta(latest)
-    return latest
-
-
-def _check_meta(folder: Path) -> None:
-    """The folder's meta.pt is one this trainer wrote (read safely, weights_only)."""
-    import torch
-
-    try:
-        meta = torch.load(folder / "meta.pt", map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise TrainError(f"checkpoint {folder}: its meta.pt cannot be read safely "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(meta, dict) or not {"step", "signature"} <= set(meta):
-        raise TrainError(f"checkpoint {folder}: its meta.pt is not a checkpoint of "
-                         "hcdsl train")
-
-
-def write_run(cfg: TrainConfig, prep: Prepared) -> None:
-    """config.json, spec.hc and data.json (rank 0, before the first step)."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "config.json").write_text(cfg.model_dump_json(indent=2) + "\n")
-    (cfg.out / "spec.hc").write_text(prep.text)
-    info = {**prep.data.info, "seq": cfg.seq, "train_sequences": prep.batches.windows,
-            "val_sequences": int(prep.val.shape[0])}
-    (cfg.out / "data.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -200,7 +200,7 @@ def write(out: Path, groups: dict[str, list[Run]], title: str, notes: list[str],
         first = runs[0].probes if runs else []
         seed = runs[0].summary.get("seed", 0) if runs else 0
         pic = plots.matrices_over_time(first, f"{label}, seed {seed}",
-                                       out / f"matrices_{_slug(label)}.png")
+                                       out / f"matrices_{slug(label)}.png")
         figures.append((f"Connection matrix C^(0) over training: {label} (seed {seed})", pic))
         if pic is None:
             reason = next((p["connections"].get("unavailable") for p in first
@@ -243,7 +243,7 @@ def _val_what(rows: list[dict]) -> str:
             "error is one run's, from the spread of the per-window losses")
 
 
-def _slug(label: str) -> str:
+def slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
 
 

@@ -184,3 +184,25 @@ def test_report_html_renders_the_new_parts(report: Path, tmp_path: Path) -> None
     pictures = sorted(p.name for p in report.parent.glob("*.png"))
     assert "paired.png" in pictures and "loss.png" in pictures
     assert dom.count("data:image/png;base64,") == len(pictures)  # each one embedded
+
+
+def test_report_shows_a_sample_of_every_spec(report: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hcdsl.cli import app
+
+    out = report.parent
+    md = (out / "report.md").read_text()
+    assert "## Samples" in md and report.read_text().count("<pre class='sample'>") == 3
+    run = out / "runs" / "mudd-s0"
+    newest = max((run / "checkpoints").glob("step_*"), key=lambda p: int(p.name[5:]))
+    model = hcdsl.compile((run / "spec.hc").read_text(),
+                          state_dict=torch.load(newest / "state.pt", weights_only=True)["model"])
+    ids = model.eval().generate(torch.tensor([list(b"def ")]), 160, temperature=0.8, top_k=40,
+                                generator=torch.Generator().manual_seed(0))
+    text = bytes(ids[0].tolist()).decode("utf-8", "replace")
+    assert f"### mudd\n\n~~~~text\n{text}\n~~~~" in md
+    cli = CliRunner().invoke(app, ["sample", str(run / "spec.hc"), "--checkpoint", str(run),
+                                   "-n", "160"])  # the run folder, as the report read it
+    assert cli.exit_code == 0, cli.output
+    assert cli.output.rstrip("\n") == text

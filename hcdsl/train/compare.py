@@ -35,6 +35,7 @@ from hcdsl.train.lock import FolderLock
 from hcdsl.train.loop import where
 from hcdsl.train.prepare import read_spec, spec_errors
 from hcdsl.train.report import load_run, slug, write
+from hcdsl.train.samples import sample_run
 from hcdsl.train.worker import PARENT
 
 REPORT_FILES = ("report.html", "report.md", "table.json", "loss.png", "paired.png",
@@ -114,7 +115,9 @@ def compare(specs: list[str], out: Path, seeds: int = 1, options: dict | None = 
                  f"{jobs} run(s) at a time",
                  *[f"FAILED {f}" for f in failures]]
         with signals.held():
-            path = write(out, groups, "hcdsl compare", notes, baseline=base)
+            texts = {label: sample_run(runs[0].folder) for label, runs in groups.items()
+                     if runs and runs[0].summary.get("done")}
+            path = write(out, groups, "hcdsl compare", notes, baseline=base, samples=texts)
             manifest.write(out, record, {name: manifest.sha256(out / name) for name in ours
                                          if (out / name).is_file()})
     if failures:

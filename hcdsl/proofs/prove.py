@@ -1,7 +1,8 @@
 """hcdsl.prove(a, b): do two specs compute the same function of the tokens?
 
 Method (docs/proving.md):
-1. both specs are lowered and canonicalised by the optimiser's own canonicalisation passes;
+1. both specs are lowered to their IR as built (no pass: the symbolic evaluation folds
+   mixes exactly, in rationals, where the optimiser's passes fold constants in floats);
 2. both are evaluated symbolically (symbolic.py) to one output term each, in one table of
    hash-consed terms, at two independent random points (coefs.py): equal output terms at
    both = EQUIVALENT;
@@ -22,7 +23,6 @@ from pathlib import Path
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.passes.pipeline import CANONICALIZE, run_pipeline
 from hcdsl.proofs.assumptions import ASSUMPTIONS, BY_NAME, Assumption
 from hcdsl.proofs.checkpoint import identity_of, loaded
 from hcdsl.proofs.coefs import P, Point
@@ -136,14 +136,6 @@ class _Attempt:
     symbolic: bool
 
 
-def canonical(src: Source) -> tuple[IR, IR]:
-    """(raw IR, canonical IR) of a spec: the optimiser's canonicalisation, nothing else."""
-    raw = raw_ir(src)
-    out = raw.copy()
-    run_pipeline(out, CANONICALIZE)
-    return raw, out
-
-
 def _stated_eps(ir: IR) -> set[float]:
     return {ir.payload(v).eps for v in ir.g.nodes
             if isinstance(ir.payload(v), (n.Norm, n.NormStreams)) and ir.payload(v).eps > 0}
@@ -202,12 +194,12 @@ def prove(a: Source, b: Source, *, at_init: bool = False,
         raise CompileError("choose one question: --at-init or --checkpoint, not both")
     question: Question = "checkpoint" if checkpoints else "init" if at_init else "learned"
     allowed = tuple(ASSUMPTIONS if assume is None else [BY_NAME[x] for x in assume])
-    (raw_a, ia), (raw_b, ib) = canonical(a), canonical(b)
+    ia, ib = raw_ir(a), raw_ir(b)
     sa, sb = _Side(ia, Identity(question, tie_inits), name_of(a)), \
         _Side(ib, Identity(question, tie_inits), name_of(b))
     if checkpoints is not None:
-        for side, raw, path in ((sa, raw_a, checkpoints[0]), (sb, raw_b, checkpoints[1])):
-            side.model = loaded(raw, side.ir, path, side.name)
+        for side, path in ((sa, checkpoints[0]), (sb, checkpoints[1])):
+            side.model = loaded(side.ir, side.ir, path, side.name)
             side.ident = identity_of(side.model)
     result = ProofResult(sa.name, sb.name, NOT_EQUIVALENT, question, margin=margin)
     if question == "learned":

@@ -23,7 +23,7 @@ from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.at_init import AT_INIT
 from hcdsl.proofs.coefs import ONE, ZERO, K, Point
 from hcdsl.proofs.identity import Identity
-from hcdsl.proofs.norms import NormSpec, Use, invstd_term, norm_term
+from hcdsl.proofs.norms import NormSpec, Uses, invstd_term, norm_term
 from hcdsl.proofs.terms import Atom, Lin, Terms
 
 Matrix = list[list[K]]
@@ -50,7 +50,7 @@ class Evaluation:
     final: Lin | None = None  # what the head reads
     final_raw: Lin | None = None  # before the final norm
     final_state: list[Lin] | None = None  # the streams summed by the readout
-    uses: list[Use] = field(default_factory=list)
+    uses: Uses = field(default_factory=Uses)
     symbolic: bool = False  # a learned symbol reached a coefficient
 
     @property

@@ -131,6 +131,7 @@ class Terms:
 
     table: dict[tuple, Atom] = field(default_factory=dict)
     max_degree: int = 0  # of any coefficient inside an atom (for the error bound)
+    centred: dict[int, bool] = field(default_factory=dict)  # atom id -> mean 0 (mean-zero)
 
     def atom(self, kind: str, fields: tuple, children: tuple[Lin, ...] = (),
              label: str = "") -> Atom:

@@ -95,6 +95,10 @@ class ProofResult:
             if self.measured:
                 lines.append(f"side conditions (measured on the built models in float64, "
                              f"margin {self.margin:g}):")
+                if self.margin < 1:
+                    lines.append(f"  (a margin below 1: ε may be up to {1 / self.margin:.3g} "
+                                 "times the statistic, so ε is not negligible: an "
+                                 "approximation you chose)")
                 lines += [f"  - {m.assumption}: smallest var/ε = {m.ratio:.3g} at {m.where}"
                           for m in self.measured]
         else:
@@ -193,6 +197,11 @@ def prove(a: Source, b: Source, *, at_init: bool = False,
     if checkpoints is not None and at_init:
         raise CompileError("choose one question: --at-init or --checkpoint, not both")
     question: Question = "checkpoint" if checkpoints else "init" if at_init else "learned"
+    if tie_inits and question != "learned":
+        raise CompileError("--tie-inits ties learned parameters whose inits differ, for the "
+                           "question over every value of the learned parameters; with "
+                           f"{'--at-init' if at_init else '--checkpoint'} every parameter "
+                           "has its own value and nothing is tied: drop --tie-inits")
     allowed = tuple(ASSUMPTIONS if assume is None else [BY_NAME[x] for x in assume])
     ia, ib = raw_ir(a), raw_ir(b)
     sa, sb = _Side(ia, Identity(question, tie_inits), name_of(a)), \

@@ -12,6 +12,7 @@ tied across specs by node and configuration, or constants at init, or a checkpoi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -354,13 +355,18 @@ def _embed(c: Ctx, v: str, p: n.Embed, x: dict) -> list[Lin]:
 
 def signature(p: n.Layer) -> tuple:
     """What makes two layers the same function (the init scale of the output projection and
-    the taps do not)."""
-    return (p.kind, p.args, p.dim, p.in_ports, p.extern)
+    the taps do not; nor does the order options are written in)."""
+    return (p.kind, tuple(sorted(p.args, key=lambda kv: kv[0])), p.dim, p.in_ports, p.extern)
 
 
 @rule(n.Layer)
 def _layer(c: Ctx, v: str, p: n.Layer, x: dict) -> Any:
     k = layer_position(c.ir, v, len(c.ev.layers) + 1)
+    if "vmix" in x and [e.exact for e in x["vmix"][0]] == [0, 1]:
+        # V = 0·V_1 + 1·v_proj(v): the value residual reads nothing, the plain layer
+        p = dataclasses.replace(p, in_ports=tuple(q for q in p.in_ports
+                                                  if q not in ("vres", "vmix")))
+        x = {q: x[q] for q in p.ports()}
     sig = signature(p)
     pid = c.pid(v, p) if c.ident.question == "checkpoint" else None
     ports = tuple(x[port][0] for port in p.ports() if port != "vmix")

@@ -268,11 +268,11 @@ def _enforce(model, assumed: set[str]) -> None:  # noqa: ANN001
                 torch.nn.init.ones_(module.weight)
                 if getattr(module, "bias", None) is not None:
                     torch.nn.init.zeros_(module.bias)
-    if assumed & {"mean-zero", "embed-normalised"}:
-        emb = model.embed.weight
-        emb.sub_(emb.mean(-1, keepdim=True))
-        if "embed-normalised" in assumed:
-            emb.div_(emb.std(-1, unbiased=False, keepdim=True))
+    if assumed & {"mean-zero", "embed-normalised"}:  # h0 (tokens + learned positions)
+        normalise = "embed-normalised" in assumed
+        model.embed.register_forward_hook(
+            lambda m, i, o: (o - o.mean(-1, keepdim=True)) / (
+                o.std(-1, unbiased=False, keepdim=True) if normalise else 1))
     if "mean-zero" in assumed:
         for v in _layers(model).values():
             model.mod(v).register_forward_hook(
@@ -280,15 +280,24 @@ def _enforce(model, assumed: set[str]) -> None:  # noqa: ANN001
                 else o)
 
 
-def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0
-            ) -> tuple[float, float]:
-    """(max |A - B|, max |A|) of the logits under the harness's own ties (module doc)."""
+def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0,
+            checkpoints: tuple[dict, dict] | None = None) -> tuple[float, float]:
+    """(max |A - B|, max |A|) of the logits under the harness's own ties (module doc); with
+    checkpoints (two state_dicts), each model holds its own, nothing else is tied."""
     # the raw IR (no passes): the spec's own layers, one module each (a pass may fuse
     # layers, e.g. fuse-parallel-inputs, and the harness ties weights layer by layer)
     ma = hcdsl.compile(a, backend="reference", seed=seed, dtype=torch.float64, passes=None)
     mb = hcdsl.compile(b, backend="reference", seed=seed, dtype=torch.float64, passes=None)
     ma.train(False)
     mb.train(False)
+    if checkpoints is not None:
+        with torch.no_grad():
+            for model, state in zip((ma, mb), checkpoints):
+                model.load_state_dict({k: v.double() for k, v in state.items()}, strict=False)
+                _enforce(model, assumed)
+            x = _tokens(ma, seed)
+            ya = ma(x)
+            return float((ya - mb(x)).abs().max()), float(ya.abs().max())
     with torch.no_grad():
         la, lb = _layers(ma), _layers(mb)
         for k, va in la.items():
@@ -321,9 +330,18 @@ def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0
                     if p.dim() == 2:
                         p.mul_(10.0)
             _enforce(model, assumed)
-        x = torch.randint(0, 32, (2, 8), generator=torch.Generator().manual_seed(seed))
+        x = _tokens(ma, seed)
         ya = ma(x)
         return float((ya - mb(x)).abs().max()), float(ya.abs().max())
+
+
+def _tokens(model, seed: int) -> torch.Tensor:  # noqa: ANN001
+    """2 x 8 random tokens of the model's vocab (at most its learned position table)."""
+    embed = next(model.ir.payload(v) for v in model.ir.g.nodes
+                 if isinstance(model.ir.payload(v), n.Embed))
+    length = min(8, embed.positions) if embed.positions else 8
+    return torch.randint(0, embed.vocab, (2, length),
+                         generator=torch.Generator().manual_seed(seed))
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -367,3 +385,32 @@ def run(seed: int) -> Outcome:
             out.with_eps, _ = numbers(a, b, question, used - {"scale-invariant", "no-eps"},
                                       seed)
     return out
+
+
+def problem(a: str, b: str, r: ProofResult, seed: int = 0,
+            checkpoints: tuple[dict, dict] | None = None) -> str | None:
+    """Why verdict r on (a, b) is unsound by the independent numbers, or None. EQUIVALENT:
+    the numbers with its assumptions made true must agree (and with the real ε, roughly);
+    NOT EQUIVALENT: its witness must differ and, when refuted "even under every assumption",
+    the numbers with all of them made true must differ too."""
+    question = r.question
+    if r.verdict == EQUIVALENT:
+        used = {x.name for x in r.assumptions}
+        diff, scale = numbers(a, b, question, used, seed, checkpoints)
+        if diff > TOL:
+            return f"EQUIVALENT, but the numbers differ by {diff:.3g} (premises true)"
+        if used & {"scale-invariant", "no-eps"}:
+            real, _ = numbers(a, b, question, used - {"scale-invariant", "no-eps"}, seed,
+                              checkpoints)
+            if real > APPROX * scale:
+                return f"EQUIVALENT, but with the real ε the numbers differ by {real:.3g}"
+        return None
+    if r.verdict == NOT_EQUIVALENT:
+        if r.witness is None or not r.witness.differs:
+            return "NOT EQUIVALENT without a witness that differs"
+        if r.tried and len(r.tried) == 5:  # every assumption: they must not rescue it
+            every = {"scale-invariant", "no-eps", "no-affine", "mean-zero", "embed-normalised"}
+            diff, _ = numbers(a, b, question, every, seed, checkpoints)
+            if diff <= TOL:
+                return "NOT EQUIVALENT under every assumption, but they agree when all hold"
+    return None

@@ -50,11 +50,21 @@ class Identity:
         """The identity of a node's parameters."""
         if self.question == "checkpoint":  # configuration (but the init) + tensors
             state = self.digests.get(attr, {})
-            text = repr((_without_init(payload), sorted(state.items())))
+            text = repr((_configuration(payload), sorted(state.items())))
             return hashlib.sha1(text.encode()).hexdigest()[:16]
         if self.tie_inits and self.question == "learned":
             payload = _without_init(payload)
         return f"{node}|{payload!r}"
+
+
+def _configuration(p: n.Node) -> n.Node:
+    """What changes what a module's tensors do: its payload without its init, and, for a
+    layer, without the init scale of its output projection, its training-time dropout and
+    the taps it exposes."""
+    p = _without_init(p)
+    if isinstance(p, n.Layer):
+        p = dataclasses.replace(p, out_scale=0.0, dropout=0.0, taps=())
+    return p
 
 
 def _without_init(p: n.Node) -> n.Node:

@@ -161,10 +161,10 @@ def test_learned_positions_with_a_small_context(context: int) -> None:
 
 
 def test_exact_arithmetic_reads_the_spec_s_numbers() -> None:
-    """A change of stream basis with non-dyadic entries (stream 1 carries 0.1·H1, stream 2
-    0.2·H2): each entry the exact decimal, which floats would not fold exactly."""
+    """A change of stream basis with non-dyadic entries (stream 1 carries 0.3·H1, stream 2
+    0.7·H2): entries such as 7/3 written as the float nearest them, 2.3333333333333335."""
     m = [[0, 1, 1], [1, 1, 0], [1, 0.5, 1]]
-    lam = [0.1, 0.2]
+    lam = [0.3, 0.7]
     from fractions import Fraction as F
     scaled = [[F(str(x)) for x in row] for row in m]
     for j in range(2):
@@ -175,7 +175,9 @@ def test_exact_arithmetic_reads_the_spec_s_numbers() -> None:
             scaled[1 + i][1 + j] *= F(str(lam[j])) / F(str(lam[i]))
     text = lambda rows: "[" + ", ".join(  # noqa: E731
         "[" + ", ".join(repr(float(x)) for x in row) + "]" for row in rows) + "]"
-    custom = (f"connection scaled {{\n  streams = 2\n  init = {lam}\n  readout = [10.0, 5.0]\n"
+    readout = [repr(float(1 / F(str(x)))) for x in lam]
+    custom = (f"connection scaled {{\n  streams = 2\n  init = {lam}\n"
+              f"  readout = [{', '.join(readout)}]\n"
               f"  all = {text(scaled)}\n}}\n")
     a = spec(f"hyper(n=2, fixed) {{ all = {text(m)} }}")
     r = sound(a, spec("scaled", prelude=custom))

@@ -73,7 +73,7 @@ MARGIN = 10.0  # the default --eps-margin: ε at most a tenth of the statistic
 
 def _eps_sample(g: torch.Generator, holds: bool) -> Inputs:
     """x with var >= MARGIN·ε at both scales c and 1 (holds), or far below it (violated)."""
-    c = _c(g, True)
+    c = _c(g, True) if holds else 4.0  # (violated: a scale far from 1, so the ε sides differ)
     x = _x(g, 1.0)
     stat = float(torch.minimum(x.var(-1, unbiased=False),
                                (c * x).var(-1, unbiased=False)).min())
@@ -88,8 +88,8 @@ def _mean_zero_sample(g: torch.Generator, holds: bool) -> Inputs:
     t = _x(g, 2.0, centred=True)
     x = h + t
     if not holds:
-        low = torch.randn(2, WIDTH, generator=g, dtype=torch.float64)
-        up = torch.randn(WIDTH, 2, generator=g, dtype=torch.float64)
+        low = torch.randn(2, WIDTH, generator=g, dtype=torch.float64) + 1
+        up = torch.randn(WIDTH, 2, generator=g, dtype=torch.float64) + 1
         x = x + h @ low.T @ up.T  # B A h
     return {"x": x, "eps": 1e-5}
 
@@ -172,12 +172,12 @@ RULES: tuple[Rule, ...] = (
     Rule("no-affine", "norm instances with learned gain and bias -> one norm without affine",
          "no-affine", "none checkable: about the trained weights (printed)",
          "W (g ⊙ n + b) = (W diag g) n + W b: the gain and bias fold into the next layer",
-         lambda i: (layernorm(i["x"], 1e-5) * i["gain"] + i["bias"]) @ i["w"].T,
-         lambda i: layernorm(i["x"], 1e-5) @ (i["w"] * i["gain"]).T + i["w"] @ i["bias"]
-         + (i["extra"] if i["nonlinear"] else 0),
+         lambda i: i["act"](layernorm(i["x"], 1e-5) * i["gain"] + i["bias"]) @ i["w"].T,
+         lambda i: layernorm(i["x"], 1e-5) @ (i["w"] * i["gain"]).T + i["w"] @ i["bias"],
          lambda g, ok: {"x": _x(g), "gain": _affine(g, True)[0], "bias": _affine(g, True)[1],
                         "w": torch.randn(WIDTH, WIDTH, generator=g, dtype=torch.float64),
-                        "nonlinear": not ok, "extra": 0.5}),
+                        # violated: the next layer does not start with a linear map
+                        "act": (lambda y: y) if ok else torch.tanh}),
     Rule("embed-normalised", "norm(h0; 0) -> h0", "embed-normalised",
          "none checkable: about the trained embedding (printed)",
          "a normalised vector (mean 0, variance 1) is a fixed point of the norm",
@@ -188,7 +188,7 @@ RULES: tuple[Rule, ...] = (
          "a constant or learned matrix applied per token is linear",
          lambda i: (i["x"] + i["y"]) @ i["m"].T + (i["bias"] if not i["ok"] else 0),
          lambda i: i["x"] @ i["m"].T + i["y"] @ i["m"].T,
-         lambda g, ok: {"x": _x(g), "y": _x(g), "ok": ok, "bias": 0.5,
+         lambda g, ok: {"x": _x(g), "y": _x(g), "ok": ok, "bias": 10.0,
                         "m": torch.randn(WIDTH, WIDTH, generator=g, dtype=torch.float64)}),
 )
 BY_NAME = {r.name: r for r in RULES}

@@ -14,20 +14,30 @@ keyed by that name. An assumption the verdict used is made true in the numbers: 
 (scale-invariant, no-eps), norms without gain and bias (no-affine), layer outputs and the
 embedding re-centred (mean-zero), the embedding normalised (embed-normalised).
 
-Unsound: EQUIVALENT while the numbers differ by more than 1e-8; or NOT EQUIVALENT with a
-witness that does not differ.
+Questions: the learned one (sometimes with --tie-inits: the harness then ties modules of
+equal shapes), at init, and checkpoints (A's trained weights for both when they fit B);
+sometimes a restricted --assume set. Pairs reach every connection (LAuReL-LR's low rank and
+user connections too), non-dyadic, tiny and large entries, learned positions and extern
+layers.
+
+Unsound (problem()): EQUIVALENT while the numbers differ by more than 1e-8 (or by a quarter
+of the logits with the real ε); NOT EQUIVALENT with a witness that does not differ, or
+"under every assumption" while the numbers with all of them true agree.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 import hcdsl
 from hcdsl.ir import nodes as n
+from hcdsl.nn.layers import Opaque
 from hcdsl.proofs.prove import EQUIVALENT, NOT_EQUIVALENT, ProofResult, prove
 from hcdsl.proofs.symbolic import layer_position
 
@@ -45,11 +55,12 @@ class Base:
     body: list[list[str]]  # blocks
     connect: str
     prelude: str = ""  # a user-defined connection
+    extra: str = ""  # more settings (learned positions)
 
     def text(self) -> str:
         layers = "\n".join(f"  layer {a} = {b}" for a, b in self.layers)
         body = ", ".join("[" + ", ".join(b) + "]" for b in self.body)
-        return (f"{self.prelude}\nmodel m {{\n  dim = {self.dim}\n  vocab = 32\n"
+        return (f"{self.prelude}\nmodel m {{\n  dim = {self.dim}\n  vocab = 32\n{self.extra}"
                 f"  norm = {self.norm}\n{layers}\n  body = {body}\n  connect {self.connect}\n}}\n")
 
     @property
@@ -58,13 +69,14 @@ class Base:
 
     def copy(self, **kw: object) -> "Base":
         out = Base(self.dim, self.norm, list(self.layers), [list(b) for b in self.body],
-                   self.connect, self.prelude)
+                   self.connect, self.prelude, self.extra)
         for k, v in kw.items():
             setattr(out, k, v)
         return out
 
 
-ENTRIES = [0.0, 1.0, 1.0, 1.0, 2.0, 0.5, -1.0]
+# dyadic, non-dyadic (0.1, 1/3 as its float), tiny and large entries
+ENTRIES = [0.0, 1.0, 1.0, 1.0, 2.0, 0.5, -1.0, 0.1, 1 / 3, 0.3, 1e-170, 1e-3, 1e5]
 
 
 def _fmt(x: float) -> str:
@@ -92,16 +104,18 @@ def random_matrix(rng: random.Random, n_: int) -> list[list[float]]:
 def base_spec(rng: random.Random) -> Base:
     dim = rng.choice([8, 16])
     kinds = [("attn", "attention(heads=2)"), ("ffn", f"mlp(hidden={2 * dim})"),
-             ("o", "opaque")]
+             ("o", "opaque"), ("e", rng.choice(EXTERNS))]
     used = rng.sample(kinds, rng.randint(1, 3))
     blocks = rng.randint(1, 3)
     block = [name for name, _ in used]
     body = [list(block) for _ in range(blocks)]
     norm = rng.choice(["layernorm", "rmsnorm"]) + rng.choice(["", "(affine=false)"])
     base = Base(dim, norm, used, body, "residual")
+    if rng.random() < 0.15:
+        base.extra = f"  context = {rng.choice([2, 4, 8])}\n  pos = learned\n"
     L = base.L
     choice = rng.choice(["residual", "post", "parallel", "hyper_fixed", "hyper_literal",
-                         "hyper_learned", "frac", "mhc", "dense", "custom"])
+                         "hyper_learned", "frac", "mhc", "dense", "custom", "lowrank"])
     if choice == "residual":
         base.connect = "residual"
     elif choice == "post":
@@ -123,11 +137,34 @@ def base_spec(rng: random.Random) -> Base:
     elif choice == "dense":
         base.connect = rng.choice(["denseformer", "denseformer(k=2)", "mudd(ways=1)",
                                    "mudd(static, ways=1)", "attnres"])
+    elif choice == "lowrank":  # LAuReL-LR
+        base.prelude = "connection lr {\n  lowrank = 2\n  all = [[0, 1], [1, 1]]\n}\n"
+        base.connect = "lr"
     else:
         base.prelude = ("connection lrw {\n  param a = scalar(init=1, bound=double)\n"
                         "  all = [[0, a], [1, 1]]\n}\n")
         base.connect = "lrw"
     return base
+
+
+EXTERNS = ["extern myattn(heads=2, ports=x)", "extern myattn(ports=x, heads=2)",
+           "extern other(heads=2, ports=x)"]
+
+
+class Extern(torch.nn.Module):
+    """The harness's extern layers: a small MLP (the structure `hcdsl prove` builds for an
+    extern layer, so a checkpoint fits it); layers of different names or options are never
+    tied by the harness (numbers())."""
+
+    def __init__(self, dim: int, out_scale: float = 1.0, **options: object) -> None:
+        super().__init__()
+        self.body = Opaque(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+FACTORIES = {"myattn": Extern, "other": Extern}
 
 
 # -- B from A --------------------------------------------------------------------------------
@@ -204,9 +241,15 @@ def _scaled_reads(a: Base, factor: float, k: int) -> Base:
 
 def edit(rng: random.Random, a: Base) -> tuple:
     kind = rng.choice(["eps", "norm", "affine", "swap", "option", "connect", "entry",
-                       "read_scale", "read_sign"])
+                       "read_scale", "read_sign", "extern", "lowrank"])
+    if kind == "extern" and any(c.startswith("extern") for _, c in a.layers):
+        return a.copy(layers=[(x, rng.choice(EXTERNS) if c.startswith("extern") else c)
+                              for x, c in a.layers]), "extern layer"
+    if kind == "lowrank":
+        return a.copy(prelude="connection lr {\n  lowrank = 2\n  all = [[0, 1], [1, 1]]\n}\n",
+                      connect="lr"), "low rank added"
     if kind in ("read_scale", "read_sign"):
-        factor = rng.choice([1e-6, 1e-3, 4.0]) if kind == "read_scale" else -1.0
+        factor = rng.choice([1e-6, 1e-3, 4.0, 0.1, 1e-170]) if kind == "read_scale" else -1.0
         k = rng.randrange(a.L)
         return _scaled_reads(a, 1.0, -1), _scaled_reads(a, factor, k), kind
     if kind == "eps":
@@ -281,13 +324,16 @@ def _enforce(model, assumed: set[str]) -> None:  # noqa: ANN001
 
 
 def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0,
-            checkpoints: tuple[dict, dict] | None = None) -> tuple[float, float]:
+            checkpoints: tuple[dict, dict] | None = None, tie: bool = False
+            ) -> tuple[float, float]:
     """(max |A - B|, max |A|) of the logits under the harness's own ties (module doc); with
     checkpoints (two state_dicts), each model holds its own, nothing else is tied."""
     # the raw IR (no passes): the spec's own layers, one module each (a pass may fuse
     # layers, e.g. fuse-parallel-inputs, and the harness ties weights layer by layer)
-    ma = hcdsl.compile(a, backend="reference", seed=seed, dtype=torch.float64, passes=None)
-    mb = hcdsl.compile(b, backend="reference", seed=seed, dtype=torch.float64, passes=None)
+    ma = hcdsl.compile(a, backend="reference", seed=seed, dtype=torch.float64, passes=None,
+                       layers=FACTORIES)
+    mb = hcdsl.compile(b, backend="reference", seed=seed, dtype=torch.float64, passes=None,
+                       layers=FACTORIES)
     ma.train(False)
     mb.train(False)
     if checkpoints is not None:
@@ -301,7 +347,7 @@ def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0,
     with torch.no_grad():
         la, lb = _layers(ma), _layers(mb)
         for k, va in la.items():
-            if k in lb:
+            if k in lb and _same_call(ma.ir.payload(va), mb.ir.payload(lb[k])):
                 sa, target = ma.mod(va).state_dict(), mb.mod(lb[k])
                 if sa.keys() == target.state_dict().keys() and all(
                         sa[x].shape == target.state_dict()[x].shape for x in sa):
@@ -310,7 +356,7 @@ def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0,
         for name, mod_a in ma.named_children():
             mod_b = getattr(mb, name, None)
             tied = (mod_b is not None and mod_a not in layer_attrs
-                    and _same(mod_a.state_dict(), mod_b.state_dict()))
+                    and _same(mod_a.state_dict(), mod_b.state_dict(), tie))
             if question == "learned" and mod_a not in layer_attrs:
                 for pname, p in mod_a.named_parameters():
                     p.add_(_noise(f"{name}/{pname}", p.shape))
@@ -320,7 +366,7 @@ def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0,
             for name, mod_b in mb.named_children():
                 mod_a = getattr(ma, name, None)
                 if mod_b in layer_attrs or (mod_a is not None and _same(
-                        mod_a.state_dict(), mod_b.state_dict())):
+                        mod_a.state_dict(), mod_b.state_dict(), tie)):
                     continue
                 for pname, p in mod_b.named_parameters():
                     p.add_(_noise(f"B/{name}/{pname}", p.shape))
@@ -344,9 +390,16 @@ def _tokens(model, seed: int) -> torch.Tensor:  # noqa: ANN001
                          generator=torch.Generator().manual_seed(seed))
 
 
-def _same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k])
-                                        for k in a)
+def _same_call(p: n.Layer, q: n.Layer) -> bool:
+    """The harness's own rule for one layer function: the same kind (extern name) and the
+    same options, in any order."""
+    return p.kind == q.kind and sorted(map(repr, p.args)) == sorted(map(repr, q.args))
+
+
+def _same(a: dict, b: dict, shapes_only: bool = False) -> bool:
+    """Tied by the harness: equal weights at init (with --tie-inits: equal shapes)."""
+    return a.keys() == b.keys() and all(
+        a[k].shape == b[k].shape and (shapes_only or torch.equal(a[k], b[k])) for k in a)
 
 
 @dataclass
@@ -356,61 +409,81 @@ class Outcome:
     note: str
     question: str
     result: ProofResult
-    numeric: float | None
-
-    with_eps: float | None = None  # max |A - B| with the norms' real ε (ε assumptions)
-    scale: float = 1.0  # max |logits|
+    why: str | None  # why the verdict is unsound (problem()), None when it is sound
 
     @property
     def unsound(self) -> bool:
-        r = self.result
-        if r.verdict == EQUIVALENT:
-            coarse = self.with_eps is not None and self.with_eps > APPROX * self.scale
-            return coarse or (self.numeric is not None and self.numeric > TOL)
-        if r.verdict == NOT_EQUIVALENT:
-            return r.witness is None or not r.witness.differs
-        return False
+        return self.why is not None
+
+
+ASSUME = ["scale-invariant", "no-affine", "no-eps", "mean-zero", "embed-normalised"]
+
+
+def _checkpoint(text: str, seed: int, folder: Path) -> Path:
+    """A checkpoint of text's model with every tensor moved off its init (trained weights)."""
+    model = hcdsl.compile(text, backend="reference", seed=seed, passes=None, layers=FACTORIES)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    path = folder / f"{hashlib.sha1(text.encode()).hexdigest()[:12]}.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def _fits(path: Path, text: str) -> bool:
+    model = hcdsl.compile(text, backend="reference", passes=None, layers=FACTORIES)
+    mine, theirs = model.state_dict(), torch.load(path)
+    return mine.keys() == theirs.keys() and all(mine[k].shape == theirs[k].shape for k in mine)
 
 
 def run(seed: int) -> Outcome:
+    """One pair, one question (learned, learned with --tie-inits, at init, or checkpoints:
+    A's trained weights for both specs when they fit B, else B's own), sometimes with a
+    restricted --assume set; the verdict checked by problem()."""
     rng = random.Random(seed)
     a, b, note = pair(rng)
-    question = rng.choice(["learned", "init"])
-    r = prove(a, b, at_init=question == "init", seed=seed)
-    out = Outcome(a, b, note, question, r, None)
-    if r.verdict == EQUIVALENT:
-        used = {x.name for x in r.assumptions}
-        out.numeric, out.scale = numbers(a, b, question, used, seed)
-        if used & {"scale-invariant", "no-eps"}:
-            out.with_eps, _ = numbers(a, b, question, used - {"scale-invariant", "no-eps"},
-                                      seed)
+    question = rng.choice(["learned", "learned", "init", "init", "tie", "checkpoint"])
+    assume = sorted(rng.sample(ASSUME, rng.randint(0, 4))) if rng.random() < 0.3 else None
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoints, states = None, None
+        if question == "checkpoint":
+            ca = _checkpoint(a, seed, Path(tmp))
+            cb = ca if _fits(ca, b) else _checkpoint(b, seed + 1, Path(tmp))
+            checkpoints = (ca, cb)
+            states = (torch.load(ca), torch.load(cb))
+        r = prove(a, b, at_init=question == "init", tie_inits=question == "tie",
+                  checkpoints=checkpoints, assume=assume, seed=seed)
+        why = problem(a, b, r, seed, states)
+    out = Outcome(a, b, f"{note}; {question}" + (f"; assume {assume}" if assume is not None
+                                                 else ""), question, r, why)
     return out
 
 
 def problem(a: str, b: str, r: ProofResult, seed: int = 0,
             checkpoints: tuple[dict, dict] | None = None) -> str | None:
     """Why verdict r on (a, b) is unsound by the independent numbers, or None. EQUIVALENT:
-    the numbers with its assumptions made true must agree (and with the real ε, roughly);
-    NOT EQUIVALENT: its witness must differ and, when refuted "even under every assumption",
-    the numbers with all of them made true must differ too."""
-    question = r.question
+    the numbers with its premises made true (its assumptions; --tie-inits: modules of the
+    same shape tied) must agree, and with the real ε roughly; NOT EQUIVALENT: its witness
+    must differ and, when refuted "even under every assumption", the numbers with all of
+    them made true must differ too."""
+    question, tie = r.question, any("--tie-inits" in p for p in r.premises)
     if r.verdict == EQUIVALENT:
         used = {x.name for x in r.assumptions}
-        diff, scale = numbers(a, b, question, used, seed, checkpoints)
+        diff, scale = numbers(a, b, question, used, seed, checkpoints, tie)
         if diff > TOL:
             return f"EQUIVALENT, but the numbers differ by {diff:.3g} (premises true)"
         if used & {"scale-invariant", "no-eps"}:
             real, _ = numbers(a, b, question, used - {"scale-invariant", "no-eps"}, seed,
-                              checkpoints)
+                              checkpoints, tie)
             if real > APPROX * scale:
                 return f"EQUIVALENT, but with the real ε the numbers differ by {real:.3g}"
         return None
     if r.verdict == NOT_EQUIVALENT:
         if r.witness is None or not r.witness.differs:
             return "NOT EQUIVALENT without a witness that differs"
-        if r.tried and len(r.tried) == 5:  # every assumption: they must not rescue it
-            every = {"scale-invariant", "no-eps", "no-affine", "mean-zero", "embed-normalised"}
-            diff, _ = numbers(a, b, question, every, seed, checkpoints)
+        if r.tried and len(r.tried) == len(ASSUME):  # every assumption: they cannot rescue it
+            diff, _ = numbers(a, b, question, set(ASSUME), seed, checkpoints, tie)
             if diff <= TOL:
                 return "NOT EQUIVALENT under every assumption, but they agree when all hold"
     return None

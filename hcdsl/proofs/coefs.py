@@ -163,10 +163,16 @@ def _step_order(step: str) -> tuple:
     return (int(digits[0]) if digits else 0, step)
 
 
-def fmt_fraction(c: Fraction) -> str:
-    if c.denominator == 1:
+def fmt_fraction(c: Fraction, digits: int = 6) -> str:
+    if c.denominator == 1 and abs(c.numerator) < 10**15:
         return str(c.numerator)
-    return f"{c.numerator}/{c.denominator}" if c.denominator < 1000 else f"{float(c):.6g}"
+    if c.denominator < 1000 and abs(c.numerator) < 10**15:
+        return f"{c.numerator}/{c.denominator}"
+    try:
+        return f"{float(c):.{digits}g}"
+    except OverflowError:  # beyond a float: its order of magnitude
+        exponent = len(str(abs(c.numerator))) - len(str(c.denominator))
+        return f"{'-' if c < 0 else ''}~1e{exponent}"
 
 
 ZERO = K.const(0)

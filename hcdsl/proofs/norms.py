@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from hcdsl.proofs.coefs import K, exact
+from hcdsl.proofs.coefs import K, exact, fmt_fraction
 from hcdsl.proofs.terms import Atom, Lin, Terms
 
 
@@ -151,7 +151,7 @@ def _scaled(scale2: Fraction) -> str:
         return f"ε/{scale2.numerator}"
     if inv.denominator == 1:
         return f"ε·{inv.numerator}"
-    return f"ε·{float(inv):.3g}"
+    return f"ε·{fmt_fraction(inv, 3)}"
 
 
 def invstd_term(terms: Terms, assume: frozenset[str], uses: Uses, node: str,

@@ -346,12 +346,16 @@ def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0,
             return float((ya - mb(x)).abs().max()), float(ya.abs().max())
     with torch.no_grad():
         la, lb = _layers(ma), _layers(mb)
-        for k, va in la.items():
-            if k in lb and _same_call(ma.ir.payload(va), mb.ir.payload(lb[k])):
-                sa, target = ma.mod(va).state_dict(), mb.mod(lb[k])
-                if sa.keys() == target.state_dict().keys() and all(
-                        sa[x].shape == target.state_dict()[x].shape for x in sa):
-                    target.load_state_dict(sa)
+        for k, vb in lb.items():
+            va = la.get(k)
+            sa = ma.mod(va).state_dict() if va is not None else {}
+            target = mb.mod(vb)
+            if va is not None and _same_call(ma.ir.payload(va), mb.ir.payload(vb)) \
+                    and _same(sa, target.state_dict(), shapes_only=True):
+                target.load_state_dict(sa)
+            else:  # another function T_k: its own weights (not the same node's draw)
+                for pname, p in target.named_parameters():
+                    p.add_(_noise(f"B/layer{k}/{pname}", p.shape))
         layer_attrs = {ma.mod(v) for v in la.values()} | {mb.mod(v) for v in lb.values()}
         for name, mod_a in ma.named_children():
             mod_b = getattr(mb, name, None)

@@ -235,3 +235,26 @@ def test_eps_margin_below_one_and_exit_codes(tmp_path: Path) -> None:
     (tmp_path / "b.hc").write_text(spec("residual").replace("vocab = 64", "vocab = 32"))
     out = runner.invoke(app, ["prove", str(a), str(tmp_path / "b.hc")])
     assert out.exit_code == 1 and "numeric witness" in out.output
+
+
+CANCEL = ("connection cancel {\n  streams = 3\n  param a = scalar(init=1)\n"
+          "  readout = [1, 1, -1]\n"
+          "  all = [[0, 1, a, a], [1, 1, 0, 0], [1, 0, 1, 0], [-1, 0, 0, 1]]\n}\n")
+
+
+def test_a_learned_coefficient_that_cancels_equals_the_constant() -> None:
+    """Layer 2 reads h0 + (1 + a - a)·T1: the learned a cancels; B reads h0 + T1."""
+    fixed = CANCEL.replace("  param a = scalar(init=1)\n", "").replace("[[0, 1, a, a]",
+                                                                        "[[0, 1, 0, 0]")
+    r = sound(spec("cancel", prelude=CANCEL), spec("cancel", prelude=fixed))
+    assert r.verdict == EQUIVALENT and not r.assumptions
+
+
+def test_constants_whose_fingerprints_collide_stay_apart() -> None:
+    from hcdsl.proofs.coefs import P, K
+    from hcdsl.proofs.terms import Lin, Terms
+    terms = Terms()
+    h0 = terms.atom("h0", ("embed",))
+    one, other = Lin.of(h0, K.const(1)), Lin.of(h0, K.const(P + 1))  # equal modulo P
+    assert one.key() == other.key() and one != other
+    assert terms.atom("norm", (), (one,)) is not terms.atom("norm", (), (other,))

@@ -15,7 +15,9 @@ Two polynomials that are equal agree at every point; two that differ (total degr
 at a random point with probability at most d / P (Schwartz-Zippel). With P = 2^61 - 1 and the
 prover checking two independent points, a wrong EQUIVALENT needs both to collide: the error
 bound printed with the verdict is computed from the largest degree seen. Constants compare
-exactly (their key is the Fraction itself), so a proof without learned symbols is exact.
+exactly (K.same: two constants by their Fractions; forms are interned by the values at the
+point and checked for exact agreement: terms.py), so a proof without learned symbols is
+exact, and a learned coefficient that cancels to a constant equals that constant.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 P = (1 << 61) - 1  # a Mersenne prime
+SIMPLE = 10**6  # the largest denominator read as a simple fraction
 
 
 class Point:
@@ -61,18 +64,20 @@ def _simplest_between(lo: Fraction, hi: Fraction) -> Fraction:
 
 def exact(x: float | int | Fraction) -> Fraction:
     """The exact rational a number stands for: an int or Fraction as it is; a float as the
-    simplest rational that rounds to it (float(result) == x): the spec's 0.1 is 1/10, the
-    float 1/3 a mean readout holds is 1/3, 1 + 2**-25 is itself. Every value the models hold
-    is that float, so the prover's number and the model's differ by less than half an ulp."""
+    simplest rational that rounds to it when that is a simple fraction (denominator at most
+    SIMPLE: the float 1/3 a mean readout holds is 1/3, 2.3333333333333335 is 7/3), else the
+    shortest decimal that rounds to it (the spec's 0.1 is 1/10, 1e-170 is 10^-170, so
+    4e-170 is exactly 4 times it). Either rounds to the float the models hold: the prover's
+    number and the model's differ by less than half an ulp."""
     if not isinstance(x, float):
         return Fraction(x)
-    if x == 0 or x != x or x in (float("inf"), float("-inf")):
+    if x == 0 or not math.isfinite(x):
         return Fraction(0) if x == 0 else Fraction(repr(x))  # (inf/nan: an error upstream)
     a = abs(x)
     half = Fraction(math.ulp(a)) / 2
     best = _simplest_between(Fraction(a) - half, Fraction(a) + half)
-    if float(best) != a:  # the interval's ends round to even: keep the float itself
-        best = Fraction(a)
+    if best.denominator > SIMPLE or float(best) != a:
+        best = Fraction(repr(a))
     return best if x > 0 else -best
 
 
@@ -104,6 +109,14 @@ class K:
         """What equal coefficients share: the exact value when known (no fingerprint can
         confuse two constants), else the value at the random point."""
         return self.exact if self.exact is not None else ("mod", self.mod)
+
+    def same(self, o: "K") -> bool:
+        """Equal coefficients: two constants by their exact values; otherwise by the value
+        at the random point (a learned coefficient that cancels to a constant, c - c + 1,
+        equals that constant)."""
+        if self.exact is not None and o.exact is not None:
+            return self.exact == o.exact
+        return self.mod == o.mod
 
     def is_zero(self) -> bool:
         return self.exact == 0 if self.exact is not None else self.mod == 0

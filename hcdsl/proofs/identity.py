@@ -48,6 +48,7 @@ class Identity:
 
     def pid(self, node: str, payload: n.Node, attr: str) -> str:
         """The identity of a node's parameters."""
+        payload = _used(payload)
         if self.question == "checkpoint":  # configuration (but the init) + tensors
             state = self.digests.get(attr, {})
             text = repr((_configuration(payload), sorted(state.items())))
@@ -55,6 +56,15 @@ class Identity:
         if self.tie_inits and self.question == "learned":
             payload = _without_init(payload)
         return f"{node}|{payload!r}"
+
+
+def _used(p: n.Node) -> n.Node:
+    """The payload without the options its module does not use: a static HC/FC generator
+    has no dynamic part, so the norm, tanh and scale of that part are not its configuration."""
+    if isinstance(p, n.LearnedCoef) and not p.dynamic:
+        return dataclasses.replace(p, tanh=False, scale_init=0.0, norm="", norm_affine=False,
+                                   norm_eps=0.0)
+    return p
 
 
 def _configuration(p: n.Node) -> n.Node:

@@ -157,7 +157,7 @@ def _concat(c: Ctx, streams: list[Lin]) -> Lin:
             stripped[inner] = k
         if base is None:
             base = stripped
-        elif {a.id: k.key for a, k in base.items()} != {a.id: k.key for a, k in stripped.items()}:
+        elif Lin(base) != Lin(stripped):
             return Lin.of(c.terms.atom("concat", (), tuple(streams), label="concat"))
     return Lin(base or {})
 

@@ -38,6 +38,7 @@ import torch
 import hcdsl
 from hcdsl.ir import nodes as n
 from hcdsl.nn.layers import Opaque
+from hcdsl.proofs.coefs import exact
 from hcdsl.proofs.prove import EQUIVALENT, NOT_EQUIVALENT, ProofResult, prove
 from hcdsl.proofs.symbolic import layer_position
 
@@ -77,6 +78,7 @@ class Base:
 
 # dyadic, non-dyadic (0.1, 1/3 as its float), tiny and large entries
 ENTRIES = [0.0, 1.0, 1.0, 1.0, 2.0, 0.5, -1.0, 0.1, 1 / 3, 0.3, 1e-170, 1e-3, 1e5]
+DECIMAL = [1.0, 2.0, 0.5, -1.0, 0.1, 0.3, 0.7]
 
 
 def _fmt(x: float) -> str:
@@ -175,6 +177,70 @@ def _custom(name: str, streams: int, matrices: list[list[list[float]]], init: li
             f"  readout = {readout}\n{rules}\n}}\n")
 
 
+def _basis(rng: random.Random, mats: list[list[list[float]]], n_: int) -> str:
+    """The same connection in the stream basis H' = Qᵀ H, Q invertible with non-dyadic
+    entries (exact Fractions, written as the floats nearest them): reads Q⁻¹ A_m, writes
+    Qᵀ B, residual Q⁻¹ A_r Q, init Qᵀ 1, readout Q⁻¹ 1."""
+    from fractions import Fraction as F
+    for _ in range(20):
+        q = [[F(int(i == j)) for j in range(n_)] for i in range(n_)]
+        for _ in range(3):  # elementary steps with finite-decimal inverses
+            i, j = rng.sample(range(n_), 2) if n_ > 1 else (0, 0)
+            if rng.random() < 0.5 or n_ == 1:
+                s = F(rng.choice(["0.5", "2", "0.1", "10", "0.2", "5", "-1"]))
+                q = [[x * s if r == i else x for x in row] for r, row in enumerate(q)]
+            else:
+                s = F(rng.choice(["0.1", "0.3", "0.5", "-1", "2"]))
+                q = [[x + s * q[j][c] if r == i else x for c, x in enumerate(row)]
+                     for r, row in enumerate(q)]
+        inv = _inverse(q)
+        assert inv is not None
+        out, init, readout = _in_basis(mats, q, inv, n_)
+        if max(abs(x) for m in out for row in m for x in row) <= 1e6:  # limit 'weight'
+            return _custom("basis", n_, out, init, readout)
+    return _custom("basis", n_, mats, [1.0] * n_, [1.0] * n_)
+
+
+def _in_basis(mats: list, q: list, inv: list, n_: int) -> tuple[list, list, list]:
+    from fractions import Fraction as F
+    out = []
+    for m in mats:
+        mm = [[exact(x) for x in row] for row in m]  # 1/3 as 1/3 (ENTRIES holds its float)
+        b = [mm[0][1 + j] for j in range(n_)]
+        am = [mm[1 + i][0] for i in range(n_)]
+        ar = [[mm[1 + i][1 + j] for j in range(n_)] for i in range(n_)]
+        b2 = [sum(q[i][j] * b[i] for i in range(n_)) for j in range(n_)]
+        am2 = [sum(inv[j][i] * am[i] for i in range(n_)) for j in range(n_)]
+        ar2 = _matmul(_matmul(inv, ar), q)
+        out.append([[0.0] + [float(x) for x in b2]]
+                   + [[float(am2[i])] + [float(x) for x in ar2[i]] for i in range(n_)])
+    init = [float(sum(q[i][j] for i in range(n_))) for j in range(n_)]
+    readout = [float(sum(inv[j][i] for i in range(n_))) for j in range(n_)]
+    return out, init, readout
+
+
+def _matmul(x: list, y: list) -> list:
+    return [[sum(x[i][k] * y[k][j] for k in range(len(y))) for j in range(len(y[0]))]
+            for i in range(len(x))]
+
+
+def _inverse(q: list) -> list | None:
+    """Gauss-Jordan over Fractions; None when q is singular."""
+    from fractions import Fraction as F
+    size = len(q)
+    m = [row[:] + [F(int(i == j)) for j in range(size)] for i, row in enumerate(q)]
+    for col in range(size):
+        pivot = next((r for r in range(col, size) if m[r][col] != 0), None)
+        if pivot is None:
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        m[col] = [x / m[col][col] for x in m[col]]
+        for r in range(size):
+            if r != col and m[r][col] != 0:
+                m[r] = [x - m[r][col] * y for x, y in zip(m[r], m[col])]
+    return [row[size:] for row in m]
+
+
 def rewrite(rng: random.Random, a: Base) -> tuple[Base, Base, str]:
     """A spec computing the same function as a fixed HC connection (a is replaced by one)."""
     n_ = rng.randint(2, 3)
@@ -182,7 +248,15 @@ def rewrite(rng: random.Random, a: Base) -> tuple[Base, Base, str]:
     mats = [random_matrix(rng, n_) for _ in range(L)]
     literal = a.copy(connect=f"hyper(n={n_}, fixed) {{ " + " ".join(
         f"layer {k + 1} = {_matrix(m)}" for k, m in enumerate(mats)) + " }")
-    kind = rng.choice(["permute", "scale", "dead", "unroll", "preset", "custom"])
+    kind = rng.choice(["permute", "scale", "dead", "unroll", "preset", "custom", "basis"])
+    if kind == "basis":  # decimal entries, which the new basis keeps finite decimals
+        mats = [[[rng.choice(DECIMAL) if x else 0.0 for x in row] for row in m] for m in mats]
+        for m in mats:
+            m[1][0] = m[1][0] or 1.0
+        b = a.copy(connect="basis", prelude=_basis(rng, mats, n_))
+        lit = a.copy(connect="plain", prelude=_custom("plain", n_, mats, [1.0] * n_,
+                                                       [1.0] * n_))
+        return lit, b, "change of stream basis"
     if kind == "permute":  # streams renumbered: M' = blockdiag(1, P) M blockdiag(1, P)^T
         perm = list(range(n_))
         rng.shuffle(perm)

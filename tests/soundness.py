@@ -20,7 +20,8 @@ sometimes a restricted --assume set. Pairs reach every connection (LAuReL-LR's l
 user connections too), non-dyadic, tiny and large entries, learned positions and extern
 layers.
 
-Unsound (problem()): EQUIVALENT while the numbers differ by more than 1e-8 (or by a quarter
+Unsound (problem()): EQUIVALENT while the numbers differ by more than 1e-8 of the outputs'
+size (at least 1e-8) (or by a quarter
 of the logits with the real ε); NOT EQUIVALENT with a witness that does not differ, or
 "under every assumption" while the numbers with all of them true agree.
 """
@@ -57,11 +58,13 @@ class Base:
     connect: str
     prelude: str = ""  # a user-defined connection
     extra: str = ""  # more settings (learned positions)
+    body_only: bool = False  # a body: hidden states in, hidden states out (`input = hidden`)
 
     def text(self) -> str:
         layers = "\n".join(f"  layer {a} = {b}" for a, b in self.layers)
         body = ", ".join("[" + ", ".join(b) + "]" for b in self.body)
-        return (f"{self.prelude}\nmodel m {{\n  dim = {self.dim}\n  vocab = 32\n{self.extra}"
+        source = "  input = hidden\n" if self.body_only else "  vocab = 32\n"
+        return (f"{self.prelude}\nmodel m {{\n  dim = {self.dim}\n{source}{self.extra}"
                 f"  norm = {self.norm}\n{layers}\n  body = {body}\n  connect {self.connect}\n}}\n")
 
     @property
@@ -70,7 +73,7 @@ class Base:
 
     def copy(self, **kw: object) -> "Base":
         out = Base(self.dim, self.norm, list(self.layers), [list(b) for b in self.body],
-                   self.connect, self.prelude, self.extra)
+                   self.connect, self.prelude, self.extra, self.body_only)
         for k, v in kw.items():
             setattr(out, k, v)
         return out
@@ -115,6 +118,8 @@ def base_spec(rng: random.Random) -> Base:
     base = Base(dim, norm, used, body, "residual")
     if rng.random() < 0.15:
         base.extra = f"  context = {rng.choice([2, 4, 8])}\n  pos = learned\n"
+    elif rng.random() < 0.1:
+        base.body_only = True
     L = base.L
     choice = rng.choice(["residual", "post", "parallel", "hyper_fixed", "hyper_literal",
                          "hyper_learned", "frac", "mhc", "dense", "custom", "lowrank"])
@@ -315,7 +320,12 @@ def _scaled_reads(a: Base, factor: float, k: int) -> Base:
 
 def edit(rng: random.Random, a: Base) -> tuple:
     kind = rng.choice(["eps", "norm", "affine", "swap", "option", "connect", "entry",
-                       "read_scale", "read_sign", "extern", "lowrank"])
+                       "read_scale", "read_sign", "extern", "lowrank", "conn_option"])
+    if kind == "conn_option" and a.connect.endswith("dynamic)"):
+        return a.copy(connect=a.connect[:-1] + ", tanh=false)"), "connection option"
+    if kind == "conn_option" and a.connect.startswith("mhc("):
+        extra = rng.choice([", iters=3", ", alpha=0.5", ", readout=mean"])
+        return a.copy(connect=a.connect[:-1] + extra + ")"), "connection option"
     if kind == "extern" and any(c.startswith("extern") for _, c in a.layers):
         return a.copy(layers=[(x, rng.choice(EXTERNS) if c.startswith("extern") else c)
                               for x, c in a.layers]), "extern layer"
@@ -385,7 +395,7 @@ def _enforce(model, assumed: set[str]) -> None:  # noqa: ANN001
                 torch.nn.init.ones_(module.weight)
                 if getattr(module, "bias", None) is not None:
                     torch.nn.init.zeros_(module.bias)
-    if assumed & {"mean-zero", "embed-normalised"}:  # h0 (tokens + learned positions)
+    if assumed & {"mean-zero", "embed-normalised"} and hasattr(model, "embed"):  # h0
         normalise = "embed-normalised" in assumed
         model.embed.register_forward_hook(
             lambda m, i, o: (o - o.mean(-1, keepdim=True)) / (
@@ -460,9 +470,15 @@ def numbers(a: str, b: str, question: str, assumed: set[str], seed: int = 0,
 
 
 def _tokens(model, seed: int) -> torch.Tensor:  # noqa: ANN001
-    """2 x 8 random tokens of the model's vocab (at most its learned position table)."""
-    embed = next(model.ir.payload(v) for v in model.ir.g.nodes
-                 if isinstance(model.ir.payload(v), n.Embed))
+    """2 x 8 random tokens of the model's vocab (at most its learned position table), or
+    random hidden states for a body."""
+    g = torch.Generator().manual_seed(seed)
+    embed = next((model.ir.payload(v) for v in model.ir.g.nodes
+                  if isinstance(model.ir.payload(v), n.Embed)), None)
+    if embed is None:
+        width = next(model.ir.payload(v).width for v in model.ir.g.nodes
+                     if isinstance(model.ir.payload(v), n.Input))
+        return torch.randn(2, 8, width, generator=g, dtype=torch.float64)
     length = min(8, embed.positions) if embed.positions else 8
     return torch.randint(0, embed.vocab, (2, length),
                          generator=torch.Generator().manual_seed(seed))
@@ -549,7 +565,7 @@ def problem(a: str, b: str, r: ProofResult, seed: int = 0,
     if r.verdict == EQUIVALENT:
         used = {x.name for x in r.assumptions}
         diff, scale = numbers(a, b, question, used, seed, checkpoints, tie)
-        if diff > TOL:
+        if diff > TOL * max(1.0, scale):  # float64 rounding is relative (a body's outputs)
             return f"EQUIVALENT, but the numbers differ by {diff:.3g} (premises true)"
         if used & {"scale-invariant", "no-eps"}:
             real, _ = numbers(a, b, question, used - {"scale-invariant", "no-eps"}, seed,
@@ -561,7 +577,7 @@ def problem(a: str, b: str, r: ProofResult, seed: int = 0,
         if r.witness is None or not r.witness.differs:
             return "NOT EQUIVALENT without a witness that differs"
         if r.tried and len(r.tried) == len(ASSUME):  # every assumption: they cannot rescue it
-            diff, _ = numbers(a, b, question, set(ASSUME), seed, checkpoints, tie)
-            if diff <= TOL:
+            diff, scale = numbers(a, b, question, set(ASSUME), seed, checkpoints, tie)
+            if diff <= TOL * max(1.0, scale):
                 return "NOT EQUIVALENT under every assumption, but they agree when all hold"
     return None

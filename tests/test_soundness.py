@@ -53,3 +53,37 @@ def test_the_harness_catches_an_unsound_rule(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(symbolic, "_norm_spec", careless)
     caught = next((seed for seed in range(400) if soundness.run(seed).unsound), None)
     assert caught is not None
+
+
+def _caught(relevant: str, limit: int = 60) -> int | None:
+    """The first seed whose pair is of kind `relevant` (its note) and whose verdict the
+    harness finds unsound, trying at most `limit` such pairs."""
+    import random
+    tried = 0
+    for seed in range(3000):
+        if relevant not in soundness.pair(random.Random(seed))[2]:
+            continue
+        if soundness.run(seed).unsound:
+            return seed
+        tried += 1
+        if tried >= limit:
+            return None
+    return None
+
+
+@pytest.mark.slow
+def test_the_harness_catches_mean_zero_through_a_low_rank_map(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mutation check: a prover that takes every form as centred (issue 15, cause 2)."""
+    from hcdsl.proofs import norms
+    monkeypatch.setattr(norms, "centred", lambda terms, x: True)
+    assert _caught("low rank") is not None
+
+
+@pytest.mark.slow
+def test_the_harness_catches_a_checkpoint_identity_without_configuration(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mutation check: a prover whose checkpoint identity is the tensors only (cause 3)."""
+    from hcdsl.proofs import identity
+    monkeypatch.setattr(identity, "_configuration", lambda p: None)
+    assert _caught("connection option", 200) is not None

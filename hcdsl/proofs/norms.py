@@ -137,7 +137,8 @@ def norm_term(terms: Terms, assume: frozenset[str], uses: Uses, spec: NormSpec,
             # norm(norm(y)) = norm(y) with ε = 0 and no affine inside (a layernorm's output
             # has mean 0 and std 1, an rmsnorm's rms 1: the outer norm leaves either)
             return Lin.of(inner, sign * spec.gain)
-        if eps_key == 0 and inner.kind == "h0" and "embed-normalised" in assume:
+        if eps_key == 0 and inner.kind == "h0" and inner.fields[0] != "input" \
+                and "embed-normalised" in assume:  # (the embedding: not a body's input)
             return Lin.of(inner, sign * spec.gain)  # norm(h0) = h0
     label = kind if scale2 == 1 or eps_key != eps / scale2 else f"{kind}[{_scaled(scale2)}]"
     atom = terms.atom("norm", (kind, eps_key, spec.pid), (x,), label=label)

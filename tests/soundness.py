@@ -519,7 +519,7 @@ def _checkpoint(text: str, seed: int, folder: Path) -> Path:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+            p.add_(torch.randn(p.shape, generator=g) * 0.2)
     path = folder / f"{hashlib.sha1(text.encode()).hexdigest()[:12]}.pt"
     torch.save(model.state_dict(), path)
     return path
@@ -531,13 +531,14 @@ def _fits(path: Path, text: str) -> bool:
     return mine.keys() == theirs.keys() and all(mine[k].shape == theirs[k].shape for k in mine)
 
 
-def run(seed: int) -> Outcome:
+def run(seed: int, question: str | None = None) -> Outcome:
     """One pair, one question (learned, learned with --tie-inits, at init, or checkpoints:
     A's trained weights for both specs when they fit B, else B's own), sometimes with a
     restricted --assume set; the verdict checked by problem()."""
     rng = random.Random(seed)
     a, b, note = pair(rng)
-    question = rng.choice(["learned", "learned", "init", "init", "tie", "checkpoint"])
+    drawn = rng.choice(["learned", "learned", "init", "init", "tie", "checkpoint"])
+    question = question or drawn
     assume = sorted(rng.sample(ASSUME, rng.randint(0, 4))) if rng.random() < 0.3 else None
     with tempfile.TemporaryDirectory() as tmp:
         checkpoints, states = None, None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from hcdsl.proofs.coefs import K, exact, fmt_fraction
+from hcdsl.proofs.coefs import ONE, K, exact, fmt_fraction
 from hcdsl.proofs.terms import Atom, Lin, Terms
 
 
@@ -55,10 +55,11 @@ class NormSpec:
 
 
 def _single(x: Lin) -> Atom | None:
-    """The atom of x when x is exactly 1 · atom."""
+    """The atom of x when x is 1 · atom (a learned coefficient equal to 1 too: x/c after
+    norm-sign)."""
     if len(x.terms) == 1:
         (a, c), = x.terms.items()
-        if c.exact == 1:
+        if c.same(ONE):
             return a
     return None
 

@@ -80,7 +80,9 @@ class Base:
 
 
 # dyadic, non-dyadic (0.1, 1/3 as its float), tiny and large entries
-ENTRIES = [0.0, 1.0, 1.0, 1.0, 2.0, 0.5, -1.0, 0.1, 1 / 3, 0.3, 1e-170, 1e-3, 1e5]
+ENTRIES = [0.0, 1.0, 1.0, 1.0, 2.0, 0.5, -1.0]
+# the harness's literal matrices: also non-dyadic (0.1, 1/3 as its float), tiny and large
+WIDE = [*ENTRIES, 0.1, 1 / 3, 0.3, 1e-170, 1e-3, 1e5]
 DECIMAL = [1.0, 2.0, 0.5, -1.0, 0.1, 0.3, 0.7]
 
 
@@ -99,30 +101,28 @@ def hc_init(k: int, n_: int) -> list[list[float]]:
                                                       for j in range(n_)] for i in range(n_)]
 
 
-def random_matrix(rng: random.Random, n_: int) -> list[list[float]]:
-    m = [[0.0] + [rng.choice(ENTRIES) for _ in range(n_)]]
-    m += [[rng.choice(ENTRIES) for _ in range(n_ + 1)] for _ in range(n_)]
+def random_matrix(rng: random.Random, n_: int, entries: list[float] = ENTRIES
+                  ) -> list[list[float]]:
+    m = [[0.0] + [rng.choice(entries) for _ in range(n_)]]
+    m += [[rng.choice(entries) for _ in range(n_ + 1)] for _ in range(n_)]
     m[1][0] = m[1][0] or 1.0  # read something
     return m
 
 
 def base_spec(rng: random.Random) -> Base:
+    """A random small spec (also tests/differential.py's generator: kept as it is)."""
     dim = rng.choice([8, 16])
     kinds = [("attn", "attention(heads=2)"), ("ffn", f"mlp(hidden={2 * dim})"),
-             ("o", "opaque"), ("e", rng.choice(EXTERNS))]
+             ("o", "opaque")]
     used = rng.sample(kinds, rng.randint(1, 3))
     blocks = rng.randint(1, 3)
     block = [name for name, _ in used]
     body = [list(block) for _ in range(blocks)]
     norm = rng.choice(["layernorm", "rmsnorm"]) + rng.choice(["", "(affine=false)"])
     base = Base(dim, norm, used, body, "residual")
-    if rng.random() < 0.15:
-        base.extra = f"  context = {rng.choice([2, 4, 8])}\n  pos = learned\n"
-    elif rng.random() < 0.1:
-        base.body_only = True
     L = base.L
     choice = rng.choice(["residual", "post", "parallel", "hyper_fixed", "hyper_literal",
-                         "hyper_learned", "frac", "mhc", "dense", "custom", "lowrank"])
+                         "hyper_learned", "frac", "mhc", "dense", "custom"])
     if choice == "residual":
         base.connect = "residual"
     elif choice == "post":
@@ -144,13 +144,33 @@ def base_spec(rng: random.Random) -> Base:
     elif choice == "dense":
         base.connect = rng.choice(["denseformer", "denseformer(k=2)", "mudd(ways=1)",
                                    "mudd(static, ways=1)", "attnres"])
-    elif choice == "lowrank":  # LAuReL-LR
-        base.prelude = "connection lr {\n  lowrank = 2\n  all = [[0, 1], [1, 1]]\n}\n"
-        base.connect = "lr"
     else:
         base.prelude = ("connection lrw {\n  param a = scalar(init=1, bound=double)\n"
                         "  all = [[0, a], [1, 1]]\n}\n")
         base.connect = "lrw"
+    return base
+
+
+def harness_spec(rng: random.Random) -> Base:
+    """base_spec, widened for the prover: sometimes an extern layer, learned positions with a
+    small context or a body (`input = hidden`), LAuReL-LR's low rank, literal matrices with
+    non-dyadic, tiny and large entries."""
+    base = base_spec(rng)
+    if rng.random() < 0.2:
+        k = rng.randrange(len(base.layers))
+        base.layers[k] = (base.layers[k][0], rng.choice(EXTERNS))
+    if rng.random() < 0.15:
+        base.extra = f"  context = {rng.choice([2, 4, 8])}\n  pos = learned\n"
+    elif rng.random() < 0.1:
+        base.body_only = True
+    if rng.random() < 0.1:
+        base.prelude = "connection lr {\n  lowrank = 2\n  all = [[0, 1], [1, 1]]\n}\n"
+        base.connect = "lr"
+    elif "{" in base.connect and rng.random() < 0.5:
+        n_ = int(base.connect.split("n=")[1].split(",")[0])
+        base.connect = f"hyper(n={n_}, fixed) {{ " + " ".join(
+            f"layer {k + 1} = {_matrix(random_matrix(rng, n_, WIDE))}"
+            for k in range(base.L)) + " }"
     return base
 
 
@@ -250,7 +270,7 @@ def rewrite(rng: random.Random, a: Base) -> tuple[Base, Base, str]:
     """A spec computing the same function as a fixed HC connection (a is replaced by one)."""
     n_ = rng.randint(2, 3)
     L = a.L
-    mats = [random_matrix(rng, n_) for _ in range(L)]
+    mats = [random_matrix(rng, n_, WIDE) for _ in range(L)]
     literal = a.copy(connect=f"hyper(n={n_}, fixed) {{ " + " ".join(
         f"layer {k + 1} = {_matrix(m)}" for k, m in enumerate(mats)) + " }")
     kind = rng.choice(["permute", "scale", "dead", "unroll", "preset", "custom", "basis"])
@@ -360,7 +380,7 @@ def edit(rng: random.Random, a: Base) -> tuple:
 
 
 def pair(rng: random.Random) -> tuple[str, str, str]:
-    a = base_spec(rng)
+    a = harness_spec(rng)
     if rng.random() < 0.45:
         lit, b, note = rewrite(rng, a)
         return lit.text(), b.text(), note

@@ -13,7 +13,6 @@ from fractions import Fraction
 
 import torch
 
-from hcdsl.ir import nodes as n
 from hcdsl.proofs.norms import Use
 from hcdsl.proofs.numeric import Pair, model_input
 

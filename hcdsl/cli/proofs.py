@@ -1,8 +1,9 @@
 """`hcdsl prove`, `hcdsl unfold`, `hcdsl plot`.
 
 Exit codes of prove: 0 equivalent, 1 not equivalent, 2 a mistake in the input (a bad spec
-prints its located rendering) or a question the prover cannot decide. unfold and plot: 0,
-or 2 on errors.
+prints its located rendering) or a question the prover cannot decide (UNKNOWN), 3 an
+internal error (a bug in hcdsl: the message says so; `hcdsl --debug` shows the traceback).
+unfold and plot: 0, or 2 on errors.
 """
 
 from __future__ import annotations
@@ -32,18 +33,23 @@ def prove_cmd(
     assume: Optional[list[str]] = typer.Option(  # noqa: UP007
         None, "--assume", help="allow only these assumptions (repeatable; default: all, "
                                "reporting the ones used); 'none' for none"),
-    margin: float = typer.Option(10.0, "--eps-margin", min=1.0,
+    margin: float = typer.Option(10.0, "--eps-margin",
                                  help="side condition of the ε assumptions: a norm's input "
-                                      "statistic must be at least this many times ε"),
+                                      "statistic must be at least this many times ε (> 0; "
+                                      "below 1, ε may dominate: said with the verdict)"),
     no_witness: bool = typer.Option(False, "--no-witness",
                                     help="skip the numeric counterexample"),
     seed: int = typer.Option(0, "--seed", help="seed of the witness's weights and tokens"),
 ) -> None:
     """Prove or refute that two specs compute the same function (exit 0 equivalent, 1 not
-    equivalent, 2 unknown or an error)."""
+    equivalent, 2 unknown or an error in the input, 3 a bug in hcdsl)."""
     from hcdsl.proofs.assumptions import BY_NAME
     from hcdsl.proofs.prove import prove
 
+    if not margin > 0 or margin == float("inf"):
+        raise typer.BadParameter(f"{margin:g} is not a margin: give a positive number (10 "
+                                 "by default; 0.1 lets ε be ten times the statistic)",
+                                 param_hint="--eps-margin")
     allowed = None if not assume else [x for x in assume if x != "none"]
     unknown = [x for x in allowed or () if x not in BY_NAME]
     if unknown:
@@ -60,12 +66,17 @@ def prove_cmd(
 
 
 def different_shapes(a: Path, b: Path, at_init: bool, checkpoints: bool):  # noqa: ANN201
-    """NOT EQUIVALENT, with the reason, for specs whose shapes decide it: logits over
+    """NOT EQUIVALENT, with the reason and a numeric witness (both models on the same
+    tokens, each with its own weights), for specs whose shapes decide it: logits over
     different vocabularies are different functions, and (for the questions over every
     choice of the layers) layers of different widths cannot be the same T_k. None when the
     prover has to decide (same shapes; or only the width differs and checkpoints are given:
     trained weights of different widths may still compute one function)."""
-    from hcdsl.proofs.prove import NOT_EQUIVALENT, ProofResult
+    from hcdsl.proofs.identity import Identity
+    from hcdsl.proofs.numeric import one_thread
+    from hcdsl.proofs.prove import NOT_EQUIVALENT, UNKNOWN, ProofResult
+    from hcdsl.proofs.source import raw_ir
+    from hcdsl.proofs.witness import numeric_witness
     from hcdsl.schemes.program import load_program
 
     sa, sb = load_program(a).spec, load_program(b).spec
@@ -76,8 +87,14 @@ def different_shapes(a: Path, b: Path, at_init: bool, checkpoints: bool):  # noq
     question = "checkpoint" if checkpoints else "init" if at_init else "learned"
     why = ("the logits have different sizes" if sa.vocab != sb.vocab else
            "layers of different widths are different functions T_k")
-    return ProofResult(str(a), str(b), NOT_EQUIVALENT, question,
-                       reason=f"the models' shapes differ ({', '.join(diffs)}): {why}")
+    result = ProofResult(str(a), str(b), NOT_EQUIVALENT, question,
+                         reason=f"the models' shapes differ ({', '.join(diffs)}): {why}")
+    with one_thread():
+        result.witness = numeric_witness(raw_ir(a), raw_ir(b), Identity(question),
+                                         Identity(question))
+    if not result.witness.differs:  # (never seen: the shapes differ) no witness, no verdict
+        result.verdict = UNKNOWN
+    return result
 
 
 @app.command("unfold")

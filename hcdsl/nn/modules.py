@@ -113,13 +113,13 @@ def _parallel_layers(p: n.ParallelLayers, ctx: Context) -> nn.Module:
 
 @module(n.LearnedCoef)
 def _learned(p: n.LearnedCoef, ctx: Context) -> nn.Module:
-    return coef.HyperCoef(torch.tensor(p.init), p.fractions, p.gain, p.dynamic, p.tanh,
+    return coef.HyperCoef(torch.tensor(p.init, dtype=ctx.dtype), p.fractions, p.gain, p.dynamic, p.tanh,
                           p.scale_init, p.norm, p.norm_affine, p.norm_eps, p.width)
 
 
 @module(n.TemplateCoef)
 def _template(p: n.TemplateCoef, ctx: Context) -> nn.Module:
-    return template.TemplateCoef(p.template, p.params)
+    return template.TemplateCoef(p.template, p.params, ctx.dtype)
 
 
 @module(n.NormStreams)
@@ -134,7 +134,7 @@ def _lowrank(p: n.LowRank, ctx: Context) -> nn.Module:
 
 @module(n.DenseCoef)
 def _dense(p: n.DenseCoef, ctx: Context) -> nn.Module:
-    return dense.DenseCoef(torch.tensor(p.init), p.generator, p.hidden, p.width)
+    return dense.DenseCoef(torch.tensor(p.init, dtype=ctx.dtype), p.generator, p.hidden, p.width)
 
 
 @module(n.ManifoldCoef)

@@ -22,18 +22,29 @@ class TemplateCoef(nn.Module):
     """M[i][j] = a number, or bound(p) for a learned scalar p named in the template.
 
     The scalar `p` is stored raw (before its bound) as the parameter `raw_p`: the prefix
-    keeps any user name (`eval`, `training`, `consts`, ...) clear of nn.Module's attributes."""
+    keeps any user name (`eval`, `training`, `consts`, ...) clear of nn.Module's attributes.
+    Built in `dtype` (the model's), so an init is rounded once, as a constant matrix's is;
+    the numbers of the template are kept as written and the buffer rebuilt from them on a
+    conversion (`.double()`), as ConstCoef's."""
 
     def __init__(self, template: tuple[tuple[object, ...], ...],
-                 params: tuple[tuple[str, float, str], ...]) -> None:
+                 params: tuple[tuple[str, float, str], ...],
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.template = template
         self.bounds = {name: bound for name, _, bound in params}
         for name, init, bound in params:
-            raw = nn.Parameter(torch.tensor(BOUNDS[bound][1](init)))
+            raw = nn.Parameter(torch.tensor(BOUNDS[bound][1](init), dtype=dtype))
             self.register_parameter(f"raw_{name}", raw)
-        consts = [[0.0 if isinstance(e, str) else float(e) for e in row] for row in template]
-        self.register_buffer("consts", torch.tensor(consts))
+        self.exact = [[0.0 if isinstance(e, str) else float(e) for e in row] for row in template]
+        self.register_buffer("consts", torch.tensor(self.exact, dtype=dtype))
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202 - nn.Module's hook
+        super()._apply(fn, recurse)
+        if self.consts.is_floating_point() and self.consts.device.type != "meta":
+            self.consts = torch.tensor(self.exact, dtype=self.consts.dtype,
+                                       device=self.consts.device)
+        return self
 
     def forward(self) -> torch.Tensor:
         values = {name: BOUNDS[b][0](getattr(self, f"raw_{name}"))

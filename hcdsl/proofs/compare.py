@@ -68,7 +68,7 @@ def entry_difference(a: Lin, b: Lin, k: int) -> str | None:
     for atom in sorted(atoms.values(), key=lambda x: (x.kind != "h0", x.kind != "T",
                                                       x.fields[0] if x.kind == "T" else 0)):
         ca, cb = a.coef(atom), b.coef(atom)
-        if ca.key != cb.key:
+        if not ca.same(cb):
             j = 0 if atom.kind == "h0" else atom.fields[0] if atom.kind == "T" else None
             col = f"c_{k},{j}" if j is not None else f"the coefficient of {atom.label}"
             return f"{col}: A {_fmt(ca)} vs B {_fmt(cb)}"

@@ -8,7 +8,12 @@
 - "init": the same model as built, at init: every learned matrix has its init value and
   every dynamic part is 0; a norm's gain and bias are their init constants.
 - "checkpoint": the same model with trained weights: every tensor is what the checkpoint
-  holds; two modules are the same function when their tensors are equal.
+  holds; two modules are the same function when their tensors are equal *and* every option
+  that changes what the tensors do (activation, tanh, Sinkhorn iterations, bounds, ε, ...:
+  the node's whole configuration but its init) is equal.
+
+`tie_inits` applies to the "learned" question only: at init the inits are the values, and
+random draws are never tied across different configurations.
 
 Layers are uninterpreted functions T_k in every question, tied by position k when kind and
 options agree (their weights are taken equal: the premise "for every choice of the layers").
@@ -43,12 +48,33 @@ class Identity:
 
     def pid(self, node: str, payload: n.Node, attr: str) -> str:
         """The identity of a node's parameters."""
-        if self.question == "checkpoint":
+        payload = _used(payload)
+        if self.question == "checkpoint":  # configuration (but the init) + tensors
             state = self.digests.get(attr, {})
-            return hashlib.sha1(repr(sorted(state.items())).encode()).hexdigest()[:16]
-        if self.tie_inits:
+            text = repr((_configuration(payload), sorted(state.items())))
+            return hashlib.sha1(text.encode()).hexdigest()[:16]
+        if self.tie_inits and self.question == "learned":
             payload = _without_init(payload)
         return f"{node}|{payload!r}"
+
+
+def _used(p: n.Node) -> n.Node:
+    """The payload without the options its module does not use: a static HC/FC generator
+    has no dynamic part, so the norm, tanh and scale of that part are not its configuration."""
+    if isinstance(p, n.LearnedCoef) and not p.dynamic:
+        return dataclasses.replace(p, tanh=False, scale_init=0.0, norm="", norm_affine=False,
+                                   norm_eps=0.0)
+    return p
+
+
+def _configuration(p: n.Node) -> n.Node:
+    """What changes what a module's tensors do: its payload without its init, and, for a
+    layer, without the init scale of its output projection, its training-time dropout and
+    the taps it exposes."""
+    p = _without_init(p)
+    if isinstance(p, n.Layer):
+        p = dataclasses.replace(p, out_scale=0.0, dropout=0.0, taps=())
+    return p
 
 
 def _without_init(p: n.Node) -> n.Node:

@@ -80,7 +80,8 @@ def reference(ir: IR, seed: int, stand_ins: bool = False) -> ReferenceModel:
     stand_ins every layer becomes a StandIn seeded by its position."""
     externs = {ir.payload(v).kind for v in ir.g.nodes
                if isinstance(ir.payload(v), n.Layer) and ir.payload(v).extern}
-    parts = build_parts(ir, {kind: _stand_in for kind in externs}, seed=seed)
+    parts = build_parts(ir, {kind: _stand_in for kind in externs}, seed=seed,
+                        dtype=torch.float64)  # inits rounded once, to float64
     if stand_ins:
         for k, v in _layers(ir).items():
             setattr(parts, attr_name(v), StandIn(ir.payload(v), seed * 1000 + k))
@@ -122,10 +123,14 @@ def tied_pair(ia: IR, ib: IR, ia_ident: Identity, ib_ident: Identity, seed: int,
     ma, mb = reference(ia, seed, stand_ins), reference(ib, seed, stand_ins)
     with torch.no_grad():
         la, lb = _layers(ia), _layers(ib)
-        for k, va in la.items():
-            vb = lb.get(k)
-            if vb is not None and signature(ia.payload(va)) == signature(ib.payload(vb)):
+        for k, vb in lb.items():
+            va = la.get(k)
+            if va is not None and signature(ia.payload(va)) == signature(ib.payload(vb)):
                 _copy(ma.mod(va), mb.mod(vb))
+            else:  # a different function T_k (kind, options, extern name): its own weights
+                for name, param in mb.mod(vb).named_parameters():
+                    param.add_(_noise(f"layer/{signature(ib.payload(vb))}/{k}/{name}",
+                                      param.shape, 0.3))
         pa, pb = _pids(ia, ia_ident), _pids(ib, ib_ident)
         by_pid = {pid: attr for attr, pid in pa.items()}
         for attr, pid in pb.items():
@@ -166,8 +171,12 @@ def input_of(ir: IR) -> tuple[str, int]:
 
 
 def model_input(ir: IR, seed: int, batch: int = 2, length: int = 8) -> torch.Tensor:
-    """Random tokens, or random hidden states (float64) for a body."""
+    """Random tokens, or random hidden states (float64) for a body; at most as many tokens
+    as a learned position table has rows (`pos = learned` with a small `context`)."""
     kind, size = input_of(ir)
+    table = [ir.payload(v).positions for v in ir.g.nodes
+             if isinstance(ir.payload(v), n.Embed) and ir.payload(v).positions]
+    length = min([length, *table])
     if kind == "tokens":
         return tokens(size, seed, batch, length)
     g = torch.Generator().manual_seed(seed)

@@ -1,7 +1,8 @@
 """hcdsl.prove(a, b): do two specs compute the same function of the tokens?
 
 Method (docs/proving.md):
-1. both specs are lowered and canonicalised by the optimiser's own canonicalisation passes;
+1. both specs are lowered to their IR as built (no pass: the symbolic evaluation folds
+   mixes exactly, in rationals, where the optimiser's passes fold constants in floats);
 2. both are evaluated symbolically (symbolic.py) to one output term each, in one table of
    hash-consed terms, at two independent random points (coefs.py): equal output terms at
    both = EQUIVALENT;
@@ -22,7 +23,6 @@ from pathlib import Path
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.passes.pipeline import CANONICALIZE, run_pipeline
 from hcdsl.proofs.assumptions import ASSUMPTIONS, BY_NAME, Assumption
 from hcdsl.proofs.checkpoint import identity_of, loaded
 from hcdsl.proofs.coefs import P, Point
@@ -95,6 +95,10 @@ class ProofResult:
             if self.measured:
                 lines.append(f"side conditions (measured on the built models in float64, "
                              f"margin {self.margin:g}):")
+                if self.margin < 1:
+                    lines.append(f"  (a margin below 1: ε may be up to {1 / self.margin:.3g} "
+                                 "times the statistic, so ε is not negligible: an "
+                                 "approximation you chose)")
                 lines += [f"  - {m.assumption}: smallest var/ε = {m.ratio:.3g} at {m.where}"
                           for m in self.measured]
         else:
@@ -134,14 +138,6 @@ class _Attempt:
     atoms: int
     degree: int
     symbolic: bool
-
-
-def canonical(src: Source) -> tuple[IR, IR]:
-    """(raw IR, canonical IR) of a spec: the optimiser's canonicalisation, nothing else."""
-    raw = raw_ir(src)
-    out = raw.copy()
-    run_pipeline(out, CANONICALIZE)
-    return raw, out
 
 
 def _stated_eps(ir: IR) -> set[float]:
@@ -201,13 +197,18 @@ def prove(a: Source, b: Source, *, at_init: bool = False,
     if checkpoints is not None and at_init:
         raise CompileError("choose one question: --at-init or --checkpoint, not both")
     question: Question = "checkpoint" if checkpoints else "init" if at_init else "learned"
+    if tie_inits and question != "learned":
+        raise CompileError("--tie-inits ties learned parameters whose inits differ, for the "
+                           "question over every value of the learned parameters; with "
+                           f"{'--at-init' if at_init else '--checkpoint'} every parameter "
+                           "has its own value and nothing is tied: drop --tie-inits")
     allowed = tuple(ASSUMPTIONS if assume is None else [BY_NAME[x] for x in assume])
-    (raw_a, ia), (raw_b, ib) = canonical(a), canonical(b)
+    ia, ib = raw_ir(a), raw_ir(b)
     sa, sb = _Side(ia, Identity(question, tie_inits), name_of(a)), \
         _Side(ib, Identity(question, tie_inits), name_of(b))
     if checkpoints is not None:
-        for side, raw, path in ((sa, raw_a, checkpoints[0]), (sb, raw_b, checkpoints[1])):
-            side.model = loaded(raw, side.ir, path, side.name)
+        for side, path in ((sa, checkpoints[0]), (sb, checkpoints[1])):
+            side.model = loaded(side.ir, side.ir, path, side.name)
             side.ident = identity_of(side.model)
     result = ProofResult(sa.name, sb.name, NOT_EQUIVALENT, question, margin=margin)
     if question == "learned":

@@ -12,6 +12,7 @@ tied across specs by node and configuration, or constants at init, or a checkpoi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.at_init import AT_INIT
 from hcdsl.proofs.coefs import ONE, ZERO, K, Point
 from hcdsl.proofs.identity import Identity
-from hcdsl.proofs.norms import NormSpec, Use, invstd_term, norm_term
+from hcdsl.proofs.norms import NormSpec, Uses, invstd_term, norm_term
 from hcdsl.proofs.terms import Atom, Lin, Terms
 
 Matrix = list[list[K]]
@@ -50,7 +51,7 @@ class Evaluation:
     final: Lin | None = None  # what the head reads
     final_raw: Lin | None = None  # before the final norm
     final_state: list[Lin] | None = None  # the streams summed by the readout
-    uses: list[Use] = field(default_factory=list)
+    uses: Uses = field(default_factory=Uses)
     symbolic: bool = False  # a learned symbol reached a coefficient
 
     @property
@@ -156,7 +157,7 @@ def _concat(c: Ctx, streams: list[Lin]) -> Lin:
             stripped[inner] = k
         if base is None:
             base = stripped
-        elif {a.id: k.key for a, k in base.items()} != {a.id: k.key for a, k in stripped.items()}:
+        elif Lin(base) != Lin(stripped):
             return Lin.of(c.terms.atom("concat", (), tuple(streams), label="concat"))
     return Lin(base or {})
 
@@ -354,13 +355,18 @@ def _embed(c: Ctx, v: str, p: n.Embed, x: dict) -> list[Lin]:
 
 def signature(p: n.Layer) -> tuple:
     """What makes two layers the same function (the init scale of the output projection and
-    the taps do not)."""
-    return (p.kind, p.args, p.dim, p.in_ports, p.extern)
+    the taps do not; nor does the order options are written in)."""
+    return (p.kind, tuple(sorted(p.args, key=lambda kv: kv[0])), p.dim, p.in_ports, p.extern)
 
 
 @rule(n.Layer)
 def _layer(c: Ctx, v: str, p: n.Layer, x: dict) -> Any:
     k = layer_position(c.ir, v, len(c.ev.layers) + 1)
+    if "vmix" in x and [e.exact for e in x["vmix"][0]] == [0, 1]:
+        # V = 0·V_1 + 1·v_proj(v): the value residual reads nothing, the plain layer
+        p = dataclasses.replace(p, in_ports=tuple(q for q in p.in_ports
+                                                  if q not in ("vres", "vmix")))
+        x = {q: x[q] for q in p.ports()}
     sig = signature(p)
     pid = c.pid(v, p) if c.ident.question == "checkpoint" else None
     ports = tuple(x[port][0] for port in p.ports() if port != "vmix")

@@ -56,12 +56,23 @@ class Lin:
         return Lin({a: k * c for a, k in self.terms.items()})
 
     def key(self) -> frozenset:
+        """(atom id, value at the point) per term: equal forms have equal keys; two forms
+        with equal keys are equal unless a constant differs exactly (compatible())."""
         if self._key is None:
-            self._key = frozenset((a.id, c.key) for a, c in self.terms.items())
+            self._key = frozenset((a.id, c.mod) for a, c in self.terms.items())
         return self._key
 
+    def compatible(self, other: "Lin") -> bool:
+        """No atom whose coefficients are constants in both forms with different values
+        (two constants whose fingerprints collide are still told apart)."""
+        for a, c in self.terms.items():
+            d = other.terms.get(a)
+            if d is None or not c.same(d):
+                return False
+        return True
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Lin) and self.key() == other.key()
+        return isinstance(other, Lin) and self.key() == other.key() and self.compatible(other)
 
     def __hash__(self) -> int:
         return hash(self.key())
@@ -131,13 +142,17 @@ class Terms:
 
     table: dict[tuple, Atom] = field(default_factory=dict)
     max_degree: int = 0  # of any coefficient inside an atom (for the error bound)
+    centred: dict[int, bool] = field(default_factory=dict)  # atom id -> mean 0 (mean-zero)
 
     def atom(self, kind: str, fields: tuple, children: tuple[Lin, ...] = (),
              label: str = "") -> Atom:
-        key = (kind, fields, tuple(c.key() for c in children))
+        key: tuple = (kind, fields, tuple(c.key() for c in children))
         found = self.table.get(key)
-        if found is not None:
-            return found
+        while found is not None:
+            if all(x.compatible(y) for x, y in zip(children, found.children)):
+                return found
+            key = (*key, "collision")  # a constant differs exactly: another atom
+            found = self.table.get(key)
         for child in children:
             for k in child.terms.values():
                 self.max_degree = max(self.max_degree, k.degree)

@@ -50,6 +50,8 @@ def _run(pair: Pair, x: torch.Tensor, note: str) -> Witness:
     with torch.no_grad():
         ya, yb = pair.a(x), pair.b(x)
     diff = float((ya - yb).abs().max()) if ya.shape == yb.shape else float("inf")
+    if ya.shape != yb.shape:
+        note = f"outputs of different shapes {tuple(ya.shape)} vs {tuple(yb.shape)}; {note}"
     shown = x[0].tolist() if not x.is_floating_point() else []
     return Witness(shown, ya[0, -1, :4].tolist(), yb[0, -1, :4].tolist(), diff, note)
 
@@ -57,10 +59,13 @@ def _run(pair: Pair, x: torch.Tensor, note: str) -> Witness:
 def numeric_witness(ia: IR, ib: IR, ident_a: Identity, ident_b: Identity, seed: int = 0,
                     pair: Pair | None = None) -> Witness:
     """The first of a few tries that shows a difference (or the last try)."""
-    if input_of(ia) != input_of(ib):
+    kind_a, size_a = input_of(ia)
+    kind_b, size_b = input_of(ib)
+    if kind_a != kind_b or kind_a == "hidden" and size_a != size_b:
         return Witness([], [], [], float("inf"), "the inputs differ: "
                        f"{input_of(ia)} vs {input_of(ib)}")
-    x = model_input(ia, seed)
+    small = ia if kind_a == "hidden" or size_a <= size_b else ib  # tokens both vocabs hold
+    x = model_input(small, seed)
     if pair is not None:  # the checkpoints' own weights
         return _run(pair, x, "the checkpoints' weights")
     learned = ident_a.question == "learned"
@@ -76,7 +81,7 @@ def numeric_witness(ia: IR, ib: IR, ident_a: Identity, ident_b: Identity, seed: 
                       else f"layers' weights x{LAYER_GAIN:g}")
             pair_ = tied_pair(ia, ib, ident_a, ident_b, seed + attempt, perturb,
                               1.0 if stand_ins else LAYER_GAIN, stand_ins)
-            w = _run(pair_, model_input(ia, seed + attempt),
+            w = _run(pair_, model_input(small, seed + attempt),
                      f"{what}; layers shared by position, {layers}")
             if w.differs:
                 return w

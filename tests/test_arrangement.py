@@ -36,3 +36,29 @@ def test_groups_are_greedy_and_respect_every_member() -> None:
     C[2, 0] = C[3, 0] = C[4, 0] = 1
     C[4, 2] = 1  # layer 4 reads layer 2: it cannot join group [1, 2, 3]
     assert groups_from_matrix(C) == [[1, 2, 3], [4]]
+
+
+def test_fc_arrangement_reads_the_blocks_not_their_average() -> None:
+    """With fractions, layer k reads layer j iff its block of C^(0) by fraction is not zero:
+    entries +1 and -1 average to 0 in C^(0) but still make layer 2 wait for layer 1."""
+    from fractions import Fraction
+
+    from hcdsl.proofs.unfold import Unfolded
+
+    m, L = 2, 2
+    frac = np.zeros(((L + 2) * m, (L + 2) * m))
+    for k in range(1, L + 2):
+        frac[k * m:(k + 1) * m, 0:m] = np.eye(m)  # every input reads h0
+    frac[2 * m, 1 * m], frac[2 * m + 1, 1 * m + 1] = 1.0, -1.0  # layer 2 reads layer 1
+    C0 = frac.reshape(L + 2, m, L + 2, m).sum(axis=3).mean(axis=1)
+    assert C0[2, 1] == 0
+    u = Unfolded("x", C0.astype(object) * Fraction(1), [], ["mlp", "mlp"], True,
+                 fractions=m, by_fraction=frac.astype(object) * Fraction(1))
+    assert groups_from_matrix(C0) == [[1, 2]]  # the average alone would run them together
+    assert arrangement(u) == [[1], [2]]
+
+
+def test_fc_specs_have_an_arrangement() -> None:
+    """`hcdsl show --arrangement` was an internal error for every Frac-Connections spec."""
+    text = arrangement_text(Path("specs/families/frac_tiny_sfc4.hc"))
+    assert text.startswith("specs/families/frac_tiny_sfc4.hc: layers 1-4 sequential")

@@ -1,5 +1,6 @@
 """Pictures of the unfolded connection matrices (HC Figs. 7 and 10) and of the arrangement they
-imply; for Frac-Connections also C^(0) by fraction (hcdsl/proofs/unfold.py). matplotlib with the Agg backend: no display needed."""
+imply; for Frac-Connections also C^(0) by fraction (hcdsl/proofs/unfold.py). matplotlib
+with the Agg backend: no display needed."""
 
 from __future__ import annotations
 

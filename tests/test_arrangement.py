@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hcdsl.proofs.arrangement import arrangement
 from hcdsl.proofs.arrangement import arrangement_text, describe, groups_from_matrix
@@ -62,3 +63,31 @@ def test_fc_specs_have_an_arrangement() -> None:
     """`hcdsl show --arrangement` was an internal error for every Frac-Connections spec."""
     text = arrangement_text(Path("specs/families/frac_tiny_sfc4.hc"))
     assert text.startswith("specs/families/frac_tiny_sfc4.hc: layers 1-4 sequential")
+
+
+PAPERS = {"olmo_1b_dhc4.hc", "olmo_1b_shc4.hc", "olmo2_1b_dfc4.hc", "muddpythia_2_8b.hc"}
+BUNDLED = [s for s in sorted(Path("specs").rglob("*.hc")) if s.name not in PAPERS]
+WERE_INTERNAL_ERRORS = ["specs/custom/residual_dual.hc", "specs/families/mudd_prepost_tiny.hc",
+                        "specs/families/frac_tiny_sfc4.hc", "specs/families/frac_tiny_dfc4.hc"]
+
+
+def _arrangement_cli(spec: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hcdsl.cli import app
+
+    r = CliRunner().invoke(app, ["show", str(spec), "--arrangement"])
+    assert r.exit_code == 0, (spec, r.output)
+
+
+@pytest.mark.parametrize("spec", WERE_INTERNAL_ERRORS)
+def test_arrangement_of_specs_that_were_internal_errors(spec: str) -> None:
+    """ResiDual's normalised stream, MUDD's pre/post norms and every FC spec were exit 3."""
+    _arrangement_cli(Path(spec))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", BUNDLED, ids=str)
+def test_every_bundled_spec_has_an_arrangement(spec: Path) -> None:
+    """Never an internal error (the papers' 1B+ configurations: slower, same code paths)."""
+    _arrangement_cli(spec)

@@ -153,11 +153,10 @@ def extern_layer(p: n.Layer, factories: Mapping[str, Callable[..., nn.Module]]) 
     try:
         module = factory(dim=p.dim, **args)
     except Exception as exc:  # noqa: BLE001 - any failure of user code is reported as such
-        verb = "rejected its options" if isinstance(exc, TypeError) else "failed"
-        raise CompileError(f"layer '{p.name}' (extern {p.kind}): factory '{p.kind}' "
-                           f"({_factory_name(factory)}) {verb} when called with dim={p.dim}"
-                           f"{''.join(f', {k}={v!r}' for k, v in args.items())}: "
-                           f"{type(exc).__name__}: {exc}") from None
+        verb = "rejected its options" if isinstance(exc, TypeError) else "raised on its options"
+        raise CompileError(f"layer '{p.name}' (extern {p.kind}): factory '{p.kind}' {verb} "
+                           f"(dim={p.dim}, {args}): {type(exc).__name__}: {exc} (the factory: "
+                           f"{_factory_name(factory)})") from None
     if not isinstance(module, nn.Module):
         raise CompileError(f"layer '{p.name}' (extern {p.kind}): factory '{p.kind}' "
                            f"({_factory_name(factory)}) returned {type(module).__name__}, "

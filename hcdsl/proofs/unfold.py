@@ -172,7 +172,8 @@ def _atom_rows(atom: object, L: int, m: int, where: str, lin: Lin) -> np.ndarray
         g = inner.shape[0] // parts
         return inner[i * g:(i + 1) * g]
     if kind == "concat":
-        return np.vstack([_rows(ch, L, m, where) for ch in atom.children])  # type: ignore[attr-defined]
+        children = atom.children  # type: ignore[attr-defined]
+        return np.vstack([_rows(ch, L, m, where) for ch in children])
     raise UnfoldError(f"{where} is not a linear combination of h0 and the layer outputs: "
                       f"{lin}")
 
@@ -206,7 +207,9 @@ def unfold_exact(spec: Source) -> Unfolded:
     frac[(L + 1) * m:] = rows
     C0[L + 1] = _summary(rows, m, L)
     Ci: list[np.ndarray] = []
-    if streams and streams > 0 and ev.final_state is not None and len(ev.final_state) == streams:
+    every = all(info.state is not None for info in ev.layers.values())
+    if every and streams and streams > 0 and ev.final_state is not None and \
+            len(ev.final_state) == streams:
         for i in range(streams):
             mat = np.full((L + 2, L + 2), Fraction(0), dtype=object)
             for k, info in ev.layers.items():
@@ -316,6 +319,10 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
             xv = {port: env[src] for port, src in ins.items()}
             env[v] = model.eval_node(v, xv, x)
             t = {port: tr.get(src) for port, src in ins.items()}
+            if not isinstance(p, n.Embed) and any(
+                    t.get(q) is None for q in _traced_ports(p)):
+                raise UnfoldError(f"node {v} ({p.op}) reads a value that is not a linear "
+                                  "combination hcdsl can follow (numerically)")
             if isinstance(p, n.Embed):
                 tr[v] = source(0)
             elif isinstance(p, n.Split):
@@ -331,6 +338,20 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                 tr[v] = torch.cat([t[q] for q in p.ports()], dim=2)
             elif isinstance(p, n.Take):
                 tr[v] = t["x"][:, :, p.start:p.stop]
+            elif isinstance(p, n.Copy):
+                tr[v] = t["x"].expand(-1, -1, p.n, -1, -1)
+            elif isinstance(p, n.SumStreams):
+                tr[v] = t["x"].sum(dim=2, keepdim=True)
+            elif isinstance(p, n.Dropout):  # eval mode: the identity
+                tr[v] = t["x"]
+            elif isinstance(p, n.NormStreams):  # the chosen streams scaled by 1/std
+                h = xv["x"]
+                scale = torch.ones(h.shape[:3], dtype=torch.float64)
+                chosen = list(p.which)
+                scale[..., chosen] = 1.0 / torch.sqrt(
+                    h[..., chosen, :].double().var(dim=-1, unbiased=False) + p.eps)
+                tr[v] = t["x"] * scale[..., None, None]
+                approx = True
             elif isinstance(p, n.Add):
                 tr[v] = sum(t[q] for q in p.ports())
             elif isinstance(p, n.Mix):
@@ -352,17 +373,17 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                 k = pos[v]
                 src = ins[p.ports()[0]]
                 raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
-                frac[k * m:(k + 1) * m, :K] = mean_rows(tr[raw])[0]
+                frac[k * m:(k + 1) * m, :K] = mean_rows(_traced(tr, raw))[0]
                 st = state_before(ir, src)
-                if st is not None:
+                if st is not None and st in tr:
                     rows_i[k] = mean_rows(tr[st])
                 tr[v] = source(k)
             elif isinstance(p, n.Unembed):
                 src = ins["x"]
                 raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
-                frac[(L + 1) * m:, :K] = mean_rows(tr[raw])[0]
+                frac[(L + 1) * m:, :K] = mean_rows(_traced(tr, raw))[0]
                 st = final_state_node(ir, src)
-                if st is not None:
+                if st is not None and st in tr:
                     final_state = mean_rows(tr[st])
     C0 = np.stack([_summary(frac[k * m:(k + 1) * m], m, L) for k in range(L + 2)])
     Ci: list[np.ndarray] = []
@@ -374,7 +395,8 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                 mat[k] = _summary(np.pad(r[i], ((0, 0), (0, m))), m, L)
             mat[L + 1] = _summary(np.pad(final_state[i], ((0, 0), (0, m))), m, L)
             Ci.append(mat)
-    src = "checkpoint " + str(checkpoint) if checkpoint is not None else f"init weights (seed {seed})"
+    src = (f"checkpoint {checkpoint}" if checkpoint is not None
+           else f"init weights (seed {seed})")
     note = (f"numeric, from {src} on {x.shape[0]}x{x.shape[1]} input tokens, averaged over "
             "the tokens")
     if approx:
@@ -382,6 +404,25 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                  "ignored, as HC Eq. 16)")
     kinds = [ir.payload(v).kind for v in sorted(layers, key=lambda v: pos[v])]
     return Unfolded(name_of(spec), C0, Ci, kinds, False, note, m, frac if m > 1 else None)
+
+
+def _traced(tr: dict[str, torch.Tensor], v: str) -> torch.Tensor:
+    if v not in tr:
+        raise UnfoldError(f"node {v} is not a linear combination hcdsl can follow "
+                          "(numerically)")
+    return tr[v]
+
+
+def _traced_ports(p: n.Node) -> tuple[str, ...]:
+    """The ports whose values the numeric unfolding must follow at node p."""
+    if isinstance(p, (n.Split, n.Merge, n.Take, n.Copy, n.SumStreams, n.Dropout, n.Norm,
+                      n.InvStd, n.NormStreams, n.Mix)):
+        return ("x",)
+    if isinstance(p, (n.Stack, n.Add)):
+        return p.ports()
+    if isinstance(p, (n.Layer, n.Unembed)):
+        return ()  # their inputs are looked up (and checked) where they are read
+    return ()
 
 
 def unfold(spec: Source, checkpoint: str | Path | None = None,

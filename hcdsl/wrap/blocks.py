@@ -15,8 +15,10 @@ with the Pre-Norm reading of its parts, x <- x + T_j(Norm_j(x)) in order: a bloc
 computes something else (Post-Norm x <- Norm(x + T(x)), a parallel block, another order) is
 refused with an error naming it, never wrapped as a different model. Form 2 must pass this
 check (attribute names say nothing about the order); form 1 is trusted when its forward
-cannot run on hidden states alone (it needs a mask, say). The wrapped ModuleList is a body: hidden states in, hidden states out (`input = hidden`); your
-model's embedding, final norm and head stay yours.
+cannot run on hidden states alone (it needs a mask, say).
+
+The wrapped ModuleList is a body: hidden states in, hidden states out (`input = hidden`);
+your model's embedding, final norm and head stay yours.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def check_pre_norm(block: nn.Module, subs: list[Sublayer], index: int, dim: int,
     """The block's forward computes the Pre-Norm reading of its sub-layers, or a CompileError
     naming the block and what it computes instead (see the module doc)."""
     name = f"block {index} ({type(block).__name__})"
+    param = next(block.parameters(), None)
+    if param is not None and param.device.type == "meta":
+        return  # shapes only: nothing to run
     x = probe_input(dim, block)
     with eval_mode(block), torch.no_grad():
         try:
@@ -104,11 +109,12 @@ def check_pre_norm(block: nn.Module, subs: list[Sublayer], index: int, dim: int,
                 f"hcdsl.wrap cannot tell how {name} connects norm1, attn, norm2, mlp: its "
                 f"forward fails on hidden states (batch, time, dim) = {tuple(x.shape)} alone "
                 f"({type(exc).__name__}: {exc}); if it is a Pre-Norm block, give it a method "
-                "hc_sublayers() returning [(norm1, attn), (norm2, mlp)] (docs/wrap.md)") from None
+                "hc_sublayers() returning [(norm1, attn), (norm2, mlp)] (docs/wrap.md)"
+            ) from None
         if not isinstance(got, torch.Tensor) or got.shape != x.shape:
+            seen = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise CompileError(f"hcdsl.wrap: {name} maps hidden states {tuple(x.shape)} to "
-                               f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}"
-                               "; a block maps (batch, time, dim) to the same shape")
+                               f"{seen}; a block maps (batch, time, dim) to the same shape")
         readings = {what: read(x, subs) for what, read in READINGS.items()}
     pre = next(iter(readings))
     if close(got, readings[pre]):

@@ -36,16 +36,22 @@ def test_python_block_runs_and_prints_what_it_says(index: int, one_thread: None)
     assert out.getvalue().splitlines() == expected
 
 
-def _block_after(marker: str) -> str:
+def _next_block(marker: str) -> str:
+    """The first code block after marker."""
     rest = README[README.index(marker) + len(marker):]
     return re.search(r"```\n(.*?)```", rest, re.S).group(1)
+
+
+def _rest_of_block(marker: str) -> str:
+    """What follows marker (a command line inside a block) up to the block's end."""
+    return README[README.index(marker) + len(marker):].split("```", 1)[0]
 
 
 def test_the_error_example_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """README shows typo.hc and what `hcdsl check typo.hc` prints for it (the file was not
     shipped: now README holds it)."""
-    spec = _block_after("A spec with two mistakes, `typo.hc`:")
-    shown = _block_after(spec + "```")
+    spec = _next_block("A spec with two mistakes, `typo.hc`:")
+    shown = _next_block(spec + "```")
     command, _, want = shown.partition("\n")
     assert command == "$ hcdsl check typo.hc"
     monkeypatch.chdir(tmp_path)
@@ -55,13 +61,23 @@ def test_the_error_example_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert result.output.strip() == want.strip()
 
 
-def test_the_tour_check_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = _block_after("A spec (`tour.hc`): two layers, Hyper-Connections with two streams.")
+@pytest.mark.parametrize("command", ["check", "show --ir", "show --code", "stats"])
+def test_the_tours_outputs_are_real(command: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hcdsl check/show/stats tour.hc` print what README shows (an excerpt ending in
+    '...' is a prefix of the output)."""
+    spec = _next_block("A spec (`tour.hc`): two layers, Hyper-Connections with two streams.")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tour.hc").write_text(spec)
-    result = CliRunner().invoke(app, ["check", "tour.hc"])
-    assert result.exit_code == 0
-    assert f"$ hcdsl check tour.hc\n{result.output}" in README
+    word, *flags = command.split()
+    shown = _rest_of_block(f"$ hcdsl {word} tour.hc{''.join(' ' + f for f in flags)}\n")
+    result = CliRunner().invoke(app, [word, "tour.hc", *flags])
+    assert result.exit_code == 0, result.output
+    lines = shown.rstrip("\n").splitlines()
+    if lines[-1].strip() == "...":
+        assert result.output.splitlines()[:len(lines) - 1] == lines[:-1]
+    else:
+        assert result.output.splitlines() == lines
 
 
 def test_pre_norm_as_hc_names_the_fixed_matrix() -> None:

@@ -43,6 +43,8 @@ class ReferenceModel(nn.Module):
         self._mask: torch.Tensor | None = None  # the current run's normalised mask
         self._width = next(ir.payload(v).width for v in ir.g.nodes
                            if isinstance(ir.payload(v), n.Input))  # > 0: a body
+        self._vocab = next((ir.payload(v).vocab for v in ir.g.nodes
+                            if isinstance(ir.payload(v), n.Embed)), 0)
         for name, module in parts.named_children():
             self.add_module(name, module)
         self._takes_mask = {v for _, v, _ in self._reads if io.takes_mask(self.mod(v))}
@@ -65,7 +67,7 @@ class ReferenceModel(nn.Module):
         if self._width:
             io.check_hidden_input(tokens, self._width)
         else:
-            assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
+            io.check_tokens(tokens, self._vocab)
         self._mask = None if self._width else io.attention_mask(mask, tokens)
         env: Values = {}
         for v in self._order:

@@ -13,13 +13,13 @@ parameters frozen (requires_grad False: they can get no gradient).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 from hcdsl import memory
-from hcdsl.errors import CompileError
+from hcdsl.errors import CompileError, HcError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.verify import verify
@@ -41,7 +41,34 @@ def parse(spec: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
     if not isinstance(spec, (str, Path)):
         raise TypeError(f"parse takes .hc text (str) or a pathlib.Path, got "
                         f"{type(spec).__name__}")
-    return load_program(spec, tuple(layers)).spec
+    return _program(spec, tuple(layers)).spec
+
+
+def _program(spec: SpecLike | Program,
+             layers: Collection[str] | Mapping[str, Any] = ()) -> Program:
+    """load_program, with a hint when spec text that does not parse looks like a file path
+    (`hcdsl.compile("model.hc")`: a str is always text)."""
+    try:
+        return load_program(spec, layers)
+    except HcError as exc:
+        if isinstance(spec, str) and _looks_like_path(spec):
+            hint = (f"a str is spec text; to read the file {spec.strip()!r} pass "
+                    f"pathlib.Path({spec.strip()!r}) or call hcdsl.load({spec.strip()!r})")
+            exc.diagnostics[0] = replace(exc.diagnostics[0], hint=hint)
+        raise
+
+
+def _looks_like_path(text: str) -> bool:
+    """One word ending in .hc, or naming a file that exists."""
+    word = text.strip()
+    if not word or len(word) > 4096 or any(c.isspace() or c in "{}=" for c in word):
+        return False
+    if word.endswith(".hc"):
+        return True
+    try:
+        return Path(word).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def load(path: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
@@ -52,7 +79,7 @@ def load(path: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
 def lower(spec: SpecLike, passes: Iterable[str] | None = DEFAULT, disable: Iterable[str] = (),
           layers: Iterable[str] = ()) -> IR:
     """Spec -> primitive scheme -> verified IR, after the pass pipeline (None: no passes)."""
-    return lower_program(load_program(spec, tuple(layers)), passes, disable)
+    return lower_program(_program(spec, tuple(layers)), passes, disable)
 
 
 @dataclass(frozen=True)
@@ -70,7 +97,7 @@ def lowered(spec: SpecLike | Program, passes: Iterable[str] | None = DEFAULT,
             layers: Collection[str] | Mapping[str, Any] = ()) -> Lowered:
     """The IR of a spec before and after the pass pipeline (the same IR when passes=None).
     `layers`: extern layer names, or their factories (whose `ports` declare input ports)."""
-    program = load_program(spec, layers)
+    program = _program(spec, layers)
     raw = lower_program(program, None)
     if passes is None:
         return Lowered(program, raw, raw)

@@ -1,5 +1,6 @@
 """Pictures of the unfolded connection matrices (HC Figs. 7 and 10) and of the arrangement they
-imply. matplotlib with the Agg backend: no display needed."""
+imply; for Frac-Connections also C^(0) by fraction (hcdsl/proofs/unfold.py). matplotlib
+with the Agg backend: no display needed."""
 
 from __future__ import annotations
 
@@ -33,40 +34,45 @@ def figure_size(unfolded: Sequence[Unfolded], streams: bool = True) -> tuple[int
 
 
 def _panels(u: Unfolded, streams: bool) -> int:
-    return 2 + (len(u.Ci) if streams else 0)
+    return 2 + (len(u.Ci) if streams else 0) + (u.by_fraction is not None)
 
 
-def _heatmap(ax: plt.Axes, u: Unfolded, m: np.ndarray, title: str) -> None:
+def _heatmap(ax: plt.Axes, u: Unfolded, m: np.ndarray, title: str, fractions: int = 1) -> None:
+    """Rows k = 1..L+1, columns j = 0..L; with fractions f > 1 (C^(0) by fraction) each
+    entry is an f x f block, rows k.c and columns j.f, ticks at the blocks' layers."""
     data = u.as_float(m) if u.exact else np.asarray(m, dtype=np.float64)
-    L2 = data.shape[0]
-    shown = data[1:, :L2 - 1].copy()  # rows 1..L+1, columns 0..L
-    mask = np.triu(np.ones_like(shown, dtype=bool), k=1)  # j >= k: not a connection
-    shown[mask] = np.nan
+    f = fractions
+    n = data.shape[0] // f  # L + 2
+    shown = data[f:, :(n - 1) * f].copy()  # rows 1..L+1, columns 0..L
+    layer_of_row = np.arange(shown.shape[0])[:, None] // f + 1
+    layer_of_col = np.arange(shown.shape[1])[None, :] // f
+    shown[layer_of_col >= layer_of_row] = np.nan  # j >= k: not a connection
     vmax = max(float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 0.0, 1e-9)
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d0d0d0")  # j >= k grey; zeros white
     im = ax.imshow(shown, cmap=cmap, norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax),
                    interpolation="nearest", aspect="equal")
-    L = L2 - 2
+    L = n - 2
     step = max(1, (L + 1) // 12)
-    ticks = list(range(0, L + 1, step))
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([str(j) for j in ticks], fontsize=7)
-    ax.set_yticks([k - 1 for k in range(1, L + 2, step)])
+    centre = (f - 1) / 2  # a layer's tick in the middle of its block
+    ax.set_xticks([j * f + centre for j in range(0, L + 1, step)])
+    ax.set_xticklabels([str(j) for j in range(0, L + 1, step)], fontsize=7)
+    ax.set_yticks([(k - 1) * f + centre for k in range(1, L + 2, step)])
     ax.set_yticklabels([str(k) for k in range(1, L + 2, step)], fontsize=7)
-    for lab in ax.get_xticklabels():
-        j = int(lab.get_text())
-        if 1 <= j <= L and u.kinds[j - 1] == "attention":
-            lab.set_color(ATTN_COLOR)
-            lab.set_fontweight("bold")
-    for lab in ax.get_yticklabels():
+    for lab in [*ax.get_xticklabels(), *ax.get_yticklabels()]:  # both number layers 1..L
         k = int(lab.get_text())
         if 1 <= k <= L and u.kinds[k - 1] == "attention":
             lab.set_color(ATTN_COLOR)
             lab.set_fontweight("bold")
-    ax.set_xlabel("source j (0 = embedding)", fontsize=8)
-    ax.set_ylabel(f"layer k ({L + 1} = readout)", fontsize=8)
+    if f > 1:  # block edges
+        for edge in range(f, shown.shape[1], f):
+            ax.axvline(edge - 0.5, color="#888888", linewidth=0.3)
+        for edge in range(f, shown.shape[0], f):
+            ax.axhline(edge - 0.5, color="#888888", linewidth=0.3)
+    what = "" if f == 1 else f" (fraction f of {f})"
+    ax.set_xlabel(f"source j{what} (0 = embedding)", fontsize=8)
+    ax.set_ylabel(f"layer k{what.replace('f of', 'c of')} ({L + 1} = readout)", fontsize=8)
     ax.set_title(title, fontsize=9)
-    if L <= 12:  # small matrices: write the values in
+    if L * f <= 12:  # small matrices: write the values in
         for (r, c), val in np.ndenumerate(shown):
             if np.isfinite(val) and abs(val) > 5e-7:
                 text = f"{val:.2g}" if not float(val).is_integer() else str(int(val))
@@ -120,8 +126,12 @@ def plot(specs: Sequence[object], out: str | Path, streams: bool = True,
     fig, axes = plt.subplots(len(us), cols, figsize=(w / DPI, h / DPI), dpi=DPI, squeeze=False)
     for row, u in zip(axes, us):
         _heatmap(row[0], u, u.C0, f"{Path(u.name).stem}: C^(0) (layer inputs)")
+        kind = "fraction" if u.fractions > 1 else "stream"
         for i, m in enumerate(u.Ci if streams else []):
-            _heatmap(row[1 + i], u, m, f"C^({i + 1}) (stream {i + 1})")
+            _heatmap(row[1 + i], u, m, f"C^({i + 1}) ({kind} {i + 1})")
+        if u.by_fraction is not None:  # Frac-Connections: C^(0) by fraction
+            _heatmap(row[_panels(u, streams) - 2], u, u.by_fraction, "C^(0) by fraction",
+                     u.fractions)
         _arrangement(row[_panels(u, streams) - 1], u)
         for ax in row[_panels(u, streams):]:
             ax.set_axis_off()

@@ -154,6 +154,27 @@ def test_package_models_run_the_same_layers(specs: dict[str, Path],
         assert (model(tokens) - base(tokens)).abs().max() <= 1e-5
 
 
+LEARNED = TINY.replace("  vocab = 64\n", "  vocab = 64\n  context = 16\n  pos = learned\n")
+
+
+@pytest.mark.skipif(not package.installed(), reason=package.MISSING)
+def test_package_models_take_learned_positions(tmp_path: Path) -> None:
+    """`pos = learned`: the package's models get hcdsl's position table too, so its residual
+    (Pre-Norm) equals hcdsl's Pre-Norm of the spec, positions included; and `hcdsl bench`
+    runs such a spec with the package (it exited 3: an unexpected `positions` key)."""
+    path = tmp_path / "learned.hc"
+    path.write_text(LEARNED.format(name="learned", connect="hyper(n=2, dynamic)"))
+    spec = hcdsl.parse(path)
+    base = hcdsl.compile(baseline_spec(spec))
+    model = package.build(spec, None, 1, base, torch.device("cpu"))
+    assert torch.equal(model.embed.positions, base.embed.positions)
+    tokens = torch.randint(0, 64, (2, 8))
+    assert (model(tokens) - base(tokens)).abs().max() <= 1e-5
+    result = invoke(path, *QUICK, "--no-memory")
+    assert result.exit_code == 0, result.output
+    assert "hyper-connections DHC x2" in result.output
+
+
 def test_missing_package_is_reported(specs: dict[str, Path],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(package, "installed", lambda: False)

@@ -401,8 +401,8 @@ EXTERN = "model m { dim = 16 vocab = 20 layer a = extern wide(k=2) body = [a] }"
 def test_extern_layer_of_the_wrong_shape_is_a_compile_error() -> None:
     from torch import nn
 
-    with pytest.raises(CompileError, match=r"layer 'a' \(extern wide\) maps \(1, 2, 16\) to "
-                                           r"\(1, 2, 32\); it must return"):
+    with pytest.raises(CompileError, match=r"layer 'a' \(extern wide\) maps \(2, 3, 16\) to "
+                                           r"\(2, 3, 32\); it must return"):
         hcdsl.compile(EXTERN, layers={"wide": lambda dim, k: nn.Linear(dim, dim * k)})
 
 

@@ -198,3 +198,85 @@ def test_stats_count_every_extern_layer(connect: str) -> None:
     model = hcdsl.compile(text, layers={"mine": Declared})
     assert hcdsl.stats(text, layers={"mine": Declared}).params == \
         sum(p.numel() for p in model.parameters())
+
+
+# --- the probe: a batch of distinct sequences, each sample on its own ------------------------
+
+
+class FirstOnly(Plain):
+    """Returns only sample 0: a batch of 1 passes, and the residual add would broadcast it
+    over the whole batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)[:1]
+
+
+class CopiesFirst(Plain):
+    """The right shape, but every sample gets sample 0's output."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)[:1].expand_as(x)
+
+
+class BatchCentred(Plain):
+    """Subtracts the batch mean: each sample's output depends on the others."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.proj(x)
+        return y - y.mean(dim=0, keepdim=True)
+
+
+class LastPosition(Plain):
+    """Drops the time axis to one position."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)[:, -1:]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (FirstOnly, r"layer 'a' \(extern mine\) maps \(2, 3, 16\) to \(1, 3, 16\); it must "
+                r"return \(batch, time, dim\) = \(2, 3, 16\)"),
+    (LastPosition, r"layer 'a' \(extern mine\) maps \(2, 3, 16\) to \(2, 1, 16\)"),
+    (CopiesFirst, r"layer 'a' \(extern mine\) mixes the samples of a batch"),
+    (BatchCentred, r"layer 'a' \(extern mine\) mixes the samples of a batch"),
+])
+def test_a_layer_that_drops_or_mixes_samples_is_refused(bad: type[nn.Module],
+                                                        message: str) -> None:
+    with pytest.raises(CompileError, match=message):
+        hcdsl.compile(spec("residual", "extern mine"), layers={"mine": bad})
+
+
+def test_the_probe_runs_in_eval_mode_and_restores_the_modes() -> None:
+    """Dropout would make two runs of one sample differ: the probe runs in eval mode, and
+    every submodule keeps its own training flag afterwards."""
+    built: list[nn.Module] = []
+
+    class Dropping(Plain):
+        def __init__(self, dim: int) -> None:
+            super().__init__(dim)
+            self.drop = nn.Dropout(0.5)
+            self.drop.eval()  # a submodule the user put in eval mode on purpose
+            self.inner = nn.Dropout(0.5)
+            built.append(self)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(self.drop(self.proj(x)))
+
+    hcdsl.compile(spec("residual", "extern mine"), layers={"mine": Dropping})
+    assert built and all(m.training and m.inner.training and not m.drop.training
+                         for m in built)
+
+
+@pytest.mark.parametrize("exc", [ValueError("no such head count"), RuntimeError("CUDA only"),
+                                 KeyError("heads"), AssertionError("dim % heads")])
+def test_a_factory_that_raises_is_a_compile_error_naming_layer_and_factory(
+        exc: Exception) -> None:
+    def mine(dim: int, heads: int = 1) -> nn.Module:
+        raise exc
+
+    with pytest.raises(CompileError) as info:
+        hcdsl.compile(spec("residual", "extern mine(heads=2)"), layers={"mine": mine})
+    assert str(info.value) == (
+        f"layer 'a' (extern mine): factory 'mine' raised on its options (dim=16, "
+        f"{{'heads': 2}}): {type(exc).__name__}: {exc} (the factory: {mine.__module__}."
+        f"{mine.__qualname__})")

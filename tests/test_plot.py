@@ -31,3 +31,12 @@ def test_cli_plot(tmp_path) -> None:  # noqa: ANN001
     assert r.exit_code == 0, r.output
     with Image.open(out) as im:
         assert im.size == (800, 880)
+
+
+def test_plot_of_a_frac_spec_has_the_fraction_panel(tmp_path) -> None:  # noqa: ANN001
+    """FC: C^(0), one C^(i) per fraction (4), C^(0) by fraction, the arrangement: 7 panels
+    (plot refused every FC spec before)."""
+    spec = Path("specs/families/frac_tiny_sfc4.hc")
+    out = plot([spec], tmp_path / "fc.png")
+    with Image.open(out) as im:
+        assert im.size == figure_size([unfold(spec)]) == (2800, 440)

@@ -61,10 +61,25 @@ def test_collapse_and_connections_of_pre_norm() -> None:
     assert [row[:k] for k, row in enumerate(c0) if 0 < k] == [[1.0] * k for k in range(1, 6)]
 
 
-def test_a_family_unfold_cannot_do_is_recorded_not_fatal() -> None:
+def test_a_family_unfold_cannot_do_is_recorded_not_fatal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every preset unfolds now (Frac-Connections too: their matrices are below); a state
+    unfold cannot follow is recorded as "not available", not fatal."""
+    from hcdsl.proofs import unfold
+
+    def cannot(*args: object, **kwargs: object) -> None:
+        raise unfold.UnfoldError("a state hcdsl cannot follow")
+
+    monkeypatch.setattr(unfold, "unfold_numeric", cannot)
     out = _probe("frac(m=2, dynamic)")
-    assert out["connections"]["unavailable"].startswith("not available: ")
+    assert out["connections"]["unavailable"] == (
+        "not available: UnfoldError: a state hcdsl cannot follow")
     assert out["collapse"]
+
+
+def test_frac_connections_have_matrices() -> None:
+    out = _probe("frac(m=2, dynamic)")
+    assert len(out["connections"]["C0"]) == 6  # 4 layers: (L + 2) x (L + 2)
 
 
 @pytest.fixture(scope="module")

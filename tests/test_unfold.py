@@ -94,3 +94,114 @@ def test_postnorm_is_numeric_with_a_note() -> None:
 def test_render_mentions_rows_and_columns() -> None:
     text = unfold(P / "prenorm.hc").render()
     assert "C^(0)" in text and "C^(1)" in text and "h0" in text
+
+
+# --- Frac-Connections: the unfolding per fraction ----------------------------------------------
+F = Path("specs/families")
+
+
+def fc_oracle(mats: list[np.ndarray], m: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """C^(0) by fraction and the state fractions before each layer, from the FC equations
+    (arXiv 2503.14125) with each layer's matrix M = [[0, diag(B)], [Y, A]] (2m x 2m):
+    h_in fraction c = sum_s Y[s, c] H_s, H'_s = sum_f M[f, m + s] T_f + sum_r A[r, s] H_r,
+    H^0 = the fractions of h0; readout = the fractions of H^L. Every value is a vector of
+    coefficients over the sources (j, f) -> j*m + f."""
+    L = len(mats)
+    width = (L + 2) * m
+    H = [np.eye(width)[s] for s in range(m)]  # H^0_s = fraction s of h0
+    frac = np.zeros((width, width))
+    states = []
+    for k, M in enumerate(mats, start=1):
+        Y, A, B = M[m:, :m], M[m:, m:], M[:m, m:]
+        states.append([h.copy() for h in H])
+        for c in range(m):
+            frac[k * m + c] = sum(Y[s, c] * H[s] for s in range(m))
+        out = [np.eye(width)[k * m + f] for f in range(m)]  # fraction f of T^k
+        H = [sum(B[f, s] * out[f] for f in range(m)) + sum(A[r, s] * H[r] for r in range(m))
+             for s in range(m)]
+    for c in range(m):
+        frac[(L + 1) * m + c] = H[c]
+    states.append(H)
+    return frac, states
+
+
+def test_fc_at_init_is_identity_blocks_and_pre_norm() -> None:
+    """Y = A = I, B = 1: fraction c reads fraction c of every earlier output (identity
+    blocks), and the averaged C^(0) and every fraction's C^(i) are Pre-Norm's all-ones
+    lower triangle, as HC with n = 1."""
+    for spec in (F / "frac_tiny_sfc4.hc", F / "frac_tiny_dfc4.hc"):
+        u = unfold(spec)
+        assert u.exact and u.fractions == 4 and len(u.Ci) == 4
+        ones = np.tril(np.ones((6, 6)), k=-1)
+        np.testing.assert_array_equal(u.as_float(u.C0), ones)
+        for c in u.Ci:
+            np.testing.assert_array_equal(u.as_float(c), ones)
+        np.testing.assert_array_equal(u.as_float(u.by_fraction), np.kron(ones, np.eye(4)))
+
+
+def test_fc_with_trained_matrices_matches_the_fc_equations(tmp_path: Path) -> None:
+    """Random static FC matrices (cross-fraction Y and A, B): numeric unfolding from the
+    checkpoint equals the FC recurrence computed independently from the matrices the model
+    produces."""
+    spec = F / "frac_tiny_sfc4.hc"
+    model = hcdsl.compile(spec, backend="reference", seed=0)
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "_coef." in name:
+                p.copy_(torch.randn(p.shape, generator=gen))
+        mats = [model.get_submodule(f"L{k}_coef")().double().numpy() for k in range(1, 5)]
+    ckpt = tmp_path / "sfc.pt"
+    torch.save(model.state_dict(), ckpt)
+    u = unfold(spec, checkpoint=ckpt, tokens="1,2,3")
+    frac, states = fc_oracle(mats, 4)
+    assert abs(frac[2 * 4 + 0, 1 * 4 + 1]) > 1e-3  # fraction 1 of layer 2 reads T^1's 2nd
+    np.testing.assert_allclose(u.by_fraction, frac, atol=1e-9)
+    L, m = 4, 4
+    C0 = frac.reshape(L + 2, m, L + 2, m).sum(axis=3).mean(axis=1)
+    np.testing.assert_allclose(u.C0, C0, atol=1e-9)
+    for s in range(m):
+        want = np.array([st[s].reshape(L + 2, m).sum(axis=1) for st in states])
+        np.testing.assert_allclose(u.Ci[s][1:], want, atol=1e-9)
+
+
+def test_fc_dynamic_from_a_checkpoint_runs_and_moves(tmp_path: Path) -> None:
+    spec = F / "frac_tiny_dfc4.hc"
+    model = hcdsl.compile(spec, backend="reference", seed=0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "_coef." in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
+    ckpt = tmp_path / "dfc.pt"
+    torch.save(model.state_dict(), ckpt)
+    u = unfold(spec, checkpoint=ckpt, tokens="1,2,3,4")
+    assert not u.exact and u.by_fraction.shape == (24, 24)
+    assert np.allclose(np.triu(u.C0), 0) and np.abs(u.C0 - np.tril(np.ones((6, 6)), -1)).max() > 1e-3
+    assert "C^(0) by fraction" in u.render() and "5.4:" in u.render()
+
+
+def test_fc_commands_work_on_the_bundled_specs(tmp_path: Path) -> None:
+    """show --arrangement was an internal error and unfold/plot refused every FC spec."""
+    from typer.testing import CliRunner
+
+    from hcdsl.cli import app
+
+    run = CliRunner().invoke
+    for spec in sorted(F.glob("*frac*.hc")) + [F / "olmo2_1b_dfc4.hc"]:
+        r = run(app, ["show", str(spec), "--arrangement"])
+        assert r.exit_code == 0 and "sequential" in r.output, r.output
+    r = run(app, ["unfold", str(F / "frac_tiny_dfc4.hc")])
+    assert r.exit_code == 0 and "C^(4) (fraction 4)" in r.output, r.output
+    r = run(app, ["plot", str(F / "frac_tiny_sfc4.hc"), "-o", str(tmp_path / "fc.png")])
+    assert r.exit_code == 0, r.output
+
+
+def test_the_training_probe_has_fc_matrices() -> None:
+    """The compare report's matrices come from unfold_numeric: DFC now has them."""
+    from hcdsl.train.probes import connections
+
+    spec = F / "frac_tiny_dfc4.hc"
+    model = hcdsl.compile(spec, seed=0)
+    got = connections(spec, model.state_dict(), torch.tensor([[1, 2, 3]]))
+    assert "C0" in got, got
+    np.testing.assert_allclose(np.array(got["C0"]), np.tril(np.ones((6, 6)), -1), atol=1e-6)

@@ -274,3 +274,35 @@ def test_unsupported_models_are_named() -> None:
         hcdsl.wrap(base, "residual")
     with pytest.raises(CompileError, match="does not recognise Linear"):
         hcdsl.wrap(torch.nn.Linear(4, 4), "residual")
+
+
+def test_the_docs_generate_save_and_write_back_snippet_runs(tmp_path, monkeypatch,
+                                                            one_thread: None) -> None:
+    """docs/wrap.md's snippet for what a wrapped model lacks (generate, save_pretrained,
+    config) runs as written; its greedy loop matches argmax decoding step by step, the
+    reloaded model equals the saved one, and with inplace=True a change to the wrapped
+    model's layers is in llama's save_pretrained output."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "wrap.md").read_text()
+    section = text[text.index("## Generating, saving, the config"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    ns: dict = {}
+    exec(compile(code, "docs/wrap.md", "exec"), ns)  # noqa: S102 - our own docs
+    dhc, again, llama, out = ns["dhc"], ns["again"], ns["llama"], ns["out"]
+    assert out.shape == (1, 8) and torch.equal(out[:, :3], torch.tensor([[1, 2, 3]]))
+    with torch.no_grad():
+        for t in range(3, 8):  # each generated token is the argmax after its prefix
+            assert out[0, t] == dhc(out[:, :t])[0, -1].argmax()
+        x = tokens(shape=(2, 6))
+        assert torch.equal(again.eval()(x), dhc(x))
+        dhc.L1_attn0.attn.q_proj.weight.add_(1.0)  # "training" the wrapped model
+    assert torch.equal(llama.model.layers[0].self_attn.q_proj.weight,
+                       dhc.L1_attn0.attn.q_proj.weight)
+    llama.save_pretrained(tmp_path / "written")
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "written")
+    assert torch.equal(back.model.layers[0].self_attn.q_proj.weight,
+                       dhc.L1_attn0.attn.q_proj.weight)

@@ -112,6 +112,12 @@ def _functions(kind: str | None, k: int) -> tuple[Callable[..., nn.Module], nn.M
     raise ValueError(f"unknown package variant {kind!r}")
 
 
+def _positions(spec: ModelSpec) -> int:
+    """The learned position table's size (`pos = learned`: `context` rows), as hcdsl's
+    embedding has it, so its weights load into the package's model."""
+    return (spec.context or 0) if spec.pos == "learned" else 0
+
+
 class PackageModel(nn.Module):
     """Embedding, n layers each wrapped by the package's connection, reduce, norm, head."""
 
@@ -120,7 +126,7 @@ class PackageModel(nn.Module):
         init, self.expand, self.reduce = _functions(kind, k)
         self.variant = describe(kind, k)
         norm = spec.norm
-        self.embed = Embedding(spec.vocab, spec.dim)
+        self.embed = Embedding(spec.vocab, spec.dim, _positions(spec))
         self.blocks = nn.ModuleList(
             init(dim=spec.dim, layer_index=i,
                  branch=Branch(make_norm(norm.kind, spec.dim, norm.affine, norm.eps),

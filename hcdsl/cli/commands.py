@@ -16,7 +16,7 @@ from hcdsl.cli.tables import (
     console, demo_row, demo_table, fmt_params, matrices_table, summary_table, traffic_table,
 )
 from hcdsl.counts import Stats, stats
-from hcdsl.errors import HcError
+from hcdsl.errors import CompileError, HcError
 from hcdsl.frontend.source import read_path
 from hcdsl.ir.dump import dump, to_dot
 from hcdsl.passes.pipeline import DEFAULT, lower_program
@@ -70,8 +70,12 @@ def show(
         program = load_program(Path(file))
         if arrangement:
             from hcdsl.proofs.arrangement import arrangement_text
+            from hcdsl.proofs.unfold import UnfoldError
 
-            typer.echo(arrangement_text(program))
+            try:
+                typer.echo(arrangement_text(program))
+            except UnfoldError as exc:  # a state hcdsl cannot unfold: the user's answer
+                raise CompileError(f"no arrangement: {exc}") from None
         elif code:
             typer.echo(generated_code(program, passes))
         else:

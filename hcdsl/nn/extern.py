@@ -28,24 +28,78 @@ from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 
 
+PROBE_SHAPE = (2, 3)  # (batch, time) of the probe: two distinct sequences
+
+
+class eval_mode:
+    """Run a module in eval mode (no dropout, no batch-statistics updates) and restore every
+    submodule's own training flag afterwards."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.flags = [(m, m.training) for m in module.modules()]
+
+    def __enter__(self) -> nn.Module:
+        self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc: object) -> None:
+        for m, flag in self.flags:
+            m.training = flag
+
+
+def probe_input(dim: int, module: nn.Module, batch: int = PROBE_SHAPE[0],
+                time: int = PROBE_SHAPE[1]) -> torch.Tensor:
+    """Distinct random hidden states (batch, time, dim) on the module's device and dtype,
+    from a generator of their own (torch's global RNG is not touched)."""
+    param = next(module.parameters(), None)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, time, dim, generator=gen, dtype=torch.float64)
+    return x.to(device=param.device if param is not None else None,
+                dtype=param.dtype if param is not None else torch.get_default_dtype())
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """a equals b up to the rounding of their dtype (a batch of 2 and of 1 may take different
+    kernels)."""
+    tol = max(float(torch.finfo(a.dtype).eps) ** 0.5, 1e-6) if a.is_floating_point() else 0.0
+    scale = max(float(b.abs().max()), 1.0) if b.numel() else 1.0
+    return bool(((a - b).abs() <= tol * scale).all())
+
+
 def _probe(p: n.Layer, module: nn.Module) -> None:
-    """A user's module must map (B, T, dim) to (B, T, dim): try it once on zeros."""
+    """A user's module must map (batch, time, dim) to (batch, time, dim), each sample on its
+    own: tried on two distinct sequences together, then on each alone (in eval mode)."""
     param = next(module.parameters(), None)
     if param is not None and param.device.type == "meta":
         return  # shapes only (hcdsl stats): nothing to run
-    x = torch.zeros(1, 2, p.dim, device=param.device if param is not None else None,
-                    dtype=param.dtype if param is not None else None)
+    x = probe_input(p.dim, module)
+    what = f"layer '{p.name}' (extern {p.kind})"
+    with eval_mode(module), torch.no_grad():
+        y = _run(p, module, x, what)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise CompileError(f"{what} maps {tuple(x.shape)} to {got}; it must return "
+                               f"(batch, time, dim) = {tuple(x.shape)}, one output per "
+                               "input sample and position")
+        for b in range(x.shape[0]):
+            alone = _run(p, module, x[b:b + 1], what)
+            if not isinstance(alone, torch.Tensor) or alone.shape != x[b:b + 1].shape \
+                    or not close(y[b:b + 1], alone):
+                raise CompileError(
+                    f"{what} mixes the samples of a batch: on a batch of {x.shape[0]} "
+                    f"distinct sequences its output for sample {b} differs from its output "
+                    f"on sample {b} alone; a layer maps each sample (batch, time, dim) on its "
+                    "own (no statistics or copies across the batch)")
+
+
+def _run(p: n.Layer, module: nn.Module, x: torch.Tensor, what: str) -> object:
     try:
-        with torch.no_grad():
-            y = module(*[x for _ in p.in_ports])
+        return module(*[x for _ in p.in_ports])
     except Exception as exc:  # noqa: BLE001 - any failure of user code is reported as such
-        raise CompileError(f"layer '{p.name}' (extern {p.kind}) fails on an input of shape "
-                           f"(batch, time, dim) = {tuple(x.shape)}"
-                           f"{_ports_note(p)}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise CompileError(f"layer '{p.name}' (extern {p.kind}) maps {tuple(x.shape)} to "
-                           f"{got}; it must return (batch, time, dim) = {tuple(x.shape)}")
+        raise CompileError(f"{what} fails on an input of shape (batch, time, dim) = "
+                           f"{tuple(x.shape)}{_ports_note(p)}: {type(exc).__name__}: "
+                           f"{exc}") from None
 
 
 def _ports_note(p: n.Layer) -> str:
@@ -77,6 +131,12 @@ def _scale_projection(p: n.Layer, module: nn.Module, name: str) -> None:
         weight.mul_(p.out_scale)
 
 
+def _factory_name(factory: Callable[..., object]) -> str:
+    name = getattr(factory, "__qualname__", None) or type(factory).__name__
+    module = getattr(factory, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
 def extern_layer(p: n.Layer, factories: Mapping[str, Callable[..., nn.Module]]) -> nn.Module:
     args = dict(p.args)
     if p.kind not in factories:
@@ -92,11 +152,14 @@ def extern_layer(p: n.Layer, factories: Mapping[str, Callable[..., nn.Module]]) 
         scaled = True
     try:
         module = factory(dim=p.dim, **args)
-    except TypeError as exc:
-        raise CompileError(f"layer '{p.name}': factory '{p.kind}' rejected its options "
-                           f"(dim={p.dim}, {args}): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of user code is reported as such
+        verb = "rejected its options" if isinstance(exc, TypeError) else "raised on its options"
+        raise CompileError(f"layer '{p.name}' (extern {p.kind}): factory '{p.kind}' {verb} "
+                           f"(dim={p.dim}, {args}): {type(exc).__name__}: {exc} (the factory: "
+                           f"{_factory_name(factory)})") from None
     if not isinstance(module, nn.Module):
-        raise CompileError(f"factory for '{p.kind}' returned {type(module).__name__}, "
+        raise CompileError(f"layer '{p.name}' (extern {p.kind}): factory '{p.kind}' "
+                           f"({_factory_name(factory)}) returned {type(module).__name__}, "
                            "expected an nn.Module")
     declared = getattr(module, "output_projection", None)
     if not scaled and isinstance(declared, str):  # rule 2: a declared output projection

@@ -94,6 +94,33 @@ def finish(out: torch.Tensor, targets: torch.Tensor | None,
     return ModelOutput(out, loss, kept)  # type: ignore[arg-type]
 
 
+def check_tokens(tokens: torch.Tensor, vocab: int) -> torch.Tensor:
+    """A model's input must be token ids (batch, time) of an integer dtype in 0..vocab-1.
+    Shape and dtype are checked while tracing (static under torch.compile); the range is
+    checked eagerly with the value seen, and under torch.compile by an assertion in the
+    graph (no graph break, no host sync)."""
+    if not isinstance(tokens, torch.Tensor):
+        raise CompileError(f"this model reads token ids (batch, time) as a torch tensor of "
+                           f"integers; got {type(tokens).__name__}")
+    if tokens.dim() != 2 or tokens.is_floating_point() or tokens.is_complex() or \
+            tokens.dtype == torch.bool:
+        raise CompileError(f"this model reads token ids: an integer tensor (batch, time) in "
+                           f"0..{vocab - 1}; got a {tokens.dtype} tensor of shape "
+                           f"{tuple(tokens.shape)}"
+                           + (" (a single sequence: use tokens[None])" if tokens.dim() == 1
+                              else ""))
+    inside = ((tokens >= 0) & (tokens < vocab)).all()
+    if torch.compiler.is_compiling():  # (torch re-raises it as the cause of its own error)
+        torch._assert_async(inside, f"token ids must lie in 0..{vocab - 1} (the vocabulary)")
+    elif not bool(inside):
+        bad = tokens[(tokens < 0) | (tokens >= vocab)]
+        at = torch.nonzero((tokens < 0) | (tokens >= vocab))[0].tolist()
+        raise CompileError(f"token {int(bad[0])} at (batch, time) = {tuple(at)} is outside "
+                           f"the vocabulary 0..{vocab - 1} ({bad.numel()} token"
+                           f"{'s' if bad.numel() != 1 else ''} out of range)")
+    return tokens
+
+
 def check_hidden_input(x: torch.Tensor, dim: int) -> torch.Tensor:
     """A body's input must be hidden states (B, T, dim)."""
     if x.dim() != 3 or x.shape[-1] != dim or not x.is_floating_point():

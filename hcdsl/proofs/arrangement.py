@@ -1,6 +1,8 @@
 """Which layers may run in parallel, from the zeros of C^(0) (HC App. D).
 
-Layer k reads layer j's output iff C^(0)[k, j] != 0. Consecutive layers form a parallel group
+Layer k reads layer j's output iff C^(0)[k, j] != 0 (with Frac-Connections: iff any fraction
+of layer k's input reads any fraction of layer j's output, the block (k, j) of C^(0) by
+fraction; unfold.py). Consecutive layers form a parallel group
 when no member reads another member's output: they all read values computed before the
 group, so they can run side by side (the optimiser folds such groups into one step).
 Groups are taken greedily from the first layer on, so each is as long as possible.
@@ -31,7 +33,7 @@ def arrangement(spec: str | Path | object | Unfolded, tol: float = 0.0) -> list[
     """The layer groups (1-based, in order) that the static connections let run in
     parallel; a sequential layer is a group of one. Dynamic specs: at init."""
     u = spec if isinstance(spec, Unfolded) else unfold(spec)
-    return groups_from_matrix(u.C0, tol if not u.exact else 0.0)
+    return groups_from_matrix(u.reads(), tol if not u.exact else 0.0)
 
 
 def describe(groups: list[list[int]]) -> str:

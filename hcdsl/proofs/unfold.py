@@ -7,6 +7,22 @@ k = L+1 the readout (what the final norm reads). Every matrix is strictly lower-
     C^(i)[k, j] = coefficient of T^j's output in stream i of the state layer k reads
                   (row L+1: the final state the readout sums)
 
+Frac-Connections (arXiv 2503.14125) split the hidden state into m fractions of d/m, and a
+fraction of a layer's input may read any fraction of an earlier output, so the connection
+unfolds per fraction, as HC's Fig. 7 does per layer (the definition hcdsl chooses, since
+the FC paper draws no unfolded matrix):
+
+    C^(0)_frac[(k, c), (j, f)] = coefficient of fraction f of T^j's output in fraction c
+                                 of layer k's input  (((L+2)m) x ((L+2)m), `by_fraction`)
+    C^(0)[k, j] = (1/m) sum_c sum_f C^(0)_frac[(k, c), (j, f)]
+                  (the weight of T^j in layer k's input, averaged over its input fractions)
+    C^(i)[k, j] = sum_f (coefficient of fraction f of T^j in state fraction i)
+
+so FC at init (Y = A = I, B = 1) has identity blocks in C^(0)_frac and the all-ones lower
+triangle of Pre-Norm in C^(0), as HC with n = 1; with m = 1 every definition is HC's. The
+arrangement reads the blocks of C^(0)_frac (layer k reads layer j iff its block is not
+zero), so entries that cancel in the average never hide a dependence.
+
 Static specs: exact (Fractions) from a symbolic evaluation of the IR, learned matrices at
 their init. With a checkpoint or an input (and always for dynamic connections or norms on the
 state, e.g. Post-Norm), numeric: the reference backend runs the tokens, every coefficient
@@ -17,6 +33,7 @@ the tokens.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,6 +66,8 @@ class Unfolded:
     kinds: list[str]  # kinds[j-1] = layer j's kind
     exact: bool
     note: str = ""
+    fractions: int = 1  # m: FC's fractions of the hidden state (1: no split)
+    by_fraction: np.ndarray | None = None  # C^(0)_frac ((L+2)m, (L+2)m) when fractions > 1
 
     @property
     def L(self) -> int:
@@ -57,6 +76,16 @@ class Unfolded:
     def as_float(self, m: np.ndarray) -> np.ndarray:
         return np.array([[float(x) for x in row] for row in m], dtype=np.float64)
 
+    def reads(self) -> np.ndarray:
+        """(L+2, L+2) float: the largest |coefficient| of T^j's output (any fraction) in
+        layer k's input (any fraction); zero exactly when layer k does not read layer j."""
+        if self.by_fraction is None:
+            return np.abs(self.as_float(self.C0))
+        m = self.fractions
+        blocks = np.abs(self.as_float(self.by_fraction))
+        n = blocks.shape[0] // m
+        return blocks.reshape(n, m, n, m).max(axis=(1, 3))
+
     def render(self, streams: bool = True) -> str:
         out = [f"unfolded connections of {self.name}: {self.L} layers "
                f"({', '.join(f'{j + 1}={k}' for j, k in enumerate(self.kinds))})",
@@ -64,13 +93,19 @@ class Unfolded:
                "h0, then layer j's output"]
         if self.note:
             out.append(self.note)
-        mats = [("C^(0) (layer inputs)", self.C0)]
+        kind = "fraction" if self.fractions > 1 else "stream"
+        mats = [("C^(0) (layer inputs)" + (f", averaged over the {self.fractions} fractions"
+                                           if self.fractions > 1 else ""), self.C0)]
         if streams:
-            mats += [(f"C^({i + 1}) (stream {i + 1})", m) for i, m in enumerate(self.Ci)]
+            mats += [(f"C^({i + 1}) ({kind} {i + 1})", m) for i, m in enumerate(self.Ci)]
         for title, m in mats:
             out.append("")
             out.append(title)
             out.append(_table(m, self.exact))
+        if self.by_fraction is not None:
+            out += ["", f"C^(0) by fraction (row k.c: fraction c of layer k's input; column "
+                        f"j.f: fraction f of T^j's output)",
+                    _table(self.by_fraction, self.exact, self.fractions)]
         return "\n".join(out)
 
 
@@ -80,28 +115,74 @@ def _cell(x: object, exact: bool) -> str:
     return "." if abs(float(x)) < 5e-7 else f"{float(x):.3f}"
 
 
-def _table(m: np.ndarray, exact: bool) -> str:
-    L2 = m.shape[0]
-    cells = [[_cell(m[k, j], exact) for j in range(L2 - 1)] for k in range(1, L2)]
-    width = max([len(c) for row in cells for c in row] + [len(str(L2 - 2))])
-    head = "     " + " ".join(f"{j:>{width}}" for j in range(L2 - 1))
-    rows = [f"{k:>3}: " + " ".join(f"{c:>{width}}" for c in row)
-            for k, row in zip(range(1, L2), cells)]
-    return "\n".join([head, *rows])
+def _table(m: np.ndarray, exact: bool, fractions: int = 1) -> str:
+    """Rows k = 1..L+1, columns j = 0..L (with fractions > 1: rows k.c, columns j.f)."""
+    f = fractions
+    n = m.shape[0] // f  # L + 2
+    label = (lambda i: str(i)) if f == 1 else (lambda i: f"{i // f}.{i % f + 1}")
+    cols, rows = range((n - 1) * f), range(f, n * f)
+    cells = [[_cell(m[r, c], exact) for c in cols] for r in rows]
+    width = max([len(c) for row in cells for c in row] + [len(label(i)) for i in cols])
+    lead = max(3, max(len(label(r)) for r in rows))
+    head = " " * (lead + 2) + " ".join(f"{label(c):>{width}}" for c in cols)
+    lines = [f"{label(r):>{lead}}: " + " ".join(f"{c:>{width}}" for c in row)
+             for r, row in zip(rows, cells)]
+    return "\n".join([head, *lines])
 
 
-def _row(lin: Lin, L: int, where: str) -> list[Fraction]:
-    row = [Fraction(0)] * (L + 2)
+def fractions_of(ir: object) -> int:
+    """m: the hidden state's fractions (the least common multiple of the IR's splits; 1 when
+    nothing is split, HC's streams being whole copies)."""
+    return math.lcm(*[ir.payload(v).parts for v in ir.g.nodes  # type: ignore[attr-defined]
+                      if isinstance(ir.payload(v), n.Split)])  # type: ignore[attr-defined]
+
+
+def _rows(lin: Lin, L: int, m: int, where: str) -> np.ndarray:
+    """A value as rows over the sources (j, f) -> column j*m + f: one row per fraction of
+    width d/m it holds (m for a hidden state, 1 for an FC fraction or a whole HC stream)."""
+    out = None
     for atom, c in lin.terms.items():
         k = c.exact
-        if atom.kind == "h0" and k is not None:
-            row[0] = k
-        elif atom.kind == "T" and k is not None:
-            row[atom.fields[0]] = k
-        else:
+        if k is None:
             raise UnfoldError(f"{where} is not a linear combination of h0 and the layer "
                               f"outputs: {lin}")
-    return row
+        rows = _atom_rows(atom, L, m, where, lin) * k
+        if out is not None and out.shape != rows.shape:
+            raise UnfoldError(f"{where} adds values of different widths: {lin}")
+        out = rows if out is None else out + rows
+    if out is None:  # zero: as wide as a hidden state
+        return np.full((m, (L + 2) * m), Fraction(0), dtype=object)
+    return out
+
+
+def _atom_rows(atom: object, L: int, m: int, where: str, lin: Lin) -> np.ndarray:
+    kind, fields = atom.kind, atom.fields  # type: ignore[attr-defined]
+    if kind in ("h0", "T"):  # a whole output: fraction c is source (j, c)
+        j = 0 if kind == "h0" else fields[0]
+        rows = np.full((m, (L + 2) * m), Fraction(0), dtype=object)
+        for c in range(m):
+            rows[c, j * m + c] = Fraction(1)
+        return rows
+    if kind == "slice":  # part i of parts: the rows of that part
+        i, parts = fields
+        inner = _rows(atom.children[0], L, m, where)  # type: ignore[attr-defined]
+        if inner.shape[0] % parts:
+            raise UnfoldError(f"{where} cuts a value of {inner.shape[0]} fractions into "
+                              f"{parts}: {lin}")
+        g = inner.shape[0] // parts
+        return inner[i * g:(i + 1) * g]
+    if kind == "concat":
+        children = atom.children  # type: ignore[attr-defined]
+        return np.vstack([_rows(ch, L, m, where) for ch in children])
+    raise UnfoldError(f"{where} is not a linear combination of h0 and the layer outputs: "
+                      f"{lin}")
+
+
+def _summary(rows: np.ndarray, m: int, L: int) -> np.ndarray:
+    """One row over j = 0..L+1 of rows over (j, f): sum over the source fractions f, mean
+    over the rows (the value's own fractions)."""
+    per = rows.reshape(rows.shape[0], L + 2, m).sum(axis=2)
+    return per.sum(axis=0) / rows.shape[0]
 
 
 def unfold_exact(spec: Source) -> Unfolded:
@@ -109,24 +190,34 @@ def unfold_exact(spec: Source) -> Unfolded:
     ir = raw_ir(spec)
     ev = evaluate(ir, Terms(), Point(0), Identity("init"))
     L = ev.L
+    m = fractions_of(ir)
     C0 = np.full((L + 2, L + 2), Fraction(0), dtype=object)
+    frac = np.full(((L + 2) * m, (L + 2) * m), Fraction(0), dtype=object)
     streams = None
     for k, info in sorted(ev.layers.items()):
         raw = info.raw_input if info.raw_input is not None else info.ports[0]
-        C0[k] = _row(raw, L, f"layer {k}'s input")
+        rows = _rows(raw, L, m, f"layer {k}'s input")
+        frac[k * m:(k + 1) * m] = rows
+        C0[k] = _summary(rows, m, L)
         if info.state is not None:
             streams = len(info.state) if streams in (None, len(info.state)) else -1
     if ev.final_raw is None:
         raise UnfoldError("the model has no head")
-    C0[L + 1] = _row(ev.final_raw, L, "the readout")
+    rows = _rows(ev.final_raw, L, m, "the readout")
+    frac[(L + 1) * m:] = rows
+    C0[L + 1] = _summary(rows, m, L)
     Ci: list[np.ndarray] = []
-    if streams and streams > 0 and ev.final_state is not None and len(ev.final_state) == streams:
+    every = all(info.state is not None for info in ev.layers.values())
+    if every and streams and streams > 0 and ev.final_state is not None and \
+            len(ev.final_state) == streams:
         for i in range(streams):
-            m = np.full((L + 2, L + 2), Fraction(0), dtype=object)
+            mat = np.full((L + 2, L + 2), Fraction(0), dtype=object)
             for k, info in ev.layers.items():
-                m[k] = _row(info.state[i], L, f"stream {i + 1} before layer {k}")
-            m[L + 1] = _row(ev.final_state[i], L, f"stream {i + 1} of the final state")
-            Ci.append(m)
+                mat[k] = _summary(_rows(info.state[i], L, m, f"stream {i + 1} before layer "
+                                        f"{k}"), m, L)
+            mat[L + 1] = _summary(_rows(ev.final_state[i], L, m, f"stream {i + 1} of the "
+                                        "final state"), m, L)
+            Ci.append(mat)
     dynamic = any(isinstance(ir.payload(v), n.LearnedCoef) and ir.payload(v).dynamic
                   for v in ir.g.nodes)
     learned = any(isinstance(ir.payload(v), n.LearnedCoef) for v in ir.g.nodes)
@@ -135,7 +226,7 @@ def unfold_exact(spec: Source) -> Unfolded:
         note += "; learned matrices at their init" + (" (dynamic parts are 0 at init)"
                                                        if dynamic else "")
     kinds = [ev.layers[k].sig[0] for k in sorted(ev.layers)]
-    return Unfolded(name_of(spec), C0, Ci, kinds, True, note)
+    return Unfolded(name_of(spec), C0, Ci, kinds, True, note, m, frac if m > 1 else None)
 
 
 # -- numeric, per token --------------------------------------------------------------------
@@ -201,19 +292,25 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
     layers = [v for v in ir.order() if isinstance(ir.payload(v), n.Layer)]
     pos = {v: layer_position(ir, v, i + 1) for i, v in enumerate(layers)}
     L = len(layers)
-    K = L + 1
-    C0 = np.zeros((L + 2, L + 2))
+    m = fractions_of(ir)
+    K = (L + 1) * m  # sources (j, f), j = 0..L: column j*m + f
+    frac = np.zeros(((L + 2) * m, (L + 2) * m))
     rows_i: dict[int, np.ndarray] = {}
     final_state = None
     approx = False
     env: dict[str, torch.Tensor] = {}
-    tr: dict[str, torch.Tensor] = {}  # (B, T, S, K) coefficients over h0, T1..TL
+    # every value's coefficients (B, T, S, g, K): S streams of g fractions each (a hidden
+    # state: one stream of m fractions)
+    tr: dict[str, torch.Tensor] = {}
 
-    def state_of(v: str) -> str | None:
-        return state_before(ir, v)
+    def source(j: int) -> torch.Tensor:
+        z = torch.zeros(*x.shape, 1, m, K, dtype=torch.float64)
+        for c in range(m):
+            z[..., 0, c, j * m + c] = 1.0
+        return z
 
     def mean_rows(t: torch.Tensor) -> np.ndarray:
-        return t.mean(dim=(0, 1)).numpy()  # (S, K)
+        return t.mean(dim=(0, 1)).numpy()  # (S, g, K)
 
     with torch.no_grad():
         for v in ir.order():
@@ -222,32 +319,53 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
             xv = {port: env[src] for port, src in ins.items()}
             env[v] = model.eval_node(v, xv, x)
             t = {port: tr.get(src) for port, src in ins.items()}
+            if not isinstance(p, n.Embed) and any(
+                    t.get(q) is None for q in _traced_ports(p)):
+                raise UnfoldError(f"node {v} ({p.op}) reads a value that is not a linear "
+                                  "combination hcdsl can follow (numerically)")
             if isinstance(p, n.Embed):
-                z = torch.zeros(*x.shape, 1, K, dtype=torch.float64)
-                z[..., 0, 0] = 1.0
-                tr[v] = z
-            elif isinstance(p, (n.Split, n.Merge)):
-                if isinstance(p, n.Split) and p.parts != 1 or t["x"].shape[2] != 1 and \
-                        isinstance(p, n.Merge):
-                    raise UnfoldError("numeric unfolding of split streams (FC) is not "
-                                      "supported yet")
-                tr[v] = t["x"]
+                tr[v] = source(0)
+            elif isinstance(p, n.Split):
+                h = t["x"]  # one stream of m fractions -> p.parts streams
+                if h.shape[2] != 1 or h.shape[3] % p.parts:
+                    raise UnfoldError(f"node {v} splits {h.shape[3]} fractions into "
+                                      f"{p.parts}: not a split hcdsl can unfold")
+                tr[v] = h.reshape(*h.shape[:2], p.parts, h.shape[3] // p.parts, K)
+            elif isinstance(p, n.Merge):
+                h = t["x"]
+                tr[v] = h.reshape(*h.shape[:2], 1, h.shape[2] * h.shape[3], K)
             elif isinstance(p, n.Stack):
                 tr[v] = torch.cat([t[q] for q in p.ports()], dim=2)
+            elif isinstance(p, n.Take):
+                tr[v] = t["x"][:, :, p.start:p.stop]
+            elif isinstance(p, n.Copy):
+                tr[v] = t["x"].expand(-1, -1, p.n, -1, -1)
+            elif isinstance(p, n.SumStreams):
+                tr[v] = t["x"].sum(dim=2, keepdim=True)
+            elif isinstance(p, n.Dropout):  # eval mode: the identity
+                tr[v] = t["x"]
+            elif isinstance(p, n.NormStreams):  # the chosen streams scaled by 1/std
+                h = xv["x"]
+                scale = torch.ones(h.shape[:3], dtype=torch.float64)
+                chosen = list(p.which)
+                scale[..., chosen] = 1.0 / torch.sqrt(
+                    h[..., chosen, :].double().var(dim=-1, unbiased=False) + p.eps)
+                tr[v] = t["x"] * scale[..., None, None]
+                approx = True
             elif isinstance(p, n.Add):
                 tr[v] = sum(t[q] for q in p.ports())
             elif isinstance(p, n.Mix):
-                m = env[ins["coef"]].to(torch.float64)
+                coef = env[ins["coef"]].to(torch.float64)
                 (r0, r1), (c0, c1) = p.rows, p.cols
-                sub = m[..., r0:r1, c0:c1]
-                eq = "btsk,sc->btck" if sub.dim() == 2 else "btsk,btsc->btck"
+                sub = coef[..., r0:r1, c0:c1]
+                eq = "btsgk,sc->btcgk" if sub.dim() == 2 else "btsgk,btsc->btcgk"
                 tr[v] = torch.einsum(eq, t["x"], sub)
             elif isinstance(p, (n.Norm, n.InvStd)):
                 h = xv["x"]
                 h = h.unsqueeze(2) if h.dim() == 3 else h
                 eps = getattr(p, "eps", 0.0)
                 scale = 1.0 / torch.sqrt(h.var(dim=-1, unbiased=False) + eps)  # (B, T, S)
-                tr[v] = t["x"] * scale.unsqueeze(-1)
+                tr[v] = t["x"] * scale[..., None, None]
                 users = [u for u, _ in ir.users(v)]
                 if not all(isinstance(ir.payload(u), (n.Layer, n.Unembed)) for u in users):
                     approx = True
@@ -255,37 +373,56 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                 k = pos[v]
                 src = ins[p.ports()[0]]
                 raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
-                C0[k] = np.pad(mean_rows(tr[raw])[0], (0, 1))
-                st = state_of(src)
-                if st is not None:
+                frac[k * m:(k + 1) * m, :K] = mean_rows(_traced(tr, raw))[0]
+                st = state_before(ir, src)
+                if st is not None and st in tr:
                     rows_i[k] = mean_rows(tr[st])
-                z = torch.zeros(*x.shape, 1, K, dtype=torch.float64)
-                z[..., 0, k] = 1.0
-                tr[v] = z
+                tr[v] = source(k)
             elif isinstance(p, n.Unembed):
                 src = ins["x"]
                 raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
-                C0[L + 1] = np.pad(mean_rows(tr[raw])[0], (0, 1))
+                frac[(L + 1) * m:, :K] = mean_rows(_traced(tr, raw))[0]
                 st = final_state_node(ir, src)
-                if st is not None:
+                if st is not None and st in tr:
                     final_state = mean_rows(tr[st])
+    C0 = np.stack([_summary(frac[k * m:(k + 1) * m], m, L) for k in range(L + 2)])
     Ci: list[np.ndarray] = []
     S = {r.shape[0] for r in rows_i.values()}
     if final_state is not None and len(S) == 1 and S == {final_state.shape[0]}:
         for i in range(final_state.shape[0]):
-            m = np.zeros((L + 2, L + 2))
+            mat = np.zeros((L + 2, L + 2))
             for k, r in rows_i.items():
-                m[k] = np.pad(r[i], (0, 1))
-            m[L + 1] = np.pad(final_state[i], (0, 1))
-            Ci.append(m)
-    src = "checkpoint " + str(checkpoint) if checkpoint is not None else f"init weights (seed {seed})"
+                mat[k] = _summary(np.pad(r[i], ((0, 0), (0, m))), m, L)
+            mat[L + 1] = _summary(np.pad(final_state[i], ((0, 0), (0, m))), m, L)
+            Ci.append(mat)
+    src = (f"checkpoint {checkpoint}" if checkpoint is not None
+           else f"init weights (seed {seed})")
     note = (f"numeric, from {src} on {x.shape[0]}x{x.shape[1]} input tokens, averaged over "
             "the tokens")
     if approx:
         note += ("; norms on the state taken as the per-token scale 1/std(x) (mean and affine "
                  "ignored, as HC Eq. 16)")
     kinds = [ir.payload(v).kind for v in sorted(layers, key=lambda v: pos[v])]
-    return Unfolded(name_of(spec), C0, Ci, kinds, False, note)
+    return Unfolded(name_of(spec), C0, Ci, kinds, False, note, m, frac if m > 1 else None)
+
+
+def _traced(tr: dict[str, torch.Tensor], v: str) -> torch.Tensor:
+    if v not in tr:
+        raise UnfoldError(f"node {v} is not a linear combination hcdsl can follow "
+                          "(numerically)")
+    return tr[v]
+
+
+def _traced_ports(p: n.Node) -> tuple[str, ...]:
+    """The ports whose values the numeric unfolding must follow at node p."""
+    if isinstance(p, (n.Split, n.Merge, n.Take, n.Copy, n.SumStreams, n.Dropout, n.Norm,
+                      n.InvStd, n.NormStreams, n.Mix)):
+        return ("x",)
+    if isinstance(p, (n.Stack, n.Add)):
+        return p.ports()
+    if isinstance(p, (n.Layer, n.Unembed)):
+        return ()  # their inputs are looked up (and checked) where they are read
+    return ()
 
 
 def unfold(spec: Source, checkpoint: str | Path | None = None,

@@ -1,4 +1,4 @@
-"""Helpers shared by the numeric tests."""
+"""Helpers shared by the numeric and training tests."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ from torch import fx
 
 from hcdsl.backends.reference import ReferenceModel
 from hcdsl.nn.modules import attr_name
+
+# the trainer's tests' model: one block of attention and MLP, dynamic HC with two streams
+TRAIN_SPEC = """model tiny {
+  dim = 32
+  vocab = 256
+  layer attn = attention(heads=2)
+  layer ffn  = mlp(hidden=64)
+  body = [attn, ffn]
+  connect hyper(n=2, dynamic)
+}
+"""
 
 
 def perturb(model: torch.nn.Module, seed: int, rel: float = 0.5, const: float = 0.1) -> None:

@@ -16,16 +16,9 @@ import pytest
 
 from hcdsl.train import TrainConfig, train
 from hcdsl.train.logs import read_jsonl
+from helpers import TRAIN_SPEC
 
-SPEC = """model tiny {
-  dim = 32
-  vocab = 256
-  layer attn = attention(heads=2)
-  layer ffn  = mlp(hidden=64)
-  body = [attn, ffn]
-  connect hyper(n=2, dynamic)
-}
-"""
+SPEC = TRAIN_SPEC
 COMMON = ["--steps", "4", "--seq", "32", "--eval-every", "2", "--probe-every", "0",
           "--no-progress", "--set", "warmup=1", "--set", "val_sequences=8",
           "--set", "max_bytes=200000", "--set", "tensorboard=false"]

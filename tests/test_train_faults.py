@@ -27,16 +27,9 @@ from hcdsl.proofs.run_folder import step_folders, step_of
 from hcdsl.train import TrainConfig, TrainError, checkpoint, train
 from hcdsl.train.logs import read_jsonl
 from hcdsl.train.parallel import Dist
+from helpers import TRAIN_SPEC
 
-SPEC = """model tiny {
-  dim = 32
-  vocab = 256
-  layer attn = attention(heads=2)
-  layer ffn  = mlp(hidden=64)
-  body = [attn, ffn]
-  connect hyper(n=2, dynamic)
-}
-"""
+SPEC = TRAIN_SPEC
 # the same parameter shapes, another model: tanh switched off (HC Eqs. 11-13 without tanh)
 NO_TANH = SPEC.replace("hyper(n=2, dynamic)", "hyper(n=2, dynamic, tanh=false)")
 STEPS = 8

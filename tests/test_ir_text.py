@@ -97,7 +97,8 @@ def test_exact_form_keeps_every_scalar() -> None:
     assert same(back, ir), differences(back, ir)
     args = dict(back.payload("L1.mine").args)
     assert args["flag"] == "True" and args["count"] == "2" and type(args["ratio"]) is float
-    assert back.payload("tpl").template[1] == (1, 2.5) and type(back.payload("tpl").template[1][0]) is int
+    row = back.payload("tpl").template[1]
+    assert row == (1, 2.5) and type(row[0]) is int
     # the short dump loses what the exact form keeps: the word True reads back as a bool,
     # the float 1.0 as the int 1
     plain = ir.copy()

@@ -80,7 +80,8 @@ def _value(value: object, hint: object) -> str:
     if isinstance(value, n.Node):
         return describe_exact(value)
     if isinstance(value, tuple):
-        return "[" + ", ".join(_value(v, h) for v, h in zip(value, _item_hints(hint, len(value)))) + "]"
+        items = zip(value, _item_hints(hint, len(value)))
+        return "[" + ", ".join(_value(v, h) for v, h in items) + "]"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):

@@ -138,7 +138,8 @@ A one-stream state is a hidden vector: add(split1(T(h)), split1(h)) becomes
 split1(add(T(h), h)): each add keeps its id, reads the layer's output and the previous h
 (embed, then L1.write) and is h[16]; a new L*.write.split carries the old H[1x16] value to
 the readers the add had (L2.read, readout.merge)."""),
-    Case("squeeze-single-stream", "post_norm", "residual(post)", ("fold-const-slice", "mix-to-add"), """
+    Case("squeeze-single-stream", "post_norm", "residual(post)",
+         ("fold-const-slice", "mix-to-add"), """
 Post-Norm: as pre_norm, and the post norm norm(split1(x)) becomes split1(norm(x)) (one
 stream: the same axis), L*.post keeping its id and so its parameters."""),
     Case("squeeze-single-stream", "hc_stays", "hyper(n=2, static)", ("split-stack-mix",), """
@@ -182,7 +183,8 @@ def text(case: Case) -> str:
     after = before.copy()
     fired = rewrite(after, [get(case.pass_name)], check=True, prune_first=False)
     if bool(fired) != case.fires:
-        raise SystemExit(f"{case.path}: {case.pass_name} {'did not fire' if case.fires else 'fired'}")
+        did = "did not fire" if case.fires else "fired"
+        raise SystemExit(f"{case.path}: {case.pass_name} {did}")
     connect = " ".join(case.connect.split())
     head = [f"// {case.pass_name}: {case.name}",
             f"// from: connect {connect}; body = {case.body}; after: "

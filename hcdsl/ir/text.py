@@ -22,7 +22,8 @@ full, such floats with their point, such words quoted. So
     parse(dump_exact(ir)) is the same IR (strictly: equal payloads of equal types, the same
     node ids, the same edges and ports, the same name), and
     parse(dump(ir)) == ir payload by payload (Python equality: 1 == 1.0) whenever ir has no
-    parallel_layers node (its short line is refused with a hint).
+    parallel_layers node (its short line is refused with a hint) and no name or string value
+    that needs quotes (spaces, commas, brackets: an extern layer's option may hold any).
 """
 
 from __future__ import annotations

@@ -1,12 +1,44 @@
-"""Helpers shared by the numeric and training tests."""
+"""Helpers shared by the tests: the one spec-text builder (model_text), and the numeric and
+training tests' helpers."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import fx
 
 from hcdsl.backends.reference import ReferenceModel
 from hcdsl.nn.modules import attr_name
+
+ATTN_FFN = (("attn", "attention(heads=2)"), ("ffn", "mlp(hidden=32)"))
+
+
+def attn_ffn(heads: int = 2, mlp: str = "mlp(hidden=32)") -> tuple[tuple[str, str], ...]:
+    """The usual two layers: `attn = attention(heads=...)` and `ffn = <mlp>`."""
+    return (("attn", f"attention(heads={heads})"), ("ffn", mlp))
+
+
+def model_text(connect: str = "residual", *, name: str = "m", dim: int = 16,
+               vocab: int | None = 32, layers: str | Sequence[tuple[str, str]] = ATTN_FFN,
+               body: str = "repeat 2 [attn, ffn]", settings: str = "",
+               prelude: str = "") -> str:
+    """The text of a model for a test (the one builder: every test file formats its specs
+    here). layers: (name, call) pairs, or raw `layer ...` lines; settings: more lines (e.g.
+    `norm = rmsnorm`), put after `vocab`; vocab None: no vocab line (`input = hidden` in
+    settings); prelude: text before the model (a `connection` block)."""
+    if isinstance(layers, str):
+        layer_lines = [ln.strip() for ln in layers.splitlines() if ln.strip()]
+    else:
+        layer_lines = [f"layer {a} = {b}" for a, b in layers]
+    lines = [f"model {name} {{", f"dim = {dim}"]
+    if vocab is not None:
+        lines.append(f"vocab = {vocab}")
+    lines += [ln.strip() for ln in settings.splitlines() if ln.strip()]
+    lines += layer_lines + [f"body = {body}", f"connect {connect}"]
+    text = "\n  ".join(lines) + "\n}\n"
+    return f"{prelude}\n{text}" if prelude else text
+
 
 # the trainer's tests' model: one block of attention and MLP, dynamic HC with two streams
 TRAIN_SPEC = """model tiny {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from helpers import attn_ffn, model_text
+
 
 def spec(connect: str, *, norm: str = "", layers: str = "", body: str = "repeat 2 [attn, ffn]",
          prelude: str = "", dim: int = 16, extra: str = "") -> str:
-    layers = layers or "layer attn = attention(heads=2)\n  layer ffn = mlp"
-    return (f"{prelude}\nmodel m {{\n  dim = {dim}\n  vocab = 64\n  {norm}\n  {extra}\n"
-            f"  {layers}\n  body = {body}\n  connect {connect}\n}}\n")
+    return model_text(connect, dim=dim, vocab=64, settings=f"{norm}\n{extra}",
+                      layers=layers or attn_ffn(2, "mlp"), body=body, prelude=prelude)

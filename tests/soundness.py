@@ -42,6 +42,7 @@ from hcdsl.nn.layers import Opaque
 from hcdsl.proofs.coefs import exact
 from hcdsl.proofs.prove import EQUIVALENT, NOT_EQUIVALENT, ProofResult, prove
 from hcdsl.proofs.symbolic import layer_position
+from helpers import model_text
 
 TOL = 1e-8
 # an ε assumption is an approximation: with the real ε the logits may differ, but by a
@@ -61,11 +62,10 @@ class Base:
     body_only: bool = False  # a body: hidden states in, hidden states out (`input = hidden`)
 
     def text(self) -> str:
-        layers = "\n".join(f"  layer {a} = {b}" for a, b in self.layers)
         body = ", ".join("[" + ", ".join(b) + "]" for b in self.body)
-        source = "  input = hidden\n" if self.body_only else "  vocab = 32\n"
-        return (f"{self.prelude}\nmodel m {{\n  dim = {self.dim}\n{source}{self.extra}"
-                f"  norm = {self.norm}\n{layers}\n  body = {body}\n  connect {self.connect}\n}}\n")
+        settings = ("input = hidden\n" if self.body_only else "") + f"{self.extra}\nnorm = {self.norm}"
+        return model_text(self.connect, dim=self.dim, vocab=None if self.body_only else 32,
+                          settings=settings, layers=self.layers, body=body, prelude=self.prelude)
 
     @property
     def L(self) -> int:

@@ -15,6 +15,7 @@ import hcdsl
 from hcdsl.schemes.dense import dilated
 from hcdsl.spec import ConnectionSpec
 from hcdsl.counts import count_params
+from helpers import attn_ffn, model_text
 
 FAMILIES = Path(__file__).resolve().parents[1] / "specs" / "families"
 TINY = sorted(FAMILIES.glob("denseformer_*.hc"))
@@ -22,14 +23,8 @@ VOCAB = 256
 
 
 def spec(connect: str, blocks: int) -> str:
-    return f"""model dwa_eq {{
-      dim = 64
-      vocab = {VOCAB}
-      layer attn = attention(heads=4)
-      layer ffn = mlp(hidden=256)
-      body = repeat {blocks} [attn, ffn]
-      connect {connect}
-    }}"""
+    return model_text(connect, name="dwa_eq", dim=64, vocab=VOCAB,
+                      layers=attn_ffn(4, "mlp(hidden=256)"), body=f"repeat {blocks} [attn, ffn]")
 
 
 def tokens(seed: int, shape: tuple[int, int] = (2, 9)) -> torch.Tensor:

@@ -12,11 +12,11 @@ from hcdsl.ir.verify import IRVerifyError
 from hcdsl.passes.driver import FixedPointError, Pattern, Rewriter, rewrite
 from hcdsl.passes.pipeline import DEFAULT, run_pipeline
 from hcdsl.passes.registry import get
+from helpers import attn_ffn, model_text
 
 
 def spec(blocks: int, connect: str = "residual") -> str:
-    return (f"model m {{\n dim = 16\n vocab = 32\n layer attn = attention(heads=2)\n"
-            f" layer ffn = mlp\n body = repeat {blocks} [attn, ffn]\n connect {connect}\n}}")
+    return model_text(connect, layers=attn_ffn(2, "mlp"), body=f"repeat {blocks} [attn, ffn]")
 
 
 def raw(text: str) -> IR:

@@ -25,6 +25,7 @@ from helpers import assert_one_graph, assert_same, run_recording
 import hcdsl
 from hcdsl.ir.dump import dump
 from hcdsl.counts import stats
+from helpers import attn_ffn, model_text
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "families"
 DIM, VOCAB, EPS = 32, 64, 1e-5
@@ -32,15 +33,9 @@ LAYERS = ["attn", "ffn", "attn", "ffn"]  # body = repeat 2 [attn, ffn]
 
 
 def spec(connect: str, dim: int = DIM, name: str = "fc") -> str:
-    return f"""model {name} {{
-      dim = {dim}
-      vocab = {VOCAB}
-      norm = rmsnorm(affine=true)
-      layer attn = attention(heads=4)
-      layer ffn = mlp(hidden=64, act=swiglu)
-      body = repeat 2 [attn, ffn]
-      connect {connect}
-    }}"""
+    return model_text(connect, name=name, dim=dim, vocab=VOCAB,
+                      settings="norm = rmsnorm(affine=true)",
+                      layers=attn_ffn(4, "mlp(hidden=64, act=swiglu)"))
 
 
 def fc(m: int, dynamic: bool, tanh: bool = True) -> str:

@@ -17,20 +17,14 @@ import pytest
 
 import hcdsl
 from hcdsl.ir.dump import dump
+from helpers import model_text
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("HCDSL_UPDATE_GOLDEN") == "1"
 
 
 def spec(name: str, connect: str, body: str = "[attn], [ffn]") -> str:
-    return f"""model {name} {{
-      dim = 16
-      vocab = 32
-      layer attn = attention(heads=2)
-      layer ffn = mlp(hidden=32)
-      body = {body}
-      connect {connect}
-    }}"""
+    return model_text(connect, name=name, body=body)
 
 
 SPECS = {

@@ -10,18 +10,11 @@ import torch
 from torch.func import functional_call
 
 import hcdsl
-from helpers import perturb
+from helpers import model_text, perturb
 
-TINY = """{prelude}
-model tiny {{
-  dim = 8
-  vocab = 16
-  layer a = attention(heads=2)
-  layer f = mlp(hidden=16)
-  body = [a, f]
-  connect {connect}
-}}
-"""
+def tiny(connect: str, prelude: str = "") -> str:
+    return model_text(connect, name="tiny", dim=8, vocab=16, prelude=prelude, body="[a, f]",
+                      layers=(("a", "attention(heads=2)"), ("f", "mlp(hidden=16)")))
 LRW = """connection lrw {
   param alpha = scalar(init=1, bound=double)
   param beta = scalar(init=0.5, bound=unit)
@@ -48,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("family", FAMILIES)
 def test_gradients_match_finite_differences_in_float64(family: str) -> None:
     connect = FAMILIES[family]
-    spec = TINY.format(prelude=LRW if connect == "lrw" else "", connect=connect)
+    spec = tiny(connect, LRW if connect == "lrw" else "")
     model = hcdsl.compile(spec, seed=0, dtype=torch.float64)
     perturb(model, seed=1)
     names = [n for n, p in model.named_parameters() if p.requires_grad]

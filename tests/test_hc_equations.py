@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from helpers import run_recording as recording
 import hcdsl
 from hcdsl.nn.modules import attr_name
+from helpers import model_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,14 +32,7 @@ LAYERS = ["attn", "ffn", "attn", "ffn"]  # body = repeat 2 [attn, ffn]
 
 def hc_spec(n: int, dynamic: bool, tanh: bool) -> str:
     opts = f"n={n}, {'dynamic' if dynamic else 'static'}" + ("" if tanh else ", tanh=false")
-    return f"""model hc_eq {{
-      dim = {DIM}
-      vocab = {VOCAB}
-      layer attn = attention(heads=2)
-      layer ffn = mlp(hidden=32)
-      body = repeat 2 [attn, ffn]
-      connect hyper({opts})
-    }}"""
+    return model_text(f"hyper({opts})", name="hc_eq", dim=DIM, vocab=VOCAB)
 
 
 def randomise(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from helpers import run_recording as recording
 import hcdsl
 from hcdsl.nn.modules import attr_name
+from helpers import model_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,14 +26,7 @@ LAYERS = 4
 
 
 def spec(connect: str) -> str:
-    return f"""model init_eq {{
-      dim = 16
-      vocab = {VOCAB}
-      layer attn = attention(heads=2)
-      layer ffn = mlp(hidden=32)
-      body = repeat 2 [attn, ffn]
-      connect {connect}
-    }}"""
+    return model_text(connect, name="init_eq", vocab=VOCAB)
 
 
 def run_recording(model: torch.nn.Module, tokens: torch.Tensor):

@@ -11,17 +11,11 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.dump import dump, to_dot
 from hcdsl.ir.graph import IR
 from hcdsl.ir.verify import IRVerifyError, verify
+from helpers import model_text
 
 
 def spec(connect: str = "residual", body: str = "repeat 2 [attn, ffn]") -> str:
-    return f"""model ir_t {{
-      dim = 16
-      vocab = 32
-      layer attn = attention(heads=2)
-      layer ffn = mlp(hidden=32)
-      body = {body}
-      connect {connect}
-    }}"""
+    return model_text(connect, name="ir_t", body=body)
 
 
 def raw(connect: str = "residual") -> IR:

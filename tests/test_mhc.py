@@ -28,6 +28,7 @@ import hcdsl
 import hcdsl.nn.manifold as manifold
 from hcdsl.ir.dump import dump
 from hcdsl.counts import stats
+from helpers import attn_ffn, model_text
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "families"
 DIM, VOCAB, EPS, X_EPS = 32, 64, 1e-5, 1e-6
@@ -35,15 +36,9 @@ LAYERS = ["attn", "ffn", "attn", "ffn"]  # body = repeat 2 [attn, ffn]
 
 
 def spec(connect: str, dim: int = DIM) -> str:
-    return f"""model mhc {{
-      dim = {dim}
-      vocab = {VOCAB}
-      norm = rmsnorm(affine=true)
-      layer attn = attention(heads=4)
-      layer ffn = mlp(hidden=64, act=swiglu)
-      body = repeat 2 [attn, ffn]
-      connect {connect}
-    }}"""
+    return model_text(connect, name="mhc", dim=dim, vocab=VOCAB,
+                      settings="norm = rmsnorm(affine=true)",
+                      layers=attn_ffn(4, "mlp(hidden=64, act=swiglu)"))
 
 
 def tokens(b: int = 2, t: int = 7, seed: int = 0) -> torch.Tensor:

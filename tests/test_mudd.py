@@ -18,6 +18,7 @@ from hcdsl.schemes.dense import ffn_width, mudd_sources
 from hcdsl.lang.connections import MuddOptions
 from hcdsl.spec import ConnectionSpec
 from hcdsl.counts import count_params
+from helpers import attn_ffn, model_text
 
 FAMILIES = Path(__file__).resolve().parents[1] / "specs" / "families"
 TINY = sorted(FAMILIES.glob("mudd_*_tiny.hc")) + [FAMILIES / "mudd_tiny.hc"]
@@ -27,14 +28,8 @@ EPS = 1e-5  # the model's norm eps, also that of every RMSNorm of the DAs
 
 
 def spec(connect: str, blocks: int = 4) -> str:
-    return f"""model mudd_eq {{
-      dim = 64
-      vocab = {VOCAB}
-      layer attn = attention(heads=4)
-      layer ffn = mlp(hidden=256)
-      body = repeat {blocks} [attn, ffn]
-      connect {connect}
-    }}"""
+    return model_text(connect, name="mudd_eq", dim=64, vocab=VOCAB,
+                      layers=attn_ffn(4, "mlp(hidden=256)"), body=f"repeat {blocks} [attn, ffn]")
 
 
 def tokens(seed: int = 0, shape: tuple[int, int] = (2, 9)) -> torch.Tensor:

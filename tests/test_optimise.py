@@ -12,14 +12,14 @@ import hcdsl
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from helpers import assert_one_graph
+from helpers import attn_ffn, model_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spec(connect: str, blocks: int = 2) -> str:
-    return (f"model m {{\n dim = 32\n vocab = 64\n layer attn = attention(heads=2)\n"
-            f" layer ffn = mlp(hidden=64)\n body = repeat {blocks} [attn, ffn]\n"
-            f" connect {connect}\n}}")
+    return model_text(connect, dim=32, vocab=64, layers=attn_ffn(2, "mlp(hidden=64)"),
+                      body=f"repeat {blocks} [attn, ffn]")
 
 
 def loss_and_grads(model: torch.nn.Module, x: torch.Tensor):  # noqa: ANN201

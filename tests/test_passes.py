@@ -19,19 +19,13 @@ from hcdsl.ir.verify import verify
 from hcdsl.passes.pipeline import DEFAULT, run_pipeline
 from hcdsl.passes.driver import prune_dead
 from hcdsl.passes.registry import PATTERNS, get
+from helpers import model_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spec(connect: str, body: str = "repeat 2 [attn, ffn]") -> str:
-    return f"""model passes_t {{
-      dim = 16
-      vocab = 32
-      layer attn = attention(heads=2)
-      layer ffn = mlp(hidden=32)
-      body = {body}
-      connect {connect}
-    }}"""
+    return model_text(connect, name="passes_t", body=body)
 
 
 PRE = spec("residual")

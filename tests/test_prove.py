@@ -16,6 +16,7 @@ from hcdsl.proofs import prove as prove_module
 from hcdsl.proofs.prove import EQUIVALENT, NOT_EQUIVALENT, UNKNOWN, prove
 from hcdsl.proofs.reference_forms import hc_literal_spec, hc_parallel_matrices, paper_parallel
 from hcdsl.proofs.witness import Witness
+from helpers import attn_ffn, model_text
 
 P, D = Path("specs/proofs"), Path("specs/duality")
 
@@ -26,9 +27,8 @@ def names(result):  # noqa: ANN001, ANN201
 
 def spec(connect: str, *, norm: str = "", layers: str = "", body: str = "repeat 2 [attn, ffn]",
          prelude: str = "") -> str:
-    layers = layers or "layer attn = attention(heads=2)\n  layer ffn = mlp"
-    return (f"{prelude}\nmodel m {{\n  dim = 16\n  vocab = 64\n  {norm}\n  {layers}\n"
-            f"  body = {body}\n  connect {connect}\n}}\n")
+    return model_text(connect, vocab=64, settings=norm, layers=layers or attn_ffn(2, "mlp"),
+                      body=body, prelude=prelude)
 
 
 # -- the papers' claims ---------------------------------------------------------------------
@@ -306,16 +306,9 @@ def test_a_checkpoint_of_another_spec_is_a_clean_error(tmp_path: Path) -> None:
 
 
 # -- every family at its init -------------------------------------------------------------------
-FAMILY = """
-model fam {{
-  dim = 16
-  vocab = 64
-  layer attn = attention(heads=2)
-  layer ffn = mlp
-  body = repeat 3 [attn, ffn]
-  connect {connect}
-}}
-"""
+def family(connect: str) -> str:
+    return model_text(connect, name="fam", vocab=64, layers=attn_ffn(2, "mlp"),
+                      body="repeat 3 [attn, ffn]")
 
 
 @pytest.mark.parametrize("connect", [
@@ -325,7 +318,7 @@ model fam {{
     "mhc(n=4, identity, readout=mean)",
 ])
 def test_family_at_init_is_prenorm(connect: str) -> None:
-    r = prove(P / "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
+    r = prove(P / "prenorm.hc", family(connect), at_init=True, witness=False)
     assert r.equivalent, r.render()
     assert names(r) == []  # no assumption beyond "at init"
 
@@ -334,7 +327,7 @@ def test_family_at_init_is_prenorm(connect: str) -> None:
 def test_family_at_init_is_prenorm_up_to_scale(connect: str) -> None:
     """A sum readout of n equal streams differs from Pre-Norm by the scale n, which the
     final norm removes (its ε scaled by 1/n², negligible: measured)."""
-    r = prove(P / "prenorm.hc", FAMILY.format(connect=connect), at_init=True, witness=False)
+    r = prove(P / "prenorm.hc", family(connect), at_init=True, witness=False)
     assert r.equivalent, r.render()
     assert names(r) == ["scale-invariant"]
 
@@ -343,10 +336,10 @@ def test_attention_residuals_at_init_are_prenorm_only_if_eps_were_negligible() -
     """Every layer reads the *mean* of the earlier outputs (h0 + T1 + ...) / l: a scale the
     pre-norms remove, but with std(mean) small against sqrt(ε) at init the side condition
     fails and the measured difference is real."""
-    r = prove(P / "prenorm.hc", FAMILY.format(connect="attnres"), at_init=True)
+    r = prove(P / "prenorm.hc", family("attnres"), at_init=True)
     assert r.verdict == NOT_EQUIVALENT and r.witness.differs
     assert any("scale-invariant: its side condition fails" in x for x in r.refused)
-    loose = prove(P / "prenorm.hc", FAMILY.format(connect="attnres"), at_init=True,
+    loose = prove(P / "prenorm.hc", family("attnres"), at_init=True,
                   margin=0.1, witness=False)
     assert loose.equivalent and names(loose) == ["scale-invariant"]
 
@@ -362,5 +355,5 @@ def test_user_defined_laurel_at_init_is_prenorm(name: str) -> None:
 
 def test_attnres_after_init_is_decided() -> None:
     """Softmax weights are functions of the state: refuted with a witness, not an error."""
-    r = prove(P / "prenorm.hc", FAMILY.format(connect="attnres"))
+    r = prove(P / "prenorm.hc", family("attnres"))
     assert r.verdict == NOT_EQUIVALENT and r.witness.differs

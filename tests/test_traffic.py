@@ -9,11 +9,12 @@ import sys
 import pytest
 
 from hcdsl.traffic import traffic
+from helpers import attn_ffn, model_text
 
 
 def spec(connect: str, dim: int = 256) -> str:
-    return (f"model m {{\n dim = {dim}\n vocab = 64\n layer attn = attention(heads=4)\n"
-            f" layer ffn = mlp\n body = repeat 4 [attn, ffn]\n connect {connect}\n}}")
+    return model_text(connect, dim=dim, vocab=64, layers=attn_ffn(4, "mlp"),
+                      body="repeat 4 [attn, ffn]")
 
 
 def test_residual_reads_two_and_writes_one() -> None:

@@ -14,22 +14,18 @@ from typer.testing import CliRunner
 from hcdsl.train import TrainConfig, TrainError, train
 from hcdsl.train.cli import register
 from hcdsl.train.logs import read_jsonl
+from helpers import attn_ffn, model_text
 
-TINY = """model tiny {{
-  dim = 32
-  vocab = {vocab}
-  layer attn = attention(heads=2)
-  layer ffn  = mlp(hidden=64)
-  body = [attn, ffn]
-  connect {connect}
-}}
-"""
+
+def tiny(connect: str, vocab: int = 256) -> str:
+    return model_text(connect, name="tiny", dim=32, vocab=vocab,
+                      layers=attn_ffn(2, "mlp(hidden=64)"), body="[attn, ffn]")
 
 
 def spec(tmp_path: Path, connect: str = "hyper(n=2, dynamic)", vocab: int = 256,
          name: str = "tiny.hc") -> str:
     path = tmp_path / name
-    path.write_text(TINY.format(connect=connect, vocab=vocab))
+    path.write_text(tiny(connect, vocab))
     return str(path)
 
 
@@ -143,10 +139,10 @@ def _cli(args: list[str]) -> tuple[int, str]:
 
 def test_cli_errors_are_one_clean_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.hc"
-    bad.write_text(TINY.format(connect="hyper(n=2, dynamic)", vocab=256).replace(
+    bad.write_text(tiny("hyper(n=2, dynamic)").replace(
         "[attn, ffn]", "[attn, fnn]"))
     ext = tmp_path / "ext.hc"  # compiles only with a layer factory: a CompileError
-    ext.write_text(TINY.format(connect="residual", vocab=256).replace(
+    ext.write_text(tiny("residual").replace(
         "attention(heads=2)", "extern myattn(window=8)"))
     common = ["--out", str(tmp_path / "r"), "--steps", "2", "--no-progress"]
     cases = [

@@ -1,13 +1,9 @@
-"""`python -m hcdsl.train train|compare ...`: the commands without the main `hcdsl` CLI (and
-what torchrun runs: `torchrun --nproc_per_node 2 -m hcdsl.train train SPEC`)."""
+"""`python -m hcdsl.train` was the training commands' own entry point; they are now the
+`hcdsl` command's (`python -m hcdsl train ...`, `torchrun ... -m hcdsl train SPEC`)."""
 
-import typer
-
-from hcdsl.train.cli import register
-
-app = typer.Typer(name="hcdsl.train", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
-register(app)
+import sys
 
 if __name__ == "__main__":
-    app()
+    print("error: `python -m hcdsl.train` is now `python -m hcdsl` (e.g. `torchrun "
+          "--nproc_per_node 2 -m hcdsl train SPEC`)", file=sys.stderr)
+    sys.exit(2)

@@ -25,9 +25,10 @@ from hcdsl.cli.app import app, command
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import TrainError, training_errors
 
-# the fields compare sets for each of its runs (spec, seed, folder), so not its options
-COMPARE_SETS = frozenset({"spec", "out", "seed", "data_seed", "resume", "resume_from",
-                          "stop_at", "progress"})
+# not compare's options: the fields it sets for each of its runs (train/compare.py: plan), and
+# resume_from (one checkpoint cannot continue several runs)
+COMPARE_SETS = frozenset({"spec", "out", "seed", "data_seed", "resume", "progress",
+                          "resume_from"})
 SET_HELP = "FIELD=VALUE: any field of the run's config.json (repeatable; wins over a flag)"
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 import typer
 from pydantic.fields import FieldInfo
+from rich.markup import escape
 
 from hcdsl.cli.app import app, command
 from hcdsl.train.config import TrainConfig
@@ -47,10 +48,10 @@ def field_type(annotation: Any) -> tuple[type, str | None]:
     return annotation, None
 
 
-def default_text(field: str, info: FieldInfo) -> str | bool:
+def default_text(field: str, info: FieldInfo) -> str | None:
     """What --help shows as a field's default (nothing for a required or None one)."""
     if info.is_required() or info.default is None:
-        return False
+        return None
     if isinstance(info.default, bool):
         return flag(field) if info.default else "--no-" + flag(field)[2:]
     return str(info.default)
@@ -62,8 +63,9 @@ def field_option(field: str, *short: str, default: str | None = None) -> inspect
     info = TrainConfig.model_fields[field]
     kind, metavar = field_type(info.annotation)
     decls = (f"{flag(field)}/--no-{flag(field)[2:]}" if kind is bool else flag(field), *short)
-    option = typer.Option(None, *decls, metavar=metavar, help=info.description,
-                          show_default=default or default_text(field, info))
+    shown = default or default_text(field, info)
+    option = typer.Option(None, *decls, metavar=metavar, show_default=False,
+                          help=info.description + (escape(f" [default: {shown}]") if shown else ""))
     return inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=option,
                              annotation=Optional[kind])  # noqa: UP007 - typer needs Optional
 

@@ -104,6 +104,15 @@ def test_bad_usage_exits_2(name: str, files: dict[str, Path]) -> None:
     assert code == 2 and "No such option" in out, out
 
 
+@pytest.mark.parametrize("name", ["run", "sample", "bench"])
+def test_an_unknown_device_is_bad_usage(name: str, files: dict[str, Path]) -> None:
+    """parse_device's BadParameter is usage (2) wherever it is raised, also inside a
+    command's body (sample's), not an internal error (3)."""
+    code, out, _ = invoke([*spec_args(name, files, "good"), "--device", "nodevice"])
+    assert code == 2 and "Invalid value for --device" in out, out
+    assert "internal error" not in out, out
+
+
 @pytest.mark.parametrize("name", sorted(commands()))
 def test_a_bug_in_hcdsl_exits_3(name: str, files: dict[str, Path],
                                 monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ here, from the type of what it raised.
   located message as it is) and exits with the status it carries: 1, or 128 + the signal's
   number when a signal stopped the run (Stopped: 130, 143); under torchrun, ranks other than 0
   say which rank they are;
-- bad usage (a wrong option, a missing argument, click's BadParameter) exits 2, from typer;
+- bad usage (a wrong option, a missing argument, a BadParameter) exits 2, from typer;
 - anything else is a bug in hcdsl: it says so, with the traceback only behind `--debug`,
   and exits 3.
 """
@@ -21,7 +21,6 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import click
 import typer
 
 from hcdsl import __version__
@@ -66,9 +65,8 @@ def reported(what: str, code: int = 1) -> Iterator[None]:
     Failed (with the status the policy gives) or exits BUG_EXIT."""
     try:
         yield
-    except (Failed, click.exceptions.ClickException, click.exceptions.Exit,
-            click.exceptions.Abort, KeyboardInterrupt):
-        raise
+    except (Failed, typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
+        raise  # decided already, or bad usage (typer exits 2)
     except Exception as exc:  # noqa: BLE001 - the policy: anything not judged is our bug
         judged = judge(exc, what, code)
         if judged is not None:

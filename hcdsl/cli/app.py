@@ -31,7 +31,6 @@ app = typer.Typer(
     name="hcdsl", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="hcdsl: a compiler for how the layers of a deep network connect.",
 )
-USAGE_EXIT = 2  # typer's, for bad usage
 BUG_EXIT = 3
 _state = {"debug": False}
 

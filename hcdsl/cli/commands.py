@@ -128,7 +128,6 @@ def stats_cmd(
     console().print(matrices_table(st))
 
 
-
 @app.command()
 def run(
     file: str = typer.Argument(..., metavar="FILE"),

@@ -57,15 +57,16 @@ def default_text(field: str, info: FieldInfo) -> str | None:
     return str(info.default)
 
 
-def field_option(field: str, *short: str, default: str | None = None) -> inspect.Parameter:
+def field_option(field: str, *short: str, shown: str | None = None) -> inspect.Parameter:
     """The typer option of one TrainConfig field: default None (not given: TrainConfig's
-    default applies), its help the field's description."""
+    default applies), its help the field's description and default (or `shown`)."""
     info = TrainConfig.model_fields[field]
     kind, metavar = field_type(info.annotation)
     decls = (f"{flag(field)}/--no-{flag(field)[2:]}" if kind is bool else flag(field), *short)
-    shown = default or default_text(field, info)
+    shown = shown or default_text(field, info)
+    suffix = escape(f" [default: {shown}]") if shown else ""  # escaped: not rich markup
     option = typer.Option(None, *decls, metavar=metavar, show_default=False,
-                          help=info.description + (escape(f" [default: {shown}]") if shown else ""))
+                          help=f"{info.description}{suffix}")
     return inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=option,
                              annotation=Optional[kind])  # noqa: UP007 - typer needs Optional
 
@@ -102,7 +103,7 @@ def options(given: dict[str, Any], sets: list[str] | None) -> dict[str, Any]:
 @app.command("train")
 @with_options(
     [_param("spec", Path, typer.Argument(..., metavar="SPEC", help="a .hc file"))],
-    [field_option("out", "-o", default="runs/SPEC-sSEED"),
+    [field_option("out", "-o", shown="runs/SPEC-sSEED"),
      *[field_option(f) for f in TrainConfig.model_fields if f not in ("spec", "out")]])
 def train_cmd(spec: Path, set_: list[str] | None = None, **given: Any) -> None:
     """Train a spec's model; logs, checkpoints, probes and pictures go to the run folder."""

@@ -34,7 +34,7 @@ GLOO_EXIT_ABORT = "terminate called without an active exception"
 
 def torchrun(args: list[str], cwd: Path, timeout: int = 240) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", "-m", "hcdsl.train", "train", *args]
+           "--standalone", "-m", "hcdsl", "train", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for attempt in range(2):
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,

@@ -656,7 +656,7 @@ def test_a_stalled_rank_is_a_clear_error_after_the_timeout(tmp_path: Path) -> No
     env = {**ENV, "PYTHONPATH": f"{hook}{os.pathsep}{ENV.get('PYTHONPATH', '')}",
            "HCDSL_TEST_STALL": str(out / "metrics.jsonl")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", "-m", "hcdsl.train", "train", str(spec), "--out", str(out),
+           "--standalone", "-m", "hcdsl", "train", str(spec), "--out", str(out),
            *FLAGS, "--batch", "2", "--steps", "1000", "--timeout", "5"]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -674,7 +674,7 @@ def test_kill_9_of_the_torchrun_agent_stops_its_ranks(tmp_path: Path,
     spec = write_spec(tmp_path)
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", "-m", "hcdsl.train", "train", str(spec), "--out", str(out),
+           "--standalone", "-m", "hcdsl", "train", str(spec), "--out", str(out),
            *FLAGS, "--batch", "2"]
     agent = subprocess.Popen(cmd, env=slow_env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)

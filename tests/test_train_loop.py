@@ -8,11 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from hcdsl.cli import app
 from hcdsl.train import TrainConfig, TrainError, train
-from hcdsl.train.cli import register
 from hcdsl.train.logs import read_jsonl
 from helpers import attn_ffn, model_text
 
@@ -131,8 +130,6 @@ def test_a_body_spec_is_refused_with_a_reason(tmp_path: Path) -> None:
 
 
 def _cli(args: list[str]) -> tuple[int, str]:
-    app = typer.Typer()
-    register(app)
     result = CliRunner().invoke(app, args)
     return result.exit_code, result.output
 

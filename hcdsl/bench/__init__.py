@@ -10,7 +10,7 @@ min-max over rounds) and the memory of one training step relative to Pre-Norm. W
     package.py  the hyper-connections package's models (lucidrains, PyPI `hyper-connections`)
     measure.py  step functions, clocks, memory (saved tensors, profiler peak)
     runner.py   the interleaved rounds and the report
-    cli.py      register(app): the `bench` command
+    text.py     the printed report (the command is hcdsl/cli/bench.py)
 """
 
 from typing import Any

@@ -7,7 +7,7 @@ import json
 import time
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import typer
 
@@ -23,10 +23,6 @@ from hcdsl.passes.pipeline import DEFAULT, lower_program
 from hcdsl.schemes.program import Program, from_spec, load_program
 from hcdsl.spec import ConnectionSpec
 from hcdsl.traffic import traffic
-
-if TYPE_CHECKING:
-    from hcdsl.spec import ModelSpec
-    import torch
 
 RUN_LIMIT = 50_000_000  # `hcdsl demo` runs specs up to this many parameters; larger: counted
 
@@ -132,32 +128,6 @@ def stats_cmd(
     console().print(matrices_table(st))
 
 
-
-def sample_input(spec: "ModelSpec", batch: int, seq: int,
-                 gen: "torch.Generator") -> "torch.Tensor":
-    """Random tokens, or random hidden states for a body (`input = hidden`)."""
-    import torch
-
-    if spec.input == "hidden":
-        return torch.randn(batch, seq, spec.dim, generator=gen)
-    return torch.randint(0, spec.vocab, (batch, seq), generator=gen)
-
-
-def train_step(model: "torch.nn.Module", tokens: "torch.Tensor") -> tuple["torch.Tensor", float]:
-    """Forward + backward of next-token cross-entropy (a body: the mean square of its
-    output); (output, loss)."""
-    import torch
-
-    logits = model(tokens)
-    if tokens.is_floating_point():
-        loss = logits.float().pow(2).mean()
-    else:
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
-    loss.backward()
-    return logits, loss.item()
-
-
 @app.command()
 def run(
     file: str = typer.Argument(..., metavar="FILE"),
@@ -177,6 +147,7 @@ def run(
     import hcdsl
     from hcdsl import memory
     from hcdsl.api import lowered
+    from hcdsl.smoke import sample_input, train_step
 
     dev = torch.device(parse_device(device))
     with command(file):
@@ -269,6 +240,7 @@ def demo(directory: Optional[Path] = typer.Argument(  # noqa: UP007 - typer need
     import torch
 
     import hcdsl
+    from hcdsl.smoke import sample_input, train_step
 
     specs = bundled_specs() if directory is None else dir_specs(directory)
     if not specs:

@@ -45,6 +45,7 @@ def prove_cmd(
     equivalent, 2 unknown or an error in the input, 3 a bug in hcdsl)."""
     from hcdsl.proofs.assumptions import BY_NAME
     from hcdsl.proofs.prove import prove
+    from hcdsl.proofs.shapes import different_shapes
 
     if not margin > 0 or margin == float("inf"):
         raise typer.BadParameter(f"{margin:g} is not a margin: give a positive number (10 "
@@ -63,38 +64,6 @@ def prove_cmd(
                            seed=seed, margin=margin)
     typer.echo(result.render())
     raise typer.Exit(result.exit_code)
-
-
-def different_shapes(a: Path, b: Path, at_init: bool, checkpoints: bool):  # noqa: ANN201
-    """NOT EQUIVALENT, with the reason and a numeric witness (both models on the same
-    tokens, each with its own weights), for specs whose shapes decide it: logits over
-    different vocabularies are different functions, and (for the questions over every
-    choice of the layers) layers of different widths cannot be the same T_k. None when the
-    prover has to decide (same shapes; or only the width differs and checkpoints are given:
-    trained weights of different widths may still compute one function)."""
-    from hcdsl.proofs.identity import Identity
-    from hcdsl.proofs.numeric import one_thread
-    from hcdsl.proofs.prove import NOT_EQUIVALENT, UNKNOWN, ProofResult
-    from hcdsl.proofs.source import raw_ir
-    from hcdsl.proofs.witness import numeric_witness
-    from hcdsl.schemes.program import load_program
-
-    sa, sb = load_program(a).spec, load_program(b).spec
-    diffs = [f"{k} {getattr(sa, k)} vs {getattr(sb, k)}" for k in ("dim", "vocab")
-             if getattr(sa, k) != getattr(sb, k)]
-    if not diffs or (sa.vocab == sb.vocab and checkpoints):
-        return None
-    question = "checkpoint" if checkpoints else "init" if at_init else "learned"
-    why = ("the logits have different sizes" if sa.vocab != sb.vocab else
-           "layers of different widths are different functions T_k")
-    result = ProofResult(str(a), str(b), NOT_EQUIVALENT, question,
-                         reason=f"the models' shapes differ ({', '.join(diffs)}): {why}")
-    with one_thread():
-        result.witness = numeric_witness(raw_ir(a), raw_ir(b), Identity(question),
-                                         Identity(question))
-    if not result.witness.differs:  # (never seen: the shapes differ) no witness, no verdict
-        result.verdict = UNKNOWN
-    return result
 
 
 @app.command("unfold")

@@ -4,8 +4,9 @@ loop.py is the trainer; config.py its options; data.py the corpus and the batch 
 prepare.py what is checked before a run; schedule.py the learning rate; checkpoint.py and
 resume.py exact resume and what it checks; lock.py one run per folder; signals.py and
 lifeline.py stopping (a signal, a dead parent); parallel.py DDP and FSDP2; probes.py what
-the connections learn; plots.py, report.py, manifest.py and compare.py the comparison;
-cli.py the typer commands (`register(app)`).
+the connections learn; plots.py, report.py, manifest.py and compare.py the comparison; worker.py one run of a
+comparison in its own process; errors.py the errors and the exit status each asks for. The
+commands `hcdsl train`, `compare` are hcdsl/cli/train.py's: this package knows no CLI.
 """
 
 from hcdsl.train.config import TrainConfig

@@ -1,8 +1,8 @@
 """`hcdsl compare`: train several specs with identical data order and seeds, then report.
 
 Run (spec i, seed s) trains with seed s and data_seed s, so every spec sees the same batches
-in the same order for a given seed. Each run is its own process (`python -m
-hcdsl.train.worker`), so its peak memory is its own and `jobs` runs can share the machine;
+in the same order for a given seed. Each run is its own process (`python -m hcdsl
+worker`, worker.py), so its peak memory is its own and `jobs` runs can share the machine;
 each lands in OUT/runs/LABEL-sS/ and the report in OUT/. Run again with the same
 arguments to continue: finished runs are kept, interrupted ones resume from their last
 checkpoint (a worker dies with this process, so none is left training after a kill).
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from hcdsl.train.loop import where
 from hcdsl.train.prepare import read_spec, spec_errors
 from hcdsl.train.report import load_run, slug, write
 from hcdsl.train.samples import sample_run
-from hcdsl.train.worker import PARENT
+from hcdsl.train.worker import PARENT, command_line
 
 REPORT_FILES = ("report.html", "report.md", "table.json", "loss.png", "paired.png",
                 "collapse.png", "mhc.png")
@@ -191,9 +190,8 @@ def _run_all(configs: list[TrainConfig], out: Path, jobs: int, progress: bool) -
                     path.write_text(cfg.model_dump_json(indent=2))
                     cfg.out.mkdir(parents=True, exist_ok=True)
                     log = open(cfg.out / "worker.log", "a")  # noqa: SIM115 - closed below
-                    proc = subprocess.Popen([sys.executable, "-m", "hcdsl.train.worker",
-                                             str(path)], stdout=log, stderr=subprocess.STDOUT,
-                                            env=env)
+                    proc = subprocess.Popen(command_line(path), stdout=log,
+                                            stderr=subprocess.STDOUT, env=env)
                     running.append((cfg, proc, log))
                 time.sleep(0.5)
                 for item in list(running):

@@ -25,25 +25,31 @@ class TrainConfig(BaseModel):
     out: Path = Field(description="the run folder (created; an existing run needs resume)")
     # data
     data: Path | None = Field(None, description="a text file or folder; None: Python's stdlib")
-    tokenizer: Literal["bytes", "gpt2"] = "bytes"
+    tokenizer: Literal["bytes", "gpt2"] = Field(
+        "bytes", description="bytes: one token per byte (vocab 256); gpt2: tiktoken's GPT-2 BPE "
+        "(vocab 50257)")
     max_bytes: int = Field(8 << 20, gt=0, description="corpus size cap, in bytes")
     val_fraction: float = Field(0.05, gt=0, lt=1, description="the corpus' tail kept for validation")
     seq: int = Field(128, ge=2, description="tokens per sequence")
     batch: int = Field(16, ge=1, description="sequences per rank per micro-step")
     accum: int = Field(1, ge=1, description="micro-steps per optimizer step")
     # optimisation
-    steps: int = Field(1000, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    steps: int = Field(1000, ge=1, description="optimizer steps")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr / peak lr")
-    schedule: Literal["cosine", "wsd", "constant"] = "cosine"
+    schedule: Literal["cosine", "wsd", "constant"] = Field(
+        "cosine", description="after the warm-up: cosine to min_lr_ratio, WSD (constant, then a "
+        "linear decay over the last decay_fraction), or constant")
     warmup: int = Field(100, ge=0, description="linear warm-up steps (capped at steps // 2)")
     decay_fraction: float = Field(0.2, gt=0, le=1, description="WSD: share of steps decaying")
-    weight_decay: float = Field(0.1, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
+    weight_decay: float = Field(0.1, ge=0, description="AdamW's weight decay, on the "
+                                "parameters hcdsl.param_groups decays")
+    beta1: float = Field(0.9, ge=0, lt=1, description="AdamW's beta1")
+    beta2: float = Field(0.95, ge=0, lt=1, description="AdamW's beta2")
     clip: float = Field(1.0, ge=0, description="max gradient norm; 0: no clipping")
     # numbers and machine
-    seed: int = 0
+    seed: int = Field(0, description="seeds the weights, dropout and probes (and the batch "
+                      "order, unless data_seed)")
     data_seed: int | None = Field(None, description="seed of the batch order; None: seed")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on a GPU that supports it, else fp32")
@@ -58,20 +64,23 @@ class TrainConfig(BaseModel):
                                "(weights, gradients, AdamW moments, activations of one "
                                "micro-batch; hcdsl/memory.py) exceeds what is available")
     # evaluation, probes, checkpoints, logs
-    eval_every: int = Field(100, ge=0, description="0: only at the end")
+    eval_every: int = Field(100, ge=0, description="validate every N steps and at the "
+                            "end; 0: only at the end")
     val_sequences: int | None = Field(
         None, ge=1, description="validation windows: None, every window of the held-out "
         "split; N, a fixed-seed sample of N of them (faster; the report gives the standard "
         "error either way)")
-    probe_every: int = Field(100, ge=0, description="0: only at the start and the end")
+    probe_every: int = Field(100, ge=0, description="probe what the connections learned "
+                             "every N steps; 0: only at the start and the end")
     probe_sequences: int = Field(4, ge=1, description="validation sequences the probes run")
-    ckpt_every: int = Field(500, ge=0, description="0: only at the end")
-    keep_checkpoints: int = Field(2, ge=1)
+    ckpt_every: int = Field(500, ge=0, description="checkpoint every N steps and at the "
+                            "end; 0: only at the end")
+    keep_checkpoints: int = Field(2, ge=1, description="the newest checkpoints kept")
     resume: bool = Field(False, description="continue the run in `out` from its last checkpoint")
     resume_from: Path | None = Field(None, description="continue from this checkpoint folder")
     stop_at: int | None = Field(None, ge=1, description="stop after this step (checkpointed), "
                                 "as if interrupted; --resume continues")
-    progress: bool = True
+    progress: bool = Field(True, description="a progress bar on stderr")
     tensorboard: bool = Field(True, description="also log to TensorBoard when it imports")
 
     @model_validator(mode="after")

@@ -1,5 +1,5 @@
 """A child process that dies with its parent: the runs of `hcdsl compare`
-(`python -m hcdsl.train.worker`) and the ranks torchrun starts. Killing the parent, even with
+(`python -m hcdsl worker`) and the ranks torchrun starts. Killing the parent, even with
 kill -9 (a closed terminal, the OOM killer), must not leave an orphan training in the run
 folder that a rerun would share.
 

@@ -101,7 +101,7 @@ def wrap(model: nn.Module, d: Dist, fsdp: bool, layers: list[str]) -> nn.Module:
     if fsdp:
         if not dist.is_initialized():
             raise TrainError("--fsdp shards over ranks: start it with torchrun "
-                             "(python -m torch.distributed.run --nproc_per_node N ...)")
+                             "(torchrun --nproc_per_node N -m hcdsl train SPEC --fsdp)")
         from torch.distributed.fsdp import fully_shard
 
         for module in list(model.modules()):

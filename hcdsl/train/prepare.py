@@ -26,7 +26,7 @@ from hcdsl.lang.limits import MAX_SOURCE_BYTES
 from hcdsl.schemes.program import Program, from_checked
 from hcdsl.train import data
 from hcdsl.train.config import TrainConfig
-from hcdsl.train.errors import TrainError
+from hcdsl.train.errors import SpecError, TrainError
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Prepared:
 
 
 def spec_errors(what: str) -> "_SpecErrors":
-    """with spec_errors(name): turns HcError/CompileError into a TrainError."""
+    """with spec_errors(name): turns HcError/CompileError into a SpecError (located)."""
     return _SpecErrors(what)
 
 
@@ -54,9 +54,9 @@ class _SpecErrors:
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
         if isinstance(exc, HcError):
-            raise TrainError(exc.render()) from None
+            raise SpecError(exc.render()) from None
         if isinstance(exc, CompileError):
-            raise TrainError(f"{self.what}: error: {exc}") from None
+            raise SpecError(f"{self.what}: error: {exc}") from None
         return False
 
 
@@ -73,12 +73,12 @@ def read_spec(cfg: TrainConfig) -> Source:
     if mode is None or stat.S_ISDIR(mode):
         return read_path(source)
     if not stat.S_ISREG(mode):
-        raise TrainError(f"{source}: error: not a regular file ({_kind(mode)}); a spec is a "
+        raise SpecError(f"{source}: error: not a regular file ({_kind(mode)}); a spec is a "
                          ".hc file")
     try:  # O_NONBLOCK: a file swapped for a FIFO since stat() is not waited on either
         with open(source, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise TrainError(f"{source}: error: not a regular file; a spec is a .hc file")
+                raise SpecError(f"{source}: error: not a regular file; a spec is a .hc file")
             raw = f.read(MAX_SOURCE_BYTES + 1)
     except OSError:
         return read_path(source)  # its message (permission denied, ...)
@@ -131,11 +131,11 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
 
 
 def _at_setting(text: str, name: str, setting: str, message: str,
-                hint: str | None = None) -> TrainError:
-    """A TrainError about one setting of the spec, located at it (file:line:col, the line,
+                hint: str | None = None) -> SpecError:
+    """A SpecError about one setting of the spec, located at it (file:line:col, the line,
     a caret) as the front end's errors are; at the file when the spec does not write it."""
     spans = [st.span for st in parse_syntax(text, name).settings if st.name == setting]
-    return TrainError(HcError([Diagnostic(message, spans[0] if spans else None, hint)], name,
+    return SpecError(HcError([Diagnostic(message, spans[0] if spans else None, hint)], name,
                               text).render())
 
 

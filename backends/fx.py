@@ -86,7 +86,7 @@ def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
 
 
 rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-     n.LearnedCoef, n.DenseCoef, n.TemplateCoef)(Builder.call_module)
+     n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.GeneratorCoef)(Builder.call_module)
 
 
 @rule(n.Input)

@@ -81,7 +81,7 @@ class ReferenceModel(nn.Module):
 
 
 @rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef)
+      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef, n.GeneratorCoef)
 def _module(m: ReferenceModel, v: str, p: n.Node, x: Values, tokens: torch.Tensor):
     return m.mod(v)(*[x[port] for port in p.ports()])
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
 from hcdsl.frontend.numbers import Capped, short, weight_problem
+from hcdsl.frontend.generator import GeneratorReader
 from hcdsl.frontend.options import pydantic_problem
 from hcdsl.lang.connections import CustomOptions, Param
 from hcdsl.lang.limits import MAX_STREAMS
@@ -37,6 +38,7 @@ STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
                "value_residual", "readout", "readout_norm", "out_scale")
 HISTORY_ONLY = ("granularity", "weights")
 WEIGHT_LISTS = ("init", "readout", "value_residual")  # numbers that become weights
+INTERNAL = ("name", "params", "generator", "readout_generator")  # not written as settings
 
 
 def _number_text(value: s.Value) -> str:
@@ -126,8 +128,8 @@ class _Connection:
             if st.name in spans:
                 self.v.err.error(f"duplicate setting '{st.name}' in {self.what}", st.span)
                 continue
-            if st.name not in CustomOptions.model_fields or st.name in ("name", "params"):
-                names = sorted(set(CustomOptions.model_fields) - {"name", "params"})
+            if st.name not in CustomOptions.model_fields or st.name in INTERNAL:
+                names = sorted(set(CustomOptions.model_fields) - set(INTERNAL))
                 self.v.err.error(f"unknown setting '{st.name}' in {self.what}", st.span,
                                  "settings are: " + ", ".join(names))
                 continue
@@ -224,6 +226,51 @@ class _Connection:
                         "has stream state", "add `state = history`, or drop it")
         return ok
 
+    def generators(self, o: CustomOptions) -> CustomOptions | None:
+        """The `generator [readout] { ... }` blocks, validated against the stream count."""
+        found: dict[str, object] = {}
+        spans: dict[str, Span] = {}
+        ok = True
+        for g in self.defn.generators:
+            if g.name not in ("", "readout"):
+                ok = False
+                self.v.err.error(f"{self.what}: unknown generator '{g.name}'", g.name_span,
+                                 "write `generator { ... }` for the layers' weights, or "
+                                 "`generator readout { ... }` for the readout's")
+                continue
+            key = "readout_generator" if g.name == "readout" else "generator"
+            if key in spans:
+                ok = False
+                self.v.err.error(f"{self.what}: a second `generator{' readout' if g.name else ''}`"
+                                 " block", g.span, "a connection has one of each")
+                continue
+            spans[key] = g.span
+            if o.state == "history":
+                ok = False
+                self.v.err.error(f"{self.what}: a generator makes the weights of stream "
+                                 "state, and this connection has `state = history`", g.span,
+                                 "drop `state = history`, or the generator")
+                continue
+            rec = GeneratorReader(self.v.err, self.what, o.streams).read(g)
+            if rec is None:
+                ok = False
+            else:
+                found[key] = rec
+        if "generator" in spans and self.defn.rules:
+            ok = False
+            self.v.err.error(f"{self.what}: matrix rules and a generator both give M; a "
+                             "generator's weights not generated are constant (read 1, "
+                             "write 1, res the identity)", self.defn.rules[0].span,
+                             "drop the matrix rules, or the generator")
+        if "readout_generator" in spans:
+            for key in ("readout", "readout_norm"):
+                if key in o.model_fields_set:
+                    ok = False
+                    self.v.err.error(f"{self.what}: '{key}' and `generator readout` both "
+                                     "give the readout", spans["readout_generator"],
+                                     f"drop '{key}', or the readout generator")
+        return o.model_copy(update=found) if ok else None
+
     def matrices(self, o: CustomOptions, params: dict[str, Param],
                  n_layers: int) -> tuple[tuple[int, Template], ...]:
         size = o.streams + 1
@@ -284,6 +331,7 @@ def check_unused(v: Context, defn: s.ConnectionSyntax, n_layers: int) -> None:
     opts = c.options(params)
     if opts is not None:
         c.check_rules(opts, params, n_layers)
+        c.generators(opts)
 
 
 def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef,
@@ -295,6 +343,8 @@ def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef,
                     cd.call.span, f"set them inside `connection {defn.name} {{ ... }}`")
     params = c.params()
     opts = c.options(params)
+    if opts is not None:
+        opts = c.generators(opts)
     if opts is None:
         return ConnectionSpec(kind="residual")  # the errors are reported
     matrices = c.matrices(opts, params, n_layers)

@@ -62,9 +62,16 @@ class _ToSyntax(Transformer):
         name, *items = children
         conn = s.ConnectionSyntax(str(name), _span(meta), _span(name))
         for item in items:
-            {s.Setting: conn.settings, s.ParamDef: conn.params, s.Rule: conn.rules}[
-                type(item)].append(item)
+            {s.Setting: conn.settings, s.ParamDef: conn.params, s.Rule: conn.rules,
+             s.GeneratorSyntax: conn.generators}[type(item)].append(item)
         return conn
+
+    def generator_def(self, meta, children):
+        named = children and isinstance(children[0], lark.Token)
+        name = str(children[0]) if named else ""
+        settings = tuple(children[1:] if named else children)
+        span = _span(meta)
+        return s.GeneratorSyntax(name, settings, span, _span(children[0]) if named else span)
 
     def param_def(self, meta, children):
         name, value = children

@@ -24,6 +24,11 @@ def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state
     if c.generator == "template":
         params = tuple((p.name, p.init, p.bound) for p in c.params)
         return ir.add(f"{label}.coef", n.TemplateCoef(c.template, params))
+    if c.generator == "program":
+        assert c.program is not None
+        return ir.add(f"{label}.coef", n.GeneratorCoef(c.program, scheme.streams,
+                                                       scheme.width, "step"),
+                      x=coef_dropout(ir, spec, label, state))
     if c.generator == "manifold":
         return ir.add(f"{label}.coef", n.ManifoldCoef(scheme.streams, scheme.width, c.iters,
                                                       c.manifold_init, c.scale_init),
@@ -64,6 +69,10 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
           values: list[str]) -> str:
     label = step_label(step)
     coef = _coef(ir, spec, label, step, scheme, state)
+    inline = None  # a generator that computes the read itself: (x, M)
+    if step.coef.program is not None and step.coef.program.inline_read():
+        inline = ir.add(f"{label}.gen_read", n.Tap(0), x=coef)
+        coef = ir.add(f"{label}.gen_coef", n.Tap(1), x=coef)
     F, S, R = step.fractions, scheme.streams, step.reads
     cols_total = len(step.coef.init[0])
     shared_norm = None
@@ -73,6 +82,10 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
         cols = step.inputs[li]
         if shared_norm is not None:  # one norm for the whole parallel block (GPT-J)
             x = shared_norm
+        elif inline is not None:
+            x = inline
+            if step.prenorm == "separate":
+                x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
         else:
             # width connection: this layer's input, h_in = READ[:, cols]ᵀ H (concatenated)
             read = ir.add(f"{lid}.read", n.Mix((F, F + S), (cols[0], cols[-1] + 1)),
@@ -120,6 +133,9 @@ def build_streams(spec: ModelSpec, scheme: Scheme) -> IR:
         nm = spec.norm
         state = ir.add("readout.norm", n.NormStreams(nm.kind, nm.affine, nm.eps, scheme.width,
                                                      S, scheme.readout_norm), x=state)
+    if scheme.readout_generator is not None:  # h^L from per-token weights
+        gen = n.GeneratorCoef(scheme.readout_generator, S, scheme.width, "readout")
+        return finish(ir, spec, ir.add("readout.gen", gen, x=state))
     if scheme.readout in ("sum", "mean"):  # h^L = sum (or mean) of the rows of H^L
         weights = scheme.readout_weights or (1.0 if scheme.readout == "sum" else 1.0 / S,) * S
         if weights != (1.0,):

@@ -17,7 +17,7 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn import coef, dense, fused, layers, manifold, template
+from hcdsl.nn import coef, dense, fused, generator, layers, manifold, template
 from hcdsl.nn.extern import extern_layer
 
 LayerFactory = Callable[..., nn.Module]
@@ -140,6 +140,11 @@ def _dense(p: n.DenseCoef, ctx: Context) -> nn.Module:
 @module(n.ManifoldCoef)
 def _manifold(p: n.ManifoldCoef, ctx: Context) -> nn.Module:
     return manifold.ManifoldCoef(p.n, p.width, p.iters, p.init, p.alpha)
+
+
+@module(n.GeneratorCoef)
+def _generator(p: n.GeneratorCoef, ctx: Context) -> nn.Module:
+    return generator.GeneratorCoef(p.spec, p.n, p.width, p.role)
 
 
 @module(n.ConstCoef)

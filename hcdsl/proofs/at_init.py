@@ -52,6 +52,11 @@ def _manifold(p: n.ManifoldCoef) -> Matrix | None:
     return ((0.0,) + (1.0,) * p.n,) + tuple((k,) * (p.n + 1) for _ in range(p.n))
 
 
+@at_init(n.GeneratorCoef)
+def _generator(p: n.GeneratorCoef) -> Matrix | None:
+    return NOT_CONSTANT  # a user-written generator: its projections are drawn at random
+
+
 @at_init(n.TemplateCoef)
 def _template(p: n.TemplateCoef) -> Matrix:  # named scalars at their init values
     init = {name: value for name, value, _ in p.params}

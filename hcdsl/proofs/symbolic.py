@@ -268,6 +268,20 @@ def _manifold(c: Ctx, v: str, p: n.ManifoldCoef, x: dict) -> Matrix:
     return _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "mhc", x["x"], {(0, 0)})
 
 
+@rule(n.GeneratorCoef)
+def _generator(c: Ctx, v: str, p: n.GeneratorCoef, x: dict) -> Any:
+    """A user-written generator: every output an uninterpreted function of the state (the
+    read it computes itself is an atom of the state, like a layer's output)."""
+    if p.role == "readout":
+        return [Lin.of(c.terms.atom("gen", (c.pid(v, p), "readout"), tuple(x["x"]),
+                                    label=f"{v}.readout"))]
+    m = _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "gen", x["x"], {(0, 0)})
+    if not p.spec.inline_read():
+        return m
+    read = Lin.of(c.terms.atom("gen", (c.pid(v, p), "read"), tuple(x["x"]), label=f"{v}.read"))
+    return [read, m]
+
+
 @rule(n.DenseCoef)
 def _dense(c: Ctx, v: str, p: n.DenseCoef, x: dict) -> Matrix:
     rows, cols = len(p.init), len(p.init[0])
@@ -400,8 +414,9 @@ def _parallel_layers(c: Ctx, v: str, p: n.ParallelLayers, x: dict) -> tuple[Lin,
 
 
 @rule(n.Tap)
-def _tap(c: Ctx, v: str, p: n.Tap, x: dict) -> list[Lin]:
-    return [x["x"][p.index]]
+def _tap(c: Ctx, v: str, p: n.Tap, x: dict) -> Any:
+    item = x["x"][p.index]
+    return item if isinstance(item, list) else [item]  # a matrix (a generator's M) as is
 
 
 @rule(n.Unembed)

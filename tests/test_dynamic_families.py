@@ -76,21 +76,21 @@ def close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 # -- DeepSeek-V4 and GLM-5-next: transformers' own modules ----------------------------------
 
-def _mhc_reference(name: str):
+def _mhc_reference(name: str, hc_eps: float = 1e-6):
     if name == "deepseek_v4_mhc":
         from transformers.models.deepseek_v4.configuration_deepseek_v4 import DeepseekV4Config
         from transformers.models.deepseek_v4.modeling_deepseek_v4 import (
             DeepseekV4HyperConnection, DeepseekV4HyperHead,
         )
         cfg = DeepseekV4Config(hidden_size=DIM, hc_mult=STREAMS, hc_sinkhorn_iters=20,
-                               hc_eps=1e-6, rms_norm_eps=1e-6)
+                               hc_eps=hc_eps, rms_norm_eps=1e-6)
         return cfg, DeepseekV4HyperConnection, DeepseekV4HyperHead
     from transformers.models.glm5_next.configuration_glm5_next import Glm5NextTextConfig
     from transformers.models.glm5_next.modeling_glm5_next import (
         Glm5NextTextHyperConnection, Glm5NextTextHyperHead,
     )
     cfg = Glm5NextTextConfig(hidden_size=DIM, hc_mult=STREAMS, hc_sinkhorn_iters=20,
-                             hc_eps=1e-6, rms_norm_eps=1e-5)
+                             hc_eps=hc_eps, rms_norm_eps=1e-5)
     return cfg, Glm5NextTextHyperConnection, lambda c: Glm5NextTextHyperHead()
 
 
@@ -110,10 +110,22 @@ def float64_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
         torch.promote_types(self.dtype, torch.float32)))
 
 
+def model64_eps(name: str, hc_eps: float) -> torch.nn.Module:
+    """The spec with its hc_eps (the read's `add`, Sinkhorn's eps) set to hc_eps."""
+    text = path(name).read_text().replace("add=1e-06", f"add={hc_eps!r}").replace(
+        "iters=20, eps=1e-06", f"iters=20, eps={hc_eps!r}")
+    m = hcdsl.compile(text, backend="reference", seed=0).double()
+    perturb(m, 5, const=0.3)
+    return m
+
+
+# hc_eps = 1e-2 as well: with 1e-6 a misplaced eps changes the result by less than 1e-6
+@pytest.mark.parametrize("hc_eps", [1e-6, 1e-2])
 @pytest.mark.parametrize("name", ["deepseek_v4_mhc", "glm5_mhc"])
-def test_mhc_equals_transformers_modules(name: str, float64_everywhere: None) -> None:
-    cfg, HC, Head = _mhc_reference(name)
-    m = model64(name)
+def test_mhc_equals_transformers_modules(name: str, hc_eps: float,
+                                         float64_everywhere: None) -> None:
+    cfg, HC, Head = _mhc_reference(name, hc_eps)
+    m = model64_eps(name, hc_eps)
     vals = m.run(tokens())
     for k, state, o, read, new in steps(m, vals):
         hc = HC(cfg).double()

@@ -16,8 +16,8 @@ from hcdsl.lang.generator import (
 
 MAX_PERMUTATION_STREAMS = 6  # n! logits: 720 at n = 6
 CONSTRAINTS = ("sinkhorn", "permutations", "kronecker")
-OUT_KEYS = ("act", "div", "scale", "bias", "add", "per", "source", "combine", "constraint",
-            "std", "rank", "mid", "mid_div")
+OUT_KEYS = ("act", "div", "scale", "bias", "affine", "add", "per", "source", "combine",
+            "constraint", "std", "rank", "mid", "mid_div")
 READ_ONLY = ("per", "source", "combine")
 
 
@@ -41,14 +41,15 @@ class GeneratorReader:
         x = float(v.value)
         if positive and x <= 0 or lo is not None and x < lo:
             bound = "> 0" if positive else f">= {lo:g}"
-            self.fail(f"'{key}' must be {bound}, got {v.text}", v.span)
+            self.fail(f"'{key}' must be {bound}, got {v.text}", v.span,
+                      f"choose {key} {bound}")
         return x
 
     def integer(self, v: s.Value | None, key: str, span: Span, lo: int) -> int:
         x = self.number(v, key, span)
         if not x.is_integer() or x < lo:
             self.fail(f"'{key}' must be a whole number >= {lo}, got {self.text(v)}",
-                      v.span if v is not None else span)
+                      v.span if v is not None else span, f"e.g. {key}={lo}")
         return int(x)
 
     def word(self, v: s.Value | None, key: str, span: Span, choices: tuple[str, ...]) -> str:
@@ -193,6 +194,8 @@ class GeneratorReader:
                 out["div"] = self.number(val, "div", arg.span, positive=True)
             elif name in ("scale", "bias", "add"):
                 out[name] = self.number(val, name, arg.span)
+            elif name == "affine":
+                out["affine"] = self.word(val, "affine", arg.span, ("before_act", "after_act"))
             elif name == "per":
                 out["per"] = self.word(val, "per", arg.span, ("stream", "channel"))
             elif name == "source":
@@ -204,6 +207,10 @@ class GeneratorReader:
         if kind == "lowrank" and "rank" not in proj:
             self.fail(f"{role}: lowrank(...) needs its rank", v.span,
                       f"write {role} = lowrank(rank=16, mid=silu, ...)")
+        if out.get("constraint") is not None and out.get("affine") == "after_act":
+            self.fail(f"{role}: a constraint takes the logits scale * proj + bias; "
+                      "affine=after_act has no activation to come after", args["affine"].span,
+                      "drop affine")
         if out.get("constraint") is not None and out.get("act", "identity") != "identity":
             self.fail(f"{role}: a constraint makes the weights from the logits itself; "
                       f"act={out['act']} would be ignored", args["act"].span,

@@ -10,6 +10,7 @@ from the state H (n streams of width C), in one fixed pipeline:
                                   over all of z or per stream (groups = streams)
     y  = proj(z') / div           linear, or lowrank: up(mid(down(z') / mid_div))
     y  = scale * y + bias         scale: one learned scalar; bias: one learned value per output
+                                  (affine = after_act: w = bias + scale * act(y), HC Eq. 11)
     w  = act(y) + add             sigmoid | double_sigmoid (2 sigmoid) | tanh | softmax | silu |
                                   identity; or a constraint on res (sinkhorn, permutations,
                                   kronecker) that replaces the activation
@@ -73,7 +74,10 @@ class GenOut(_Rec):
     act: Act = "identity"
     div: float = 1.0
     scale: float | None = None  # a learned scalar, its init (None: no scale)
-    bias: float | None = None  # a learned value per output, their init (None: no bias)
+    bias: float | None = None  # a learned value per output, their init (None: no bias);
+    # input = each: one per stream and output (HC's static part per stream, Eqs. 10-13)
+    # before_act: act(scale * y + bias) (mHC); after_act: bias + scale * act(y) (HC Eq. 11)
+    affine: Literal["before_act", "after_act"] = "before_act"
     add: float = 0.0  # a constant added after the activation (DeepSeek-V4's hc_eps)
     per: Literal["stream", "channel"] = "stream"  # read/readout: one weight per stream or entry
     source: Literal["state", "normed"] = "state"  # read/readout: what the weights multiply
@@ -97,7 +101,8 @@ class GenOut(_Rec):
         out = self.logits(n, width, flat)
         p = self.proj
         count = d_in * out if p.kind == "linear" else p.rank * (d_in + out)
-        return count + (self.scale is not None) + (out if self.bias is not None else 0)
+        biases = out * (1 if flat else n) if self.bias is not None else 0
+        return count + (self.scale is not None) + biases
 
 
 class Generator(_Rec):

@@ -76,7 +76,7 @@ class _Norm(nn.Module):
 class _Out(nn.Module):
     """One output: proj, div, scale, bias, then act (+ add) or a constraint."""
 
-    def __init__(self, rec: GenOut, d_in: int, d_out: int, n: int) -> None:
+    def __init__(self, rec: GenOut, d_in: int, d_out: int, n: int, flat: bool) -> None:
         super().__init__()
         self.rec, self.n = rec, n
         p = rec.proj
@@ -88,7 +88,8 @@ class _Out(nn.Module):
         if rec.scale is not None:
             self.scale = nn.Parameter(torch.tensor(float(rec.scale)))
         if rec.bias is not None:
-            self.bias = nn.Parameter(torch.full((d_out,), float(rec.bias)))
+            shape = (d_out,) if flat else (n, d_out)  # each: a static part per stream
+            self.bias = nn.Parameter(torch.full(shape, float(rec.bias)))
         c = rec.constraint
         if c is not None and c.kind == "permutations":
             self.register_buffer("perms", permutation_matrices(n), persistent=False)
@@ -107,24 +108,34 @@ class _Out(nn.Module):
             y = F.linear(act(rec.proj.mid, mid), self.up.to(dt))
         if rec.div != 1.0:
             y = y / rec.div
-        if rec.scale is not None:
-            y = y * self.scale.to(dt)
-        if rec.bias is not None:
-            y = y + self.bias.to(dt)
+        return y if rec.affine == "after_act" else self.affine(y)
+
+    def affine(self, y: Tensor) -> Tensor:
+        if self.rec.scale is not None:
+            y = y * self.scale.to(y.dtype)
+        if self.rec.bias is not None:
+            y = y + self.bias.to(y.dtype)
         return y
 
-    def weights(self, z: Tensor, dim: int = -1) -> Tensor:
-        w = act(self.rec.act, self.logits(z), dim)
+    def activate(self, y: Tensor, dim: int = -1, shape: tuple[int, int] | None = None) -> Tensor:
+        """act (and the affine map after it, for affine = after_act), then + add. With
+        `shape`, the flat logits y (..., a*b) are viewed as (..., a, b) for the activation
+        (a softmax over `dim` of that view) and the result has that shape."""
+        w = act(self.rec.act, y.unflatten(-1, shape) if shape else y, dim)
+        if self.rec.affine == "after_act":
+            w = self.affine(w.flatten(-2) if shape else w)
+            w = w.unflatten(-1, shape) if shape else w
         return w + self.rec.add if self.rec.add else w
+
+    def weights(self, z: Tensor, dim: int = -1) -> Tensor:
+        return self.activate(self.logits(z), dim)
 
     def res(self, z: Tensor, flat: bool) -> Tensor:
         """RES (B, T, n, n), [s, t] = old stream s into new stream t."""
         n, c = self.n, self.rec.constraint
         y = self.logits(z)  # flat: (B, T, L); each: (B, T, n, n)
         if c is None:
-            logits = y.unflatten(-1, (n, n)) if flat else y
-            out = act(self.rec.act, logits, -1)
-            return out + self.rec.add if self.rec.add else out
+            return self.activate(y, -1, (n, n)) if flat else self.activate(y, -1)
         if c.kind == "sinkhorn":
             logits = y.unflatten(-1, (n, n)) if flat else y
             return _sinkhorn(logits, c)
@@ -173,24 +184,24 @@ class GeneratorCoef(nn.Module):
             groups = n if self.flat and rec.norm.per_stream else 1
             self.norm = _Norm(rec.norm, d_in, groups)
         self.outs = nn.ModuleDict({
-            o.role: _Out(o, d_in, o.logits(n, width, self.flat), n) for o in rec.outputs})
+            o.role: _Out(o, d_in, o.logits(n, width, self.flat), n, self.flat)
+            for o in rec.outputs})
 
     def _per_stream(self, o: GenOut, z: Tensor) -> Tensor:
         """(B, T, n) weights of a per-stream output; softmax runs over the streams."""
         if self.flat:
             return self.outs[o.role].weights(z, dim=-1)
-        w = self.outs[o.role].logits(z).squeeze(-1)  # (B, T, n)
-        w = act(o.act, w, -1)
-        return w + o.add if o.add else w
+        y = self.outs[o.role].logits(z)  # (B, T, n, 1)
+        if o.affine == "after_act":
+            return self.outs[o.role].activate(y, -2).squeeze(-1)
+        return self.outs[o.role].activate(y.squeeze(-1), -1)
 
     def _read(self, o: GenOut, z: Tensor, x: Tensor) -> Tensor:
         """The layer input combine_s w_s ⊙ src_s, (B, T, C)."""
         n, C = self.n, self.width
         if o.per == "channel":
-            y = self.outs[o.role].logits(z)
-            w = y.unflatten(-1, (n, C)) if self.flat else y  # (B, T, n, C)
-            w = act(o.act, w, -2)  # softmax: over the streams, per channel
-            w = w + o.add if o.add else w
+            y = self.outs[o.role].logits(z)  # softmax: over the streams, per channel
+            w = self.outs[o.role].activate(y, -2, (n, C) if self.flat else None)
         else:
             w = self._per_stream(o, z).unsqueeze(-1)  # (B, T, n, 1)
         src = x if o.source == "state" else (z.unflatten(-1, (n, C)) if self.flat else z)

@@ -14,9 +14,11 @@ from pydantic import ValidationError
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
 from hcdsl.frontend.numbers import Capped, short, weight_problem
+from hcdsl.frontend.arith import expr_text, expr_tree
 from hcdsl.frontend.generator import GeneratorReader
 from hcdsl.frontend.options import pydantic_problem
 from hcdsl.lang.connections import CustomOptions, Param
+from hcdsl.lang.expr import evaluate, names, render
 from hcdsl.lang.limits import MAX_STREAMS
 from hcdsl.spec import ConnectionSpec, Template
 
@@ -62,6 +64,8 @@ def _plain(value: s.Value) -> object:
         return value.value
     if isinstance(value, s.ListValue):
         return tuple(_plain(v) for v in value.items)
+    if isinstance(value, s.Expr):
+        return expr_text(value)  # pydantic reports it where a number is expected
     return None
 
 
@@ -170,6 +174,10 @@ class _Connection:
             return False
         capped = Capped(self.v.err)
         for i, item in enumerate(st.value.items):
+            if isinstance(item, s.Expr):
+                capped.error(f"{self.what}: '{st.name}' entry {i + 1} is an expression; "
+                             "arithmetic is allowed in matrix entries only", item.span,
+                             "write a number (or, in value_residual, a param's name)")
             if isinstance(item, s.Number):
                 problem = weight_problem(item.value, item.text, f"'{st.name}' entry {i + 1}")
                 if problem:
@@ -312,6 +320,12 @@ class _Connection:
                     entries.append(e.value)
                 elif isinstance(e, s.Name) and e.value in declared:
                     ok = False  # its `param` line has the error
+                elif isinstance(e, s.Expr):
+                    entry = self.expression(e, (i + 1, j + 1), params, declared, capped)
+                    if entry is None:
+                        ok = False
+                    else:
+                        entries.append(entry)
                 else:
                     text = short(e.value) if isinstance(e, s.Name) else self.v.text(e)
                     capped.error(f"matrix entry ({i + 1}, {j + 1}) is neither a number nor "
@@ -321,6 +335,35 @@ class _Connection:
             out.append(tuple(entries))
         capped.close("entries that are not numbers, params or small enough")
         return tuple(out) if ok and capped.ok else None
+
+
+    def expression(self, e: s.Expr, at: tuple[int, int], params: dict[str, Param],
+                   declared: set[str], capped: Capped) -> float | str | None:
+        """An arithmetic entry (`1 - g`): its canonical text, or its number when it names no
+        param; None after reporting what is wrong."""
+        tree = expr_tree(e)
+        if tree is None:
+            capped.error(f"matrix entry {at} is an expression of something other than numbers "
+                         f"and params: '{self.v.text(e)}'", e.span,
+                         "an entry is arithmetic (+ - *) over numbers and declared params, "
+                         "e.g. 1 - g")
+            return None
+        used = names(render(tree))
+        unknown = sorted(used - declared)
+        if unknown:
+            capped.error(f"matrix entry {at} names '{unknown[0]}', which is not a declared "
+                         "param", e.span, f"declare it in the connection: param {unknown[0]} = 1")
+            return None
+        if used - set(params):
+            return None  # its `param` line has the error
+        if not used:  # numbers only: fold to one number
+            value = float(evaluate(render(tree), {}, float))
+            problem = weight_problem(value, self.v.text(e), f"matrix entry {at}")
+            if problem:
+                capped.error(problem, e.span, "a matrix entry is a weight; choose a small one")
+                return None
+            return value
+        return render(tree)
 
 
 def check_unused(v: Context, defn: s.ConnectionSyntax, n_layers: int) -> None:

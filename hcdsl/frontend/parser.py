@@ -164,6 +164,17 @@ class _ToSyntax(Transformer):
     def list(self, meta, children):
         return s.ListValue(tuple(children), _span(meta))
 
+    def _expr(op):  # noqa: N805 - a factory for the arithmetic rules below
+        def build(self, meta, children):
+            return s.Expr(op, tuple(children), _span(meta))
+
+        return build
+
+    e_add = _expr("+")
+    e_sub = _expr("-")
+    e_mul = _expr("*")
+    e_neg = _expr("neg")
+
 
 def _int(token: object) -> int:
     """An INT token's value. One written with more than 100 digits counts as 10**100, over

@@ -48,7 +48,16 @@ class Call:
     name_span: Span
 
 
-Value = Union[Number, Name, String, ListValue, Call]
+@dataclass(frozen=True)
+class Expr:
+    """Arithmetic in a list item: op is + - * (two args) or neg (one)."""
+
+    op: str
+    args: tuple["Value", ...]
+    span: Span
+
+
+Value = Union[Number, Name, String, ListValue, Call, Expr]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from hcdsl.lang.expr import evaluate
 from hcdsl.nn.layers import STD, make_norm
 
 # bound -> (raw -> value, value -> raw): the stored parameter is the raw one
@@ -50,7 +51,7 @@ class TemplateCoef(nn.Module):
         values = {name: BOUNDS[b][0](getattr(self, f"raw_{name}"))
                   for name, b in self.bounds.items()}
         rows = [
-            torch.stack([values[e] if isinstance(e, str) else self.consts[i, j]
+            torch.stack([evaluate(e, values, float) if isinstance(e, str) else self.consts[i, j]
                          for j, e in enumerate(row)])
             for i, row in enumerate(self.template)
         ]

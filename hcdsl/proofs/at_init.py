@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hcdsl.ir import nodes as n
+from hcdsl.lang.expr import evaluate
 from hcdsl.spec import Matrix
 
 NOT_CONSTANT = None
@@ -60,7 +61,7 @@ def _generator(p: n.GeneratorCoef) -> Matrix | None:
 @at_init(n.TemplateCoef)
 def _template(p: n.TemplateCoef) -> Matrix:  # named scalars at their init values
     init = {name: value for name, value, _ in p.params}
-    return tuple(tuple(init[e] if isinstance(e, str) else float(e) for e in row)
+    return tuple(tuple(float(evaluate(e, init, float)) for e in row)
                  for row in p.template)
 
 

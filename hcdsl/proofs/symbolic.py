@@ -20,6 +20,7 @@ from typing import Any
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.lang.expr import evaluate
 from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.at_init import AT_INIT
 from hcdsl.proofs.coefs import ONE, ZERO, K, Point
@@ -310,8 +311,7 @@ def _template(c: Ctx, v: str, p: n.TemplateCoef, x: dict) -> Matrix:
     else:
         pid = c.pid(v, p)
         values = {name: c.symbol(f"{pid}.{name}", v) for name, _, _ in p.params}
-    return [[values[e] if isinstance(e, str) else K.const(e) for e in row]
-            for row in p.template]
+    return [[evaluate(e, values, K.const) for e in row] for row in p.template]
 
 
 # -- norms and the other per-stream maps -----------------------------------------------------

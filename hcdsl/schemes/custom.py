@@ -10,6 +10,7 @@ weights) over earlier outputs, per layer or per block.
 from __future__ import annotations
 
 from hcdsl.lang.connections import CustomOptions
+from hcdsl.lang.expr import evaluate, names
 from hcdsl.schemes.dense import attention_residuals, depth_weighted
 from hcdsl.schemes.primitive import Coef, DenseScheme, Scheme, Step
 from hcdsl.schemes.registry import SchemeError, register
@@ -40,8 +41,8 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
     steps = []
     for k in range(len(spec.sequence)):
         template = templates[k + 1]
-        used = {e for row in template for e in row if isinstance(e, str)}
-        init = tuple(tuple(init_of[e] if isinstance(e, str) else float(e) for e in row)
+        used = {name for row in template for e in row for name in names(e)}
+        init = tuple(tuple(float(evaluate(e, init_of, float)) for e in row)
                      for row in template)
         coef = (Coef(init=init) if not used else Coef(
             init=init, learn=True, generator="template", template=template,

@@ -144,3 +144,67 @@ def test_an_expression_outside_a_list_is_a_syntax_error() -> None:
     src = MODEL.replace("dim = 32", "dim = 16 * 2")
     lines = error(src)
     assert lines[0].startswith(f"{at(src, '* 2')}: error:"), lines
+
+
+# -- tied params: one scalar for every layer ------------------------------------------------
+
+TIED = """
+connection c {
+  streams = 2
+  param g = scalar(init=0.25, bound=unit, tied=true)
+  param k = 1
+  all = [[0, 1, g], [1 - g, 1, 0], [g, 0, k]]
+}
+"""
+
+
+def test_a_tied_param_is_one_scalar_for_every_layer() -> None:
+    m = hcdsl.compile(spec(TIED), backend="reference", seed=0).double()
+    names = [name for name, _ in m.named_parameters() if "raw_" in name]
+    assert sorted(names) == ["L1_coef.raw_g", "L1_coef.raw_k", "L2_coef.raw_k",
+                             "L3_coef.raw_k", "L4_coef.raw_k"]
+    assert [k for k in m.state_dict() if k.endswith("raw_g")] == ["L1_coef.raw_g"]
+    with torch.no_grad():
+        m.mod("L1.coef").raw_g.fill_(0.7)  # every layer sees the new value
+    g = torch.sigmoid(torch.tensor(0.7, dtype=torch.float64))
+    for k in range(1, 5):
+        got = m.mod(f"L{k}.coef")()
+        assert (got[1, 0] - (1 - g)).abs() < 1e-12 and (got[0, 2] - g).abs() < 1e-12
+    ir = m.ir
+    assert [ir.payload(f"L{k}.coef").param_count() for k in range(1, 5)] == [2, 1, 1, 1]
+    assert sum(p.numel() for p in m.parameters()) == hcdsl.compile(
+        spec(TIED), backend="reference", seed=0).ir.payload("L1.coef").param_count() + \
+        sum(p.numel() for n_, p in m.named_parameters() if "coef" not in n_) + 3
+
+
+def test_a_tied_param_gets_the_gradient_of_every_layer() -> None:
+    fx_model = hcdsl.compile(spec(TIED), seed=0)
+    perturb(fx_model, 2, const=0.3)
+    ref = hcdsl.compile(spec(TIED), backend="reference", seed=0)
+    ref.load_state_dict(fx_model.state_dict())
+    assert_same(fx_model, ref, torch.randint(0, 64, (2, 7)), nonzero=True)
+    # the gradient of the one scalar is the sum over the layers that use it: untie it
+    # (four separate scalars with the same value) and compare
+    untied = hcdsl.compile(spec(TIED.replace(", tied=true", "")), seed=0)
+    state = fx_model.state_dict()
+    with torch.no_grad():
+        for name, p in untied.named_parameters():
+            p.copy_(state[name] if name in state else state["L1_coef.raw_g"])
+    t = torch.randint(0, 64, (2, 7))
+    fx_model.zero_grad()
+    fx_model(t).sum().backward()
+    untied(t).sum().backward()
+    total = sum(dict(untied.named_parameters())[f"L{k}_coef.raw_g"].grad for k in range(1, 5))
+    assert (fx_model.get_parameter("L1_coef.raw_g").grad - total).abs().item() < 1e-5
+
+
+def test_tied_round_trip_and_bad_option() -> None:
+    parsed = hcdsl.parse(spec(TIED))
+    printed = format_model(parsed)
+    assert "param g = scalar(init=0.25, bound=unit, tied=true)" in printed
+    assert hcdsl.parse(printed).model_dump() == parsed.model_dump()
+    src = spec(TIED.replace("tied=true", "tied=maybe"))
+    lines = error(src)
+    assert lines[0].startswith(f"{at(src, 'tied=maybe')}: error: param 'g': unknown or bad "
+                               "option 'tied'"), lines
+    assert "tied=false|true" in lines[-1]

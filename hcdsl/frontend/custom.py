@@ -87,7 +87,7 @@ class _Connection:
         return out
 
     def param(self, pd: s.ParamDef) -> Param | None:
-        init, bound, span = None, "none", pd.value.span
+        init, bound, tied, span = None, "none", False, pd.value.span
         if isinstance(pd.value, s.Number):
             init = pd.value.value
         elif isinstance(pd.value, s.Call) and pd.value.name == "scalar":
@@ -96,9 +96,13 @@ class _Connection:
                     init = arg.value.value
                 elif arg.name == "bound" and isinstance(arg.value, s.Name):
                     bound = arg.value.value
+                elif arg.name == "tied" and isinstance(arg.value, s.Name) and \
+                        arg.value.value in ("true", "false"):
+                    tied = arg.value.value == "true"
                 else:
                     self.v.err.error(f"param '{pd.name}': unknown or bad option '{arg.name}'",
-                                     arg.span, "write scalar(init=1, bound=none|unit|double)")
+                                     arg.span, "write scalar(init=1, bound=none|unit|double, "
+                                     "tied=false|true)")
                     return None
         if init is not None and (problem := weight_problem(init, _number_text(pd.value),
                                                            f"param '{pd.name}': init")):
@@ -122,7 +126,7 @@ class _Connection:
                              f"limit: choose an init strictly between them, e.g. "
                              f"{(lo_hi[0] + lo_hi[1]) / 2:g}")
             return None
-        return Param(name=pd.name, init=float(init), bound=bound)
+        return Param(name=pd.name, init=float(init), bound=bound, tied=tied)
 
     def options(self, params: dict[str, Param]) -> CustomOptions | None:
         values: dict[str, object] = {"name": self.defn.name, "params": tuple(params.values())}

@@ -94,8 +94,9 @@ def _definition(conn: ConnectionSpec) -> list[str]:
     opts = conn.options
     lines = [f"connection {opts.name} {{"]
     for p in opts.params:
+        tied = ", tied=true" if p.tied else ""
         lines.append(f"  param {p.name} = scalar(init={format_value(float(p.init))}, "
-                     f"bound={p.bound})")
+                     f"bound={p.bound}{tied})")
     for key, value in _written(opts, skip=("name", "params", "generator", "readout_generator")):
         text = _list(value) if isinstance(value, tuple) else format_value(value)
         lines.append(f"  {key} = {text}")

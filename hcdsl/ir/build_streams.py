@@ -13,8 +13,32 @@ from hcdsl.ir.build_common import (
     branch_dropout, coef_dropout, finish, layer_node, norm_node, start, step_label,
 )
 from hcdsl.ir.graph import IR
+from hcdsl.lang.connections import Param
 from hcdsl.schemes.primitive import Scheme, Step
 from hcdsl.spec import ModelSpec
+
+
+def template_node(ir: IR, node_id: str, template: tuple[tuple[object, ...], ...],
+                  params: tuple[Param, ...]) -> str:
+    """A TemplateCoef; a tied param is owned by the first node that uses it, and later
+    nodes read that node's scalar (`shared`)."""
+    own: list[tuple[str, float, str]] = []
+    shared: list[tuple[str, str, float, str]] = []
+    for p in params:
+        owner = _owner(ir, p.name) if p.tied else None
+        if owner is None:
+            own.append((p.name, p.init, p.bound))
+        else:
+            shared.append((p.name, owner, p.init, p.bound))
+    return ir.add(node_id, n.TemplateCoef(template, tuple(own), tuple(shared)))
+
+
+def _owner(ir: IR, name: str) -> str | None:
+    for v in ir.g.nodes:
+        p = ir.payload(v)
+        if isinstance(p, n.TemplateCoef) and any(q[0] == name for q in p.params):
+            return v
+    return None
 
 
 def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state: str) -> str:
@@ -22,8 +46,7 @@ def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state
     if not c.learn:
         return ir.add(f"{label}.coef", n.ConstCoef(c.init))
     if c.generator == "template":
-        params = tuple((p.name, p.init, p.bound) for p in c.params)
-        return ir.add(f"{label}.coef", n.TemplateCoef(c.template, params))
+        return template_node(ir, f"{label}.coef", c.template, c.params)
     if c.generator == "program":
         assert c.program is not None
         return ir.add(f"{label}.coef", n.GeneratorCoef(c.program, scheme.streams,
@@ -57,8 +80,7 @@ def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,
         return ir.add(f"{lid}.y", n.Tap(0), x=both)
     lam = step.value_mix  # V <- λ1 V_first + λ2 V
     if any(isinstance(e, str) for e in lam):
-        params = tuple((p.name, p.init, p.bound) for p in step.value_params)
-        vmix = ir.add(f"{lid}.vmix", n.TemplateCoef((lam,), params))
+        vmix = template_node(ir, f"{lid}.vmix", (lam,), step.value_params)
     else:
         vmix = ir.add(f"{lid}.vmix", n.ConstCoef((tuple(float(e) for e in lam),)))
     inputs.update(vres=values[0], vmix=vmix)

@@ -135,6 +135,7 @@ class Param(Options):
     name: str
     init: float
     bound: Literal["none", "unit", "double"] = "none"
+    tied: bool = False  # one scalar shared by every layer (default: one per layer)
 
 
 class CustomOptions(Options):

@@ -119,7 +119,9 @@ def _learned(p: n.LearnedCoef, ctx: Context) -> nn.Module:
 
 @module(n.TemplateCoef)
 def _template(p: n.TemplateCoef, ctx: Context) -> nn.Module:
-    return template.TemplateCoef(p.template, p.params, ctx.dtype)
+    shared = {name: (getattr(ctx.parts, attr_name(owner)), bound)
+              for name, owner, _, bound in p.shared}
+    return template.TemplateCoef(p.template, p.params, ctx.dtype, shared)
 
 
 @module(n.NormStreams)

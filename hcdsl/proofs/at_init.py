@@ -61,6 +61,7 @@ def _generator(p: n.GeneratorCoef) -> Matrix | None:
 @at_init(n.TemplateCoef)
 def _template(p: n.TemplateCoef) -> Matrix:  # named scalars at their init values
     init = {name: value for name, value, _ in p.params}
+    init.update({name: value for name, _, value, _ in p.shared})
     return tuple(tuple(float(evaluate(e, init, float)) for e in row)
                  for row in p.template)
 

@@ -308,9 +308,13 @@ def _template(c: Ctx, v: str, p: n.TemplateCoef, x: dict) -> Matrix:
         return consts(AT_INIT[n.TemplateCoef](p))
     if c.ident.question == "checkpoint":
         values = {name: K.const(c.tensor(v, f"value:{name}")) for name, _, _ in p.params}
+        values.update({name: K.const(c.tensor(owner, f"value:{name}"))
+                       for name, owner, _, _ in p.shared})
     else:
         pid = c.pid(v, p)
         values = {name: c.symbol(f"{pid}.{name}", v) for name, _, _ in p.params}
+        for name, owner, _, _ in p.shared:  # a tied scalar: the owner's symbol
+            values[name] = c.symbol(f"{c.pid(owner, c.ir.payload(owner))}.{name}", owner)
     return [[evaluate(e, values, K.const) for e in row] for row in p.template]
 
 

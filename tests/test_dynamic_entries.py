@@ -208,3 +208,34 @@ def test_tied_round_trip_and_bad_option() -> None:
     assert lines[0].startswith(f"{at(src, 'tied=maybe')}: error: param 'g': unknown or bad "
                                "option 'tied'"), lines
     assert "tied=false|true" in lines[-1]
+
+
+# -- the prover reads arithmetic and tied params ---------------------------------------------
+
+def _prove_spec(connection: str, connect: str = "c") -> str:
+    return (f"{connection}\nmodel m {{\n  dim = 16\n  vocab = 64\n  layer attn = "
+            f"attention(heads=2)\n  layer ffn = mlp\n  body = repeat 2 [attn, ffn]\n"
+            f"  connect {connect}\n}}\n")
+
+
+def test_prover_simplifies_arithmetic_entries() -> None:
+    """1 - g + g is 1 for every g: the spec is Pre-Norm exactly (symbolic, not at init);
+    1 - g alone is not."""
+    from hcdsl.proofs.prove import NOT_EQUIVALENT, prove
+
+    cancels = "connection c {\n  param g = 0.3\n  all = [[0, 1], [1, 1 - g + g]]\n}"
+    assert prove(_prove_spec(cancels), _prove_spec("", "residual")).equivalent
+    keeps = "connection c {\n  param g = 0.3\n  all = [[0, 1], [1, 1 - g]]\n}"
+    assert prove(_prove_spec(keeps), _prove_spec("", "residual")).verdict == NOT_EQUIVALENT
+
+
+def test_prover_ties_a_tied_param_across_layers() -> None:
+    """With g tied, layers 1 and 2 share one symbol: g1 - g2 is 0, so `[1, 1 + g - g]` in
+    layer 2 written through two different layers' copies cancels only when tied."""
+    from hcdsl.proofs.prove import prove
+
+    tied = ("connection c {\n  param g = scalar(init=0.3, tied=true)\n"
+            "  all = [[0, 1], [1, g]]\n}")
+    untied = tied.replace(", tied=true", "")
+    assert prove(_prove_spec(tied), _prove_spec(tied)).equivalent
+    assert not prove(_prove_spec(tied), _prove_spec(untied)).equivalent

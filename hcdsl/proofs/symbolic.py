@@ -20,7 +20,7 @@ from typing import Any
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.lang.expr import evaluate
+from hcdsl.lang.expr import evaluate as entry_value
 from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.at_init import AT_INIT
 from hcdsl.proofs.coefs import ONE, ZERO, K, Point
@@ -315,7 +315,7 @@ def _template(c: Ctx, v: str, p: n.TemplateCoef, x: dict) -> Matrix:
         values = {name: c.symbol(f"{pid}.{name}", v) for name, _, _ in p.params}
         for name, owner, _, _ in p.shared:  # a tied scalar: the owner's symbol
             values[name] = c.symbol(f"{c.pid(owner, c.ir.payload(owner))}.{name}", owner)
-    return [[evaluate(e, values, K.const) for e in row] for row in p.template]
+    return [[entry_value(e, values, K.const) for e in row] for row in p.template]
 
 
 # -- norms and the other per-stream maps -----------------------------------------------------

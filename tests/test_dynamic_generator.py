@@ -212,3 +212,49 @@ def test_torch_compile_fullgraph_on_generators() -> None:
     compiled = torch.compile(m, fullgraph=True, backend="eager")
     with torch.no_grad():
         assert (compiled(toks) - m(toks)).abs().max().item() <= 1e-5
+
+
+CHANNEL_WRITE = """
+connection c {
+  streams = 2
+  generator {
+    input = flat
+    norm = rmsnorm(weight=none, eps=1e-06)
+    write = linear(act=double_sigmoid, per=channel, bias=0)
+    res = linear(act=softmax, bias=0)
+  }
+}
+"""
+
+
+def test_channel_write_against_torch() -> None:
+    """write = ...(per=channel): H'_t = w_t ⊙ o + Σ_s RES[s, t] H_s with w (n x C); the read
+    is 1 per stream (not generated)."""
+    m = hcdsl.compile(spec(CHANNEL_WRITE), backend="reference", seed=0).double()
+    perturb(m, 7, const=0.3)
+    with torch.no_grad():
+        vals = m.run(tokens())
+        n, C = 2, 32
+        for k in (1, 2):
+            g = m.mod(f"L{k}.coef")
+            h = vals[m.ir.inputs(f"L{k}.coef")["x"]]
+            x = h.flatten(-2)
+            z = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+            o = g.outs
+            w = 2 * torch.sigmoid(z @ o["write"].weight.t() + o["write"].bias).unflatten(-1, (n, C))
+            res = torch.softmax((z @ o["res"].weight.t() + o["res"].bias).unflatten(-1, (n, n)), -1)
+            close(vals[f"L{k}.gen_read"], h.sum(-2))
+            out = vals[f"L{k}.attn" if k % 2 else f"L{k}.ffn"]
+            new = w * out.unsqueeze(-2) + torch.einsum("...st,...sc->...tc", res, h)
+            close(vals[f"L{k}.written"], new)
+
+
+def test_fx_equals_reference_channel_write() -> None:
+    fx_model = hcdsl.compile(spec(CHANNEL_WRITE), seed=0)
+    perturb(fx_model, 2, const=0.3)
+    ref = hcdsl.compile(spec(CHANNEL_WRITE), backend="reference", seed=0)
+    ref.load_state_dict(fx_model.state_dict())
+    assert_same(fx_model, ref, tokens(), nonzero=True)
+    from hcdsl.counts import count_params
+
+    assert count_params(spec(CHANNEL_WRITE)) == sum(p.numel() for p in ref.parameters())

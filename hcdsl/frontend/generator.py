@@ -18,7 +18,7 @@ MAX_PERMUTATION_STREAMS = 6  # n! logits: 720 at n = 6
 CONSTRAINTS = ("sinkhorn", "permutations", "kronecker")
 OUT_KEYS = ("act", "div", "scale", "bias", "affine", "add", "per", "source", "combine",
             "constraint", "std", "rank", "mid", "mid_div")
-READ_ONLY = ("per", "source", "combine")
+READ_ONLY = ("source", "combine")
 
 
 class _Bad(Exception):
@@ -170,9 +170,13 @@ class GeneratorReader:
             if name not in OUT_KEYS:
                 self.fail(f"{role}: unknown option '{name}'", arg.span,
                           "options: " + ", ".join(OUT_KEYS))
+            if name == "per" and role == "res":
+                self.fail("res: 'per' is an option of read and write weights", arg.span,
+                          "RES is n x n, one weight per pair of streams")
             if name in READ_ONLY and role not in ("read", "readout"):
                 self.fail(f"{role}: '{name}' is an option of read weights only", arg.span,
-                          f"the {role} weights are one per stream" if role == "write" else
+                          "write weights multiply the layer output, not the state"
+                          if role == "write" else
                           "RES is n x n, one weight per pair of streams")
             if name == "constraint" and role != "res":
                 self.fail(f"{role}: a constraint applies to the residual mix (res) only",

@@ -92,9 +92,13 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
     label = step_label(step)
     coef = _coef(ir, spec, label, step, scheme, state)
     inline = None  # a generator that computes the read itself: (x, M)
+    channel = None  # and per-channel write weights: (x, M, W)
     if step.coef.program is not None and step.coef.program.inline_read():
-        inline = ir.add(f"{label}.gen_read", n.Tap(0), x=coef)
-        coef = ir.add(f"{label}.gen_coef", n.Tap(1), x=coef)
+        gen = coef
+        inline = ir.add(f"{label}.gen_read", n.Tap(0), x=gen)
+        coef = ir.add(f"{label}.gen_coef", n.Tap(1), x=gen)
+        if step.coef.program.channel_write():
+            channel = ir.add(f"{label}.gen_write", n.Tap(2), x=gen)
     F, S, R = step.fractions, scheme.streams, step.reads
     cols_total = len(step.coef.init[0])
     shared_norm = None
@@ -123,6 +127,9 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
     stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
                    **{f"s{i}": o for i, o in enumerate(outputs + [state])})
     new = ir.add(f"{label}.write", n.Mix((0, F + S), (R, cols_total)), x=stack, coef=coef)
+    if channel is not None:  # OUT is 0 in M: + W_t ⊙ o, per stream and channel
+        gated = ir.add(f"{label}.channel", n.ChannelWrite(), o=outputs[0], w=channel)
+        new = ir.add(f"{label}.written", n.Add(2), s0=new, s1=gated)
     if step.lowrank:  # LAuReL-LR: + B A H
         low = ir.add(f"{label}.lowrank", n.LowRank(scheme.width, step.lowrank), x=state)
         new = ir.add(f"{label}.sum", n.Add(2), s0=new, s1=low)

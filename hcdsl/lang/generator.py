@@ -79,7 +79,7 @@ class GenOut(_Rec):
     # before_act: act(scale * y + bias) (mHC); after_act: bias + scale * act(y) (HC Eq. 11)
     affine: Literal["before_act", "after_act"] = "before_act"
     add: float = 0.0  # a constant added after the activation (DeepSeek-V4's hc_eps)
-    per: Literal["stream", "channel"] = "stream"  # read/readout: one weight per stream or entry
+    per: Literal["stream", "channel"] = "stream"  # read/readout/write: per stream or per entry
     source: Literal["state", "normed"] = "state"  # read/readout: what the weights multiply
     combine: Literal["sum", "mean"] = "sum"  # read/readout: sum or mean over the streams
     constraint: Constraint | None = None  # res only
@@ -113,11 +113,19 @@ class Generator(_Rec):
     def output(self, role: str) -> GenOut | None:
         return next((o for o in self.outputs if o.role == role), None)
 
+    def channel_write(self) -> bool:
+        """True when the write weights are per stream and channel (n x C): the generator
+        returns them apart, and OUT in M is 0."""
+        w = self.output("write")
+        return w is not None and w.per == "channel"
+
     def inline_read(self) -> bool:
-        """True when the generator computes the read itself (per-channel weights, or weights
-        on the normalised state): then it returns the layer input along with M."""
+        """True when the generator computes the read itself (per-channel weights, weights on
+        the normalised state, or a per-channel write): then it returns the layer input along
+        with M (and the write weights)."""
         r = self.output("read") or self.output("readout")
-        return r is not None and (r.per == "channel" or r.source == "normed")
+        return self.channel_write() or r is not None and (
+            r.per == "channel" or r.source == "normed")
 
     def param_count(self, n: int, width: int) -> int:
         flat = self.input == "flat"

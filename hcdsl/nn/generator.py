@@ -196,12 +196,17 @@ class GeneratorCoef(nn.Module):
             return self.outs[o.role].activate(y, -2).squeeze(-1)
         return self.outs[o.role].activate(y.squeeze(-1), -1)
 
+    def _channel(self, o: GenOut, z: Tensor) -> Tensor:
+        """(B, T, n, C) per-channel weights; softmax runs over the streams."""
+        n, C = self.n, self.width
+        y = self.outs[o.role].logits(z)
+        return self.outs[o.role].activate(y, -2, (n, C) if self.flat else None)
+
     def _read(self, o: GenOut, z: Tensor, x: Tensor) -> Tensor:
         """The layer input combine_s w_s ⊙ src_s, (B, T, C)."""
         n, C = self.n, self.width
         if o.per == "channel":
-            y = self.outs[o.role].logits(z)  # softmax: over the streams, per channel
-            w = self.outs[o.role].activate(y, -2, (n, C) if self.flat else None)
+            w = self._channel(o, z)
         else:
             w = self._per_stream(o, z).unsqueeze(-1)  # (B, T, n, 1)
         src = x if o.source == "state" else (z.unflatten(-1, (n, C)) if self.flat else z)
@@ -230,7 +235,11 @@ class GeneratorCoef(nn.Module):
             read = self._per_stream(read_rec, z)
             if read_rec.combine == "mean":
                 read = read / n
-        write = x.new_ones(*lead, n) if write_rec is None else self._per_stream(write_rec, z)
+        channel = write_rec is not None and write_rec.per == "channel"
+        if write_rec is None or channel:  # per channel: OUT is 0, the weights come apart
+            write = x.new_zeros(*lead, n) if channel else x.new_ones(*lead, n)
+        else:
+            write = self._per_stream(write_rec, z)
         if res_rec is None:
             res = torch.eye(n, dtype=x.dtype, device=x.device).expand(*lead, n, n)
         else:
@@ -239,6 +248,17 @@ class GeneratorCoef(nn.Module):
         top = torch.cat([corner, write.unsqueeze(-2)], dim=-1)  # (B, T, 1, 1 + n)
         rest = torch.cat([read.unsqueeze(-1), res], dim=-1)  # (B, T, n, 1 + n)
         m = torch.cat([top, rest], dim=-2).to(h.dtype)
-        if inline:
-            return self._read(read_rec, z, x).to(h.dtype), m
-        return m
+        if not inline:
+            return m
+        if read_rec is None:  # a per-channel write made the read inline: read 1 per stream
+            xr = x.sum(dim=-2)
+        else:
+            xr = self._read(read_rec, z, x)
+        if channel:
+            return xr.to(h.dtype), m, self._channel(write_rec, z).to(h.dtype)
+        return xr.to(h.dtype), m
+
+
+def channel_write(o: Tensor, w: Tensor) -> Tensor:
+    """H'_t = w_t ⊙ o: o (B, T, C) or (B, T, 1, C), w (B, T, n, C)."""
+    return w * (o if o.dim() == w.dim() else o.unsqueeze(-2))

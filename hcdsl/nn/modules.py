@@ -48,7 +48,7 @@ def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
 
 
 for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,
-              n.Add, n.Tap, n.InvStd, n.Dropout):
+              n.Add, n.Tap, n.InvStd, n.Dropout, n.ChannelWrite):
     MODULES[_kind] = None
 
 

@@ -280,7 +280,18 @@ def _generator(c: Ctx, v: str, p: n.GeneratorCoef, x: dict) -> Any:
     if not p.spec.inline_read():
         return m
     read = Lin.of(c.terms.atom("gen", (c.pid(v, p), "read"), tuple(x["x"]), label=f"{v}.read"))
-    return [read, m]
+    if not p.spec.channel_write():
+        return [read, m]
+    weights = [Lin.of(c.terms.atom("gen", (c.pid(v, p), "write", s), tuple(x["x"]),
+                                   label=f"{v}.write{s}")) for s in range(p.n)]
+    return [read, m, weights]
+
+
+@rule(n.ChannelWrite)
+def _channel_write(c: Ctx, v: str, p: n.ChannelWrite, x: dict) -> list[Lin]:
+    """w_t ⊙ o per new stream: an atom of the output and the stream's weights."""
+    return [Lin.of(c.terms.atom("cw", (t,), (x["o"][0], w), label=f"{v}[{t}]"))
+            for t, w in enumerate(x["w"])]
 
 
 @rule(n.DenseCoef)

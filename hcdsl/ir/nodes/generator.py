@@ -33,6 +33,8 @@ class GeneratorCoef(Node):
         if self.role == "readout":
             return Hidden(self.width)
         m = Coef(self.n + 1, self.n + 1, True)
+        if self.spec.channel_write():
+            return Multi((Hidden(self.width), m, Streams(self.n, self.width)))
         return Multi((Hidden(self.width), m)) if self.spec.inline_read() else m
 
     def param_count(self) -> int:
@@ -41,3 +43,21 @@ class GeneratorCoef(Node):
     def describe(self) -> str:
         body = "; ".join(line.strip() for line in generator_lines(self.spec)[1:-1])
         return f"generator(role={self.role}, n={self.n}, width={self.width}; {body})"
+
+
+@dataclass(frozen=True)
+class ChannelWrite(Node):
+    """The layer output o written with per-stream, per-channel weights: H'_t = w_t ⊙ o
+    (a generator's `write = ...(per=channel)`); the rest of the write adds RESᵀ H."""
+
+    op: ClassVar[str] = "channel_write"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("o", "w")
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        o, w = ins["o"], _expect(self, ins, "w", Streams)
+        width = o.width if isinstance(o, (Hidden, Streams)) else None
+        if width != w.width or isinstance(o, Streams) and o.count != 1:
+            raise IRTypeError(f"channel_write: output {o} for weights {w}")
+        return w

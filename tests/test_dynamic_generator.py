@@ -258,3 +258,44 @@ def test_fx_equals_reference_channel_write() -> None:
     from hcdsl.counts import count_params
 
     assert count_params(spec(CHANNEL_WRITE)) == sum(p.numel() for p in ref.parameters())
+
+
+AXES = """
+connection c {
+  streams = 3
+  generator {
+    input = flat
+    norm = none
+    read = linear(act=softmax, axis=channels, per=channel)
+    res = linear(act=softmax, axis=cols)
+  }
+}
+"""
+
+
+def test_softmax_axes_against_torch() -> None:
+    """axis=channels: each stream's read weights sum to 1 over its channels; axis=cols: each
+    column of RES sums to 1 (and is the softmax over the column's logits)."""
+    m = hcdsl.compile(spec(AXES), backend="reference", seed=0).double()
+    perturb(m, 8, const=0.3)
+    with torch.no_grad():
+        vals = m.run(tokens())
+        g = m.mod("L1.coef")
+        h = vals[m.ir.inputs("L1.coef")["x"]]
+        x = h.flatten(-2)
+        a = torch.softmax((x @ g.outs["read"].weight.t()).unflatten(-1, (3, 32)), dim=-1)
+        close(vals["L1.gen_read"], (a * h).sum(-2))
+        res = torch.softmax((x @ g.outs["res"].weight.t()).unflatten(-1, (3, 3)), dim=-2)
+        close(vals["L1.gen_coef"][..., 1:, 1:], res)
+        assert (res.sum(-2) - 1).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("connection", [MHC_LIKE, HC_LIKE, CHANNEL, CHANNEL_WRITE, AXES],
+                         ids=["mhc", "hc", "channel", "channel_write", "axes"])
+def test_round_trip(connection: str) -> None:
+    from hcdsl.frontend.printer import format_model
+
+    parsed = hcdsl.parse(spec(connection))
+    printed = format_model(parsed)
+    assert hcdsl.parse(printed).model_dump() == parsed.model_dump()
+    assert format_model(hcdsl.parse(printed)) == printed

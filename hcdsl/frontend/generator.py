@@ -16,7 +16,7 @@ from hcdsl.lang.generator import (
 
 MAX_PERMUTATION_STREAMS = 6  # n! logits: 720 at n = 6
 CONSTRAINTS = ("sinkhorn", "permutations", "kronecker")
-OUT_KEYS = ("act", "div", "scale", "bias", "affine", "add", "per", "source", "combine",
+OUT_KEYS = ("act", "axis", "div", "scale", "bias", "affine", "add", "per", "source", "combine",
             "constraint", "std", "rank", "mid", "mid_div")
 READ_ONLY = ("source", "combine")
 
@@ -186,6 +186,9 @@ class GeneratorReader:
                           arg.span, f"write {role} = lowrank(rank=16, mid=silu, ...)")
             if name == "act":
                 out["act"] = self.word(val, "act", arg.span, ACTS)
+            elif name == "axis":
+                out["axis"] = self.word(val, "axis", arg.span, (
+                    ("rows", "cols") if role == "res" else ("streams", "channels")))
             elif name == "mid":
                 proj["mid"] = self.word(val, "mid", arg.span, ACTS)
             elif name == "rank":
@@ -208,6 +211,14 @@ class GeneratorReader:
                 out["combine"] = self.word(val, "combine", arg.span, ("sum", "mean"))
             elif name == "constraint":
                 out["constraint"] = self.constraint(val, arg.span)
+        if "axis" in out and out.get("act") != "softmax":
+            self.fail(f"{role}: 'axis' says what a softmax normalises, and act is "
+                      f"{out.get('act', 'identity')}", args["axis"].span,
+                      "write act=softmax, or drop axis")
+        if out.get("axis") == "channels" and out.get("per", "stream") != "channel":
+            self.fail(f"{role}: axis=channels needs per=channel (one weight per stream only "
+                      "has the streams to normalise over)", args["axis"].span,
+                      "write per=channel, or axis=streams")
         if kind == "lowrank" and "rank" not in proj:
             self.fail(f"{role}: lowrank(...) needs its rank", v.span,
                       f"write {role} = lowrank(rank=16, mid=silu, ...)")

@@ -72,6 +72,9 @@ class GenOut(_Rec):
     role: Literal["read", "write", "res", "readout"]
     proj: GenProj = GenProj()
     act: Act = "identity"
+    # act = softmax: over the streams (read/write/readout; per channel also `channels`),
+    # over each row of RES (`rows`, the default for res) or each column (`cols`)
+    axis: Literal["default", "streams", "channels", "rows", "cols"] = "default"
     div: float = 1.0
     scale: float | None = None  # a learned scalar, its init (None: no scale)
     bias: float | None = None  # a learned value per output, their init (None: no bias);

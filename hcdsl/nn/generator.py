@@ -134,8 +134,9 @@ class _Out(nn.Module):
         """RES (B, T, n, n), [s, t] = old stream s into new stream t."""
         n, c = self.n, self.rec.constraint
         y = self.logits(z)  # flat: (B, T, L); each: (B, T, n, n)
-        if c is None:
-            return self.activate(y, -1, (n, n)) if flat else self.activate(y, -1)
+        if c is None:  # a softmax over each row of RES (or, axis = cols, each column)
+            dim = -2 if self.rec.axis == "cols" else -1
+            return self.activate(y, dim, (n, n)) if flat else self.activate(y, dim)
         if c.kind == "sinkhorn":
             logits = y.unflatten(-1, (n, n)) if flat else y
             return _sinkhorn(logits, c)
@@ -197,10 +198,12 @@ class GeneratorCoef(nn.Module):
         return self.outs[o.role].activate(y.squeeze(-1), -1)
 
     def _channel(self, o: GenOut, z: Tensor) -> Tensor:
-        """(B, T, n, C) per-channel weights; softmax runs over the streams."""
+        """(B, T, n, C) per-channel weights; a softmax runs over the streams (or, with
+        axis = channels, over each stream's channels)."""
         n, C = self.n, self.width
         y = self.outs[o.role].logits(z)
-        return self.outs[o.role].activate(y, -2, (n, C) if self.flat else None)
+        dim = -1 if o.axis == "channels" else -2
+        return self.outs[o.role].activate(y, dim, (n, C) if self.flat else None)
 
     def _read(self, o: GenOut, z: Tensor, x: Tensor) -> Tensor:
         """The layer input combine_s w_s ⊙ src_s, (B, T, C)."""

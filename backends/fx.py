@@ -21,6 +21,7 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.types import Coef, Hidden
 from hcdsl.nn import io
+from hcdsl.nn.generator import channel_write
 from hcdsl.nn.modules import attr_name
 from hcdsl.nn.ops import mix_parts, mix_streams
 from hcdsl.backends.recompute import lower_region, runs
@@ -86,7 +87,7 @@ def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
 
 
 rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-     n.LearnedCoef, n.DenseCoef, n.TemplateCoef)(Builder.call_module)
+     n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.GeneratorCoef)(Builder.call_module)
 
 
 @rule(n.Input)
@@ -196,6 +197,11 @@ def _invstd(b: Builder, v: str, p: n.InvStd, x: dict[str, fx.Node]) -> fx.Node:
     # x / std(x), centred std, no eps (HC Eq. 16)
     std = b.g.call_method("std", (x["x"],), {"dim": -1, "correction": 0, "keepdim": True})
     return b.emit("call_function", operator.truediv, (x["x"], std), v)
+
+
+@rule(n.ChannelWrite)
+def _channel_write(b: Builder, v: str, p: n.ChannelWrite, x: dict[str, fx.Node]) -> fx.Node:
+    return b.emit("call_function", channel_write, (x["o"], x["w"]), v)
 
 
 @rule(n.Add)

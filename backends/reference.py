@@ -17,6 +17,7 @@ from torch import nn
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.nn import io
+from hcdsl.nn.generator import channel_write
 from hcdsl.nn.modules import attr_name
 
 Values = dict[str, torch.Tensor]
@@ -81,7 +82,7 @@ class ReferenceModel(nn.Module):
 
 
 @rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef)
+      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef, n.GeneratorCoef)
 def _module(m: ReferenceModel, v: str, p: n.Node, x: Values, tokens: torch.Tensor):
     return m.mod(v)(*[x[port] for port in p.ports()])
 
@@ -150,6 +151,12 @@ def _sum(m: ReferenceModel, v: str, p: n.SumStreams, x: Values, tokens: torch.Te
 def _invstd(m: ReferenceModel, v: str, p: n.InvStd, x: Values, tokens: torch.Tensor):
     h = x["x"]
     return h / h.std(dim=-1, unbiased=False, keepdim=True)
+
+
+@rule(n.ChannelWrite)
+def _channel_write(m: ReferenceModel, v: str, p: n.ChannelWrite, x: Values,
+                   tokens: torch.Tensor):
+    return channel_write(x["o"], x["w"])
 
 
 @rule(n.Add)

@@ -14,8 +14,11 @@ from pydantic import ValidationError
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
 from hcdsl.frontend.numbers import Capped, short, weight_problem
+from hcdsl.frontend.arith import expr_text, expr_tree
+from hcdsl.frontend.generator import GeneratorReader
 from hcdsl.frontend.options import pydantic_problem
 from hcdsl.lang.connections import CustomOptions, Param
+from hcdsl.lang.expr import evaluate, names, render
 from hcdsl.lang.limits import MAX_STREAMS
 from hcdsl.spec import ConnectionSpec, Template
 
@@ -37,6 +40,7 @@ STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
                "value_residual", "readout", "readout_norm", "out_scale")
 HISTORY_ONLY = ("granularity", "weights")
 WEIGHT_LISTS = ("init", "readout", "value_residual")  # numbers that become weights
+INTERNAL = ("name", "params", "generator", "readout_generator")  # not written as settings
 
 
 def _number_text(value: s.Value) -> str:
@@ -60,6 +64,8 @@ def _plain(value: s.Value) -> object:
         return value.value
     if isinstance(value, s.ListValue):
         return tuple(_plain(v) for v in value.items)
+    if isinstance(value, s.Expr):
+        return expr_text(value)  # pydantic reports it where a number is expected
     return None
 
 
@@ -81,7 +87,7 @@ class _Connection:
         return out
 
     def param(self, pd: s.ParamDef) -> Param | None:
-        init, bound, span = None, "none", pd.value.span
+        init, bound, tied, span = None, "none", False, pd.value.span
         if isinstance(pd.value, s.Number):
             init = pd.value.value
         elif isinstance(pd.value, s.Call) and pd.value.name == "scalar":
@@ -90,9 +96,13 @@ class _Connection:
                     init = arg.value.value
                 elif arg.name == "bound" and isinstance(arg.value, s.Name):
                     bound = arg.value.value
+                elif arg.name == "tied" and isinstance(arg.value, s.Name) and \
+                        arg.value.value in ("true", "false"):
+                    tied = arg.value.value == "true"
                 else:
                     self.v.err.error(f"param '{pd.name}': unknown or bad option '{arg.name}'",
-                                     arg.span, "write scalar(init=1, bound=none|unit|double)")
+                                     arg.span, "write scalar(init=1, bound=none|unit|double, "
+                                     "tied=false|true)")
                     return None
         if init is not None and (problem := weight_problem(init, _number_text(pd.value),
                                                            f"param '{pd.name}': init")):
@@ -116,7 +126,7 @@ class _Connection:
                              f"limit: choose an init strictly between them, e.g. "
                              f"{(lo_hi[0] + lo_hi[1]) / 2:g}")
             return None
-        return Param(name=pd.name, init=float(init), bound=bound)
+        return Param(name=pd.name, init=float(init), bound=bound, tied=tied)
 
     def options(self, params: dict[str, Param]) -> CustomOptions | None:
         values: dict[str, object] = {"name": self.defn.name, "params": tuple(params.values())}
@@ -126,8 +136,8 @@ class _Connection:
             if st.name in spans:
                 self.v.err.error(f"duplicate setting '{st.name}' in {self.what}", st.span)
                 continue
-            if st.name not in CustomOptions.model_fields or st.name in ("name", "params"):
-                names = sorted(set(CustomOptions.model_fields) - {"name", "params"})
+            if st.name not in CustomOptions.model_fields or st.name in INTERNAL:
+                names = sorted(set(CustomOptions.model_fields) - set(INTERNAL))
                 self.v.err.error(f"unknown setting '{st.name}' in {self.what}", st.span,
                                  "settings are: " + ", ".join(names))
                 continue
@@ -168,6 +178,10 @@ class _Connection:
             return False
         capped = Capped(self.v.err)
         for i, item in enumerate(st.value.items):
+            if isinstance(item, s.Expr):
+                capped.error(f"{self.what}: '{st.name}' entry {i + 1} is an expression; "
+                             "arithmetic is allowed in matrix entries only", item.span,
+                             "write a number (or, in value_residual, a param's name)")
             if isinstance(item, s.Number):
                 problem = weight_problem(item.value, item.text, f"'{st.name}' entry {i + 1}")
                 if problem:
@@ -224,6 +238,51 @@ class _Connection:
                         "has stream state", "add `state = history`, or drop it")
         return ok
 
+    def generators(self, o: CustomOptions) -> CustomOptions | None:
+        """The `generator [readout] { ... }` blocks, validated against the stream count."""
+        found: dict[str, object] = {}
+        spans: dict[str, Span] = {}
+        ok = True
+        for g in self.defn.generators:
+            if g.name not in ("", "readout"):
+                ok = False
+                self.v.err.error(f"{self.what}: unknown generator '{g.name}'", g.name_span,
+                                 "write `generator { ... }` for the layers' weights, or "
+                                 "`generator readout { ... }` for the readout's")
+                continue
+            key = "readout_generator" if g.name == "readout" else "generator"
+            if key in spans:
+                ok = False
+                self.v.err.error(f"{self.what}: a second `generator{' readout' if g.name else ''}`"
+                                 " block", g.span, "a connection has one of each")
+                continue
+            spans[key] = g.span
+            if o.state == "history":
+                ok = False
+                self.v.err.error(f"{self.what}: a generator makes the weights of stream "
+                                 "state, and this connection has `state = history`", g.span,
+                                 "drop `state = history`, or the generator")
+                continue
+            rec = GeneratorReader(self.v.err, self.what, o.streams).read(g)
+            if rec is None:
+                ok = False
+            else:
+                found[key] = rec
+        if "generator" in spans and self.defn.rules:
+            ok = False
+            self.v.err.error(f"{self.what}: matrix rules and a generator both give M; a "
+                             "generator's weights not generated are constant (read 1, "
+                             "write 1, res the identity)", self.defn.rules[0].span,
+                             "drop the matrix rules, or the generator")
+        if "readout_generator" in spans:
+            for key in ("readout", "readout_norm"):
+                if key in o.model_fields_set:
+                    ok = False
+                    self.v.err.error(f"{self.what}: '{key}' and `generator readout` both "
+                                     "give the readout", spans["readout_generator"],
+                                     f"drop '{key}', or the readout generator")
+        return o.model_copy(update=found) if ok else None
+
     def matrices(self, o: CustomOptions, params: dict[str, Param],
                  n_layers: int) -> tuple[tuple[int, Template], ...]:
         size = o.streams + 1
@@ -265,6 +324,12 @@ class _Connection:
                     entries.append(e.value)
                 elif isinstance(e, s.Name) and e.value in declared:
                     ok = False  # its `param` line has the error
+                elif isinstance(e, s.Expr):
+                    entry = self.expression(e, (i + 1, j + 1), params, declared, capped)
+                    if entry is None:
+                        ok = False
+                    else:
+                        entries.append(entry)
                 else:
                     text = short(e.value) if isinstance(e, s.Name) else self.v.text(e)
                     capped.error(f"matrix entry ({i + 1}, {j + 1}) is neither a number nor "
@@ -276,6 +341,35 @@ class _Connection:
         return tuple(out) if ok and capped.ok else None
 
 
+    def expression(self, e: s.Expr, at: tuple[int, int], params: dict[str, Param],
+                   declared: set[str], capped: Capped) -> float | str | None:
+        """An arithmetic entry (`1 - g`): its canonical text, or its number when it names no
+        param; None after reporting what is wrong."""
+        tree = expr_tree(e)
+        if tree is None:
+            capped.error(f"matrix entry {at} is an expression of something other than numbers "
+                         f"and params: '{self.v.text(e)}'", e.span,
+                         "an entry is arithmetic (+ - *) over numbers and declared params, "
+                         "e.g. 1 - g")
+            return None
+        used = names(render(tree))
+        unknown = sorted(used - declared)
+        if unknown:
+            capped.error(f"matrix entry {at} names '{unknown[0]}', which is not a declared "
+                         "param", e.span, f"declare it in the connection: param {unknown[0]} = 1")
+            return None
+        if used - set(params):
+            return None  # its `param` line has the error
+        if not used:  # numbers only: fold to one number
+            value = float(evaluate(render(tree), {}, float))
+            problem = weight_problem(value, self.v.text(e), f"matrix entry {at}")
+            if problem:
+                capped.error(problem, e.span, "a matrix entry is a weight; choose a small one")
+                return None
+            return value
+        return render(tree)
+
+
 def check_unused(v: Context, defn: s.ConnectionSyntax, n_layers: int) -> None:
     """A connection block the model does not use: every error reported, nothing built (a
     file of thousands of blocks costs their checks, not thousands of connection specs)."""
@@ -284,6 +378,7 @@ def check_unused(v: Context, defn: s.ConnectionSyntax, n_layers: int) -> None:
     opts = c.options(params)
     if opts is not None:
         c.check_rules(opts, params, n_layers)
+        c.generators(opts)
 
 
 def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef,
@@ -295,6 +390,8 @@ def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef,
                     cd.call.span, f"set them inside `connection {defn.name} {{ ... }}`")
     params = c.params()
     opts = c.options(params)
+    if opts is not None:
+        opts = c.generators(opts)
     if opts is None:
         return ConnectionSpec(kind="residual")  # the errors are reported
     matrices = c.matrices(opts, params, n_layers)

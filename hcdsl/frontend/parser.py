@@ -62,9 +62,16 @@ class _ToSyntax(Transformer):
         name, *items = children
         conn = s.ConnectionSyntax(str(name), _span(meta), _span(name))
         for item in items:
-            {s.Setting: conn.settings, s.ParamDef: conn.params, s.Rule: conn.rules}[
-                type(item)].append(item)
+            {s.Setting: conn.settings, s.ParamDef: conn.params, s.Rule: conn.rules,
+             s.GeneratorSyntax: conn.generators}[type(item)].append(item)
         return conn
+
+    def generator_def(self, meta, children):
+        named = children and isinstance(children[0], lark.Token)
+        name = str(children[0]) if named else ""
+        settings = tuple(children[1:] if named else children)
+        span = _span(meta)
+        return s.GeneratorSyntax(name, settings, span, _span(children[0]) if named else span)
 
     def param_def(self, meta, children):
         name, value = children
@@ -156,6 +163,17 @@ class _ToSyntax(Transformer):
 
     def list(self, meta, children):
         return s.ListValue(tuple(children), _span(meta))
+
+    def _expr(op):  # noqa: N805 - a factory for the arithmetic rules below
+        def build(self, meta, children):
+            return s.Expr(op, tuple(children), _span(meta))
+
+        return build
+
+    e_add = _expr("+")
+    e_sub = _expr("-")
+    e_mul = _expr("*")
+    e_neg = _expr("neg")
 
 
 def _int(token: object) -> int:

@@ -48,7 +48,16 @@ class Call:
     name_span: Span
 
 
-Value = Union[Number, Name, String, ListValue, Call]
+@dataclass(frozen=True)
+class Expr:
+    """Arithmetic in a list item: op is + - * (two args) or neg (one)."""
+
+    op: str
+    args: tuple["Value", ...]
+    span: Span
+
+
+Value = Union[Number, Name, String, ListValue, Call, Expr]
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,16 @@ class ParamDef:
     name_span: Span
 
 
+@dataclass(frozen=True)
+class GeneratorSyntax:
+    """A `generator [NAME] { settings }` block inside a connection."""
+
+    name: str  # "" for the layers' generator, "readout" for the readout's
+    settings: tuple["Setting", ...]
+    span: Span
+    name_span: Span
+
+
 @dataclass
 class ConnectionSyntax:
     """A `connection NAME { settings, params, matrix rules }` block."""
@@ -125,6 +144,7 @@ class ConnectionSyntax:
     settings: list[Setting] = field(default_factory=list)
     params: list[ParamDef] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
+    generators: list[GeneratorSyntax] = field(default_factory=list)
 
 
 @dataclass

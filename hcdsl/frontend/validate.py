@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
+from hcdsl.frontend.arith import expr_text
 from hcdsl.frontend.custom import check_unused, custom_connection
 from hcdsl.frontend.matrices import MatrixRules
 from hcdsl.frontend.numbers import SHORT, count, short
@@ -360,6 +361,8 @@ class _Validator(OptionRules, MatrixRules):
                 if sum(map(len, parts)) > SHORT:
                     return "[" + ", ".join(parts) + ", ...]"
             return "[" + ", ".join(parts) + "]"
+        if isinstance(value, s.Expr):
+            return short(expr_text(value) or "(an expression)")
         return value.name + "(...)"
 
 

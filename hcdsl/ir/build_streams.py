@@ -13,8 +13,32 @@ from hcdsl.ir.build_common import (
     branch_dropout, coef_dropout, finish, layer_node, norm_node, start, step_label,
 )
 from hcdsl.ir.graph import IR
+from hcdsl.lang.connections import Param
 from hcdsl.schemes.primitive import Scheme, Step
 from hcdsl.spec import ModelSpec
+
+
+def template_node(ir: IR, node_id: str, template: tuple[tuple[object, ...], ...],
+                  params: tuple[Param, ...]) -> str:
+    """A TemplateCoef; a tied param is owned by the first node that uses it, and later
+    nodes read that node's scalar (`shared`)."""
+    own: list[tuple[str, float, str]] = []
+    shared: list[tuple[str, str, float, str]] = []
+    for p in params:
+        owner = _owner(ir, p.name) if p.tied else None
+        if owner is None:
+            own.append((p.name, p.init, p.bound))
+        else:
+            shared.append((p.name, owner, p.init, p.bound))
+    return ir.add(node_id, n.TemplateCoef(template, tuple(own), tuple(shared)))
+
+
+def _owner(ir: IR, name: str) -> str | None:
+    for v in ir.g.nodes:
+        p = ir.payload(v)
+        if isinstance(p, n.TemplateCoef) and any(q[0] == name for q in p.params):
+            return v
+    return None
 
 
 def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state: str) -> str:
@@ -22,8 +46,12 @@ def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state
     if not c.learn:
         return ir.add(f"{label}.coef", n.ConstCoef(c.init))
     if c.generator == "template":
-        params = tuple((p.name, p.init, p.bound) for p in c.params)
-        return ir.add(f"{label}.coef", n.TemplateCoef(c.template, params))
+        return template_node(ir, f"{label}.coef", c.template, c.params)
+    if c.generator == "program":
+        assert c.program is not None
+        return ir.add(f"{label}.coef", n.GeneratorCoef(c.program, scheme.streams,
+                                                       scheme.width, "step"),
+                      x=coef_dropout(ir, spec, label, state))
     if c.generator == "manifold":
         return ir.add(f"{label}.coef", n.ManifoldCoef(scheme.streams, scheme.width, c.iters,
                                                       c.manifold_init, c.scale_init),
@@ -52,8 +80,7 @@ def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,
         return ir.add(f"{lid}.y", n.Tap(0), x=both)
     lam = step.value_mix  # V <- λ1 V_first + λ2 V
     if any(isinstance(e, str) for e in lam):
-        params = tuple((p.name, p.init, p.bound) for p in step.value_params)
-        vmix = ir.add(f"{lid}.vmix", n.TemplateCoef((lam,), params))
+        vmix = template_node(ir, f"{lid}.vmix", (lam,), step.value_params)
     else:
         vmix = ir.add(f"{lid}.vmix", n.ConstCoef((tuple(float(e) for e in lam),)))
     inputs.update(vres=values[0], vmix=vmix)
@@ -64,6 +91,14 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
           values: list[str]) -> str:
     label = step_label(step)
     coef = _coef(ir, spec, label, step, scheme, state)
+    inline = None  # a generator that computes the read itself: (x, M)
+    channel = None  # and per-channel write weights: (x, M, W)
+    if step.coef.program is not None and step.coef.program.inline_read():
+        gen = coef
+        inline = ir.add(f"{label}.gen_read", n.Tap(0), x=gen)
+        coef = ir.add(f"{label}.gen_coef", n.Tap(1), x=gen)
+        if step.coef.program.channel_write():
+            channel = ir.add(f"{label}.gen_write", n.Tap(2), x=gen)
     F, S, R = step.fractions, scheme.streams, step.reads
     cols_total = len(step.coef.init[0])
     shared_norm = None
@@ -73,6 +108,10 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
         cols = step.inputs[li]
         if shared_norm is not None:  # one norm for the whole parallel block (GPT-J)
             x = shared_norm
+        elif inline is not None:
+            x = inline
+            if step.prenorm == "separate":
+                x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
         else:
             # width connection: this layer's input, h_in = READ[:, cols]ᵀ H (concatenated)
             read = ir.add(f"{lid}.read", n.Mix((F, F + S), (cols[0], cols[-1] + 1)),
@@ -88,6 +127,9 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
     stack = ir.add(f"{label}.stack", n.Stack(len(outputs) + 1),
                    **{f"s{i}": o for i, o in enumerate(outputs + [state])})
     new = ir.add(f"{label}.write", n.Mix((0, F + S), (R, cols_total)), x=stack, coef=coef)
+    if channel is not None:  # OUT is 0 in M: + W_t ⊙ o, per stream and channel
+        gated = ir.add(f"{label}.channel", n.ChannelWrite(), o=outputs[0], w=channel)
+        new = ir.add(f"{label}.written", n.Add(2), s0=new, s1=gated)
     if step.lowrank:  # LAuReL-LR: + B A H
         low = ir.add(f"{label}.lowrank", n.LowRank(scheme.width, step.lowrank), x=state)
         new = ir.add(f"{label}.sum", n.Add(2), s0=new, s1=low)
@@ -120,6 +162,9 @@ def build_streams(spec: ModelSpec, scheme: Scheme) -> IR:
         nm = spec.norm
         state = ir.add("readout.norm", n.NormStreams(nm.kind, nm.affine, nm.eps, scheme.width,
                                                      S, scheme.readout_norm), x=state)
+    if scheme.readout_generator is not None:  # h^L from per-token weights
+        gen = n.GeneratorCoef(scheme.readout_generator, S, scheme.width, "readout")
+        return finish(ir, spec, ir.add("readout.gen", gen, x=state))
     if scheme.readout in ("sum", "mean"):  # h^L = sum (or mean) of the rows of H^L
         weights = scheme.readout_weights or (1.0 if scheme.readout == "sum" else 1.0 / S,) * S
         if weights != (1.0,):

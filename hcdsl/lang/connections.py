@@ -11,6 +11,7 @@ from typing import Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from hcdsl.lang.generator import Generator
 from hcdsl.lang.limits import at_most
 
 
@@ -134,6 +135,7 @@ class Param(Options):
     name: str
     init: float
     bound: Literal["none", "unit", "double"] = "none"
+    tied: bool = False  # one scalar shared by every layer (default: one per layer)
 
 
 class CustomOptions(Options):
@@ -160,6 +162,9 @@ class CustomOptions(Options):
     # softmax: attention residuals over raw outputs (a learned query per read)
     granularity: Literal["layer", "block"] = "block"
     weights: Literal["static", "softmax"] = "static"
+    # -- generators (stream state): `generator { ... }` and `generator readout { ... }` --
+    generator: Generator | None = None  # per-token weights of every layer's M
+    readout_generator: Generator | None = None  # per-token weights of the readout
 
 
 # -- the table of presets --------------------------------------------------------------------

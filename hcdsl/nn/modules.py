@@ -17,7 +17,7 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn import coef, dense, fused, layers, manifold, template
+from hcdsl.nn import coef, dense, fused, generator, layers, manifold, template
 from hcdsl.nn.extern import extern_layer
 
 LayerFactory = Callable[..., nn.Module]
@@ -48,7 +48,7 @@ def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
 
 
 for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,
-              n.Add, n.Tap, n.InvStd, n.Dropout):
+              n.Add, n.Tap, n.InvStd, n.Dropout, n.ChannelWrite):
     MODULES[_kind] = None
 
 
@@ -119,7 +119,9 @@ def _learned(p: n.LearnedCoef, ctx: Context) -> nn.Module:
 
 @module(n.TemplateCoef)
 def _template(p: n.TemplateCoef, ctx: Context) -> nn.Module:
-    return template.TemplateCoef(p.template, p.params, ctx.dtype)
+    shared = {name: (getattr(ctx.parts, attr_name(owner)), bound)
+              for name, owner, _, bound in p.shared}
+    return template.TemplateCoef(p.template, p.params, ctx.dtype, shared)
 
 
 @module(n.NormStreams)
@@ -140,6 +142,11 @@ def _dense(p: n.DenseCoef, ctx: Context) -> nn.Module:
 @module(n.ManifoldCoef)
 def _manifold(p: n.ManifoldCoef, ctx: Context) -> nn.Module:
     return manifold.ManifoldCoef(p.n, p.width, p.iters, p.init, p.alpha)
+
+
+@module(n.GeneratorCoef)
+def _generator(p: n.GeneratorCoef, ctx: Context) -> nn.Module:
+    return generator.GeneratorCoef(p.spec, p.n, p.width, p.role)
 
 
 @module(n.ConstCoef)

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from hcdsl.lang.expr import evaluate
 from hcdsl.nn.layers import STD, make_norm
 
 # bound -> (raw -> value, value -> raw): the stored parameter is the raw one
@@ -29,10 +30,14 @@ class TemplateCoef(nn.Module):
 
     def __init__(self, template: tuple[tuple[object, ...], ...],
                  params: tuple[tuple[str, float, str], ...],
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None,
+                 shared: dict[str, tuple["TemplateCoef", str]] | None = None) -> None:
         super().__init__()
         self.template = template
         self.bounds = {name: bound for name, _, bound in params}
+        # tied params owned by another node's module: (that module, bound), kept in a plain
+        # dict so the owner is not registered here (its scalar is counted and saved once)
+        self.shared = dict(shared or {})
         for name, init, bound in params:
             raw = nn.Parameter(torch.tensor(BOUNDS[bound][1](init), dtype=dtype))
             self.register_parameter(f"raw_{name}", raw)
@@ -49,8 +54,10 @@ class TemplateCoef(nn.Module):
     def forward(self) -> torch.Tensor:
         values = {name: BOUNDS[b][0](getattr(self, f"raw_{name}"))
                   for name, b in self.bounds.items()}
+        for name, (owner, b) in self.shared.items():
+            values[name] = BOUNDS[b][0](getattr(owner, f"raw_{name}"))
         rows = [
-            torch.stack([values[e] if isinstance(e, str) else self.consts[i, j]
+            torch.stack([evaluate(e, values, float) if isinstance(e, str) else self.consts[i, j]
                          for j, e in enumerate(row)])
             for i, row in enumerate(self.template)
         ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hcdsl.ir import nodes as n
+from hcdsl.lang.expr import evaluate
 from hcdsl.spec import Matrix
 
 NOT_CONSTANT = None
@@ -52,10 +53,16 @@ def _manifold(p: n.ManifoldCoef) -> Matrix | None:
     return ((0.0,) + (1.0,) * p.n,) + tuple((k,) * (p.n + 1) for _ in range(p.n))
 
 
+@at_init(n.GeneratorCoef)
+def _generator(p: n.GeneratorCoef) -> Matrix | None:
+    return NOT_CONSTANT  # a user-written generator: its projections are drawn at random
+
+
 @at_init(n.TemplateCoef)
 def _template(p: n.TemplateCoef) -> Matrix:  # named scalars at their init values
     init = {name: value for name, value, _ in p.params}
-    return tuple(tuple(init[e] if isinstance(e, str) else float(e) for e in row)
+    init.update({name: value for name, _, value, _ in p.shared})
+    return tuple(tuple(float(evaluate(e, init, float)) for e in row)
                  for row in p.template)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.lang.expr import evaluate as entry_value
 from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.at_init import AT_INIT
 from hcdsl.proofs.coefs import ONE, ZERO, K, Point
@@ -268,6 +269,31 @@ def _manifold(c: Ctx, v: str, p: n.ManifoldCoef, x: dict) -> Matrix:
     return _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "mhc", x["x"], {(0, 0)})
 
 
+@rule(n.GeneratorCoef)
+def _generator(c: Ctx, v: str, p: n.GeneratorCoef, x: dict) -> Any:
+    """A user-written generator: every output an uninterpreted function of the state (the
+    read it computes itself is an atom of the state, like a layer's output)."""
+    if p.role == "readout":
+        return [Lin.of(c.terms.atom("gen", (c.pid(v, p), "readout"), tuple(x["x"]),
+                                    label=f"{v}.readout"))]
+    m = _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "gen", x["x"], {(0, 0)})
+    if not p.spec.inline_read():
+        return m
+    read = Lin.of(c.terms.atom("gen", (c.pid(v, p), "read"), tuple(x["x"]), label=f"{v}.read"))
+    if not p.spec.channel_write():
+        return [read, m]
+    weights = [Lin.of(c.terms.atom("gen", (c.pid(v, p), "write", s), tuple(x["x"]),
+                                   label=f"{v}.write{s}")) for s in range(p.n)]
+    return [read, m, weights]
+
+
+@rule(n.ChannelWrite)
+def _channel_write(c: Ctx, v: str, p: n.ChannelWrite, x: dict) -> list[Lin]:
+    """w_t ⊙ o per new stream: an atom of the output and the stream's weights."""
+    return [Lin.of(c.terms.atom("cw", (t,), (x["o"][0], w), label=f"{v}[{t}]"))
+            for t, w in enumerate(x["w"])]
+
+
 @rule(n.DenseCoef)
 def _dense(c: Ctx, v: str, p: n.DenseCoef, x: dict) -> Matrix:
     rows, cols = len(p.init), len(p.init[0])
@@ -293,11 +319,14 @@ def _template(c: Ctx, v: str, p: n.TemplateCoef, x: dict) -> Matrix:
         return consts(AT_INIT[n.TemplateCoef](p))
     if c.ident.question == "checkpoint":
         values = {name: K.const(c.tensor(v, f"value:{name}")) for name, _, _ in p.params}
+        values.update({name: K.const(c.tensor(owner, f"value:{name}"))
+                       for name, owner, _, _ in p.shared})
     else:
         pid = c.pid(v, p)
         values = {name: c.symbol(f"{pid}.{name}", v) for name, _, _ in p.params}
-    return [[values[e] if isinstance(e, str) else K.const(e) for e in row]
-            for row in p.template]
+        for name, owner, _, _ in p.shared:  # a tied scalar: the owner's symbol
+            values[name] = c.symbol(f"{c.pid(owner, c.ir.payload(owner))}.{name}", owner)
+    return [[entry_value(e, values, K.const) for e in row] for row in p.template]
 
 
 # -- norms and the other per-stream maps -----------------------------------------------------
@@ -400,8 +429,9 @@ def _parallel_layers(c: Ctx, v: str, p: n.ParallelLayers, x: dict) -> tuple[Lin,
 
 
 @rule(n.Tap)
-def _tap(c: Ctx, v: str, p: n.Tap, x: dict) -> list[Lin]:
-    return [x["x"][p.index]]
+def _tap(c: Ctx, v: str, p: n.Tap, x: dict) -> Any:
+    item = x["x"][p.index]
+    return item if isinstance(item, list) else [item]  # a matrix (a generator's M) as is
 
 
 @rule(n.Unembed)

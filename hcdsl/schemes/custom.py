@@ -10,6 +10,7 @@ weights) over earlier outputs, per layer or per block.
 from __future__ import annotations
 
 from hcdsl.lang.connections import CustomOptions
+from hcdsl.lang.expr import evaluate, names
 from hcdsl.schemes.dense import attention_residuals, depth_weighted
 from hcdsl.schemes.primitive import Coef, DenseScheme, Scheme, Step
 from hcdsl.schemes.registry import SchemeError, register
@@ -20,6 +21,8 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
     S = o.streams
     templates = dict(spec.connection.matrices)
     missing = [k for k in range(1, len(spec.sequence) + 1) if k not in templates]
+    if o.generator is not None:
+        return _generated(spec, o)
     if missing:
         raise SchemeError(f"connection '{o.name}' gives no matrix for layer(s) {missing}",
                           "add a rule such as `all = [[0, 1], [1, 1]]` to the connection")
@@ -38,8 +41,8 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
     steps = []
     for k in range(len(spec.sequence)):
         template = templates[k + 1]
-        used = {e for row in template for e in row if isinstance(e, str)}
-        init = tuple(tuple(init_of[e] if isinstance(e, str) else float(e) for e in row)
+        used = {name for row in template for e in row for name in names(e)}
+        init = tuple(tuple(float(evaluate(e, init_of, float)) for e in row)
                      for row in template)
         coef = (Coef(init=init) if not used else Coef(
             init=init, learn=True, generator="template", template=template,
@@ -55,7 +58,29 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
         streams=S, width=spec.dim, init="copy", init_weights=o.init, steps=tuple(steps),
         readout="sum", readout_weights=o.readout,
         readout_norm=tuple(s - 1 for s in o.readout_norm), out_scale=o.out_scale,
-        family=f"custom: {o.name}",
+        readout_generator=o.readout_generator, family=f"custom: {o.name}",
+    )
+
+
+def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
+    """Every layer's M from the `generator` block (per token); the matrix at init is only
+    the shape (the weights not generated are read 1, write 1, res the identity)."""
+    S = o.streams
+    shape = ((0.0,) + (1.0,) * S,) + tuple(
+        (1.0,) + tuple(1.0 if j == i else 0.0 for j in range(S)) for i in range(S))
+    coef = Coef(init=shape, learn=True, dynamic=True, generator="program", program=o.generator)
+    steps = tuple(Step(layers=(k,), inputs=((0,),), outputs=((0,),), coef=coef,
+                       prenorm="separate" if o.prenorm else "none", post=o.post,
+                       post_streams=tuple(s - 1 for s in o.post_streams)
+                       if o.post_streams else None, lowrank=o.lowrank,
+                       value_mix=o.value_residual, value_params=tuple(
+                           p for p in o.params if p.name in (o.value_residual or ())))
+                  for k in range(len(spec.sequence)))
+    return Scheme(
+        streams=S, width=spec.dim, init="copy", init_weights=o.init, steps=steps,
+        readout="sum", readout_weights=o.readout,
+        readout_norm=tuple(s - 1 for s in o.readout_norm), out_scale=o.out_scale,
+        readout_generator=o.readout_generator, family=f"custom: {o.name}",
     )
 
 

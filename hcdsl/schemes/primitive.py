@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Literal
 
 from hcdsl.lang.connections import Entry, Param
+from hcdsl.lang.generator import Generator
 from hcdsl.spec import Frozen, Matrix, NormSpec
 
 
@@ -33,13 +34,17 @@ class Coef(Frozen):
     scale_init: float = 0.01
     gain: Literal["row", "diag"] = "row"  # OUT is one row (HC) or a diagonal (FC)
     norm: NormSpec = NormSpec()  # the norm of the dynamic generator, over w
-    # hyper: static + dynamic per stream (HC, FC); manifold: mHC's sigmoid/Sinkhorn gates
-    generator: Literal["hyper", "manifold", "template"] = "hyper"
+    # hyper: static + dynamic per stream (HC, FC); manifold: mHC's sigmoid/Sinkhorn gates;
+    # program: a user-written generator (`program`, hcdsl/lang/generator.py)
+    generator: Literal["hyper", "manifold", "template", "program"] = "hyper"
     iters: int = 20  # manifold: Sinkhorn-Knopp iterations
     manifold_init: Literal["paper", "identity"] = "paper"
     # template: M's entries are numbers or names of learned scalars (user-defined schemes)
     template: tuple[tuple[Entry, ...], ...] = ()
     params: tuple[Param, ...] = ()
+    # program: the typed record of a `generator { ... }` block: input, norm, projections,
+    # activations and constraints of the read / write / res weights (dynamic, per token)
+    program: Generator | None = None
 
 
 class Step(Frozen):
@@ -77,6 +82,8 @@ class Scheme(Frozen):
     readout: Literal["sum", "mean", "concat"]
     readout_weights: tuple[float, ...] | None = None  # sum: h^L = sum_s w_s H_s (default 1)
     readout_norm: tuple[int, ...] = ()  # streams normalised before the readout (ResiDual)
+    # a `generator readout { ... }` block: h^L from per-token weights (replaces readout)
+    readout_generator: Generator | None = None
     out_scale: float = 1.0  # init std factor of every layer's output projection
     family: str = "residual"  # for tables and stats only; the IR does not read it
 

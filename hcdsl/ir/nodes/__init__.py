@@ -9,6 +9,7 @@ joins them, and a test checks that every kind has every entry.
 
 from hcdsl.ir.nodes.base import Node, quiet
 from hcdsl.ir.nodes.coef import ConstCoef, DenseCoef, LearnedCoef, ManifoldCoef, TemplateCoef
+from hcdsl.ir.nodes.generator import ChannelWrite, GeneratorCoef
 from hcdsl.ir.nodes.model import (
     Dropout, Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, ParallelLayers,
     Tap, Unembed,
@@ -19,7 +20,7 @@ from hcdsl.spec import Matrix
 KINDS: tuple[type[Node], ...] = (
     Input, Embed, Split, Merge, Stack, Mix, Take, Copy, SumStreams, Add, ConstCoef, LearnedCoef,
     DenseCoef, ManifoldCoef, TemplateCoef, Layer, ParallelLayers, Tap, Norm, NormStreams, InvStd,
-    LowRank, Unembed, Output, Dropout,
+    LowRank, Unembed, Output, Dropout, GeneratorCoef, ChannelWrite,
 )
 
 __all__ = [k.__name__ for k in KINDS] + ["KINDS", "Matrix", "Node", "quiet"]

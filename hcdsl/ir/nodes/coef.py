@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from hcdsl.ir.nodes.base import Node, _expect
+from hcdsl.ir.nodes.base import Node, _expect, quiet
 from hcdsl.ir.types import Coef, Hidden, IRTypeError, Streams, Type
 from hcdsl.lang.catalog import norm_params
 from hcdsl.spec import Matrix
@@ -139,6 +139,9 @@ class TemplateCoef(Node):
 
     template: tuple[tuple[object, ...], ...]
     params: tuple[tuple[str, float, str], ...]
+    # tied params owned by an earlier node: (name, owner node id, init, bound); the module
+    # reads the owner's scalar, and only the owner counts it
+    shared: tuple[tuple[str, str, float, str], ...] = quiet(())
     op: ClassVar[str] = "template"
     has_module: ClassVar[bool] = True
 

@@ -1,0 +1,63 @@
+"""A user-written generator (`generator { ... }` in a connection block): the per-token weights
+of a step's matrix M, or the readout, from the state H (hcdsl/lang/generator.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hcdsl.ir.nodes.base import Node, _expect
+from hcdsl.ir.types import Coef, Hidden, IRTypeError, Multi, Streams, Type
+from hcdsl.lang.generator import Generator, generator_lines
+
+
+@dataclass(frozen=True)
+class GeneratorCoef(Node):
+    """role step: M[(1+n) x (1+n)] per token, or (x, M) when the generator computes the read
+    itself (per-channel weights, or weights on the normalised state); role readout: h."""
+
+    spec: Generator
+    n: int
+    width: int
+    role: str  # step | readout
+    op: ClassVar[str] = "generator"
+    has_module: ClassVar[bool] = True
+
+    def ports(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        x = _expect(self, ins, "x", Streams)
+        if (x.count, x.width) != (self.n, self.width):
+            raise IRTypeError(f"generator: expects H[{self.n}x{self.width}], got {x}")
+        if self.role == "readout":
+            return Hidden(self.width)
+        m = Coef(self.n + 1, self.n + 1, True)
+        if self.spec.channel_write():
+            return Multi((Hidden(self.width), m, Streams(self.n, self.width)))
+        return Multi((Hidden(self.width), m)) if self.spec.inline_read() else m
+
+    def param_count(self) -> int:
+        return self.spec.param_count(self.n, self.width)
+
+    def describe(self) -> str:
+        body = "; ".join(line.strip() for line in generator_lines(self.spec)[1:-1])
+        return f"generator(role={self.role}, n={self.n}, width={self.width}; {body})"
+
+
+@dataclass(frozen=True)
+class ChannelWrite(Node):
+    """The layer output o written with per-stream, per-channel weights: H'_t = w_t ⊙ o
+    (a generator's `write = ...(per=channel)`); the rest of the write adds RESᵀ H."""
+
+    op: ClassVar[str] = "channel_write"
+
+    def ports(self) -> tuple[str, ...]:
+        return ("o", "w")
+
+    def infer(self, ins: dict[str, Type]) -> Type:
+        o, w = ins["o"], _expect(self, ins, "w", Streams)
+        width = o.width if isinstance(o, (Hidden, Streams)) else None
+        if width != w.width or isinstance(o, Streams) and o.count != 1:
+            raise IRTypeError(f"channel_write: output {o} for weights {w}")
+        return w

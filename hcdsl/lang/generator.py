@@ -1,0 +1,186 @@
+"""Generators: token-dependent weights of a user-defined connection, as typed records.
+
+A `generator { ... }` block inside `connection NAME { ... }` (docs/language.md, "Generators")
+computes, per token and per layer, the weights of the step matrix M = [[0, OUT], [READ, RES]]
+from the state H (n streams of width C), in one fixed pipeline:
+
+    z  = input(H)                 flat: vec(H), 1 x nC (mHC, arXiv 2512.24880 Eq. 7);
+                                  each: every stream H_s, 1 x C (HC, arXiv 2409.19606 Eq. 10)
+    z' = norm(z)                  rmsnorm | layernorm, weight none | scale | offset (1 + w),
+                                  over all of z or per stream (groups = streams)
+    y  = proj(z') / div           linear, or lowrank: up(mid(down(z') / mid_div))
+    y  = scale * y + bias         scale: one learned scalar; bias: one learned value per output
+                                  (affine = after_act: w = bias + scale * act(y), HC Eq. 11)
+    w  = act(y) + add             sigmoid | double_sigmoid (2 sigmoid) | tanh | softmax | silu |
+                                  identity; or a constraint on res (sinkhorn, permutations,
+                                  kronecker) that replaces the activation
+
+Each output fills one part of M: `read` (READ, per stream or per channel), `write` (OUT), `res`
+(RES, n x n, entry [s, t] weighs old stream s into new stream t) or, in a `generator readout`
+block, `readout` (the final h^L = combine_s w_s src_s). A weight not generated is constant:
+read 1, write 1, res the identity. Coefficients are computed in float32 at least (float64
+stays float64), whatever the model's dtype.
+
+The records are pure data: the front end validates them (hcdsl/frontend/generator.py), the
+IR node counts their parameters from shapes (`param_count`), hcdsl/nn/generator.py runs them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Act = Literal["sigmoid", "double_sigmoid", "tanh", "softmax", "silu", "identity"]
+ACTS: tuple[str, ...] = ("sigmoid", "double_sigmoid", "tanh", "softmax", "silu", "identity")
+ROLES_STEP = ("read", "write", "res")
+ROLES_READOUT = ("readout",)
+
+
+class _Rec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GenNorm(_Rec):
+    kind: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    weight: Literal["none", "scale", "offset"] = "none"  # scale: w z' (w = 1); offset: (1 + w)
+    eps: float = 1e-6
+    per_stream: bool = False  # flat input: normalise each stream's C entries on their own
+
+
+class GenProj(_Rec):
+    kind: Literal["linear", "lowrank"] = "linear"
+    rank: int = 0  # lowrank: the hidden size r
+    mid: Act = "identity"  # lowrank: the activation between down and up
+    mid_div: float = 1.0  # lowrank: down(z') / mid_div before `mid`
+    init_std: float = 0.02  # std of the projection weights at init (0: zeros)
+
+
+class Constraint(_Rec):
+    kind: Literal["sinkhorn", "permutations", "kronecker"]
+    # sinkhorn orders: paper = exp, then alternate normalisation (mHC, arXiv 2512.24880 Eq. 9,
+    # on H_res = RESᵀ); softmax_rows = DeepSeek-V4 (softmax over each row of RES + eps, then
+    # columns, then (iters - 1) row/column rounds, eps in every denominator)
+    order: Literal["paper", "softmax_rows"] = "paper"
+    iters: int = 20
+    eps: float = 1e-6
+    factors: tuple[int, ...] = ()  # kronecker: factor sizes, their product = n
+
+
+class GenOut(_Rec):
+    role: Literal["read", "write", "res", "readout"]
+    proj: GenProj = GenProj()
+    act: Act = "identity"
+    # act = softmax: over the streams (read/write/readout; per channel also `channels`),
+    # over each row of RES (`rows`, the default for res) or each column (`cols`)
+    axis: Literal["default", "streams", "channels", "rows", "cols"] = "default"
+    div: float = 1.0
+    scale: float | None = None  # a learned scalar, its init (None: no scale)
+    bias: float | None = None  # a learned value per output, their init (None: no bias);
+    # input = each: one per stream and output (HC's static part per stream, Eqs. 10-13)
+    # before_act: act(scale * y + bias) (mHC); after_act: bias + scale * act(y) (HC Eq. 11)
+    affine: Literal["before_act", "after_act"] = "before_act"
+    add: float = 0.0  # a constant added after the activation (DeepSeek-V4's hc_eps)
+    per: Literal["stream", "channel"] = "stream"  # read/readout/write: per stream or per entry
+    source: Literal["state", "normed"] = "state"  # read/readout: what the weights multiply
+    combine: Literal["sum", "mean"] = "sum"  # read/readout: sum or mean over the streams
+    constraint: Constraint | None = None  # res only
+
+    def logits(self, n: int, width: int, flat: bool) -> int:
+        """How many values the projection makes (per token for flat input, per stream for
+        each-stream input)."""
+        if self.constraint is not None and self.constraint.kind == "permutations":
+            return math.factorial(n)
+        if self.constraint is not None and self.constraint.kind == "kronecker":
+            return sum(math.factorial(f) for f in self.constraint.factors)
+        per_stream = {"read": 1, "readout": 1, "write": 1, "res": n}[self.role]
+        if self.per == "channel":
+            per_stream = width
+        return per_stream * n if flat else per_stream
+
+    def param_count(self, n: int, width: int, flat: bool) -> int:
+        d_in = n * width if flat else width
+        out = self.logits(n, width, flat)
+        p = self.proj
+        count = d_in * out if p.kind == "linear" else p.rank * (d_in + out)
+        biases = out * (1 if flat else n) if self.bias is not None else 0
+        return count + (self.scale is not None) + biases
+
+
+class Generator(_Rec):
+    input: Literal["flat", "each"] = "flat"
+    norm: GenNorm | None = GenNorm()
+    outputs: tuple[GenOut, ...] = ()
+
+    def output(self, role: str) -> GenOut | None:
+        return next((o for o in self.outputs if o.role == role), None)
+
+    def channel_write(self) -> bool:
+        """True when the write weights are per stream and channel (n x C): the generator
+        returns them apart, and OUT in M is 0."""
+        w = self.output("write")
+        return w is not None and w.per == "channel"
+
+    def inline_read(self) -> bool:
+        """True when the generator computes the read itself (per-channel weights, weights on
+        the normalised state, or a per-channel write): then it returns the layer input along
+        with M (and the write weights)."""
+        r = self.output("read") or self.output("readout")
+        return self.channel_write() or r is not None and (
+            r.per == "channel" or r.source == "normed")
+
+    def param_count(self, n: int, width: int) -> int:
+        flat = self.input == "flat"
+        count = 0
+        if self.norm is not None and self.norm.weight != "none":
+            count += n * width if flat else width
+        return count + sum(o.param_count(n, width, flat) for o in self.outputs)
+
+
+# -- the canonical .hc text of a generator (the printer and the IR dump both use it) --------
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(float(x))
+
+
+def _kw(rec: _Rec, skip: tuple[str, ...] = ()) -> list[str]:
+    out = []
+    for key, value in rec:
+        if key in skip or value == type(rec).model_fields[key].default:
+            continue
+        if isinstance(value, float):
+            out.append(f"{key}={_num(value)}")
+        elif isinstance(value, tuple):
+            out.append(f"{key}=[{', '.join(str(v) for v in value)}]")
+        elif isinstance(value, Constraint):
+            out.append(f"{key}={value.kind}({', '.join(_kw(value, ('kind',)))})")
+        else:
+            out.append(f"{key}={value}")
+    return out
+
+
+def norm_text(norm: GenNorm | None) -> str:
+    if norm is None:
+        return "none"
+    args = [f"weight={norm.weight}", f"eps={_num(norm.eps)}"]
+    if norm.per_stream:
+        args.append("groups=streams")
+    return f"{norm.kind}({', '.join(args)})"
+
+
+def out_text(o: GenOut) -> str:
+    p = o.proj
+    args = [f"rank={p.rank}"] if p.kind == "lowrank" else []
+    args += [f"mid={p.mid}"] if p.kind == "lowrank" and p.mid != "identity" else []
+    args += [f"mid_div={_num(p.mid_div)}"] if p.mid_div != 1.0 else []
+    args += [f"std={_num(p.init_std)}"] if p.init_std != 0.02 else []
+    args += _kw(o, ("role", "proj"))
+    return f"{p.kind}({', '.join(args)})"
+
+
+def generator_lines(gen: Generator, name: str = "") -> list[str]:
+    """The block as written in a connection (two-space indent inside the block)."""
+    head = f"generator {name} {{" if name else "generator {"
+    lines = [head, f"  input = {gen.input}", f"  norm = {norm_text(gen.norm)}"]
+    lines += [f"  {o.role} = {out_text(o)}" for o in gen.outputs]
+    return lines + ["}"]

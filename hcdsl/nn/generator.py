@@ -1,0 +1,267 @@
+"""A connection's generator: per-token weights of the step matrix M from the state H, as
+written in a `generator { ... }` block (the record hcdsl/lang/generator.py says what each
+field means; docs/language.md, "Generators").
+
+    step:    H (B, T, n, C) -> M (B, T, 1 + n, 1 + n) = [[0, write], [read, RES]]
+             or, when the read is computed here (per-channel weights, or weights on the
+             normalised state), the tuple (x, M) with x (B, T, C) the layer's input
+    readout: H (B, T, n, C) -> h (B, T, C)
+
+Dtype rule: the coefficients are computed in float32 at least (float64 stays float64) with
+autocast off, whatever the model's dtype (mHC computes them in float32, arXiv 2512.24880
+§4.3; DeepSeek-V4 and GLM-5 cast the state to float32 for them); M, x and h are returned in the
+state's dtype.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hcdsl.lang.generator import Constraint, GenNorm, GenOut, Generator
+from hcdsl.nn.sinkhorn import sinkhorn
+
+
+def act(name: str, x: Tensor, dim: int = -1) -> Tensor:
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    if name == "double_sigmoid":
+        return 2 * torch.sigmoid(x)
+    if name == "tanh":
+        return torch.tanh(x)
+    if name == "softmax":
+        return torch.softmax(x, dim=dim)
+    if name == "silu":
+        return F.silu(x)
+    return x
+
+
+def permutation_matrices(n: int) -> Tensor:
+    """The n! permutation matrices P_k[s, t] = 1 if σ_k(s) = t, in itertools order."""
+    perms = list(itertools.permutations(range(n)))
+    out = torch.zeros(len(perms), n, n, dtype=torch.float64)
+    for k, perm in enumerate(perms):
+        out[k, torch.arange(n), torch.tensor(perm)] = 1.0
+    return out
+
+
+class _Norm(nn.Module):
+    def __init__(self, rec: GenNorm, width: int, groups: int) -> None:
+        super().__init__()
+        self.kind, self.mode, self.eps, self.groups = rec.kind, rec.weight, rec.eps, groups
+        if rec.weight != "none":
+            init = torch.ones(width) if rec.weight == "scale" else torch.zeros(width)
+            self.weight = nn.Parameter(init)
+
+    def forward(self, z: Tensor) -> Tensor:
+        shape = z.shape
+        if self.groups > 1:
+            z = z.unflatten(-1, (self.groups, shape[-1] // self.groups))
+        if self.kind == "rmsnorm":
+            z = z * torch.rsqrt(z.pow(2).mean(-1, keepdim=True) + self.eps)
+        else:
+            z = F.layer_norm(z, z.shape[-1:], eps=self.eps)
+        z = z.reshape(shape)
+        if self.mode == "scale":
+            z = z * self.weight.to(z.dtype)
+        elif self.mode == "offset":
+            z = z * (1.0 + self.weight.to(z.dtype))
+        return z
+
+
+class _Out(nn.Module):
+    """One output: proj, div, scale, bias, then act (+ add) or a constraint."""
+
+    def __init__(self, rec: GenOut, d_in: int, d_out: int, n: int, flat: bool) -> None:
+        super().__init__()
+        self.rec, self.n = rec, n
+        p = rec.proj
+        if p.kind == "linear":
+            self.weight = nn.Parameter(torch.randn(d_out, d_in) * p.init_std)
+        else:
+            self.down = nn.Parameter(torch.randn(p.rank, d_in) * p.init_std)
+            self.up = nn.Parameter(torch.randn(d_out, p.rank) * p.init_std)
+        if rec.scale is not None:
+            self.scale = nn.Parameter(torch.tensor(float(rec.scale)))
+        if rec.bias is not None:
+            shape = (d_out,) if flat else (n, d_out)  # each: a static part per stream
+            self.bias = nn.Parameter(torch.full(shape, float(rec.bias)))
+        c = rec.constraint
+        if c is not None and c.kind == "permutations":
+            self.register_buffer("perms", permutation_matrices(n), persistent=False)
+        if c is not None and c.kind == "kronecker":
+            for i, f in enumerate(c.factors):
+                self.register_buffer(f"perms{i}", permutation_matrices(f), persistent=False)
+
+    def logits(self, z: Tensor) -> Tensor:
+        rec, dt = self.rec, z.dtype
+        if rec.proj.kind == "linear":
+            y = F.linear(z, self.weight.to(dt))
+        else:
+            mid = F.linear(z, self.down.to(dt))
+            if rec.proj.mid_div != 1.0:
+                mid = mid / rec.proj.mid_div
+            y = F.linear(act(rec.proj.mid, mid), self.up.to(dt))
+        if rec.div != 1.0:
+            y = y / rec.div
+        return y if rec.affine == "after_act" else self.affine(y)
+
+    def affine(self, y: Tensor) -> Tensor:
+        if self.rec.scale is not None:
+            y = y * self.scale.to(y.dtype)
+        if self.rec.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        return y
+
+    def activate(self, y: Tensor, dim: int = -1, shape: tuple[int, int] | None = None) -> Tensor:
+        """act (and the affine map after it, for affine = after_act), then + add. With
+        `shape`, the flat logits y (..., a*b) are viewed as (..., a, b) for the activation
+        (a softmax over `dim` of that view) and the result has that shape."""
+        w = act(self.rec.act, y.unflatten(-1, shape) if shape else y, dim)
+        if self.rec.affine == "after_act":
+            w = self.affine(w.flatten(-2) if shape else w)
+            w = w.unflatten(-1, shape) if shape else w
+        return w + self.rec.add if self.rec.add else w
+
+    def weights(self, z: Tensor, dim: int = -1) -> Tensor:
+        return self.activate(self.logits(z), dim)
+
+    def res(self, z: Tensor, flat: bool) -> Tensor:
+        """RES (B, T, n, n), [s, t] = old stream s into new stream t."""
+        n, c = self.n, self.rec.constraint
+        y = self.logits(z)  # flat: (B, T, L); each: (B, T, n, n)
+        if c is None:  # a softmax over each row of RES (or, axis = cols, each column)
+            dim = -2 if self.rec.axis == "cols" else -1
+            return self.activate(y, dim, (n, n)) if flat else self.activate(y, dim)
+        if c.kind == "sinkhorn":
+            logits = y.unflatten(-1, (n, n)) if flat else y
+            return _sinkhorn(logits, c)
+        if c.kind == "permutations":  # Σ_k softmax(y)_k P_k (mHC-lite, arXiv 2601.05732)
+            a = torch.softmax(y, dim=-1)
+            return torch.einsum("...k,kst->...st", a, self.perms.to(a.dtype))
+        out = None  # kronecker: U_1 ⊗ ... ⊗ U_K, U_i = Σ_k softmax(y_i)_k P_k (KromHC)
+        start = 0
+        for i, f in enumerate(c.factors):
+            count = math.factorial(f)
+            a = torch.softmax(y[..., start:start + count], dim=-1)
+            start += count
+            u = torch.einsum("...k,kst->...st", a, getattr(self, f"perms{i}").to(a.dtype))
+            out = u if out is None else _kron(out, u)
+        return out
+
+
+def _kron(a: Tensor, b: Tensor) -> Tensor:
+    """Batched Kronecker product of (..., p, p) and (..., q, q)."""
+    p, q = a.shape[-1], b.shape[-1]
+    out = a[..., :, None, :, None] * b[..., None, :, None, :]
+    return out.reshape(*out.shape[:-4], p * q, p * q)
+
+
+def _sinkhorn(logits: Tensor, c: Constraint) -> Tensor:
+    if c.order == "paper":  # mHC: exp, then columns/rows of H_res = RESᵀ (the one op)
+        return sinkhorn(logits.transpose(-1, -2), c.iters).transpose(-1, -2)
+    eps = c.eps  # DeepSeek-V4: softmax over rows + eps, columns, (iters - 1) row/col rounds
+    m = torch.softmax(logits, dim=-1) + eps
+    m = m / (m.sum(dim=-2, keepdim=True) + eps)
+    for _ in range(c.iters - 1):
+        m = m / (m.sum(dim=-1, keepdim=True) + eps)
+        m = m / (m.sum(dim=-2, keepdim=True) + eps)
+    return m
+
+
+class GeneratorCoef(nn.Module):
+    """The module of one generator node (IR kind `generator`)."""
+
+    def __init__(self, rec: Generator, n: int, width: int, role: str) -> None:
+        super().__init__()
+        self.rec, self.n, self.width, self.role = rec, n, width, role
+        self.flat = rec.input == "flat"
+        d_in = n * width if self.flat else width
+        if rec.norm is not None:
+            groups = n if self.flat and rec.norm.per_stream else 1
+            self.norm = _Norm(rec.norm, d_in, groups)
+        self.outs = nn.ModuleDict({
+            o.role: _Out(o, d_in, o.logits(n, width, self.flat), n, self.flat)
+            for o in rec.outputs})
+
+    def _per_stream(self, o: GenOut, z: Tensor) -> Tensor:
+        """(B, T, n) weights of a per-stream output; softmax runs over the streams."""
+        if self.flat:
+            return self.outs[o.role].weights(z, dim=-1)
+        y = self.outs[o.role].logits(z)  # (B, T, n, 1)
+        if o.affine == "after_act":
+            return self.outs[o.role].activate(y, -2).squeeze(-1)
+        return self.outs[o.role].activate(y.squeeze(-1), -1)
+
+    def _channel(self, o: GenOut, z: Tensor) -> Tensor:
+        """(B, T, n, C) per-channel weights; a softmax runs over the streams (or, with
+        axis = channels, over each stream's channels)."""
+        n, C = self.n, self.width
+        y = self.outs[o.role].logits(z)
+        dim = -1 if o.axis == "channels" else -2
+        return self.outs[o.role].activate(y, dim, (n, C) if self.flat else None)
+
+    def _read(self, o: GenOut, z: Tensor, x: Tensor) -> Tensor:
+        """The layer input combine_s w_s ⊙ src_s, (B, T, C)."""
+        n, C = self.n, self.width
+        if o.per == "channel":
+            w = self._channel(o, z)
+        else:
+            w = self._per_stream(o, z).unsqueeze(-1)  # (B, T, n, 1)
+        src = x if o.source == "state" else (z.unflatten(-1, (n, C)) if self.flat else z)
+        out = (w * src).sum(dim=-2)
+        return out / n if o.combine == "mean" else out
+
+    def forward(self, h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        dt = torch.promote_types(h.dtype, torch.float32)
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            x = h.to(dt)  # (B, T, n, C)
+            z = x.flatten(-2) if self.flat else x
+            if self.rec.norm is not None:
+                z = self.norm(z)
+            if self.role == "readout":
+                return self._read(self.rec.output("readout"), z, x).to(h.dtype)
+            return self._step(z, x, h)
+
+    def _step(self, z: Tensor, x: Tensor, h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        n, rec = self.n, self.rec
+        lead = z.shape[:-2] if not self.flat else z.shape[:-1]
+        read_rec, write_rec, res_rec = rec.output("read"), rec.output("write"), rec.output("res")
+        inline = rec.inline_read()
+        if inline or read_rec is None:
+            read = x.new_ones(*lead, n) if read_rec is None else x.new_zeros(*lead, n)
+        else:
+            read = self._per_stream(read_rec, z)
+            if read_rec.combine == "mean":
+                read = read / n
+        channel = write_rec is not None and write_rec.per == "channel"
+        if write_rec is None or channel:  # per channel: OUT is 0, the weights come apart
+            write = x.new_zeros(*lead, n) if channel else x.new_ones(*lead, n)
+        else:
+            write = self._per_stream(write_rec, z)
+        if res_rec is None:
+            res = torch.eye(n, dtype=x.dtype, device=x.device).expand(*lead, n, n)
+        else:
+            res = self.outs["res"].res(z, self.flat)
+        corner = x.new_zeros(*lead, 1, 1)
+        top = torch.cat([corner, write.unsqueeze(-2)], dim=-1)  # (B, T, 1, 1 + n)
+        rest = torch.cat([read.unsqueeze(-1), res], dim=-1)  # (B, T, n, 1 + n)
+        m = torch.cat([top, rest], dim=-2).to(h.dtype)
+        if not inline:
+            return m
+        if read_rec is None:  # a per-channel write made the read inline: read 1 per stream
+            xr = x.sum(dim=-2)
+        else:
+            xr = self._read(read_rec, z, x)
+        if channel:
+            return xr.to(h.dtype), m, self._channel(write_rec, z).to(h.dtype)
+        return xr.to(h.dtype), m
+
+
+def channel_write(o: Tensor, w: Tensor) -> Tensor:
+    """H'_t = w_t ⊙ o: o (B, T, C) or (B, T, 1, C), w (B, T, n, C)."""
+    return w * (o if o.dim() == w.dim() else o.unsqueeze(-2))

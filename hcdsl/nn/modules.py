@@ -17,6 +17,7 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.ir.names import attr_name
 from hcdsl.nn import coef, dense, fused, layers, manifold, template
 from hcdsl.nn.extern import extern_layer
 
@@ -50,12 +51,6 @@ def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
 for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,
               n.Add, n.Tap, n.InvStd, n.Dropout):
     MODULES[_kind] = None
-
-
-def attr_name(node_id: str) -> str:
-    """'L3.attn' -> 'L3_attn', a valid Python identifier."""
-    out = "".join(c if c.isalnum() else "_" for c in node_id)
-    return out if out[0].isalpha() else "n_" + out
 
 
 @module(n.Embed)

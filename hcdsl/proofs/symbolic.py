@@ -20,7 +20,7 @@ from typing import Any
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn.modules import attr_name
+from hcdsl.ir.names import attr_name
 from hcdsl.proofs.at_init import AT_INIT
 from hcdsl.proofs.coefs import ONE, ZERO, K, Point
 from hcdsl.proofs.identity import Identity

@@ -16,6 +16,7 @@ from torch import nn
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.ir.tables import registrar
 from hcdsl.nn import io
 from hcdsl.nn.modules import attr_name
 
@@ -24,13 +25,7 @@ Rule = Callable[["ReferenceModel", str, Any, Values, torch.Tensor], torch.Tensor
 EVAL: dict[type[n.Node], Rule] = {}
 
 
-def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
-    def wrap(fn: Rule) -> Rule:
-        for kind in kinds:
-            EVAL[kind] = fn
-        return fn
-
-    return wrap
+rule = registrar(EVAL, "EVAL")
 
 
 class ReferenceModel(nn.Module):

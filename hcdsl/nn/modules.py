@@ -18,6 +18,7 @@ from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.names import attr_name
+from hcdsl.ir.tables import registrar
 from hcdsl.nn import coef, dense, fused, layers, manifold, template
 from hcdsl.nn.extern import extern_layer
 
@@ -39,13 +40,7 @@ Factory = Callable[[n.Node, Context], nn.Module]
 MODULES: dict[type[n.Node], Factory | None] = {}  # None: the kind has no module
 
 
-def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
-    def wrap(fn: Factory) -> Factory:
-        for kind in kinds:
-            MODULES[kind] = fn
-        return fn
-
-    return wrap
+module = registrar(MODULES, "MODULES")
 
 
 for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,

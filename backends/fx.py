@@ -80,8 +80,7 @@ FX: dict[type[n.Node], Rule] = {}
 rule = registrar(FX, "FX")
 
 
-rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-     n.LearnedCoef, n.DenseCoef, n.TemplateCoef)(Builder.call_module)
+rule(*n.having("calls_module"))(Builder.call_module)  # a call of the node's module
 
 
 @rule(n.Input)

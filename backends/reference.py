@@ -75,10 +75,14 @@ class ReferenceModel(nn.Module):
         return EVAL[type(p)](self, v, p, x, tokens)
 
 
-@rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef)
+@rule(*n.having("calls_module"))  # a call of the node's module
 def _module(m: ReferenceModel, v: str, p: n.Node, x: Values, tokens: torch.Tensor):
     return m.mod(v)(*[x[port] for port in p.ports()])
+
+
+@rule(n.ConstCoef)
+def _const(m: ReferenceModel, v: str, p: n.ConstCoef, x: Values, tokens: torch.Tensor):
+    return m.mod(v)()  # the module returns its buffer
 
 
 @rule(n.Layer, n.ParallelLayers)

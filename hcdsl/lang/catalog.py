@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hcdsl.lang.limits import at_most
 
+NormKind = Literal["layernorm", "rmsnorm"]  # the norms: the model's `norm`, layers, IR nodes
+
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -91,7 +93,7 @@ class HeadArgs(_Args):
     final_norm: bool = True
 
 
-def norm_params(kind: str, affine: bool, width: int) -> int:
+def norm_params(kind: NormKind, affine: bool, width: int) -> int:
     """LayerNorm: gain and bias; RMSNorm: gain; without affine: none."""
     if not affine:
         return 0

@@ -43,9 +43,7 @@ MODULES: dict[type[n.Node], Factory | None] = {}  # None: the kind has no module
 module = registrar(MODULES, "MODULES")
 
 
-for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,
-              n.Add, n.Tap, n.InvStd, n.Dropout):
-    MODULES[_kind] = None
+module(*(k for k in n.KINDS if not k.builds_module))(None)  # the kinds without a module
 
 
 @module(n.Embed)

@@ -273,3 +273,79 @@ def test_every_node_of_every_spec_keeps_to_its_literals() -> None:
                              for g in got if g not in allowed]
     assert not problems, problems[:10]
     assert checked > 100
+
+
+# -- layer kinds ----------------------------------------------------------------------------
+def test_every_layer_kind_has_a_module_factory() -> None:
+    from hcdsl.lang.catalog import LAYERS
+    from hcdsl.nn.modules import LAYER_MODULES
+
+    missing = sorted(set(LAYERS) - set(LAYER_MODULES))
+    assert not missing, f"{missing}: register a factory with @layer_module(name) in " \
+        "hcdsl/nn/modules.py"
+    stray = sorted(set(LAYER_MODULES) - set(LAYERS))
+    assert not stray, f"{stray}: a module factory for a kind hcdsl/lang/catalog.py lacks"
+
+
+def test_the_old_layer_tables_are_views_of_the_records() -> None:
+    from hcdsl.lang import catalog as c
+
+    assert c.LAYER_KINDS == {"attention": c.AttentionArgs, "mlp": c.MlpArgs,
+                             "layernorm": c.LayerNormArgs, "rmsnorm": c.RmsNormArgs,
+                             "opaque": c.OpaqueArgs}
+    assert c.LAYER_PORTS == {"attention": ("q", "k", "v")}
+    assert c.ports_of("attention") == ("q", "k", "v") and c.ports_of("myblock") == ("x",)
+    assert [k for k, r in c.LAYERS.items() if r.attends] == ["attention"]
+    assert [k for k, r in c.LAYERS.items() if r.fusable] == ["attention", "mlp"]
+    assert [k for k, r in c.LAYERS.items() if r.feed_forward] == ["mlp"]
+    assert c.layer_kind("attention", extern=True) is None and c.layer_kind("myblock") is None
+    assert not c.attends("attention", extern=True)
+
+
+@pytest.mark.parametrize("kind", ["attention", "mlp", "layernorm", "rmsnorm", "opaque"])
+def test_a_layer_kinds_record_says_what_its_module_is(kind: str) -> None:
+    """Built by its factory at its default options: as many parameters as the record counts,
+    one input per port, fusable exactly when the module has input projections to fuse,
+    attending exactly when it takes the attention mask and can return its values."""
+    import torch
+
+    from hcdsl.lang.catalog import LAYERS
+    from hcdsl.nn.io import takes_mask
+    from hcdsl.nn.modules import LAYER_MODULES
+
+    record, dim = LAYERS[kind], 16
+    defaults = {"heads": 2} if kind == "attention" else {}
+    args = tuple(record.options.model_validate(defaults).normalised(dim).model_dump().items())
+    module = LAYER_MODULES[kind](n.Layer("x", kind, args, dim, record.ports, 1.0))
+    assert sum(p.numel() for p in module.parameters()) == record.param_count(args, dim)
+    x = torch.randn(2, 3, dim)
+    assert module(*[x] * len(record.ports)).shape == x.shape
+    assert record.fusable == (hasattr(module, "in_projections") and hasattr(module, "finish"))
+    assert record.attends == (takes_mask(module) and hasattr(module, "return_values"))
+    assert record.feed_forward <= ("hidden" in record.options.model_fields)
+    assert record.args(args).kept(dim, seq=5) > 0
+
+
+def test_no_code_tests_a_layer_kind_by_its_name() -> None:
+    """`kind == "attention"` and the like: ask the kind's record (hcdsl.lang.catalog) for the
+    trait instead. The norm kinds are also the norm setting's values, so not counted here."""
+    import ast
+
+    from hcdsl.lang.catalog import LAYERS, NormKind
+
+    names = set(LAYERS) - set(typing.get_args(NormKind))
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in sorted([*root.joinpath("hcdsl").rglob("*.py"),
+                        *root.joinpath("backends").rglob("*.py")]):
+        if path.name == "catalog.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            operands = [node.left, *node.comparators]
+            consts = [c.value for o in operands for c in ast.walk(o)
+                      if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            if names & set(consts):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "\n".join(found)

@@ -85,7 +85,6 @@ RULES = [
      "pure and compute exclude each other: cse never merges the layers' own work"),
     (lambda k: not (k.pure and k.has_module) or k.is_pure is not n.Node.is_pure,
      "pure with parameters must refuse the nodes that hold some (override is_pure)"),
-    (lambda k: not (k.pure and k.free and k.compute), "a view of the layers is not merged"),
 ]
 
 

@@ -4,9 +4,9 @@ the output type and raises IRTypeError naming the node's operation when they dis
 
 What the later stages need to know of a kind (pure, a view, freezable, the layers' own work,
 holds a module, ...) are the traits every payload class declares (base.TRAITS); `having`
-gives the kinds with one. What each kind means in the later stages (its module, fx lowering, reference evaluation,
-symbolic rule, value at init) is registered per kind in one table per stage; hcdsl.kinds
-joins them, and a test checks that every kind has every entry.
+gives the kinds with one. What each kind means in the later stages (its module, fx
+lowering, reference evaluation, symbolic rule, value at init) is registered per kind in one
+table per stage; hcdsl.kinds joins them, and a test checks that every kind has every entry.
 """
 
 from hcdsl.ir.nodes.base import TRAITS, Node, quiet
@@ -23,7 +23,6 @@ KINDS: tuple[type[Node], ...] = (
     DenseCoef, ManifoldCoef, TemplateCoef, Layer, ParallelLayers, Tap, Norm, NormStreams, InvStd,
     LowRank, Unembed, Output, Dropout,
 )
-
 
 
 def having(trait: str) -> tuple[type[Node], ...]:

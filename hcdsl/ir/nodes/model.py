@@ -167,7 +167,7 @@ class Tap(Node):
     has_module: ClassVar[bool] = False
     builds_module: ClassVar[bool] = False
     calls_module: ClassVar[bool] = False
-    pure: ClassVar[bool] = False
+    pure: ClassVar[bool] = False  # the layers' own work (compute): never merged
     free: ClassVar[bool] = True
     freezable: ClassVar[bool] = False
     compute: ClassVar[bool] = True

@@ -143,7 +143,7 @@ class Take(Node):
     has_module: ClassVar[bool] = False
     builds_module: ClassVar[bool] = False
     calls_module: ClassVar[bool] = False
-    pure: ClassVar[bool] = False  # not merged by cse (a view; as before the traits)
+    pure: ClassVar[bool] = False  # cse leaves it alone (merging equal takes changes IRs)
     free: ClassVar[bool] = True
     freezable: ClassVar[bool] = False
     compute: ClassVar[bool] = False

@@ -19,6 +19,7 @@ from torch import fx, nn
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.ir.tables import registrar
 from hcdsl.ir.types import Coef, Hidden
 from hcdsl.nn import io
 from hcdsl.nn.generator import channel_write
@@ -77,17 +78,10 @@ Rule = Callable[[Builder, str, Any, dict[str, fx.Node]], fx.Node]
 FX: dict[type[n.Node], Rule] = {}
 
 
-def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
-    def wrap(fn: Rule) -> Rule:
-        for kind in kinds:
-            FX[kind] = fn
-        return fn
-
-    return wrap
+rule = registrar(FX, "FX")
 
 
-rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-     n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.GeneratorCoef)(Builder.call_module)
+rule(*n.having("calls_module"))(Builder.call_module)  # a call of the node's module
 
 
 @rule(n.Input)

@@ -16,6 +16,7 @@ from torch import nn
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.ir.tables import registrar
 from hcdsl.nn import io
 from hcdsl.nn.generator import channel_write
 from hcdsl.nn.modules import attr_name
@@ -25,13 +26,7 @@ Rule = Callable[["ReferenceModel", str, Any, Values, torch.Tensor], torch.Tensor
 EVAL: dict[type[n.Node], Rule] = {}
 
 
-def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
-    def wrap(fn: Rule) -> Rule:
-        for kind in kinds:
-            EVAL[kind] = fn
-        return fn
-
-    return wrap
+rule = registrar(EVAL, "EVAL")
 
 
 class ReferenceModel(nn.Module):
@@ -81,10 +76,14 @@ class ReferenceModel(nn.Module):
         return EVAL[type(p)](self, v, p, x, tokens)
 
 
-@rule(n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.ConstCoef, n.GeneratorCoef)
+@rule(*n.having("calls_module"))  # a call of the node's module
 def _module(m: ReferenceModel, v: str, p: n.Node, x: Values, tokens: torch.Tensor):
     return m.mod(v)(*[x[port] for port in p.ports()])
+
+
+@rule(n.ConstCoef)
+def _const(m: ReferenceModel, v: str, p: n.ConstCoef, x: Values, tokens: torch.Tensor):
+    return m.mod(v)()  # the module returns its buffer
 
 
 @rule(n.Layer, n.ParallelLayers)

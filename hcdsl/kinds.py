@@ -8,7 +8,9 @@
     at init    its value at init (parameters only) hcdsl/proofs/at_init.py   AT_INIT
 
 Adding a node kind is one entry in each; tests/test_kinds.py fails until every kind has
-every entry it needs.
+every entry it needs. What a kind *is* (pure, a view, freezable, holds a module, ...) are
+traits of its payload class (hcdsl/ir/nodes/base.py: TRAITS), checked by
+tests/test_kind_tables.py.
 """
 
 from __future__ import annotations
@@ -54,4 +56,8 @@ def missing() -> list[str]:
             out.append(f"{op}: holds parameters but has no value at init")
         if kind.payload.has_module and MODULES.get(kind.payload) is None:
             out.append(f"{op}: has_module but its MODULES entry is None")
+        elif kind.payload.builds_module and MODULES.get(kind.payload) is None:
+            out.append(f"{op}: builds_module but its MODULES entry is None")
+        if not kind.payload.builds_module and MODULES.get(kind.payload) is not None:
+            out.append(f"{op}: has a module factory but its class says builds_module = False")
     return out

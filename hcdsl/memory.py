@@ -41,6 +41,7 @@ from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.types import Coef, Hidden, Multi, Streams, Type
+from hcdsl.lang.catalog import layer_args
 
 MEMINFO = Path("/proc/meminfo")
 COPIES = {"compile": 1, "run": 2, "train": 4}  # parameter-sized tensors each use holds
@@ -105,17 +106,9 @@ def _inside(p: n.Node, seq: int) -> int:
         return 3 * p.vocab
     if not isinstance(p, n.Layer):
         return 0
-    args = dict(p.args)
     if p.extern:
         return 8 * p.dim
-    if p.kind == "attention":
-        return 6 * p.dim + 2 * int(args.get("heads", 1)) * seq
-    hidden = int(args.get("hidden") or 4 * p.dim)
-    if p.kind == "mlp":
-        return 3 * hidden
-    if p.kind == "opaque":
-        return 2 * hidden
-    return 2 * p.dim
+    return layer_args(p.kind, p.args).kept(p.dim, seq)  # the kind's own rule (lang/catalog)
 
 
 def activation_elements(ir: IR, batch: int, seq: int) -> int:

@@ -18,13 +18,19 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
 from hcdsl.errors import CompileError  # noqa: E402
+from hcdsl.lang.catalog import attends, layer_kind  # noqa: E402
 from hcdsl.proofs.arrangement import arrangement, describe  # noqa: E402
 from hcdsl.proofs.unfold import Unfolded, unfold  # noqa: E402
 
 PANEL = 4.0  # inches per panel
 DPI = 100
-SHORT = {"attention": "attn", "mlp": "mlp", "opaque": "T"}
-ATTN_COLOR = "#2ca02c"  # attention layers: green tick labels, as in the paper's figures
+ATTN_COLOR = "#2ca02c"  # attending layers: green tick labels, as in the paper's figures
+
+
+def short(kind: str) -> str:
+    """A layer kind's label in the arrangement: its LayerKind's, else its first 6 letters."""
+    record = layer_kind(kind)
+    return record.short if record is not None and record.short else kind[:6]
 
 
 def figure_size(unfolded: Sequence[Unfolded], streams: bool = True) -> tuple[int, int]:
@@ -60,7 +66,7 @@ def _heatmap(ax: plt.Axes, u: Unfolded, m: np.ndarray, title: str, fractions: in
     ax.set_yticklabels([str(k) for k in range(1, L + 2, step)], fontsize=7)
     for lab in [*ax.get_xticklabels(), *ax.get_yticklabels()]:  # both number layers 1..L
         k = int(lab.get_text())
-        if 1 <= k <= L and u.kinds[k - 1] == "attention":
+        if 1 <= k <= L and attends(u.kinds[k - 1]):
             lab.set_color(ATTN_COLOR)
             lab.set_fontweight("bold")
     if f > 1:  # block edges
@@ -103,8 +109,8 @@ def _arrangement(ax: plt.Axes, u: Unfolded) -> None:
         xs = [centre + (i - (len(g) - 1) / 2) for i in range(len(g))]
         for x, k in zip(xs, g):
             kind = u.kinds[k - 1]
-            color = "#b7e4b7" if kind == "attention" else "#c6dbef"
-            box(x, r, w, f"{k} {SHORT.get(kind, kind[:6])}", color)
+            color = "#b7e4b7" if attends(kind) else "#c6dbef"
+            box(x, r, w, f"{k} {short(kind)}", color)
         ax.add_patch(FancyArrowPatch((centre, r - 1 + box_h / 2), (centre, r - box_h / 2),
                                      arrowstyle="-|>", mutation_scale=7, linewidth=0.6))
     box(centre, rows - 1, min(width, 2.0), "readout", "#dddddd")

@@ -12,7 +12,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from hcdsl.lang.catalog import ports_of
+from hcdsl.lang.catalog import NormKind, ports_of
 from hcdsl.lang.connections import ResidualOptions
 
 Scalar = Union[bool, int, float, str]
@@ -26,7 +26,7 @@ class Frozen(BaseModel):
 
 
 class NormSpec(Frozen):
-    kind: Literal["layernorm", "rmsnorm"] = "layernorm"
+    kind: NormKind = "layernorm"
     affine: bool = True
     eps: float = 1e-5
 

@@ -24,7 +24,7 @@ from hcdsl.ir.types import Coef, Hidden, Multi, Streams, Type
 from hcdsl.passes.pipeline import DEFAULT, lower_program
 from hcdsl.schemes.program import Program, SpecLike, load_program
 
-FREE = (n.Split, n.Merge, n.Take, n.Tap, n.Input, n.Output, n.Copy)  # views: nothing moves
+FREE = n.having("free")  # views (the kinds' `free` trait): nothing moves
 
 
 def size(t: Type) -> int:

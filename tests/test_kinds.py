@@ -54,3 +54,13 @@ def test_param_count_from_shapes_matches_the_modules(spec: Path) -> None:
         if isinstance(p, n.Unembed) and p.tied:
             own = 0  # the embedding's weight, counted there
         assert p.param_count() == own, (v, p.op)
+
+
+def test_a_module_against_the_builds_module_trait_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hcdsl.nn import modules
+
+    monkeypatch.setitem(modules.MODULES, n.Mix, lambda p, ctx: None)
+    monkeypatch.setitem(modules.MODULES, n.ConstCoef, None)
+    assert set(missing()) == {"mix: has a module factory but its class says builds_module = False",
+                              "const: builds_module but its MODULES entry is None"}

@@ -160,6 +160,40 @@ def test_no_torch_below_nn(module: str) -> None:
     assert not [n for n in top + inner if n == "torch" or n.startswith("torch.")], module
 
 
+# the prover's numeric side runs models (torch): witnesses, checkpoints, side conditions checked
+# on random inputs, unfolding a trained model; the symbolic side (terms, rules, identity) does
+# not, and a new proofs module is torch-free unless it is named here
+PROOFS_WITH_TORCH = {
+    "hcdsl.proofs.arrangement", "hcdsl.proofs.checkpoint", "hcdsl.proofs.numeric",
+    "hcdsl.proofs.prove", "hcdsl.proofs.rules", "hcdsl.proofs.shapes", "hcdsl.proofs.side",
+    "hcdsl.proofs.unfold",
+    "hcdsl.proofs.witness",
+}
+
+
+def torch_path(module: str, seen: frozenset[str] = frozenset()) -> list[str] | None:
+    """The chain of top-level imports by which module reaches torch, or None."""
+    for name in imports(module)[0]:
+        if name == "torch" or name.startswith("torch."):
+            return [module, name]
+        target = ours(name)
+        if target is None or target == module or target in seen \
+                or module.startswith(target + "."):
+            continue
+        chain = torch_path(target, seen | {module})
+        if chain is not None:
+            return [module, *chain]
+    return None
+
+
+@pytest.mark.parametrize("module", [m for m in sorted(MODULES) if m.startswith("hcdsl.proofs")
+                                    and m not in PROOFS_WITH_TORCH])
+def test_the_symbolic_prover_never_reaches_torch(module: str) -> None:
+    """Not even through a module of ours (attr_name once pulled torch in through nn)."""
+    chain = torch_path(module)
+    assert chain is None, " -> ".join(chain or [])
+
+
 def test_the_layer_table_covers_every_package() -> None:
     """A new package lands in a named layer, not by accident in API/CLI."""
     known = {p for _, prefixes in LAYERS for p in prefixes}

@@ -34,8 +34,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from hcdsl.nn.layers import MLP, Attention, Embedding, Unembed, make_norm
-from hcdsl.nn.modules import attr_name
+from hcdsl.ir import nodes as n
+from hcdsl.nn.layers import Attention, Embedding, Unembed, make_norm
+from hcdsl.nn.modules import LAYER_MODULES, attr_name
 from hcdsl.spec import ModelSpec
 
 PACKAGE = "hyper-connections"
@@ -72,6 +73,10 @@ def describe(kind: str | None, k: int) -> str:
     return {"hc": f"DHC x{k}", "fc": f"FC m={k}", "mhc": f"mHC x{k}"}[kind]
 
 
+# the layer kinds the comparison builds (its models are blocks of attention and MLP)
+PACKAGE_LAYERS = ("attention", "mlp")
+
+
 class UnsupportedSpec(ValueError):
     """The spec has layers the package comparison cannot build (only attention and mlp)."""
 
@@ -91,11 +96,12 @@ class Branch(nn.Module):
 
 def _layer(spec: ModelSpec, index: int) -> nn.Module:
     layer = spec.sequence[index]
-    args = dict(layer.args)
-    if layer.extern or layer.kind not in ("attention", "mlp"):
+    if layer.extern or layer.kind not in PACKAGE_LAYERS:
         raise UnsupportedSpec(f"layer '{layer.name}' is {layer.kind}: the {PACKAGE} comparison "
                               "builds attention and mlp layers only")
-    return Attention(spec.dim, **args) if layer.kind == "attention" else MLP(spec.dim, **args)
+    # hcdsl's own module of the kind, at out_scale 1 and no attention dropout
+    return LAYER_MODULES[layer.kind](n.Layer(layer.name, layer.kind, layer.args, spec.dim,
+                                             layer.in_ports, 1.0))
 
 
 def _functions(kind: str | None, k: int) -> tuple[Callable[..., nn.Module], nn.Module, nn.Module]:

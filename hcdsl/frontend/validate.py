@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -15,7 +16,9 @@ from hcdsl.frontend.numbers import SHORT, count, short
 from hcdsl.frontend.options import OptionRules, did_you_mean, scalar
 from hcdsl.frontend.parser import parse_syntax
 from hcdsl.frontend.source import Source
-from hcdsl.lang.catalog import LAYER_KINDS, DropoutArgs, HeadArgs, NormArgs, check_ports
+from hcdsl.lang.catalog import (
+    LAYER_KINDS, DropoutArgs, HeadArgs, NormArgs, NormKind, check_ports,
+)
 from hcdsl.lang.connections import PRESETS, has_dynamic_weights, preset_names
 from hcdsl.lang.limits import MAX_CONTEXT, MAX_DIM, MAX_LAYERS, MAX_VOCAB
 from hcdsl.spec import (
@@ -24,7 +27,7 @@ from hcdsl.spec import (
 
 SETTINGS = {"dim": MAX_DIM, "vocab": MAX_VOCAB, "context": MAX_CONTEXT, "norm": 0, "pos": 0,
             "input": 0, "dropout": 0}
-NORM_KINDS = ("layernorm", "rmsnorm")
+NORM_KINDS: tuple[str, ...] = typing.get_args(NormKind)  # ("layernorm", "rmsnorm")
 CHOICES = {"pos": ("none", "learned"), "input": ("tokens", "hidden")}
 
 

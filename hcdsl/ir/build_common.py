@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.lang.catalog import attends
 from hcdsl.schemes.primitive import Step
 from hcdsl.spec import ModelSpec, NormSpec
 
@@ -25,7 +26,7 @@ def layer_node(ir: IR, spec: ModelSpec, k: int, out_scale: float,
     layer = spec.sequence[k]
     ports = layer.in_ports + extra
     args = tuple((dict(layer.args) | (overrides or {})).items())
-    attn_drop = spec.dropout.attn if layer.kind == "attention" and not layer.extern else 0.0
+    attn_drop = spec.dropout.attn if attends(layer.kind, layer.extern) else 0.0
     payload = n.Layer(layer.name, layer.kind, args, spec.dim, ports, out_scale, layer.extern,
                       attn_drop, taps)
     return ir.add(f"L{k + 1}.{layer.name}", payload, **{p: inputs[p] for p in ports})

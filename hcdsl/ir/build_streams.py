@@ -13,6 +13,7 @@ from hcdsl.ir.build_common import (
     branch_dropout, coef_dropout, finish, layer_node, norm_node, start, step_label,
 )
 from hcdsl.ir.graph import IR
+from hcdsl.lang.catalog import attends
 from hcdsl.lang.connections import Param
 from hcdsl.schemes.primitive import Scheme, Step
 from hcdsl.spec import ModelSpec
@@ -72,7 +73,7 @@ def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,
     projected values (appended to `values`) and later ones mix them into their own."""
     lid, layer = f"L{k + 1}", spec.sequence[k]
     inputs: dict[str, str] = defaultdict(lambda: x)
-    if step.value_mix is None or layer.kind != "attention":
+    if step.value_mix is None or not attends(layer.kind, layer.extern):
         return layer_node(ir, spec, k, scheme.out_scale, inputs)
     if not values:  # the first attention layer: V_first is its own values
         both = layer_node(ir, spec, k, scheme.out_scale, inputs, taps=("v",))

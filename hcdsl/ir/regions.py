@@ -7,7 +7,7 @@ from __future__ import annotations
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 
-COMPUTE = (n.Input, n.Embed, n.Layer, n.ParallelLayers, n.Tap, n.Dropout, n.Unembed, n.Output)
+COMPUTE = n.having("compute")  # the kinds' `compute` trait
 
 
 def is_compute(ir: IR, v: str) -> bool:

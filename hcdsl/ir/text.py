@@ -31,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+
+import pydantic
 from dataclasses import fields
 from functools import lru_cache
 
@@ -80,6 +82,8 @@ def _quote(text: str) -> str:
 def _value(value: object, hint: object) -> str:
     if isinstance(value, n.Node):
         return describe_exact(value)
+    if isinstance(value, pydantic.BaseModel):  # a record (a generator): its JSON, quoted
+        return _quote(value.model_dump_json())
     if isinstance(value, tuple):
         items = zip(value, _item_hints(hint, len(value)))
         return "[" + ", ".join(_value(v, h) for v, h in items) + "]"
@@ -300,6 +304,20 @@ def _coerce(r: _Reader, val: _Val, hint: object, where: str) -> object:
             except IRParseError:
                 continue
         wrong(str(hint))
+    if isinstance(hint, type) and issubclass(hint, pydantic.BaseModel):
+        if val.kind != "str":
+            wrong(f"a quoted {hint.__name__} record (JSON)")
+        try:
+            return hint.model_validate_json(tok.text)
+        except pydantic.ValidationError as exc:
+            r.fail_at(tok, f"{where}: not a {hint.__name__} record: "
+                           f"{exc.errors()[0]['msg']}")
+    if typing.get_origin(hint) is typing.Literal:  # a field with a fixed set of words
+        allowed = typing.get_args(hint)
+        if val.kind not in ("atom", "str") or tok.text not in allowed:
+            r.fail_at(tok, f"{where} expects one of {', '.join(map(str, allowed))}, "
+                           f"found '{tok.text}'")
+        return tok.text
     if typing.get_origin(hint) is tuple or hint is tuple:
         if val.kind != "list":
             wrong("a list [...]")
@@ -377,6 +395,11 @@ def parse(text: str, filename: str = "<ir>") -> IR:
         node = cur.atom("a node id")
         cur.expect("=", f"after the node id '{node.text}'")
         op = cur.atom("an operation")
+        if op.text == n.GeneratorCoef.op and ";" in line:
+            r.fail_at(op, "this generator line is written for reading (the short form `dump` "
+                          "writes: its settings after ';')",
+                      "write the IR with hcdsl.ir.text.dump_exact: it gives the generator as "
+                      "a quoted record (spec=\"{...}\")")
         payload = _build(r, op, cur.call_fields())
         if node.text in where:
             r.fail_at(node, f"node id '{node.text}' defined twice",

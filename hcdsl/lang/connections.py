@@ -77,11 +77,14 @@ class FracOptions(LearnedMixOptions):
 
 
 # -- mHC -------------------------------------------------------------------------------------
+ManifoldInit = Literal["paper", "identity"]  # mHC's gates at init (also the IR's manifold node)
+
+
 class MhcOptions(Options):
     n: int = Field(ge=1, description="number of streams", **at_most("streams"))
     iters: int = Field(default=20, ge=1, description="Sinkhorn-Knopp iterations",
                        **at_most("iters"))
-    init: Literal["paper", "identity"] = "paper"
+    init: ManifoldInit = "paper"
     alpha: float = Field(default=0.01, allow_inf_nan=False,
                          description="init of the gates α_pre, α_post, α_res")
     readout: Literal["sum", "mean"] = "sum"
@@ -126,6 +129,7 @@ class AttnResOptions(Options):
 
 # -- user-defined connections (`connection NAME { ... }`) -------------------------------------
 Entry = Union[float, str]  # a number, or the name of a learned scalar (see Param)
+Bound = Literal["none", "unit", "double"]  # a Param's range (also the IR's template node)
 
 
 class Param(Options):
@@ -134,7 +138,7 @@ class Param(Options):
 
     name: str
     init: float
-    bound: Literal["none", "unit", "double"] = "none"
+    bound: Bound = "none"
     tied: bool = False  # one scalar shared by every layer (default: one per layer)
 
 

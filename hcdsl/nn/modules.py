@@ -17,6 +17,8 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.ir.names import attr_name
+from hcdsl.ir.tables import registrar
 from hcdsl.nn import coef, dense, fused, generator, layers, manifold, template
 from hcdsl.nn.extern import extern_layer
 
@@ -38,24 +40,10 @@ Factory = Callable[[n.Node, Context], nn.Module]
 MODULES: dict[type[n.Node], Factory | None] = {}  # None: the kind has no module
 
 
-def module(*kinds: type[n.Node]) -> Callable[[Factory], Factory]:
-    def wrap(fn: Factory) -> Factory:
-        for kind in kinds:
-            MODULES[kind] = fn
-        return fn
-
-    return wrap
+module = registrar(MODULES, "MODULES")
 
 
-for _kind in (n.Input, n.Output, n.Split, n.Merge, n.Stack, n.Mix, n.Take, n.Copy, n.SumStreams,
-              n.Add, n.Tap, n.InvStd, n.Dropout, n.ChannelWrite):
-    MODULES[_kind] = None
-
-
-def attr_name(node_id: str) -> str:
-    """'L3.attn' -> 'L3_attn', a valid Python identifier."""
-    out = "".join(c if c.isalnum() else "_" for c in node_id)
-    return out if out[0].isalpha() else "n_" + out
+module(*(k for k in n.KINDS if not k.builds_module))(None)  # the kinds without a module
 
 
 @module(n.Embed)
@@ -80,22 +68,41 @@ def _norm(p: n.Norm, ctx: Context) -> nn.Module:
     return norm
 
 
+# the module of each built-in layer kind (hcdsl.lang.catalog.LAYERS), by the kind's name
+LayerModule = Callable[[n.Layer], nn.Module]
+LAYER_MODULES: dict[str, LayerModule] = {}
+layer_module = registrar(LAYER_MODULES, "LAYER_MODULES")
+
+
+@layer_module("attention")
+def _attention(p: n.Layer) -> nn.Module:
+    attn = layers.Attention(p.dim, out_scale=p.out_scale, dropout=p.dropout, **dict(p.args))
+    attn.return_values = "v" in p.taps
+    return attn
+
+
+@layer_module("mlp")
+def _mlp(p: n.Layer) -> nn.Module:
+    return layers.MLP(p.dim, out_scale=p.out_scale, **dict(p.args))
+
+
+@layer_module("opaque")
+def _opaque(p: n.Layer) -> nn.Module:
+    return layers.Opaque(p.dim, out_scale=p.out_scale, **dict(p.args))
+
+
+@layer_module("layernorm", "rmsnorm")
+def _norm_layer(p: n.Layer) -> nn.Module:
+    return layers.NormLayer(p.kind, p.dim, **dict(p.args))
+
+
 @module(n.Layer)
 def _layer(p: n.Layer, ctx: Context) -> nn.Module:
-    args = dict(p.args)
     if p.extern:
         return extern_layer(p, ctx.factories)
-    if p.kind == "attention":
-        attn = layers.Attention(p.dim, out_scale=p.out_scale, dropout=p.dropout, **args)
-        attn.return_values = "v" in p.taps
-        return attn
-    if p.kind == "mlp":
-        return layers.MLP(p.dim, out_scale=p.out_scale, **args)
-    if p.kind == "opaque":
-        return layers.Opaque(p.dim, out_scale=p.out_scale, **args)
-    if p.kind in ("layernorm", "rmsnorm"):
-        return layers.NormLayer(p.kind, p.dim, **args)
-    raise CompileError(f"no module for layer kind '{p.kind}'")
+    if p.kind not in LAYER_MODULES:
+        raise CompileError(f"no module for layer kind '{p.kind}'")
+    return LAYER_MODULES[p.kind](p)
 
 
 @module(n.ParallelLayers)

@@ -12,16 +12,13 @@ from hcdsl.ir.graph import IR
 from hcdsl.passes.driver import Pattern, Rewriter, rewrite
 from hcdsl.spec import Matrix
 
-FREEZABLE = (n.LearnedCoef, n.TemplateCoef, n.DenseCoef)
+FREEZABLE = n.having("freezable")
 
 
 def freezable(p: n.Node) -> bool:
-    """A coefficient whose value does not depend on the tokens."""
-    if isinstance(p, n.LearnedCoef):
-        return not p.dynamic
-    if isinstance(p, n.DenseCoef):
-        return p.generator == "static"
-    return isinstance(p, n.TemplateCoef)
+    """A coefficient whose value does not depend on the tokens (the kind's `freezable`
+    trait, refined per node by Node.is_freezable: a learned one only when static)."""
+    return p.is_freezable()
 
 
 def _freeze(ir: IR, v: str, rw: Rewriter) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hcdsl.ir import nodes as n
+from hcdsl.ir.tables import registrar
 from hcdsl.lang.expr import evaluate
 from hcdsl.spec import Matrix
 
@@ -21,13 +22,7 @@ AtInit = Callable[[n.Node], "Matrix | None"]
 AT_INIT: dict[type[n.Node], AtInit] = {}
 
 
-def at_init(*kinds: type[n.Node]) -> Callable[[AtInit], AtInit]:
-    def wrap(fn: AtInit) -> AtInit:
-        for kind in kinds:
-            AT_INIT[kind] = fn
-        return fn
-
-    return wrap
+at_init = registrar(AT_INIT, "AT_INIT")
 
 
 @at_init(n.LearnedCoef)

@@ -20,8 +20,9 @@ from typing import Any
 
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.ir.names import attr_name
+from hcdsl.ir.tables import registrar
 from hcdsl.lang.expr import evaluate as entry_value
-from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.at_init import AT_INIT
 from hcdsl.proofs.coefs import ONE, ZERO, K, Point
 from hcdsl.proofs.identity import Identity
@@ -86,13 +87,7 @@ Rule = Callable[[Ctx, str, Any, dict[str, Any]], Any]
 SYMBOLIC: dict[type[n.Node], Rule] = {}
 
 
-def rule(*kinds: type[n.Node]) -> Callable[[Rule], Rule]:
-    def wrap(fn: Rule) -> Rule:
-        for kind in kinds:
-            SYMBOLIC[kind] = fn
-        return fn
-
-    return wrap
+rule = registrar(SYMBOLIC, "SYMBOLIC")
 
 
 def layer_position(ir: IR, node_id: str, fallback: int) -> int:

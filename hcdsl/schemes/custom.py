@@ -9,6 +9,7 @@ weights) over earlier outputs, per layer or per block.
 
 from __future__ import annotations
 
+from hcdsl.lang.catalog import attends
 from hcdsl.lang.connections import CustomOptions
 from hcdsl.lang.expr import evaluate, names
 from hcdsl.schemes.dense import attention_residuals, depth_weighted
@@ -32,7 +33,7 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
         if isinstance(entry, str) and entry not in known:
             raise SchemeError(f"value_residual names '{entry}', which is not a declared param",
                               f"declare it: param {entry} = 0.5")
-    attention = [layer.name for layer in spec.sequence if layer.kind == "attention"]
+    attention = [layer.name for layer in spec.sequence if attends(layer.kind, layer.extern)]
     if o.value_residual is not None and len(attention) < 2:
         raise SchemeError(f"connection '{o.name}': value_residual mixes the first attention "
                           f"layer's values into later ones, but the model has "

@@ -7,6 +7,7 @@ forms the next block's input from X_0..X_i; the last DA (one way) is the model o
 
 from __future__ import annotations
 
+from hcdsl.lang.catalog import layer_kind
 from hcdsl.lang.connections import AttnResOptions, DenseFormerOptions, MuddOptions
 from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
 from hcdsl.schemes.registry import SchemeError, register
@@ -122,7 +123,8 @@ def _ffn_growth(spec: ModelSpec, multiple: int) -> tuple[tuple[int, str, int], .
     for i, b in enumerate(blocks):
         for k in b:
             layer = spec.sequence[k]
-            if layer.kind == "mlp":
+            record = layer_kind(layer.kind, layer.extern)
+            if record is not None and record.feed_forward:
                 base = int(layer.arg("hidden") or 4 * spec.dim)
                 out.append((k, "hidden", ffn_width(base, i, len(blocks), multiple)))
     return tuple(out)

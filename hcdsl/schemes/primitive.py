@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from hcdsl.lang.connections import Entry, Param
+from hcdsl.lang.connections import Entry, ManifoldInit, Param
 from hcdsl.lang.generator import Generator
 from hcdsl.spec import Frozen, Matrix, NormSpec
+
+# the fixed sets of values the IR's payloads share (hcdsl/ir/nodes: one definition each)
+Gain = Literal["row", "diag"]  # OUT of M: one row (HC) or a diagonal (FC)
+DenseGenerator = Literal["static", "mudd", "softmax"]  # how a depth-wise aggregate's A is made
 
 
 class Coef(Frozen):
@@ -32,13 +36,13 @@ class Coef(Frozen):
     dynamic: bool = False  # add s * act(norm(H_s) W) per source stream (HC Eqs. 10-13)
     tanh: bool = True
     scale_init: float = 0.01
-    gain: Literal["row", "diag"] = "row"  # OUT is one row (HC) or a diagonal (FC)
+    gain: Gain = "row"  # OUT is one row (HC) or a diagonal (FC)
     norm: NormSpec = NormSpec()  # the norm of the dynamic generator, over w
     # hyper: static + dynamic per stream (HC, FC); manifold: mHC's sigmoid/Sinkhorn gates;
     # program: a user-written generator (`program`, hcdsl/lang/generator.py)
     generator: Literal["hyper", "manifold", "template", "program"] = "hyper"
     iters: int = 20  # manifold: Sinkhorn-Knopp iterations
-    manifold_init: Literal["paper", "identity"] = "paper"
+    manifold_init: ManifoldInit = "paper"
     # template: M's entries are numbers or names of learned scalars (user-defined schemes)
     template: tuple[tuple[Entry, ...], ...] = ()
     params: tuple[Param, ...] = ()
@@ -99,7 +103,7 @@ class Aggregate(Frozen):
     learn: bool = True
     # static: learned A; mudd: A = GELU(RMSNorm(X_newest) W1) W2 + a (W2 = 0 at init);
     # softmax: A_j = softmax_j(q · RMSNorm(X_j)) (attention residuals, q = 0 at init)
-    generator: Literal["static", "mudd", "softmax"] = "static"
+    generator: DenseGenerator = "static"
     hidden: int = 0  # mudd: K, the generator's hidden size
     source_norm: bool = False  # normalise every source before mixing (PrePostDANorm)
 

@@ -20,6 +20,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from hcdsl.lang.catalog import attends  # noqa: E402
+
 DPI = 120
 ATTN_COLOR = "#2ca02c"
 COLORS = plt.get_cmap("tab10").colors
@@ -193,7 +195,7 @@ def _heatmap(ax: plt.Axes, shown: np.ndarray, kinds: list[str], scale: np.ndarra
                   [str(k) for k in range(1, L + 2, step)], fontsize=7)
     for lab in [*ax.get_xticklabels(), *ax.get_yticklabels()]:  # both number layers 1..L
         k = int(lab.get_text())
-        if 1 <= k <= L and kinds[k - 1] == "attention":
+        if 1 <= k <= L and attends(kinds[k - 1]):
             lab.set_color(ATTN_COLOR)
             lab.set_fontweight("bold")
     if _cells_fit(ax, shown.shape[1]):

@@ -8,7 +8,9 @@ from typing import ClassVar
 
 from hcdsl.ir.nodes.base import Node, _expect, quiet
 from hcdsl.ir.types import Coef, Hidden, IRTypeError, Streams, Type
-from hcdsl.lang.catalog import norm_params
+from hcdsl.lang.catalog import NormKind, norm_params
+from hcdsl.lang.connections import Bound, ManifoldInit
+from hcdsl.schemes.primitive import DenseGenerator, Gain
 from hcdsl.spec import Matrix
 
 
@@ -18,6 +20,13 @@ class ConstCoef(Node):
 
     value: Matrix
     op: ClassVar[str] = "const"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = False  # its buffer is read directly (fx: get_attr)
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def infer(self, ins: dict[str, Type]) -> Type:
         return Coef(len(self.value), len(self.value[0]), False)
@@ -33,16 +42,22 @@ class LearnedCoef(Node):
 
     init: Matrix
     fractions: int  # F: rows of M that weight layer outputs
-    gain: str  # row | diag
+    gain: Gain
     dynamic: bool
     tanh: bool
     scale_init: float
-    norm: str  # layernorm | rmsnorm (dynamic only)
+    norm: NormKind  # (dynamic only)
     norm_affine: bool
     norm_eps: float
     width: int
     op: ClassVar[str] = "learned"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = True  # is_freezable: only static
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",) if self.dynamic else ()
@@ -55,6 +70,9 @@ class LearnedCoef(Node):
                 raise IRTypeError(f"learned: generator for {rows - self.fractions} streams "
                                   f"of width {self.width} got {x}")
         return Coef(rows, cols, self.dynamic)
+
+    def is_freezable(self) -> bool:
+        return not self.dynamic
 
     def param_count(self) -> int:
         rows, cols = len(self.init), len(self.init[0])
@@ -74,11 +92,17 @@ class DenseCoef(Node):
     stacked sources)."""
 
     init: Matrix
-    generator: str  # static | mudd | softmax
+    generator: DenseGenerator
     hidden: int
     width: int
     op: ClassVar[str] = "dense"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = True  # is_freezable: only static
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return () if self.generator == "static" else ("x",)
@@ -94,6 +118,9 @@ class DenseCoef(Node):
             if (t.count, t.width) != (rows, self.width):
                 raise IRTypeError(f"dense: softmax over H[{rows}x{self.width}], got {t}")
         return Coef(rows, cols, self.generator != "static")
+
+    def is_freezable(self) -> bool:
+        return self.generator == "static"
 
     def param_count(self) -> int:
         rows, cols = len(self.init), len(self.init[0])
@@ -112,10 +139,16 @@ class ManifoldCoef(Node):
     n: int
     width: int
     iters: int
-    init: str  # paper | identity
+    init: ManifoldInit
     alpha: float
     op: ClassVar[str] = "manifold"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -138,12 +171,18 @@ class TemplateCoef(Node):
     params: (name, init, bound) with bound none | unit (sigmoid) | double (2 sigmoid)."""
 
     template: tuple[tuple[object, ...], ...]
-    params: tuple[tuple[str, float, str], ...]
+    params: tuple[tuple[str, float, Bound], ...]
     # tied params owned by an earlier node: (name, owner node id, init, bound); the module
     # reads the owner's scalar, and only the owner counts it
-    shared: tuple[tuple[str, str, float, str], ...] = quiet(())
+    shared: tuple[tuple[str, str, float, Bound], ...] = quiet(())
     op: ClassVar[str] = "template"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = True
+    compute: ClassVar[bool] = False
 
     def infer(self, ins: dict[str, Type]) -> Type:
         return Coef(len(self.template), len(self.template[0]), False)

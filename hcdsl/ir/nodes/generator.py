@@ -4,7 +4,7 @@ of a step's matrix M, or the readout, from the state H (hcdsl/lang/generator.py)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from hcdsl.ir.nodes.base import Node, _expect
 from hcdsl.ir.types import Coef, Hidden, IRTypeError, Multi, Streams, Type
@@ -19,9 +19,15 @@ class GeneratorCoef(Node):
     spec: Generator
     n: int
     width: int
-    role: str  # step | readout
+    role: Literal["step", "readout"]
     op: ClassVar[str] = "generator"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False  # holds parameters
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False  # token-dependent: no single value to freeze
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -51,6 +57,13 @@ class ChannelWrite(Node):
     (a generator's `write = ...(per=channel)`); the rest of the write adds RESᵀ H."""
 
     op: ClassVar[str] = "channel_write"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = False  # not offered to cse (as when it was added); w ⊙ o is pure in meaning
+    free: ClassVar[bool] = False  # it computes (not a view)
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("o", "w")

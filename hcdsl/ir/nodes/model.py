@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from hcdsl.ir.nodes.base import Node, _expect, quiet
 from hcdsl.ir.types import Coef, Hidden, IRTypeError, Logits, Multi, Streams, Tokens, Type
-from hcdsl.lang.catalog import layer_params, norm_params
+from hcdsl.lang.catalog import NormKind, layer_params, norm_params
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,13 @@ class Input(Node):
 
     width: int = quiet(0)
     op: ClassVar[str] = "input"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = True
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def infer(self, ins: dict[str, Type]) -> Type:
         return Hidden(self.width) if self.width else Tokens()
@@ -29,6 +36,12 @@ class Embed(Node):
     positions: int = quiet(0)  # > 0: a learned table of absolute positions (`pos = learned`)
     op: ClassVar[str] = "embed"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -47,6 +60,13 @@ class Dropout(Node):
 
     p: float
     op: ClassVar[str] = "dropout"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -75,6 +95,12 @@ class Layer(Node):
     taps: tuple[str, ...] = quiet(())
     op: ClassVar[str] = "layer"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = False  # also given the mask; its input kept as a hidden state
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def ports(self) -> tuple[str, ...]:
         return self.in_ports
@@ -107,6 +133,12 @@ class ParallelLayers(Node):
     layers: tuple[Layer, ...]
     op: ClassVar[str] = "parallel_layers"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = False  # as a layer
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -132,6 +164,13 @@ class Tap(Node):
 
     index: int
     op: ClassVar[str] = "tap"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = False  # the layers' own work (compute): never merged
+    free: ClassVar[bool] = True
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -145,13 +184,19 @@ class Tap(Node):
 
 @dataclass(frozen=True)
 class Norm(Node):
-    kind: str
+    kind: NormKind
     affine: bool
     eps: float
     width: int
     scale_init: float = quiet(1.0)  # init of the affine scale (MUDD's PostDANorm: 1e-3)
     op: ClassVar[str] = "norm"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = True  # is_pure: only without its own gain and bias
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -162,6 +207,9 @@ class Norm(Node):
             raise IRTypeError(f"norm over {self.width} got {t}")
         return t
 
+    def is_pure(self) -> bool:  # its own gain and bias: a function of its own
+        return not self.affine
+
     def param_count(self) -> int:
         return norm_params(self.kind, self.affine, self.width)
 
@@ -170,7 +218,7 @@ class Norm(Node):
 class NormStreams(Node):
     """Normalise some streams of a state (each over its width), pass the others through."""
 
-    kind: str
+    kind: NormKind
     affine: bool
     eps: float
     width: int
@@ -178,6 +226,12 @@ class NormStreams(Node):
     which: tuple[int, ...]
     op: ClassVar[str] = "normstreams"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -199,6 +253,13 @@ class InvStd(Node):
 
     width: int
     op: ClassVar[str] = "invstd"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -218,6 +279,12 @@ class LowRank(Node):
     rank: int
     op: ClassVar[str] = "lowrank"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -239,6 +306,12 @@ class Unembed(Node):
     tied: bool
     op: ClassVar[str] = "unembed"
     has_module: ClassVar[bool] = True
+    builds_module: ClassVar[bool] = True
+    calls_module: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -256,6 +329,13 @@ class Unembed(Node):
 @dataclass(frozen=True)
 class Output(Node):
     op: ClassVar[str] = "output"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = False
+    free: ClassVar[bool] = True
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = True
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)

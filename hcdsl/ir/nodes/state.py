@@ -15,6 +15,13 @@ class Split(Node):
 
     parts: int
     op: ClassVar[str] = "split"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = True
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -31,6 +38,13 @@ class Merge(Node):
     """H[S x w] -> h[S*w]: concatenate the streams (a single stream: drop the axis)."""
 
     op: ClassVar[str] = "merge"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = True
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -46,6 +60,13 @@ class Stack(Node):
 
     arity: int
     op: ClassVar[str] = "stack"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return tuple(f"s{i}" for i in range(self.arity))
@@ -65,6 +86,13 @@ class Mix(Node):
     rows: tuple[int, int]  # [start, stop) of M's rows used (must match x's stream count)
     cols: tuple[int, int]  # [start, stop) of M's columns: one output stream per column
     op: ClassVar[str] = "mix"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x", "coef")
@@ -87,6 +115,13 @@ class Copy(Node):
 
     n: int
     op: ClassVar[str] = "copy"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = True
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -105,6 +140,13 @@ class Take(Node):
     start: int
     stop: int
     op: ClassVar[str] = "take"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = False  # cse leaves it alone (merging equal takes changes IRs)
+    free: ClassVar[bool] = True
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -121,6 +163,13 @@ class SumStreams(Node):
     """H[S x w] -> H[1 x w]: the sum of the streams (HC's readout)."""
 
     op: ClassVar[str] = "sumstreams"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return ("x",)
@@ -134,6 +183,13 @@ class SumStreams(Node):
 class Add(Node):
     arity: int
     op: ClassVar[str] = "add"
+    has_module: ClassVar[bool] = False
+    builds_module: ClassVar[bool] = False
+    calls_module: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    free: ClassVar[bool] = False
+    freezable: ClassVar[bool] = False
+    compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
         return tuple(f"s{i}" for i in range(self.arity))

@@ -3,15 +3,15 @@ from hcdsl.ir.graph import IR
 from hcdsl.passes.driver import Rewriter
 from hcdsl.passes.registry import pattern
 
-# nodes without parameters of their own: two equal ones on equal inputs are one value
-PURE = (n.Split, n.Merge, n.Stack, n.Mix, n.Add, n.ConstCoef, n.Copy, n.SumStreams, n.InvStd,
-        n.Norm)
+# nodes without parameters of their own: two equal ones on equal inputs are one value (the
+# kinds' `pure` trait; a node may refuse: Node.is_pure)
+PURE = n.having("pure")
 
 
 @pattern("cse", "common subexpressions: equal pure nodes on equal inputs are merged", *PURE)
 def cse(ir: IR, v: str, rw: Rewriter) -> bool:
     p = ir.payload(v)
-    if isinstance(p, n.Norm) and p.affine:  # its own gain and bias: a function of its own
+    if not p.is_pure():  # e.g. a norm with its own gain and bias: a function of its own
         return False
     table: dict = rw.memo.setdefault("cse", {})
     key = (p, tuple(sorted(ir.inputs(v).items())))

@@ -1,9 +1,10 @@
 from hcdsl.ir import nodes as n
+from hcdsl.lang.catalog import LAYERS
 from hcdsl.ir.graph import IR
 from hcdsl.passes.driver import Rewriter
 from hcdsl.passes.registry import pattern
 
-FUSABLE = ("attention", "mlp")
+FUSABLE = tuple(name for name, k in LAYERS.items() if k.fusable)  # LayerKind.fusable
 
 
 def _fusable(ir: IR, layer: str, x: str) -> bool:

@@ -77,9 +77,10 @@ def different_shapes(a: Path, b: Path, at_init: bool, checkpoints: bool):  # noq
     from hcdsl.proofs.prove import NOT_EQUIVALENT, UNKNOWN, ProofResult
     from hcdsl.proofs.source import raw_ir
     from hcdsl.proofs.witness import numeric_witness
-    from hcdsl.schemes.program import load_program
+    from hcdsl.compiler import Compilation
 
-    sa, sb = load_program(a).spec, load_program(b).spec
+    ca, cb = Compilation.load(a), Compilation.load(b)
+    sa, sb = ca.spec, cb.spec
     diffs = [f"{k} {getattr(sa, k)} vs {getattr(sb, k)}" for k in ("dim", "vocab")
              if getattr(sa, k) != getattr(sb, k)]
     if not diffs or (sa.vocab == sb.vocab and checkpoints):
@@ -90,7 +91,7 @@ def different_shapes(a: Path, b: Path, at_init: bool, checkpoints: bool):  # noq
     result = ProofResult(str(a), str(b), NOT_EQUIVALENT, question,
                          reason=f"the models' shapes differ ({', '.join(diffs)}): {why}")
     with one_thread():
-        result.witness = numeric_witness(raw_ir(a), raw_ir(b), Identity(question),
+        result.witness = numeric_witness(raw_ir(ca), raw_ir(cb), Identity(question),
                                          Identity(question))
     if not result.witness.differs:  # (never seen: the shapes differ) no witness, no verdict
         result.verdict = UNKNOWN

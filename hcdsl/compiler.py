@@ -38,7 +38,6 @@ from hcdsl.lang.catalog import LAYER_KINDS
 from hcdsl.passes.freeze import freeze_coefficients
 from hcdsl.passes.pipeline import DEFAULT, run_pipeline
 from hcdsl.schemes import desugar
-from hcdsl.schemes.primitive import DenseScheme, Scheme
 from hcdsl.schemes.program import Program, SpecLike, declared_ports, with_ports
 from hcdsl.schemes.registry import SchemeError
 from hcdsl.spec import ConnectionSpec, ModelSpec
@@ -72,10 +71,14 @@ class Compilation(Program):
     # -- loading ------------------------------------------------------------------------
     @classmethod
     def load(cls, spec: SpecLike | Program, layers: Layers = ()) -> "Compilation":
-        """Text, a file (Path), a ModelSpec, a Program or a Compilation -> a Compilation
-        (HcError on any mistake). layers: the names of extern layers (so `extern` may be
-        left out), or the factories by name, whose `ports` attributes declare their input
-        ports. A Compilation whose ports already agree is returned as it is."""
+        """Text, a file (Path), a ModelSpec, a Program, a Compilation or a wrapped model
+        (hcdsl.wrap's, which keeps its own) -> a Compilation (HcError on any mistake).
+        layers: the names of extern layers (so `extern` may be left out), or the factories
+        by name, whose `ports` attributes declare their input ports. A Compilation whose
+        ports already agree is returned as it is."""
+        held = getattr(spec, "hc_compilation", None)
+        if isinstance(held, Compilation):  # a wrapped model
+            spec = held
         ports = declared_ports(layers)
         if isinstance(spec, Program):
             fixed = with_ports(spec.spec, ports)

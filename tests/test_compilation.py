@@ -134,3 +134,16 @@ def test_the_trainer_compiles_once_and_moves_weights_in_memory(
     assert calls == {"check": 1, "desugar": 2, "build": 2, "run_pipeline": 1}
     assert not made, made
     assert saved and all(cfg.out in p.parents for p in saved), saved
+
+
+def test_a_wrapped_model_keeps_its_compilation(calls: Counter) -> None:
+    from tests.test_wrap_blocks import DIM, ViTBlock
+
+    torch.manual_seed(0)
+    wrapped = hcdsl.wrap(torch.nn.ModuleList([ViTBlock(DIM) for _ in range(2)]),
+                         "hyper(n=2, dynamic)", seed=0)
+    assert calls == {"check": 1, "desugar": 1, "build": 1, "run_pipeline": 1}
+    comp = Compilation.load(wrapped)
+    assert comp is wrapped.hc_compilation and comp.spec == wrapped.hc_spec
+    assert dump(comp.ir()) == dump(wrapped.hc_ir)
+    assert calls == {"check": 1, "desugar": 1, "build": 1, "run_pipeline": 1}

@@ -28,7 +28,8 @@ from hcdsl.nn.decode import generate
 from hcdsl.nn.modules import MODULES, Context, attr_name, build_parts, load_weights, node_seed
 from hcdsl.passes.freeze import freezable
 
-__all__ = ["assemble", "attr_name", "load_weights", "lower", "lower_plain", "matrix_of", "static_matrices"]
+__all__ = ["assemble", "attr_name", "load_weights", "lower", "lower_plain", "matrix_of",
+           "static_matrices"]
 
 
 def assemble(raw: IR, ir: IR, factories: Mapping[str, Any] | None, seed: int | None,

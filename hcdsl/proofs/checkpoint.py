@@ -19,7 +19,6 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.nn import coef, dense, template
 from hcdsl.nn.assemble import assemble
-from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.identity import Identity
 from hcdsl.proofs.numeric import _stand_in
 from hcdsl.proofs.run_folder import load_failure, looked_for, state_files, step_folders

@@ -108,8 +108,8 @@ def mhc_stability(coefs: list[torch.Tensor]) -> dict | None:
             "gain_bwd": float(prod.abs().sum(-2).amax(-1).mean())}
 
 
-def connections(spec: str | Path | Compilation, state: dict[str, torch.Tensor], tokens: torch.Tensor,
-                seed: int = 0) -> dict:
+def connections(spec: str | Path | Compilation, state: dict[str, torch.Tensor],
+                tokens: torch.Tensor, seed: int = 0) -> dict:
     """{"C0": (L+2) x (L+2) nested list, "kinds": [...], "note": ...} or
     {"unavailable": "not available: reason"}."""
     from hcdsl.proofs.unfold import unfold_numeric

@@ -6,6 +6,7 @@
     for the connection -> the fx GraphModule (or the reference interpreter)
 
 so the wrapped model is an hcdsl model: `.hc_ir` (for `hcdsl.prove`), `.hc_spec`, `.hc_text`,
+`.hc_compilation` (what hcdsl.compiler.Compilation.load gives for it),
 forward(tokens, mask=None, return_hidden=False, targets=None) -> logits (a ModuleList of
 blocks: forward(x, return_hidden=False), hidden states in and out).
 """
@@ -78,6 +79,7 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
                                         device, dtype, backend)
     module.hc_ir = ir  # type: ignore[assignment]
     module.hc_spec, module.hc_text = program.spec, text  # type: ignore[assignment]
+    module.hc_compilation = program  # type: ignore[assignment]
     module.train(src.training)
     return module
 

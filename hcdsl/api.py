@@ -42,12 +42,12 @@ def parse(spec: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
     return _program(spec, tuple(layers)).spec
 
 
-def _program(spec: SpecLike | Program,
-             layers: Collection[str] | Mapping[str, Any] = ()) -> Compilation:
+def _program(spec: SpecLike | Program, layers: Collection[str] | Mapping[str, Any] = (),
+             once: bool = False) -> Compilation:
     """Compilation.load, with a hint when spec text that does not parse looks like a file path
     (`hcdsl.compile("model.hc")`: a str is always text)."""
     try:
-        return Compilation.load(spec, layers)
+        return Compilation.load(spec, layers, once)
     except HcError as exc:
         if isinstance(spec, str) and _looks_like_path(spec):
             hint = (f"a str is spec text; to read the file {spec.strip()!r} pass "
@@ -77,7 +77,7 @@ def load(path: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
 def lower(spec: SpecLike, passes: Iterable[str] | None = DEFAULT, disable: Iterable[str] = (),
           layers: Iterable[str] = ()) -> IR:
     """Spec -> primitive scheme -> verified IR, after the pass pipeline (None: no passes)."""
-    return _program(spec, tuple(layers)).ir(passes, disable)
+    return _program(spec, tuple(layers), once=True).ir(passes, disable)
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def compile(  # noqa: A001 - the package's verb
         if not freeze:
             passes, disable = spec.passes, spec.disable
     else:
-        comp = _program(spec, layers or {})
+        comp = _program(spec, layers or {}, once=True)  # a given Compilation keeps its own
     return comp.module(backend=backend, passes=passes, disable=disable, layers=layers,
                        seed=seed, device=device, dtype=dtype, recompute=recompute,
                        state_dict=state_dict, freeze=freeze, check_memory=check_memory)

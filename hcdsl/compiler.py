@@ -14,6 +14,11 @@ never handed out; `raw_ir()` and `ir()` give copies, and every module gets its o
 so no caller can corrupt what later callers read. Modules are built fresh on each call
 (they hold weights that their caller trains).
 
+A caller that makes a Compilation for one question (`hcdsl.lower(text)`, `hcdsl check`)
+loads it with once=True: then an IR is handed out itself, not a copy, and the Compilation
+keeps no reference to it (asked again, it computes it again), so one question costs what
+the stages cost and no copy more (benchmarks/engine.py).
+
 Errors: a mistake in the spec is an HcError located by the front end; a preset that cannot
 apply is reported at the `connect` line; `located(...)` is the one place where an error
 about a declared name (a setting, a layer) gets its file, line and column.
@@ -66,16 +71,18 @@ class Compilation(Program):
     """A spec and every stage computed from it, each once (see the module doc)."""
 
     checked: Checked | None = None  # None: built from a ModelSpec in Python
+    once: bool = False  # made for one question: IR handed out, not copied (module doc)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
-    def load(cls, spec: SpecLike | Program, layers: Layers = ()) -> "Compilation":
+    def load(cls, spec: SpecLike | Program, layers: Layers = (),
+             once: bool = False) -> "Compilation":
         """Text, a file (Path), a ModelSpec, a Program, a Compilation or a wrapped model
         (hcdsl.wrap's, which keeps its own) -> a Compilation (HcError on any mistake).
         layers: the names of extern layers (so `extern` may be left out), or the factories
         by name, whose `ports` attributes declare their input ports. A Compilation whose
-        ports already agree is returned as it is."""
+        ports already agree is returned as it is (with its own `once`)."""
         held = getattr(spec, "hc_compilation", None)
         if isinstance(held, Compilation):  # a wrapped model
             spec = held
@@ -85,27 +92,30 @@ class Compilation(Program):
             if isinstance(spec, Compilation) and fixed is spec.spec:
                 return spec
             if fixed is spec.spec:
-                return cls(spec.spec, spec.scheme, spec.source)
-            return cls.from_spec(fixed, spec.source)
+                return cls(spec.spec, spec.scheme, spec.source,
+                           getattr(spec, "checked", None), once)
+            return cls.from_spec(fixed, spec.source, once)
         if isinstance(spec, ModelSpec):
-            return cls.from_spec(with_ports(spec, ports))
+            return cls.from_spec(with_ports(spec, ports), once=once)
         if not isinstance(spec, (str, Path)):
             raise TypeError(f"a spec is .hc text (str), a pathlib.Path or a ModelSpec, got "
                             f"{type(spec).__name__}")
-        return cls.from_source(source_of(spec), layers)
+        return cls.from_source(source_of(spec), layers, once)
 
     @classmethod
-    def from_source(cls, source: Source, layers: Layers = ()) -> "Compilation":
+    def from_source(cls, source: Source, layers: Layers = (),
+                    once: bool = False) -> "Compilation":
         """Spec text already read (a Source: its text and file name)."""
         checked = check(source, declared_ports(layers))
         try:
-            return cls(checked.spec, desugar(checked.spec), checked.source, checked)
+            return cls(checked.spec, desugar(checked.spec), checked.source, checked, once)
         except SchemeError as exc:
             raise HcError([Diagnostic(str(exc), checked.connect_span, exc.hint)],
                           source.filename, source.text) from None
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, source: Source | None = None) -> "Compilation":
+    def from_spec(cls, spec: ModelSpec, source: Source | None = None,
+                  once: bool = False) -> "Compilation":
         clash = [layer.name for layer in spec.layers
                  if layer.extern and layer.kind in LAYER_KINDS]
         if clash:  # the schemes would take it for the built-in (its ports, its taps)
@@ -114,7 +124,7 @@ class Compilation(Program):
                                       "give the extern layer's kind another name")],
                           spec.name, "")
         try:
-            return cls(spec, desugar(spec), source)
+            return cls(spec, desugar(spec), source, None, once)
         except SchemeError as exc:
             raise HcError([Diagnostic(f"connection {spec.connection.kind}: {exc}", None,
                                       exc.hint)], spec.name, "") from None
@@ -128,7 +138,7 @@ class Compilation(Program):
         Eq. 15): what extra parameters and traffic are measured against."""
         if "baseline" not in self._cache:
             self._cache["baseline"] = Compilation.from_spec(self.spec.model_copy(update={
-                "connection": ConnectionSpec(kind="residual")}))
+                "connection": ConnectionSpec(kind="residual")}), once=self.once)
         return self._cache["baseline"]
 
     # -- errors -------------------------------------------------------------------------
@@ -146,31 +156,53 @@ class Compilation(Program):
                        self.source.text)
 
     # -- the IR -------------------------------------------------------------------------
+    def _build(self) -> IR:
+        ir = build(self.spec, self.scheme)
+        verify(ir, after="build")
+        return ir
+
+    @staticmethod
+    def _optimise(ir: IR, key: tuple) -> IR:
+        run_pipeline(ir, key[0], key[1])
+        verify(ir, after="pipeline")
+        return ir
+
     def _raw(self) -> IR:
+        """The kept raw IR (never handed out)."""
         if "raw" not in self._cache:
-            ir = build(self.spec, self.scheme)
-            verify(ir, after="build")
-            self._cache["raw"] = ir
+            self._cache["raw"] = self._build()
         return self._cache["raw"]
 
     def _ir(self, passes: Iterable[str] | None = DEFAULT, disable: Iterable[str] = ()) -> IR:
+        """The kept IR after passes (never handed out)."""
         key = _passes_key(passes, disable)
         if key[0] is None:
             return self._raw()
-        if key not in self._cache:
-            ir = self._raw().copy()  # the passes rewrite a copy: the raw IR stays as built
-            run_pipeline(ir, key[0], key[1])
-            verify(ir, after="pipeline")
-            self._cache[key] = ir
+        if key not in self._cache:  # the passes rewrite a copy: the raw IR stays as built
+            self._cache[key] = self._optimise(self._raw().copy(), key)
         return self._cache[key]
 
     def raw_ir(self) -> IR:
-        """The verified IR before any pass (a copy: the caller may change it)."""
-        return self._raw().copy()
+        """The verified IR before any pass, the caller's own (a copy; once: the IR itself,
+        no longer kept)."""
+        if not self.once:
+            return self._raw().copy()
+        kept = self._cache.pop("raw", None)
+        return kept if kept is not None else self._build()
 
     def ir(self, passes: Iterable[str] | None = DEFAULT, disable: Iterable[str] = ()) -> IR:
-        """The verified IR after the pass pipeline (None: none), a copy."""
-        return self._ir(passes, disable).copy()
+        """The verified IR after the pass pipeline (None: none), the caller's own (a copy;
+        once: the IR itself, no longer kept)."""
+        key = _passes_key(passes, disable)
+        if key[0] is None:
+            return self.raw_ir()
+        if not self.once:
+            return self._ir(passes, disable).copy()
+        kept = self._cache.pop(key, None)
+        if kept is not None:
+            return kept
+        raw = self._cache.get("raw")  # kept for the modules: the passes rewrite a copy
+        return self._optimise(raw.copy() if raw is not None else self._build(), key)
 
     def estimate(self, passes: Iterable[str] | None = DEFAULT, disable: Iterable[str] = (),
                  batch: int = 0, seq: int = 0, dtype_bytes: int = 4,

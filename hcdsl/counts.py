@@ -86,7 +86,7 @@ def count_params(spec: SpecLike | Program, layers: Mapping[str, Any] | None = No
     """Trainable parameters of the model. Counted on the IR as built (no passes): passes
     rewrite how values flow, never which modules hold weights."""
     factories = dict(layers or {})
-    ir = Compilation.load(spec, factories).raw_ir()
+    ir = Compilation.load(spec, factories, once=True).raw_ir()
     total, externs = 0, []
     for v in ir.g.nodes:
         count = ir.payload(v).param_count()
@@ -121,7 +121,7 @@ def stats(spec: SpecLike | Program, layers: Mapping[str, Any] | None = None) -> 
     """Parameter counts and static connection matrices of a spec (.hc text, a Path or a
     ModelSpec). `layers` maps extern layer names to factories, as in hcdsl.compile."""
     factories = dict(layers or {})
-    program = Compilation.load(spec, factories)
+    program = Compilation.load(spec, factories, once=True)
     model, scheme = program.spec, program.scheme
     params = count_params(program, factories)
     baseline = count_params(program.baseline(), factories)

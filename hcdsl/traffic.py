@@ -70,7 +70,7 @@ class Traffic(BaseModel):
 
 def traffic(spec: SpecLike | Program) -> Traffic:
     """The connection's memory traffic of a spec (see the module doc)."""
-    program = Compilation.load(spec)
+    program = Compilation.load(spec, once=True)
     ir = program.ir(DEFAULT)
     L = max(1, len(program.spec.sequence))
     ur = uw = kernels = 0

@@ -147,3 +147,29 @@ def test_a_wrapped_model_keeps_its_compilation(calls: Counter) -> None:
     assert comp is wrapped.hc_compilation and comp.spec == wrapped.hc_spec
     assert dump(comp.ir()) == dump(wrapped.hc_ir)
     assert calls == {"check": 1, "desugar": 1, "build": 1, "run_pipeline": 1}
+
+
+def test_a_compilation_for_one_question_hands_out_without_copying(
+        calls: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """once=True (hcdsl.lower, hcdsl check): the IR itself, built in place, not kept; asked
+    again it is built again, and each answer is the caller's own."""
+    from hcdsl.ir.graph import IR
+
+    copies: list[int] = []
+    real_copy = IR.copy
+    monkeypatch.setattr(IR, "copy", lambda self: copies.append(1) or real_copy(self))
+    comp = Compilation.load(TRAIN_SPEC, once=True)
+    first = comp.ir()
+    assert not copies and calls["build"] == 1 and calls["run_pipeline"] == 1
+    second = comp.ir()
+    assert second is not first and dump(second) == dump(first)
+    assert calls["build"] == 2 and calls["run_pipeline"] == 2
+    first.g.clear()
+    assert dump(comp.ir()) == dump(second)
+    hcdsl.lower(TRAIN_SPEC)  # as the old lower_program: no copy at all
+    assert not copies
+    hcdsl.compile(TRAIN_SPEC, seed=0)  # the raw IR kept for the modules; the passes' copy
+    assert len(copies) == 1
+    kept = Compilation.load(TRAIN_SPEC)  # not once: every answer a copy of the kept IR
+    kept.ir(), kept.ir()
+    assert len(copies) == 1 + 3 and Compilation.load(kept, once=True) is kept

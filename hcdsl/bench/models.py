@@ -78,7 +78,7 @@ def build_pairs(paths: list[str], device: torch.device, seed: int = 0,
     bases: dict[str, nn.Module] = {}
     out = []
     for path in paths:
-        comp = Compilation.load(Path(path))  # a path (hcdsl.parse takes a str as .hc text)
+        comp = Compilation.load(Path(path), once=True)  # a path (hcdsl.parse takes a str as .hc text)
         spec = comp.spec
         model = hcdsl.compile(comp, seed=seed, device=device, recompute=recompute,
                               disable=disable)

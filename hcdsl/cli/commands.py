@@ -35,7 +35,7 @@ def check_one(path: str) -> bool:
     """Parse, validate and lower a spec: an OK line, or its errors on stderr."""
     try:
         with reported(path):
-            program = Compilation.load(Path(path))
+            program = Compilation.load(Path(path), once=True)
             program.ir()
     except Failed:
         return False
@@ -67,7 +67,7 @@ def show(
         raise typer.BadParameter("choose exactly one of --ir, --code, --dot, --arrangement")
     passes = None if no_passes else DEFAULT
     with command(file):
-        program = Compilation.load(Path(file))
+        program = Compilation.load(Path(file), once=True)
         if arrangement:
             from hcdsl.proofs.arrangement import arrangement_text
             from hcdsl.proofs.unfold import UnfoldError
@@ -103,7 +103,7 @@ def stats_cmd(
     """Parameters, extra parameters over Pre-Norm, and the static connection matrices."""
     if traffic_:
         with command(file):
-            program = Compilation.load(Path(file))
+            program = Compilation.load(Path(file), once=True)
             mine = traffic(program)
             base = traffic(program.baseline())
         if as_json:
@@ -179,7 +179,7 @@ def run(
     dev = torch.device(parse_device(device))
     with command(file):
         t0 = time.perf_counter()
-        program = Compilation.load(Path(file))
+        program = Compilation.load(Path(file), once=True)
         if not no_memory_check:
             est = program.estimate(batch=batch, seq=seq, use="run")
             memory.check(est, f"{file} at batch {batch} x seq {seq}")

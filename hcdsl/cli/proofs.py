@@ -79,7 +79,7 @@ def different_shapes(a: Path, b: Path, at_init: bool, checkpoints: bool):  # noq
     from hcdsl.proofs.witness import numeric_witness
     from hcdsl.compiler import Compilation
 
-    ca, cb = Compilation.load(a), Compilation.load(b)
+    ca, cb = Compilation.load(a, once=True), Compilation.load(b, once=True)
     sa, sb = ca.spec, cb.spec
     diffs = [f"{k} {getattr(sa, k)} vs {getattr(sb, k)}" for k in ("dim", "vocab")
              if getattr(sa, k) != getattr(sb, k)]

@@ -27,4 +27,4 @@ def raw_ir(src: Source) -> IR:
     Compilation: built once, copied)."""
     if isinstance(src, IR):
         return src.copy()
-    return Compilation.load(src).raw_ir()
+    return Compilation.load(src, once=True).raw_ir()

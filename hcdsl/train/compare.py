@@ -63,7 +63,7 @@ def plan(specs: list[str], out: Path, seeds: int, options: dict,
         cfg = TrainConfig(spec=s, out=out)
         name = s if isinstance(cfg.spec_source(), Path) else "<spec text>"
         with spec_errors(name):
-            hcdsl.stats(Compilation.from_source(read_spec(cfg)))
+            hcdsl.stats(Compilation.from_source(read_spec(cfg), once=True))
     threads = options.pop("threads", None) or (1 if jobs > 1 else None)
     configs = []
     for spec, label in zip(specs, labels(specs)):

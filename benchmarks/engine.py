@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from hcdsl.passes.pipeline import lower_program
-from hcdsl.schemes.program import load_program
+from hcdsl.compiler import Compilation
 
 FAMILIES = ["residual", "residual(post)", "parallel(separate)", "hyper(n=4, static)",
             "hyper(n=4, dynamic)", "hyper(n=2, fixed)", "frac(m=4, dynamic)",
@@ -36,7 +35,7 @@ def lowering(blocks: int, connect: str) -> float:
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        lower_program(load_program(spec(blocks, connect)))
+        Compilation.load(spec(blocks, connect), once=True).ir()
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -53,7 +52,7 @@ def cpu(args: list[str]) -> float:
 
 def main() -> None:
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
-    lower_program(load_program(spec(1, "residual")))  # warm: grammar tables, imports
+    Compilation.load(spec(1, "residual"), once=True).ir()  # warm: grammar tables, imports
     sizes = (16, 32, 64, 128)
     print("lowering, seconds (blocks of [attention, mlp]):")
     print(f"  {'connect':24}" + "".join(f"{k:>9}" for k in sizes) + "   128/32")

@@ -1,31 +1,29 @@
 """The Python API: parse, load, lower, compile.
 
 A `str` is always spec text and a `pathlib.Path` a file to read (`load` reads a path given
-as a str). Nothing here imports torch until a module is built (`compile`).
+as a str). Nothing here imports torch until a module is built (`compile`). Every call goes
+through one `Compilation` (hcdsl/compiler.py), which runs each stage once.
 
 A compiled model holds the modules of the IR *before* passes (every parameter-holding node;
 passes never rename those) and runs the IR *after* them, so its state_dict is the same
 whatever passes ran: a checkpoint saved with the optimiser on loads strictly with it off,
 and back. A module the optimised graph does not use (a dead layer) stays a submodule, its
-parameters frozen (requires_grad False: they can get no gradient).
+parameters frozen (requires_grad False: they can get no gradient). (hcdsl/nn/assemble.py
+holds that rule.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import MethodType
 from typing import TYPE_CHECKING, Any
 
-from hcdsl import memory
+from hcdsl.compiler import BACKENDS, Compilation
 from hcdsl.errors import CompileError, HcError
-from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.ir.verify import verify
-from hcdsl.passes.freeze import freezable, freeze_coefficients
-from hcdsl.passes.pipeline import DEFAULT, lower_program, run_pipeline
-from hcdsl.schemes.program import Program, SpecLike, load_program
+from hcdsl.passes.pipeline import DEFAULT
+from hcdsl.schemes.program import Program, SpecLike
 from hcdsl.spec import ModelSpec
 
 if TYPE_CHECKING:  # torch is imported by compile() only
@@ -44,12 +42,12 @@ def parse(spec: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
     return _program(spec, tuple(layers)).spec
 
 
-def _program(spec: SpecLike | Program,
-             layers: Collection[str] | Mapping[str, Any] = ()) -> Program:
-    """load_program, with a hint when spec text that does not parse looks like a file path
+def _program(spec: SpecLike | Program, layers: Collection[str] | Mapping[str, Any] = (),
+             once: bool = False) -> Compilation:
+    """Compilation.load, with a hint when spec text that does not parse looks like a file path
     (`hcdsl.compile("model.hc")`: a str is always text)."""
     try:
-        return load_program(spec, layers)
+        return Compilation.load(spec, layers, once)
     except HcError as exc:
         if isinstance(spec, str) and _looks_like_path(spec):
             hint = (f"a str is spec text; to read the file {spec.strip()!r} pass "
@@ -73,13 +71,13 @@ def _looks_like_path(text: str) -> bool:
 
 def load(path: str | Path, layers: Iterable[str] = ()) -> ModelSpec:
     """Read, parse and validate a .hc file."""
-    return load_program(Path(path), tuple(layers)).spec
+    return Compilation.load(Path(path), tuple(layers)).spec
 
 
 def lower(spec: SpecLike, passes: Iterable[str] | None = DEFAULT, disable: Iterable[str] = (),
           layers: Iterable[str] = ()) -> IR:
     """Spec -> primitive scheme -> verified IR, after the pass pipeline (None: no passes)."""
-    return lower_program(_program(spec, tuple(layers)), passes, disable)
+    return _program(spec, tuple(layers), once=True).ir(passes, disable)
 
 
 @dataclass(frozen=True)
@@ -87,9 +85,11 @@ class Lowered:
     """A program with its IR before passes (the modules come from it) and after them (what
     runs). `compile` takes one, so a caller that estimated memory lowers only once."""
 
-    program: Program
+    program: Program  # a Compilation (hcdsl/compiler.py): compile builds from it
     raw: IR
     ir: IR
+    passes: tuple[str, ...] | None = field(default=tuple(DEFAULT), repr=False)
+    disable: tuple[str, ...] = field(default=(), repr=False)
 
 
 def lowered(spec: SpecLike | Program, passes: Iterable[str] | None = DEFAULT,
@@ -97,14 +97,11 @@ def lowered(spec: SpecLike | Program, passes: Iterable[str] | None = DEFAULT,
             layers: Collection[str] | Mapping[str, Any] = ()) -> Lowered:
     """The IR of a spec before and after the pass pipeline (the same IR when passes=None).
     `layers`: extern layer names, or their factories (whose `ports` declare input ports)."""
-    program = _program(spec, layers)
-    raw = lower_program(program, None)
-    if passes is None:
-        return Lowered(program, raw, raw)
-    ir = raw.copy()
-    run_pipeline(ir, passes, disable)
-    verify(ir, after="pipeline")
-    return Lowered(program, raw, ir)
+    comp = _program(spec, layers)
+    raw = comp.raw_ir()
+    keep = None if passes is None else tuple(passes)
+    ir = raw if passes is None else comp.ir(keep, disable)
+    return Lowered(comp, raw, ir, keep, tuple(disable))
 
 
 def compile(  # noqa: A001 - the package's verb
@@ -144,134 +141,14 @@ def compile(  # noqa: A001 - the package's verb
     was lowered with its own passes (`passes` is ignored unless `freeze` needs to run them
     again).
     """
-    import torch
-
-    from hcdsl.backends import ReferenceModel, lower_fx
-    from hcdsl.nn.decode import generate
-    from hcdsl.nn.modules import attr_name, load_weights
-
-    if backend not in ("fx", "reference"):
+    if backend not in BACKENDS:
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
-    factories = dict(layers or {})
-    if isinstance(spec, Lowered):
-        low = spec
-    else:  # with freeze the passes run once the trained values are in the IR
-        low = lowered(spec, None if freeze else passes, disable, factories)
-    if check_memory and _allocates(device):
-        itemsize = (dtype or torch.get_default_dtype()).itemsize
-        est = memory.estimate(low.raw, dtype_bytes=itemsize)
-        memory.check(est, f"model '{low.program.spec.name}'")
-        if device is not None and torch.device(device).type == "cuda":
-            memory.check(est, f"model '{low.program.spec.name}'", device)
-    raw_parts = _modules(low.raw, low.raw, factories, seed, dtype)
-    if state_dict is not None:
-        load_weights(raw_parts, state_dict)
-    ir = low.ir
-    if freeze:
-        ir = low.raw.copy()
-        freeze_coefficients(ir, {v: matrix_of(getattr(raw_parts, attr_name(v)))
-                                 for v in ir.g.nodes if freezable(ir.payload(v))})
-        if passes is not None:
-            run_pipeline(ir, passes, disable)
-            verify(ir, after="pipeline")
-    parts = _modules(low.raw, ir, factories, seed, dtype, raw_parts)
-    module = (lower_fx(ir, parts, recompute) if backend == "fx"
-              else ReferenceModel(ir, parts))
-    _keep_originals(module, parts)
-    _keep_unused(module, parts, ir)
-    if freeze:
-        module.requires_grad_(False)
-    _attach(module, hc_ir=ir, generate=MethodType(generate, module))
-    return module.to(device=device, dtype=dtype)
-
-
-def _attach(module: "nn.Module", **attrs: object) -> None:
-    """Set attributes that copies keep: a GraphModule's deepcopy rebuilds it from its graph
-    and keeps only what its meta lists as user-preserved (torch.fx)."""
-    for name, value in attrs.items():
-        setattr(module, name, value)
-    meta = getattr(module, "meta", None)
-    if isinstance(meta, dict):
-        meta.setdefault("_user_preserved_attributes", {}).update(attrs)
-
-
-def matrix_of(module: "nn.Module") -> tuple[tuple[float, ...], ...]:
-    """The matrix a static coefficient module produces, as exact floats."""
-    import torch
-
-    with torch.no_grad():
-        return tuple(tuple(float(x) for x in row) for row in module().double().tolist())
-
-
-def _allocates(device: "str | torch.device | None") -> bool:
-    """False on the meta device (`hcdsl show --code` builds there: nothing is allocated)."""
-    import torch
-
-    target = torch.device(device) if device is not None else torch.get_default_device()
-    return target.type != "meta"
-
-
-def _modules(raw: IR, ir: IR, factories: Mapping[str, Any], seed: int | None,
-             dtype: "torch.dtype | None", parts: "nn.Module | None" = None) -> "nn.Module":
-    """The modules of every module-holding node of the IR before passes (built unless parts
-    holds them), and of the nodes the passes created or changed (folded constants, fused
-    parallel blocks: these hold no parameters of their own)."""
-    import torch
-
-    from hcdsl.nn.modules import MODULES, Context, attr_name, build_parts, node_seed
-
-    if parts is None:
-        parts = build_parts(raw, factories, seed=seed, dtype=dtype)
-    ctx = Context(ir, parts, factories, dtype, seed)
-    for v in ir.order():
-        p = ir.payload(v)
-        factory = MODULES[type(p)]
-        if factory is None:
-            continue
-        same = v in raw.g and raw.payload(v) == p
-        if same and attr_name(v) in parts._modules:
-            continue
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(node_seed(seed, v))
-            module = factory(p, ctx)
-        old = parts._modules.get(attr_name(v))
-        if old is not None and _shapes(old) != _shapes(module):  # a bug, not the user's
-            raise RuntimeError(f"a pass changed the parameter shapes of node '{v}': "
-                               "checkpoints would depend on the pass settings")
-        parts.add_module(attr_name(v), module)
-    return parts
-
-
-def _shapes(module: "nn.Module") -> dict[str, tuple[int, ...]]:
-    return {k: tuple(t.shape) for k, t in module.state_dict().items()}
-
-
-def _keep_originals(module: "nn.Module", parts: "nn.Module") -> None:
-    """A GraphModule reads a constant (get_attr L1_coef.value) from a plain copy of its
-    owner; put the owner itself back (a ConstCoef, whose dtype conversions rebuild the
-    entries exactly: `.double()` of an fx model must not round them through float32)."""
-    for name, child in parts.named_children():
-        held = getattr(module, name, None)
-        if held is not None and held is not child and not any(True for _ in held.parameters()):
-            setattr(module, name, child)
-
-
-def _keep_unused(module: "nn.Module", parts: "nn.Module", ir: IR) -> None:
-    """The modules of nodes the optimised IR no longer has (a dead layer) stay submodules,
-    so the state_dict is the same with or without passes; their parameters are frozen (no
-    gradient can reach them). A GraphModule copies only the modules its graph uses: the
-    others are added back. Constants the passes dropped (no state) are left out."""
-    from hcdsl.nn.modules import attr_name
-
-    used = {attr_name(v) for v in ir.g.nodes}
-    for v in ir.g.nodes:  # a fused parallel block runs its layers' own modules
-        p = ir.payload(v)
-        if isinstance(p, n.ParallelLayers):
-            used |= {attr_name(layer) for layer in p.ids}
-    for name, child in parts.named_children():
-        if name in used or not child.state_dict():
-            continue
-        child.requires_grad_(False)
-        if not hasattr(module, name):
-            module.add_module(name, child)
+    if isinstance(spec, Lowered):  # lowered with its own passes
+        comp = Compilation.load(spec.program, layers or {})
+        if not freeze:
+            passes, disable = spec.passes, spec.disable
+    else:
+        comp = _program(spec, layers or {}, once=True)  # a given Compilation keeps its own
+    return comp.module(backend=backend, passes=passes, disable=disable, layers=layers,
+                       seed=seed, device=device, dtype=dtype, recompute=recompute,
+                       state_dict=state_dict, freeze=freeze, check_memory=check_memory)

@@ -18,12 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from hcdsl.compiler import Compilation
 from hcdsl.ir.graph import IR
-from hcdsl.lang.connections import ResidualOptions
-from hcdsl.passes.pipeline import lower_program
 from hcdsl.schemes.primitive import DenseScheme
-from hcdsl.schemes.program import Program, SpecLike, from_spec, load_program
-from hcdsl.spec import ConnectionSpec, Matrix
+from hcdsl.schemes.program import Program, SpecLike
+from hcdsl.spec import Matrix
 
 
 class StepMatrix(BaseModel):
@@ -87,7 +86,7 @@ def count_params(spec: SpecLike | Program, layers: Mapping[str, Any] | None = No
     """Trainable parameters of the model. Counted on the IR as built (no passes): passes
     rewrite how values flow, never which modules hold weights."""
     factories = dict(layers or {})
-    ir = lower_program(load_program(spec, factories), passes=None)
+    ir = Compilation.load(spec, factories, once=True).raw_ir()
     total, externs = 0, []
     for v in ir.g.nodes:
         count = ir.payload(v).param_count()
@@ -122,12 +121,10 @@ def stats(spec: SpecLike | Program, layers: Mapping[str, Any] | None = None) -> 
     """Parameter counts and static connection matrices of a spec (.hc text, a Path or a
     ModelSpec). `layers` maps extern layer names to factories, as in hcdsl.compile."""
     factories = dict(layers or {})
-    program = load_program(spec, factories)
+    program = Compilation.load(spec, factories, once=True)
     model, scheme = program.spec, program.scheme
     params = count_params(program, factories)
-    baseline = count_params(from_spec(model.model_copy(update={
-        "connection": ConnectionSpec(kind="residual", options=ResidualOptions())})),
-        factories)
+    baseline = count_params(program.baseline(), factories)
     extra = params - baseline
     # a history state (dense families) holds the embedding and every block output
     dense = isinstance(scheme, DenseScheme)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from hcdsl.compiler import Compilation
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.regions import connection_runs, is_compute
 from hcdsl.ir.types import Coef, Hidden, Multi, Streams, Type
-from hcdsl.passes.pipeline import DEFAULT, lower_program
-from hcdsl.schemes.program import Program, SpecLike, load_program
+from hcdsl.passes.pipeline import DEFAULT
+from hcdsl.schemes.program import Program, SpecLike
 
 FREE = n.having("free")  # views (the kinds' `free` trait): nothing moves
 
@@ -69,8 +70,8 @@ class Traffic(BaseModel):
 
 def traffic(spec: SpecLike | Program) -> Traffic:
     """The connection's memory traffic of a spec (see the module doc)."""
-    program = load_program(spec)
-    ir = lower_program(program, DEFAULT)
+    program = Compilation.load(spec, once=True)
+    ir = program.ir(DEFAULT)
     L = max(1, len(program.spec.sequence))
     ur = uw = kernels = 0
     for v in ir.g.nodes:

@@ -1,12 +1,14 @@
 """The house stacks in layers and every import points down (docs/architecture.md):
 
-    language < front end < schemes < IR < passes < nn/backends < proofs < API < CLI
+    language < front end < schemes < IR < passes < nn/backends
+      < analysis < compiler < proofs < api < apps < cli          (the attic)
 
 Read from the source with `ast`: no module imports a higher layer (the libraries train/,
-bench/, wrap/ never the CLI, and know nothing of typer), the modules import each other
-without cycles, no function-level import of an hcdsl module dodges one (below the API none
-at all; in the API and the CLI a lazy import, for start-up time, must be one that could be
-at the top without a cycle), and nothing below nn/backends imports torch.
+bench/, wrap/ never the CLI, and know nothing of typer), the modules import each
+other without cycles (function-level imports counted: none dodges one), only the attic
+imports our own code inside a function (to load torch late), nothing below nn/backends
+imports torch, and no module outside hcdsl/compiler.py chains the stages (front end,
+scheme, IR, passes, modules, backend) itself.
 """
 
 from __future__ import annotations
@@ -18,20 +20,25 @@ import networkx as nx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = [  # (layer, module prefixes), lowest first
+LAYERS = [  # (layer, module prefixes), lowest first; a module is in its longest prefix's
     ("language", ("hcdsl.errors", "hcdsl.spec", "hcdsl.lang")),
     ("front end", ("hcdsl.frontend",)),
     ("schemes", ("hcdsl.schemes",)),
     ("IR", ("hcdsl.ir",)),
     ("passes", ("hcdsl.passes",)),
     ("nn/backends", ("hcdsl.nn", "hcdsl.backends")),
+    # the attic: what compiles, reads and runs compiled models
+    ("analysis", ("hcdsl.memory",)),  # estimates over an IR, which the compiler checks
+    ("compiler", ("hcdsl.compiler",)),  # the one owner of the stage sequence
     ("proofs", ("hcdsl.proofs",)),
-    ("API", ("hcdsl",)),  # everything else: api, counts, kinds, plot, train, bench, wrap, ...
-    ("CLI", ("hcdsl.cli", "hcdsl.__main__")),
+    ("api", ("hcdsl", "hcdsl.api", "hcdsl.counts", "hcdsl.traffic", "hcdsl.kinds",
+             "hcdsl.plot", "hcdsl.wrap")),  # "hcdsl": the package itself (lazy names)
+    ("apps", ("hcdsl.train", "hcdsl.bench", "hcdsl.smoke")),
+    ("cli", ("hcdsl.cli", "hcdsl.__main__")),
 ]
-API = 7  # the API's layer; the lists' order decides, not a module's name
 NO_TORCH_BELOW = 5  # layers 0-4 never import torch
 LIBRARIES = ("hcdsl.train", "hcdsl.bench", "hcdsl.wrap")  # typer-free: the CLI calls them
+ATTIC = 6  # layers from here on may import our own code inside a function (torch late)
 
 
 def module_files() -> dict[str, Path]:
@@ -49,10 +56,14 @@ MODULES = module_files()
 
 
 def layer_of(module: str) -> int:
-    for i, (_, prefixes) in reversed(list(enumerate(LAYERS))):
-        if i != API and any(module == p or module.startswith(p + ".") for p in prefixes):
-            return i
-    return API
+    """The layer of a module: its longest prefix's ("hcdsl" itself: only the package)."""
+    best, found = -1, None
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".") and p != "hcdsl") and len(p) > best:
+                best, found = len(p), i
+    assert found is not None, f"{module} is in no layer of LAYERS"
+    return found
 
 
 def _resolve(module: str, node: ast.ImportFrom) -> str:
@@ -116,11 +127,11 @@ def test_imports_point_down(module: str) -> None:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_function_level_imports_of_hcdsl(module: str) -> None:
-    """Below the API, a function-level import of our own code is a cycle being dodged; the
-    deliberate lazy imports (the API's and the CLI's, for start-up time: torch and what
-    imports it) are checked for cycles by test_no_import_cycles."""
+    """Below the attic a function-level import of our own code is a cycle being dodged; the
+    attic's load torch late (a module built only when asked for), and the cycle test below
+    counts them, so none of those dodges a cycle either."""
     _, inner = imports(module)
-    lazy = [n for n in inner if ours(n) is not None and layer_of(module) < API]
+    lazy = [n for n in inner if ours(n) is not None and layer_of(module) < ATTIC]
     assert not lazy, f"{module} imports {lazy} inside a function"
 
 
@@ -194,10 +205,68 @@ def test_the_symbolic_prover_never_reaches_torch(module: str) -> None:
     assert chain is None, " -> ".join(chain or [])
 
 
-def test_the_layer_table_covers_every_package() -> None:
-    """A new package lands in a named layer, not by accident in API/CLI."""
-    known = {p for _, prefixes in LAYERS for p in prefixes}
-    top_level = {".".join(m.split(".")[:2]) for m in MODULES if m.count(".") >= 1}
-    packages = {m for m in top_level if (MODULES.get(m) or Path()).name == "__init__.py"}
-    api_packages = {"hcdsl.cli", "hcdsl.train", "hcdsl.bench", "hcdsl.wrap"}
-    assert packages <= known | api_packages, sorted(packages - known - api_packages)
+def test_the_layer_table_covers_every_module() -> None:
+    """A new module or package lands in a named layer, never by accident."""
+    missing = []
+    for module in MODULES:
+        try:
+            layer_of(module)
+        except AssertionError:
+            missing.append(module)
+    assert not missing, missing
+
+
+# The stages and the one module that may chain them (hcdsl/compiler.py). A stage's own
+# package may use it (the front end parses, the IR builds), and the modules that a stage
+# hands its work to: nn/assemble.py lowers to the backends; the prover builds reference
+# models of the IRs it reads (proofs/: assemble + the reference interpreter).
+STAGES = {  # (module, name) -> modules (prefixes) that may import it besides its own package
+    ("hcdsl.frontend.validate", "check"): ("hcdsl.compiler",),
+    ("hcdsl.frontend.validate", "validate"): ("hcdsl.compiler",),
+    ("hcdsl.frontend.parser", "parse_syntax"): ("hcdsl.compiler",),
+    ("hcdsl.schemes", "desugar"): ("hcdsl.compiler",),
+    ("hcdsl.ir.build", "build"): ("hcdsl.compiler",),
+    ("hcdsl.passes.pipeline", "run_pipeline"): ("hcdsl.compiler",),
+    ("hcdsl.passes.driver", "rewrite"): ("hcdsl.compiler",),
+    ("hcdsl.nn.modules", "build_parts"): (),
+    ("hcdsl.nn.assemble", "assemble"): ("hcdsl.compiler", "hcdsl.proofs"),
+    ("hcdsl.nn.assemble", "lower"): ("hcdsl.compiler",),
+    ("hcdsl.nn.assemble", "lower_plain"): ("hcdsl.compiler",),
+    ("hcdsl.backends", "lower_fx"): ("hcdsl.nn.assemble",),
+    ("hcdsl.backends.fx", "lower_fx"): ("hcdsl.nn.assemble",),
+    ("hcdsl.backends", "ReferenceModel"): ("hcdsl.nn.assemble", "hcdsl.proofs"),
+    ("hcdsl.backends.reference", "ReferenceModel"): ("hcdsl.nn.assemble", "hcdsl.proofs"),
+}
+
+
+def stage_imports(module: str) -> list[tuple[str, str]]:
+    """The (module, name) stages a module imports (from m import name), anywhere in it."""
+    out = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = _resolve(module, node)
+            out += [(base, a.name) for a in node.names if (base, a.name) in STAGES]
+    return out
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_stage_assembly_outside_the_compiler(module: str) -> None:
+    """Only hcdsl/compiler.py runs text -> spec -> scheme -> IR -> passes -> modules ->
+    backend; everyone else asks a Compilation (issue 20)."""
+    for (where, name) in stage_imports(module):
+        own = ".".join(where.split(".")[:2])  # the stage's package: hcdsl.frontend, ...
+        allowed = (own, *STAGES[(where, name)])
+        assert any(_within(module, p) for p in allowed), (
+            f"{module} imports the stage {where}.{name}: ask hcdsl.compiler.Compilation")
+
+
+def test_the_stage_rule_sees_the_stages() -> None:
+    """The rule finds the imports it forbids: the compiler's own are all of the front end,
+    scheme, IR and pass stages."""
+    assert {("hcdsl.frontend.validate", "check"), ("hcdsl.schemes", "desugar"),
+            ("hcdsl.ir.build", "build"), ("hcdsl.passes.pipeline", "run_pipeline")} <= set(
+        stage_imports("hcdsl.compiler"))

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pathlib import Path
+
 import hcdsl
-from hcdsl.schemes import desugar
+from hcdsl.compiler import Compilation
 from hcdsl.spec import ConnectionSpec, ModelSpec
 
 
@@ -33,7 +35,7 @@ def baseline_key(spec: ModelSpec) -> str:
 
 def family(spec: ModelSpec) -> str:
     """'DHC x4', 'mHC x4', 'pre-norm', ... (the desugared scheme's family)."""
-    return desugar(spec).family
+    return Compilation.load(spec).scheme.family
 
 
 def common_tensors(src: nn.Module, dst: nn.Module) -> dict[str, torch.Tensor]:
@@ -76,14 +78,15 @@ def build_pairs(paths: list[str], device: torch.device, seed: int = 0,
     bases: dict[str, nn.Module] = {}
     out = []
     for path in paths:
-        spec = hcdsl.load(path)  # a path (hcdsl.parse takes a str as .hc text)
-        model = hcdsl.compile(spec, seed=seed, device=device, recompute=recompute,
+        comp = Compilation.load(Path(path), once=True)  # a path (hcdsl.parse takes a str as .hc text)
+        spec = comp.spec
+        model = hcdsl.compile(comp, seed=seed, device=device, recompute=recompute,
                               disable=disable)
         key = baseline_key(spec)
         if key not in bases:  # the first spec's layer weights go into the shared baseline
-            bases[key] = hcdsl.compile(baseline_spec(spec), seed=seed, device=device,
+            bases[key] = hcdsl.compile(comp.baseline(), seed=seed, device=device,
                                        disable=disable)
             share_weights(model, bases[key])
         copied = len(common_tensors(model, bases[key]))
-        out.append(Built(path, spec, family(spec), model, bases[key], copied))
+        out.append(Built(path, spec, comp.scheme.family, model, bases[key], copied))
     return out

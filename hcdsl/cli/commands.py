@@ -15,13 +15,13 @@ from hcdsl.cli.app import Failed, app, command, parse_device, reported
 from hcdsl.cli.tables import (
     console, demo_row, demo_table, fmt_params, matrices_table, summary_table, traffic_table,
 )
+from hcdsl.compiler import Compilation
 from hcdsl.counts import Stats, stats
 from hcdsl.errors import CompileError, HcError
 from hcdsl.frontend.source import read_path
 from hcdsl.ir.dump import dump, to_dot
-from hcdsl.passes.pipeline import DEFAULT, lower_program
-from hcdsl.schemes.program import Program, from_spec, load_program
-from hcdsl.spec import ConnectionSpec
+from hcdsl.passes.pipeline import DEFAULT
+from hcdsl.schemes.program import Program
 from hcdsl.traffic import traffic
 
 RUN_LIMIT = 50_000_000  # `hcdsl demo` runs specs up to this many parameters; larger: counted
@@ -31,8 +31,8 @@ def check_one(path: str) -> bool:
     """Parse, validate and lower a spec: an OK line, or its errors on stderr."""
     try:
         with reported(path):
-            program = load_program(Path(path))
-            lower_program(program)
+            program = Compilation.load(Path(path), once=True)
+            program.ir()
     except Failed:
         return False
     typer.echo(f"OK {path}: model {program.spec.name}, {program.scheme.family}, "
@@ -63,7 +63,7 @@ def show(
         raise typer.BadParameter("choose exactly one of --ir, --code, --dot, --arrangement")
     passes = None if no_passes else DEFAULT
     with command(file):
-        program = load_program(Path(file))
+        program = Compilation.load(Path(file), once=True)
         if arrangement:
             from hcdsl.proofs.arrangement import arrangement_text
             from hcdsl.proofs.unfold import UnfoldError
@@ -75,7 +75,7 @@ def show(
         elif code:
             typer.echo(generated_code(program, passes))
         else:
-            graph = lower_program(program, passes)
+            graph = program.ir(passes)
             typer.echo(dump(graph) if ir else to_dot(graph), nl=False)
 
 
@@ -99,10 +99,9 @@ def stats_cmd(
     """Parameters, extra parameters over Pre-Norm, and the static connection matrices."""
     if traffic_:
         with command(file):
-            program = load_program(Path(file))
+            program = Compilation.load(Path(file), once=True)
             mine = traffic(program)
-            base = traffic(from_spec(program.spec.model_copy(update={
-                "connection": ConnectionSpec(kind="residual")})))
+            base = traffic(program.baseline())
         if as_json:
             typer.echo(json.dumps({"spec": mine.model_dump(), "pre_norm": base.model_dump()},
                                   indent=2))
@@ -146,20 +145,18 @@ def run(
 
     import hcdsl
     from hcdsl import memory
-    from hcdsl.api import lowered
     from hcdsl.smoke import sample_input, train_step
 
     dev = torch.device(parse_device(device))
     with command(file):
         t0 = time.perf_counter()
-        low = lowered(Path(file))
-        program = low.program
+        program = Compilation.load(Path(file), once=True)
         if not no_memory_check:
-            est = memory.estimate(low.raw, low.ir, batch, seq, use="run")
+            est = program.estimate(batch=batch, seq=seq, use="run")
             memory.check(est, f"{file} at batch {batch} x seq {seq}")
             if dev.type == "cuda":
                 memory.check(est, f"{file} at batch {batch} x seq {seq}", dev)
-        model = hcdsl.compile(low, device=dev, seed=seed, check_memory=False)
+        model = hcdsl.compile(program, device=dev, seed=seed, check_memory=False)
         built = time.perf_counter() - t0
     if compile_:
         model = torch.compile(model, fullgraph=True)
@@ -224,7 +221,7 @@ def demo_one(name: str, text: str | HcError) -> tuple[Program, Stats] | None:
             if isinstance(text, HcError):
                 raise text
             try:
-                program = load_program(text)
+                program = Compilation.load(text)
                 return program, stats(program)
             except HcError as exc:  # name the file, not <spec>
                 exc.filename = name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
@@ -38,6 +38,8 @@ class Checked:
     spec: ModelSpec
     source: Source
     connect_span: Span | None  # the `connect` line (a preset that cannot apply is reported there)
+    # where each declared name is written: "setting vocab", "layer attn", "connect"
+    spans: Mapping[str, Span] = field(default_factory=dict)
 
 
 ExternLayers = Collection[str] | Mapping[str, tuple[str, ...]]
@@ -377,7 +379,20 @@ def validate(syntax: s.ModelSyntax, source: Source,
     v.err.raise_if_any(source.filename, source.text)
     assert spec is not None
     span = syntax.connects[0].span if syntax.connects else None
-    return Checked(spec, source, span)
+    return Checked(spec, source, span, span_index(syntax))
+
+
+def span_index(syntax: s.ModelSyntax) -> dict[str, Span]:
+    """Where each setting, layer and the connect line of a file is written (the first
+    of each, as the validator reads them)."""
+    out: dict[str, Span] = {}
+    for st in syntax.settings:
+        out.setdefault(f"setting {st.name}", st.span)
+    for layer in syntax.layers:
+        out.setdefault(f"layer {layer.name}", layer.name_span)
+    if syntax.connects:
+        out["connect"] = syntax.connects[0].span
+    return out
 
 
 def check(source: Source, extern_layers: ExternLayers = ()) -> Checked:

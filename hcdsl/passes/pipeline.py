@@ -1,4 +1,4 @@
-"""The default pipeline, read top to bottom, and lowering (spec -> optimised IR).
+"""The default pipeline, read top to bottom (hcdsl/compiler.py runs it on a spec's IR).
 
 Two stages, each run by the rewrite driver to its fixed point: canonicalisation (exact
 rewrites that give every spec one normal form: what the prover starts from too), then
@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import hcdsl.passes  # noqa: F401 - registers every pattern
-from hcdsl.ir.build import build
 from hcdsl.ir.graph import IR
-from hcdsl.ir.verify import verify
 from hcdsl.passes.driver import FixedPointError, rewrite
 from hcdsl.passes.registry import get
-from hcdsl.schemes.program import Program
 
 CANONICALIZE = [
     "fold-const-slice",     # a mix of a slice of a constant M reads a constant of the slice
@@ -70,14 +67,3 @@ def run_pipeline(ir: IR, passes: Iterable[str] = DEFAULT, disable: Iterable[str]
         if not fired:
             return log
     raise FixedPointError(f"stages did not reach a fixed point in {max_rounds} rounds")
-
-
-def lower_program(program: Program, passes: Iterable[str] | None = DEFAULT,
-                  disable: Iterable[str] = (), check: bool = False) -> IR:
-    """Program -> verified IR, after the pass pipeline (passes=None: none)."""
-    ir = build(program.spec, program.scheme)
-    verify(ir, after="build")
-    if passes is not None:
-        run_pipeline(ir, passes, disable, check=check)
-        verify(ir, after="pipeline")
-    return ir

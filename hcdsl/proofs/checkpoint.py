@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.nn import coef, dense, template
-from hcdsl.nn.modules import attr_name, build_parts
+from hcdsl.nn.assemble import assemble
 from hcdsl.proofs.identity import Identity
 from hcdsl.proofs.numeric import _stand_in
 from hcdsl.proofs.run_folder import load_failure, looked_for, state_files, step_folders
@@ -76,16 +77,19 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def loaded(raw: IR, canonical: IR, path: str | Path, name: str) -> ReferenceModel:
+def loaded(raw: IR, canonical: IR, path: str | Path | Mapping[str, torch.Tensor],
+           name: str) -> ReferenceModel:
     """The reference model of `canonical` with every module of the spec (built from its IR
-    before passes, so a checkpoint of any pass setting fits) loaded strictly from path."""
+    before passes, so a checkpoint of any pass setting fits) loaded strictly from path (or
+    from a state_dict in memory: the trainer's probes pass theirs so)."""
     externs = {raw.payload(v).kind for v in raw.g.nodes
                if isinstance(raw.payload(v), n.Layer) and raw.payload(v).extern}
-    parts = build_parts(raw, {k: _stand_in for k in externs}, seed=0)
-    state = read_state(path)
+    parts = assemble(raw, raw, {k: _stand_in for k in externs}, 0, None)
+    state = dict(path) if isinstance(path, Mapping) else read_state(path)
     missing, unexpected = _mismatch(parts.state_dict(), state)
     if missing or unexpected:
-        raise CompileError(f"{path} does not belong to {name}: "
+        where = "the given weights" if isinstance(path, Mapping) else path
+        raise CompileError(f"{where} does not belong to {name}: "
                            + "; ".join(filter(None, [
                                f"missing {', '.join(missing[:5])}" if missing else "",
                                f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""])))

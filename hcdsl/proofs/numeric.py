@@ -17,7 +17,8 @@ from hcdsl.backends import ReferenceModel
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.nn.layers import Opaque
-from hcdsl.nn.modules import attr_name, build_parts
+from hcdsl.nn.assemble import assemble
+from hcdsl.nn.modules import attr_name
 from hcdsl.proofs.identity import Identity
 from hcdsl.proofs.symbolic import layer_position, signature
 
@@ -80,8 +81,8 @@ def reference(ir: IR, seed: int, stand_ins: bool = False) -> ReferenceModel:
     stand_ins every layer becomes a StandIn seeded by its position."""
     externs = {ir.payload(v).kind for v in ir.g.nodes
                if isinstance(ir.payload(v), n.Layer) and ir.payload(v).extern}
-    parts = build_parts(ir, {kind: _stand_in for kind in externs}, seed=seed,
-                        dtype=torch.float64)  # inits rounded once, to float64
+    parts = assemble(ir, ir, {kind: _stand_in for kind in externs}, seed,
+                     torch.float64)  # inits rounded once, to float64
     if stand_ins:
         for k, v in _layers(ir).items():
             setattr(parts, attr_name(v), StandIn(ir.payload(v), seed * 1000 + k))

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hcdsl.ir.build import build
+from hcdsl.compiler import Compilation
 from hcdsl.ir.graph import IR
-from hcdsl.ir.verify import verify
 from hcdsl.lang.connections import HyperOptions
 from hcdsl.schemes.primitive import Coef, Scheme, Step
-from hcdsl.schemes.program import load_program
 from hcdsl.schemes.residual import each_residual_matrix
 from hcdsl.spec import ConnectionSpec, ModelSpec
 
 
 def _spec(spec: str | Path | ModelSpec) -> ModelSpec:
-    return load_program(spec).spec
+    return Compilation.load(spec).spec
 
 
 def paper_parallel(spec: str | Path | ModelSpec, n: int = 2) -> IR:
@@ -43,9 +41,8 @@ def paper_parallel(spec: str | Path | ModelSpec, n: int = 2) -> IR:
     )
     scheme = Scheme(streams=n, width=model.dim, init="copy", steps=steps, readout="sum",
                     family=f"paper parallel x{n}")
-    ir = build(model.model_copy(update={"name": f"{model.name}_paper_parallel{n}"}), scheme)
-    verify(ir, after="build")
-    return ir
+    named = model.model_copy(update={"name": f"{model.name}_paper_parallel{n}"})
+    return Compilation(named, scheme, None).raw_ir()  # a scheme no preset desugars to
 
 
 def hc_parallel_matrices(n: int, L: int, paper_indexing: bool = True) -> dict[int, tuple]:

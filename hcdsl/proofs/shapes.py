@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hcdsl.compiler import Compilation
 from hcdsl.proofs.identity import Identity
 from hcdsl.proofs.numeric import one_thread
 from hcdsl.proofs.prove import NOT_EQUIVALENT, UNKNOWN, ProofResult
 from hcdsl.proofs.source import raw_ir
 from hcdsl.proofs.witness import numeric_witness
-from hcdsl.schemes.program import load_program
 
 
 def different_shapes(a: Path, b: Path, at_init: bool,
@@ -21,7 +21,8 @@ def different_shapes(a: Path, b: Path, at_init: bool,
     choice of the layers) layers of different widths cannot be the same T_k. None when the
     prover has to decide (same shapes; or only the width differs and checkpoints are given:
     trained weights of different widths may still compute one function)."""
-    sa, sb = load_program(a).spec, load_program(b).spec
+    ca, cb = Compilation.load(a, once=True), Compilation.load(b, once=True)
+    sa, sb = ca.spec, cb.spec
     diffs = [f"{k} {getattr(sa, k)} vs {getattr(sb, k)}" for k in ("dim", "vocab")
              if getattr(sa, k) != getattr(sb, k)]
     if not diffs or (sa.vocab == sb.vocab and checkpoints):
@@ -32,7 +33,7 @@ def different_shapes(a: Path, b: Path, at_init: bool,
     result = ProofResult(str(a), str(b), NOT_EQUIVALENT, question,
                          reason=f"the models' shapes differ ({', '.join(diffs)}): {why}")
     with one_thread():
-        result.witness = numeric_witness(raw_ir(a), raw_ir(b), Identity(question),
+        result.witness = numeric_witness(raw_ir(ca), raw_ir(cb), Identity(question),
                                          Identity(question))
     if not result.witness.differs:  # (never seen: the shapes differ) no witness, no verdict
         result.verdict = UNKNOWN

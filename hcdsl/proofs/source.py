@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hcdsl.compiler import Compilation
 from hcdsl.ir.graph import IR
-from hcdsl.passes.pipeline import lower_program
-from hcdsl.schemes.program import Program, load_program
+from hcdsl.schemes.program import Program
 from hcdsl.spec import ModelSpec
 
 Source = str | Path | ModelSpec | Program | IR
@@ -23,7 +23,8 @@ def name_of(src: Source) -> str:
 
 
 def raw_ir(src: Source) -> IR:
-    """The IR of a spec before any pass (a copy when given an IR)."""
+    """The IR of a spec before any pass (a copy when given an IR, or the IR of a
+    Compilation: built once, copied)."""
     if isinstance(src, IR):
         return src.copy()
-    return lower_program(load_program(src), passes=None)
+    return Compilation.load(src, once=True).raw_ir()

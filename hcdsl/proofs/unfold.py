@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -45,7 +46,7 @@ import torch
 from hcdsl.backends import ReferenceModel
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
-from hcdsl.nn.modules import build_parts
+from hcdsl.nn.assemble import assemble
 from hcdsl.proofs.checkpoint import load_file, loaded
 from hcdsl.proofs.source import Source, name_of, raw_ir
 from hcdsl.proofs.coefs import Point, fmt_fraction
@@ -275,8 +276,11 @@ def check_tokens(t: torch.Tensor, vocab: int, what: str) -> torch.Tensor:
     return t
 
 
-def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
+def unfold_numeric(spec: Source,
+                   checkpoint: str | Path | Mapping[str, torch.Tensor] | None = None,
                    tokens: torch.Tensor | str | None = None, seed: int = 0) -> Unfolded:
+    """C^(0) and C^(i) measured on tokens; checkpoint: a file, or a state_dict in memory
+    ("the given weights")."""
     ir = raw_ir(spec)
     if not ir.of_type(n.Embed):
         raise UnfoldError("numeric unfolding runs tokens through the model, and this one reads "
@@ -288,7 +292,7 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
     if checkpoint is not None:  # every module strictly, or a CompileError naming the file
         model = loaded(ir, ir, checkpoint, name_of(spec))
     else:
-        model = ReferenceModel(ir, build_parts(ir, seed=seed)).double().train(False)
+        model = ReferenceModel(ir, assemble(ir, ir, None, seed, None)).double().train(False)
     layers = [v for v in ir.order() if isinstance(ir.payload(v), n.Layer)]
     pos = {v: layer_position(ir, v, i + 1) for i, v in enumerate(layers)}
     L = len(layers)
@@ -395,7 +399,8 @@ def unfold_numeric(spec: Source, checkpoint: str | Path | None = None,
                 mat[k] = _summary(np.pad(r[i], ((0, 0), (0, m))), m, L)
             mat[L + 1] = _summary(np.pad(final_state[i], ((0, 0), (0, m))), m, L)
             Ci.append(mat)
-    src = (f"checkpoint {checkpoint}" if checkpoint is not None
+    src = ("the given weights" if isinstance(checkpoint, Mapping)
+           else f"checkpoint {checkpoint}" if checkpoint is not None
            else f"init weights (seed {seed})")
     note = (f"numeric, from {src} on {x.shape[0]}x{x.shape[1]} input tokens, averaged over "
             "the tokens")

@@ -1,6 +1,6 @@
-"""A Program: a validated spec and its connection desugared once, with the source it came
-from. Every command and API call goes through `load_program`, so the front end runs once and
-a preset that cannot apply to the model is reported at its `connect` line."""
+"""A Program: a validated spec and its connection desugared, with the source it came from
+(hcdsl/compiler.py's Compilation is one, and runs the stages that make it), and the rules
+for the ports of extern layers that a caller's factories declare."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hcdsl.errors import CompileError, Diagnostic, HcError
-from hcdsl.frontend.source import Source, read_path, text_source
-from hcdsl.frontend.validate import Checked, check
-from hcdsl.lang.catalog import LAYER_KINDS, check_ports
-from hcdsl.schemes import desugar
+from hcdsl.errors import CompileError
+from hcdsl.frontend.source import Source
+from hcdsl.lang.catalog import check_ports
 from hcdsl.schemes.primitive import DenseScheme, Scheme
-from hcdsl.schemes.registry import SchemeError
 from hcdsl.spec import ModelSpec
 
 SpecLike = str | Path | ModelSpec
@@ -25,36 +22,6 @@ class Program:
     spec: ModelSpec
     scheme: Scheme | DenseScheme
     source: Source | None  # None: built from a ModelSpec in Python
-
-
-def source_of(spec: str | Path) -> Source:
-    """A str is spec text; a Path is a file to read."""
-    if isinstance(spec, Path):
-        return read_path(spec)
-    return text_source(spec)
-
-
-def from_checked(checked: Checked) -> Program:
-    try:
-        return Program(checked.spec, desugar(checked.spec), checked.source)
-    except SchemeError as exc:
-        src = checked.source
-        raise HcError([Diagnostic(str(exc), checked.connect_span, exc.hint)], src.filename,
-                      src.text) from None
-
-
-def from_spec(spec: ModelSpec) -> Program:
-    clash = [layer.name for layer in spec.layers if layer.extern and layer.kind in LAYER_KINDS]
-    if clash:  # the schemes would take it for the built-in (its ports, its taps)
-        raise HcError([Diagnostic(f"extern layer '{clash[0]}' has the kind of a built-in "
-                                  f"layer ('{spec.layer(clash[0]).kind}')", None,
-                                  "give the extern layer's kind another name")],
-                      spec.name, "")
-    try:
-        return Program(spec, desugar(spec), None)
-    except SchemeError as exc:
-        raise HcError([Diagnostic(f"connection {spec.connection.kind}: {exc}", None,
-                                  exc.hint)], spec.name, "") from None
 
 
 def declared_ports(layers: Collection[str] | Mapping[str, object]) -> dict[str, tuple[str, ...]]:
@@ -76,7 +43,7 @@ def declared_ports(layers: Collection[str] | Mapping[str, object]) -> dict[str, 
     return out
 
 
-def _with_ports(spec: ModelSpec, ports: dict[str, tuple[str, ...]]) -> ModelSpec:
+def with_ports(spec: ModelSpec, ports: dict[str, tuple[str, ...]]) -> ModelSpec:
     """A ModelSpec built in Python gets its extern layers' ports from their factories."""
     layers = []
     for layer in spec.layers:
@@ -88,24 +55,3 @@ def _with_ports(spec: ModelSpec, ports: dict[str, tuple[str, ...]]) -> ModelSpec
                       and not layer.ports else layer)
     return spec if tuple(layers) == spec.layers else spec.model_copy(
         update={"layers": tuple(layers)})
-
-
-def load_program(spec: SpecLike | Program,
-                 extern_layers: Collection[str] | Mapping[str, object] = ()) -> Program:
-    """Text, a file (Path), a ModelSpec or a Program -> a Program (HcError on any mistake).
-    extern_layers: the names of extern layers (so `extern` may be left out), or the
-    factories by name, whose `ports` attributes declare their input ports."""
-    ports = declared_ports(extern_layers)
-    if isinstance(spec, Program):
-        fixed = _with_ports(spec.spec, ports)
-        return spec if fixed is spec.spec else Program(fixed, _desugar(fixed), spec.source)
-    if isinstance(spec, ModelSpec):
-        return from_spec(_with_ports(spec, ports))
-    if not isinstance(spec, (str, Path)):
-        raise TypeError(f"a spec is .hc text (str), a pathlib.Path or a ModelSpec, got "
-                        f"{type(spec).__name__}")
-    return from_checked(check(source_of(spec), ports))
-
-
-def _desugar(spec: ModelSpec) -> Scheme | DenseScheme:
-    return from_spec(spec).scheme

@@ -25,8 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import hcdsl
-from hcdsl.frontend.validate import check
-from hcdsl.schemes.program import from_checked
+from hcdsl.compiler import Compilation
 from hcdsl.train import manifest, signals
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import Stopped, TrainError
@@ -63,7 +62,7 @@ def plan(specs: list[str], out: Path, seeds: int, options: dict,
         cfg = TrainConfig(spec=s, out=out)
         name = s if isinstance(cfg.spec_source(), Path) else "<spec text>"
         with spec_errors(name):
-            hcdsl.stats(from_checked(check(read_spec(cfg), {})))
+            hcdsl.stats(Compilation.from_source(read_spec(cfg), once=True))
     threads = options.pop("threads", None) or (1 if jobs > 1 else None)
     configs = []
     for spec, label in zip(specs, labels(specs)):

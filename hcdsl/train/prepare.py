@@ -4,7 +4,8 @@ message. (What the run folder holds is checked by resume.py, once the folder is 
 
 The spec file is read once (`read_spec`: at most the front end's size limit, a FIFO or any
 other non-regular file refused without waiting on it), and that text is what is compiled,
-counted and recorded as the run's spec.hc."""
+counted and recorded as the run's spec.hc. It is compiled once: one Compilation
+(hcdsl/compiler.py) serves the counts, the memory check, the model and every probe."""
 
 from __future__ import annotations
 
@@ -16,14 +17,12 @@ from pathlib import Path
 
 import hcdsl
 from hcdsl import memory
-from hcdsl.api import lowered
+from hcdsl.compiler import Compilation
 from hcdsl.counts import Stats
-from hcdsl.errors import CompileError, Diagnostic, HcError
-from hcdsl.frontend.parser import parse_syntax
+from hcdsl.errors import CompileError, HcError
 from hcdsl.frontend.source import Source, read_path, text_source
-from hcdsl.frontend.validate import check
 from hcdsl.lang.limits import MAX_SOURCE_BYTES
-from hcdsl.schemes.program import Program, from_checked
+from hcdsl.schemes.program import Program
 from hcdsl.train import data
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import SpecError, TrainError
@@ -31,7 +30,7 @@ from hcdsl.train.errors import SpecError, TrainError
 
 @dataclass
 class Prepared:
-    source: Program  # what hcdsl.compile gets: the spec as read once
+    source: Compilation  # what hcdsl.compile gets: the spec as read once, compiled once
     name: str  # the spec's file, or "<spec text>"
     text: str  # the spec text, copied to the run as spec.hc
     stats: Stats
@@ -102,13 +101,13 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
     name = cfg.spec if isinstance(cfg.spec_source(), Path) else "<spec text>"
     with spec_errors(name):
         read = read_spec(cfg)
-        source = from_checked(check(read, {}))
+        source = Compilation.from_source(read)
         stats = hcdsl.stats(source)
         if cfg.check_memory:
             check_memory(cfg, source, name)
     text = read.text
     if stats.vocab == 0:  # `input = hidden`: a body has no tokens to predict
-        raise _at_setting(text, name, "input", "the spec is a body (`input = hidden`): it maps "
+        raise _at_setting(source, name, "input", "the spec is a body (`input = hidden`): it maps "
                           "hidden states to hidden states, with no embedding, head or "
                           "vocabulary, so there is no next token to train on",
                           "train a language model spec (leave `input` out and set `vocab`), "
@@ -118,7 +117,7 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
     try:
         data.check_vocab(stats.vocab, tok)
     except TrainError as exc:
-        raise _at_setting(text, name, "vocab", str(exc)) from None
+        raise _at_setting(source, name, "vocab", str(exc)) from None
     try:
         corpus = data.load(cfg.data, tok, cfg.max_bytes, cfg.val_fraction)
     except OSError as exc:  # a file of the corpus we may not read
@@ -130,13 +129,13 @@ def prepare(cfg: TrainConfig, world: int) -> Prepared:
     return Prepared(source, name, text, stats, corpus, batches, val)
 
 
-def _at_setting(text: str, name: str, setting: str, message: str,
+def _at_setting(source: Compilation, name: str, setting: str, message: str,
                 hint: str | None = None) -> SpecError:
     """A SpecError about one setting of the spec, located at it (file:line:col, the line,
     a caret) as the front end's errors are; at the file when the spec does not write it."""
-    spans = [st.span for st in parse_syntax(text, name).settings if st.name == setting]
-    return SpecError(HcError([Diagnostic(message, spans[0] if spans else None, hint)], name,
-                              text).render())
+    err = source.located(message, f"setting {setting}", hint)
+    err.filename = name
+    return SpecError(err.render())
 
 
 def check_memory(cfg: TrainConfig, source: str | Path | Program, name: str) -> None:
@@ -145,11 +144,11 @@ def check_memory(cfg: TrainConfig, source: str | Path | Program, name: str) -> N
     ranks torchrun starts on this host; on a GPU, the weights first built in host memory."""
     import torch
 
-    low = lowered(source)
+    comp = Compilation.load(source)
     on_cpu = cfg.device == "cpu" or cfg.device == "auto" and not torch.cuda.is_available()
     if on_cpu:
-        est = memory.estimate(low.raw, low.ir, cfg.batch, cfg.seq, use="train")
+        est = comp.estimate(batch=cfg.batch, seq=cfg.seq, use="train")
         est = dataclasses.replace(est, processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     else:
-        est = memory.estimate(low.raw)
+        est = comp.estimate(passes=None)
     memory.check(est, f"{name} at batch {cfg.batch} x seq {cfg.seq}")

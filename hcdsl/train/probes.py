@@ -1,8 +1,9 @@
 """Looking inside while training: what the connections learned, and whether layers collapse.
 
-Every probe runs on a fresh CPU copy of the model (built from the spec, loaded with the
-run's current weights, float32, no autocast), on a fixed batch of validation sequences, so
-it never disturbs training (RNG forked) and works the same for one process, DDP and FSDP.
+Every probe runs on a fresh CPU copy of the model (built from the run's Compilation, which
+compiled the spec once for the whole run, and loaded with the run's current weights, in
+memory; float32, no autocast), on a fixed batch of validation sequences, so it never
+disturbs training (RNG forked) and works the same for one process, DDP and FSDP.
 
 (a) connections: C^(0), the dense connection matrix of the HC paper (arXiv 2409.19606,
     Eqs. 20-23): C0[k, j] = weight of layer j's output (j = 0: the embedding) in layer k's
@@ -22,7 +23,6 @@ it never disturbs training (RNG forked) and works the same for one process, DDP 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import hcdsl
+from hcdsl.compiler import Compilation
 from hcdsl.ir.nodes import Layer
 from hcdsl.nn.manifold import ManifoldCoef
 from hcdsl.nn.modules import attr_name
@@ -43,7 +44,7 @@ def layer_ids(model: nn.Module) -> list[str]:
     return [v for v in ir.order() if isinstance(ir.payload(v), Layer)]
 
 
-def probe(spec: str | Path, state: dict[str, torch.Tensor], tokens: torch.Tensor,
+def probe(spec: str | Path | Compilation, state: dict[str, torch.Tensor], tokens: torch.Tensor,
           seed: int = 0, matrices: bool = True) -> dict:
     """All three probes on `tokens` (B, T) with the weights `state` (see the module doc)."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -107,18 +108,15 @@ def mhc_stability(coefs: list[torch.Tensor]) -> dict | None:
             "gain_bwd": float(prod.abs().sum(-2).amax(-1).mean())}
 
 
-def connections(spec: str | Path, state: dict[str, torch.Tensor], tokens: torch.Tensor,
-                seed: int = 0) -> dict:
+def connections(spec: str | Path | Compilation, state: dict[str, torch.Tensor],
+                tokens: torch.Tensor, seed: int = 0) -> dict:
     """{"C0": (L+2) x (L+2) nested list, "kinds": [...], "note": ...} or
     {"unavailable": "not available: reason"}."""
     from hcdsl.proofs.unfold import unfold_numeric
 
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "state.pt"
-            torch.save(state, path)
-            u = unfold_numeric(spec, checkpoint=path, tokens=tokens, seed=seed)
-            note = u.note.replace(f"checkpoint {path}", "the run's weights")
+        u = unfold_numeric(spec, checkpoint=state, tokens=tokens, seed=seed)
+        note = u.note.replace("the given weights", "the run's weights")
         c0 = [[round(float(x), 6) for x in row] for row in u.C0]
         return {"C0": c0, "kinds": list(u.kinds), "note": note}
     except Exception as exc:  # noqa: BLE001 - any family unfold cannot do is recorded, not fatal

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
+from hcdsl.compiler import checked
 from hcdsl.errors import HcError
 from hcdsl.frontend.source import text_source
-from hcdsl.frontend.validate import check
 from hcdsl.proofs.run_folder import META, step_folders
 from hcdsl.spec import ModelSpec
 from hcdsl.train.config import TrainConfig
@@ -115,7 +115,7 @@ def _same_spec(meta: dict, prep: Prepared, folder: Path) -> None:
     if not isinstance(text, str):
         return  # an older checkpoint without its spec: the parameter signature decides
     try:
-        theirs = check(text_source(text, f"{folder}/meta.pt"), {}).spec
+        theirs = checked(text_source(text, f"{folder}/meta.pt")).spec
     except HcError:
         theirs = None
     mine = prep.source.spec

@@ -6,6 +6,7 @@
     for the connection -> the fx GraphModule (or the reference interpreter)
 
 so the wrapped model is an hcdsl model: `.hc_ir` (for `hcdsl.prove`), `.hc_spec`, `.hc_text`,
+`.hc_compilation` (what hcdsl.compiler.Compilation.load gives for it),
 forward(tokens, mask=None, return_hidden=False, targets=None) -> logits (a ModuleList of
 blocks: forward(x, return_hidden=False), hidden states in and out).
 """
@@ -17,15 +18,12 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from hcdsl.backends import ReferenceModel, lower_fx
+from hcdsl.compiler import BACKENDS, Compilation
 from hcdsl.errors import CompileError
 from hcdsl.frontend.source import text_source
-from hcdsl.frontend.validate import check
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.nn.modules import attr_name, build_parts
-from hcdsl.passes.pipeline import DEFAULT, lower_program
-from hcdsl.schemes.program import declared_ports, from_checked
+from hcdsl.passes.pipeline import DEFAULT
 from hcdsl.wrap.blocks import recognise_blocks
 from hcdsl.wrap.hf import model_type, recognise_hf
 from hcdsl.wrap.recognise import Recognised, Sublayer
@@ -59,7 +57,7 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"hcdsl.wrap takes an nn.Module, got {type(model).__name__}")
-    if backend not in ("fx", "reference"):
+    if backend not in BACKENDS:
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
     src = model if inplace else _without_capture_hooks(copy.deepcopy(model))
     rec = recognise(src)
@@ -71,22 +69,17 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
         return subs[(block, index)].module
 
     factories = {FACTORY: factory}
-    program = from_checked(check(text_source(text, f"<hcdsl.wrap {rec.name}>"),
-                                 declared_ports(factories)))
-    ir = lower_program(program, passes)
-    given = _model_modules(ir, rec, subs)
+    program = Compilation.from_source(text_source(text, f"<hcdsl.wrap {rec.name}>"),
+                                      factories)
     param = next(src.parameters(), None)
     device = param.device if param is not None else None
     dtype = param.dtype if param is not None else None
-    parts = build_parts(ir, factories, seed=seed, dtype=dtype, prebuilt=given)
-    kept = {attr_name(v) for v in given} | {
-        attr_name(v) for v in ir.g.nodes if isinstance(ir.payload(v), n.Layer)}
-    for name, child in parts.named_children():  # the connection's modules join the model
-        if name not in kept:
-            child.to(device=device, dtype=dtype)
-    module = lower_fx(ir, parts) if backend == "fx" else ReferenceModel(ir, parts)
+    module, ir = program.wrapped_module(passes, factories,
+                                        lambda ir: _model_modules(ir, rec, subs), seed,
+                                        device, dtype, backend)
     module.hc_ir = ir  # type: ignore[assignment]
     module.hc_spec, module.hc_text = program.spec, text  # type: ignore[assignment]
+    module.hc_compilation = program  # type: ignore[assignment]
     module.train(src.training)
     return module
 

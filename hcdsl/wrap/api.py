@@ -45,7 +45,7 @@ def recognise(model: nn.Module) -> Recognised:
         "norm2, mlp, or itself a sequence of (norm, layer) pairs (docs/wrap.md)")
 
 
-def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = False,
+def wrap(model: nn.Module, connection: str | None = None, *, inplace: bool = False,
          backend: str = "fx", seed: int | None = None,
          passes: Iterable[str] | None = DEFAULT) -> nn.Module:
     """`model` with the connection `connection`, every weight of the original kept.
@@ -63,7 +63,8 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
     src = model if inplace else _without_capture_hooks(copy.deepcopy(model))
     rec = recognise(src)
-    text = spec_text(rec, connection)
+    own = connection is None and rec.carry is not None  # the model's own (multi-stream) one
+    text = spec_text(rec, (rec.connection or "residual") if connection is None else connection)
     subs = {(i, j): s for i, block in enumerate(rec.blocks) for j, s in enumerate(block)}
 
     def factory(dim: int, block: int, index: int, out_scale: float = 1.0) -> nn.Module:
@@ -85,6 +86,8 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
         if name not in kept:
             child.to(device=device, dtype=dtype)
     module = lower_fx(ir, parts) if backend == "fx" else ReferenceModel(ir, parts)
+    if own:
+        rec.carry(module)
     module.hc_ir = ir  # type: ignore[assignment]
     module.hc_spec, module.hc_text = program.spec, text  # type: ignore[assignment]
     module.train(src.training)

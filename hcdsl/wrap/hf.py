@@ -27,7 +27,8 @@ from hcdsl.spec import NormSpec
 from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
 
 LLAMA_LIKE = ("llama", "qwen2", "mistral")
-SUPPORTED = ("gpt2", *LLAMA_LIKE)
+MULTISTREAM = ("deepseek_v4",)  # their own connection read out (deepseek_v4.py)
+SUPPORTED = ("gpt2", *LLAMA_LIKE, *MULTISTREAM)
 QKV = ("q", "k", "v")
 
 
@@ -175,6 +176,9 @@ def recognise_hf(model: nn.Module) -> Recognised:
         raise CompileError(f"hcdsl.wrap takes a causal language model with an lm_head (e.g. "
                            f"{'GPT2LMHeadModel' if kind == 'gpt2' else 'LlamaForCausalLM'}); "
                            f"got {name}")
+    if kind == "deepseek_v4":
+        from hcdsl.wrap import deepseek_v4  # noqa: PLC0415 - only for that model
+        return deepseek_v4.recognise(model)
     return _gpt2(model) if kind == "gpt2" else _llama(model, kind)
 
 

@@ -50,8 +50,9 @@ def wrap(model: nn.Module, connection: str | None = None, *, inplace: bool = Fal
          passes: Iterable[str] | None = DEFAULT) -> nn.Module:
     """`model` with the connection `connection`, every weight of the original kept.
 
-    connection: a preset ("residual", "hyper(n=4, dynamic)", "mhc(n=4, identity,
-    readout=mean)", ...) or .hc text with `connection NAME { ... }` blocks and `connect
+    connection: None (the model's own: read out of a multi-stream model such as DeepSeek-V4,
+    with its weights, see deepseek_v4.py; residual for the Pre-Norm ones), a preset
+    ("residual", "hyper(n=4, dynamic)", "mhc(n=4, identity, readout=mean)", ...) or .hc text with `connection NAME { ... }` blocks and `connect
     NAME`. The model is deep-copied (inplace=True reuses its modules; the caller's model is
     never changed otherwise). The connection's new parameters follow torch's global RNG
     unless `seed` is given. The HC paper's output-projection scale (§4) is not applied: the

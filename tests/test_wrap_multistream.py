@@ -208,3 +208,15 @@ def test_compile_fullgraph(ds, one_thread: None) -> None:
     x = tokens()
     compiled = torch.compile(w, fullgraph=True)
     assert (ours(compiled, x) - theirs(m, x)).abs().max().item() <= 1e-5
+
+
+# -- 5. not yet: a located refusal naming the module ----------------------------------------
+
+def test_glm5_next_and_qwen4_exp_refused_naming_the_module() -> None:
+    from transformers import Glm5NextTextConfig, Qwen4ExpTextConfig  # noqa: PLC0415
+    for config, module in ((Glm5NextTextConfig(), "Glm5NextTextHyperConnection"),
+                           (Qwen4ExpTextConfig(), "Qwen4ExpTextGatedResidual")):
+        fake = torch.nn.Linear(2, 2)
+        fake.config = config  # recognised by config.model_type before any module is built
+        with pytest.raises(CompileError, match=module):
+            hcdsl.wrap(fake)

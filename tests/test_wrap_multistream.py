@@ -210,12 +210,78 @@ def test_compile_fullgraph(ds, one_thread: None) -> None:
     assert (ours(compiled, x) - theirs(m, x)).abs().max().item() <= 1e-5
 
 
-# -- 5. not yet: a located refusal naming the module ----------------------------------------
+# -- 5. GLM-5-next (hidden states) -----------------------------------------------------------
 
-def test_glm5_next_and_qwen4_exp_refused_naming_the_module() -> None:
-    from transformers import Glm5NextTextConfig, Qwen4ExpTextConfig  # noqa: PLC0415
-    for config, module in ((Glm5NextTextConfig(), "Glm5NextTextHyperConnection"),
-                           (Qwen4ExpTextConfig(), "Qwen4ExpTextGatedResidual")):
+def glm_model(seed: int = 0) -> torch.nn.Module:
+    """A linear-attention (KDA) block with a dense MLP and an indexed-attention block (top-4
+    of 12 keys: the indexer selects) with a MoE; HC parameters and norms off their init."""
+    torch.manual_seed(seed)
+    cfg = transformers.Glm5NextTextConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=32, moe_intermediate_size=16,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4,
+        num_experts_per_tok=2, kv_lora_rank=16, q_lora_rank=16, v_head_dim=8,
+        qk_nope_head_dim=8, index_topk=4, index_head_dim=8, index_n_heads=2,
+        linear_head_dim=8, linear_num_heads=4, mlp_layer_types=["dense", "sparse"],
+        layer_types=["linear_attention", "indexed_attention"], pad_token_id=0, index_kpool=4,
+        hc_eps=1e-2, attn_implementation="eager")
+    m = transformers.Glm5NextTextModel(cfg).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "_hc." in name or "norm" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    return m
+
+
+def glm_hidden(model: torch.nn.Module, x: torch.Tensor, **kw: object) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x, use_cache=False, **kw).last_hidden_state
+
+
+@pytest.fixture(scope="module")
+def glm() -> tuple[torch.nn.Module, torch.nn.Module]:
+    m = glm_model()
+    return m, hcdsl.wrap(m).eval()
+
+
+def test_glm5_own_connection_and_hidden_states_equal(glm, one_thread: None) -> None:
+    m, w = glm
+    assert "readout = [0.25, 0.25, 0.25, 0.25]" in w.hc_text
+    assert "norm = rmsnorm(weight=none, eps=1e-05)" in w.hc_text
+    x = tokens()
+    assert (ours(w, x) - glm_hidden(m, x)).abs().max().item() <= 1e-5
+    pad = torch.ones(2, 12, dtype=torch.long)
+    pad[0, :4] = 0
+    diff = (ours(w, x, mask=pad) - glm_hidden(m, x, attention_mask=pad))[pad.bool()]
+    assert diff.abs().max().item() <= 1e-5
+
+
+def test_glm5_rewire_and_write_back(glm, one_thread: None) -> None:
+    """residual around GLM's layers runs and differs; a training step written back gives
+    transformers' own forward the wrapped model's hidden states, and loads strictly."""
+    from hcdsl.wrap import glm5_next  # noqa: PLC0415
+    m0, _ = glm
+    x = tokens()
+    res = ours(hcdsl.wrap(m0, "residual").eval(), x)
+    assert (res - glm_hidden(m0, x)).abs().max().item() > 1e-3
+    m = glm_model()
+    w = hcdsl.wrap(m, inplace=True).train()
+    loss = w(x).pow(2).mean()  # hidden states out: any scalar of them trains
+    loss.backward()
+    torch.optim.SGD(w.parameters(), lr=0.5).step()
+    w.eval()
+    glm5_next.write_back(w, m)
+    after = glm_hidden(m, x)
+    assert (after - glm_hidden(glm_model(), x)).abs().max().item() > 1e-4
+    assert (ours(w, x) - after).abs().max().item() <= 1e-5
+    fresh = transformers.Glm5NextTextModel(m.config).eval()
+    fresh.load_state_dict(m.state_dict(), strict=True)
+
+
+# -- 6. not yet: a located refusal naming the module ----------------------------------------
+
+def test_qwen4_exp_refused_naming_the_module() -> None:
+    from transformers import Qwen4ExpTextConfig  # noqa: PLC0415
+    for config, module in ((Qwen4ExpTextConfig(), "Qwen4ExpTextGatedResidual"),):
         fake = torch.nn.Linear(2, 2)
         fake.config = config  # recognised by config.model_type before any module is built
         with pytest.raises(CompileError, match=module):

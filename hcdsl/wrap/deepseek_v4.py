@@ -149,14 +149,43 @@ connect {CONNECTION}"""
 
 def _hcs(model: nn.Module) -> list[nn.Module]:
     """Every sub-layer's HyperConnection in layer order: attn_hc0, ffn_hc0, attn_hc1, ..."""
-    return [hc for lay in model.model.layers[:model.config.num_hidden_layers]
-            for hc in (lay.attn_hc, lay.ffn_hc)]
+    return hyper_connections(model.model.layers[:model.config.num_hidden_layers])
 
 
-def coef_modules(wrapped: nn.Module, layers: int) -> tuple[list[nn.Module], nn.Module]:
+def hyper_connections(layers: list[nn.Module]) -> list[nn.Module]:
+    return [hc for lay in layers for hc in (lay.attn_hc, lay.ffn_hc)]
+
+
+def coef_modules(wrapped: nn.Module, layers: int,
+                 readout: bool = True) -> tuple[list[nn.Module], nn.Module | None]:
     """The wrapped model's generator modules: L1.coef ... L{layers}.coef and readout.gen."""
     return ([wrapped.get_submodule(attr_name(f"L{k}.coef")) for k in range(1, layers + 1)],
-            wrapped.get_submodule(attr_name("readout.gen")))
+            wrapped.get_submodule(attr_name("readout.gen")) if readout else None)
+
+
+def carry_layers(hcs: list[nn.Module], coefs: list[nn.Module], n: int) -> None:
+    """Each HyperConnection's fused fn/base/scale into a generator's read/write/res, by rows
+    (pre n, post n, comb n²); the generator kept in float32."""
+    rows = (slice(0, n), slice(n, 2 * n), slice(2 * n, 2 * n + n * n))
+    with torch.no_grad():
+        for hc, coef in zip(hcs, coefs):
+            coef.float()
+            for k, (role, r) in enumerate(zip(("read", "write", "res"), rows)):
+                out = coef.outs[role]
+                out.weight.copy_(hc.fn[r])
+                out.bias.copy_(hc.base[r].reshape(out.bias.shape))
+                out.scale.copy_(hc.scale[k])
+
+
+def write_back_layers(coefs: list[nn.Module], hcs: list[nn.Module]) -> None:
+    """The inverse of carry_layers."""
+    roles = ("read", "write", "res")
+    with torch.no_grad():
+        for hc, coef in zip(hcs, coefs):
+            o = coef.outs
+            hc.fn.copy_(torch.cat([o[r].weight for r in roles]))
+            hc.base.copy_(torch.cat([o[r].bias.reshape(-1) for r in roles]))
+            hc.scale.copy_(torch.stack([o[r].scale.reshape(()) for r in roles]))
 
 
 def carry(model: nn.Module, wrapped: nn.Module) -> None:
@@ -164,17 +193,9 @@ def carry(model: nn.Module, wrapped: nn.Module) -> None:
     pre n, post n, comb n²), the head's into the readout; kept in float32 as transformers
     keeps them (_keep_in_fp32_modules_strict)."""
     hcs, head = _hcs(model), model.model.hc_head
-    n = model.config.hc_mult
     coefs, readout = coef_modules(wrapped, len(hcs))
+    carry_layers(hcs, coefs, model.config.hc_mult)
     with torch.no_grad():
-        for hc, coef in zip(hcs, coefs):
-            coef.float()
-            rows = (slice(0, n), slice(n, 2 * n), slice(2 * n, 2 * n + n * n))
-            for k, (role, r) in enumerate(zip(("read", "write", "res"), rows)):
-                out = coef.outs[role]
-                out.weight.copy_(hc.fn[r])
-                out.bias.copy_(hc.base[r].reshape(out.bias.shape))
-                out.scale.copy_(hc.scale[k])
         readout.float()
         out = readout.outs["readout"]
         out.weight.copy_(head.hc_fn)
@@ -188,13 +209,8 @@ def write_back(wrapped: nn.Module, model: nn.Module) -> None:
     wrapped with inplace=True, or copied by the caller from the state_dict otherwise."""
     hcs, head = _hcs(model), model.model.hc_head
     coefs, readout = coef_modules(wrapped, len(hcs))
+    write_back_layers(coefs, hcs)
     with torch.no_grad():
-        for hc, coef in zip(hcs, coefs):
-            o = coef.outs
-            hc.fn.copy_(torch.cat([o["read"].weight, o["write"].weight, o["res"].weight]))
-            hc.base.copy_(torch.cat([o[r].bias.reshape(-1) for r in ("read", "write", "res")]))
-            hc.scale.copy_(torch.stack([o[r].scale.reshape(()) for r in ("read", "write",
-                                                                          "res")]))
         out = readout.outs["readout"]
         head.hc_fn.copy_(out.weight)
         head.hc_base.copy_(out.bias)

@@ -27,14 +27,11 @@ from hcdsl.spec import NormSpec
 from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
 
 LLAMA_LIKE = ("llama", "qwen2", "mistral")
-MULTISTREAM = ("deepseek_v4",)  # their own connection read out (deepseek_v4.py)
+MULTISTREAM = ("deepseek_v4", "glm5_next_text")  # their own connection read out (deepseek_v4.py)
 SUPPORTED = ("gpt2", *LLAMA_LIKE, *MULTISTREAM)
 # multi-stream models whose connection is written as a spec (specs/families/) but not yet
 # read out of the model: what stops it, for the error
 NOT_YET = {
-    "glm5_next": ("Glm5NextTextHyperConnection", "its indexed attention hands each layer's "
-                  "top-k indices to the next layer and its linear attention needs the 2-D "
-                  "padding mask, which hcdsl.wrap does not pass between extern layers yet"),
     "qwen4_exp": ("Qwen4ExpTextGatedResidual", "its layers have no pre-norm of their own (the "
                   "gate's grouped norm feeds them), and its per-layer n-gram embeddings (PLE) "
                   "add to the streams inside the block; hcdsl.wrap keeps a pre-norm per layer"),
@@ -183,13 +180,15 @@ def recognise_hf(model: nn.Module) -> Recognised:
         raise CompileError(
             f"hcdsl.wrap cannot read the connection out of {name} (model_type '{kind}'): it "
             f"does not understand {module} there: {why}. Its connection alone is "
-            f"specs/families/{'glm5_mhc' if family == 'glm5_next' else 'qwen4_gated_residual'}"
-            ".hc (docs/wrap.md)")
+            "specs/families/qwen4_gated_residual.hc (docs/wrap.md)")
     if kind not in SUPPORTED:
         raise CompileError(
             f"hcdsl.wrap does not recognise the transformers model {name} (model_type "
             f"'{kind}'): it wraps {', '.join(SUPPORTED)}; for other models pass their blocks "
             "as an nn.ModuleList (docs/wrap.md)")
+    if kind == "glm5_next_text":  # hidden states: a text model without lm_head
+        from hcdsl.wrap import glm5_next  # noqa: PLC0415 - only for that model
+        return glm5_next.recognise(model)
     if getattr(model, "lm_head", None) is None:
         raise CompileError(f"hcdsl.wrap takes a causal language model with an lm_head (e.g. "
                            f"{'GPT2LMHeadModel' if kind == 'gpt2' else 'LlamaForCausalLM'}); "

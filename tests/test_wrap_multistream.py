@@ -277,12 +277,74 @@ def test_glm5_rewire_and_write_back(glm, one_thread: None) -> None:
     fresh.load_state_dict(m.state_dict(), strict=True)
 
 
-# -- 6. not yet: a located refusal naming the module ----------------------------------------
+# -- 6. Qwen4-exp: the gated residual --------------------------------------------------------
 
-def test_qwen4_exp_refused_naming_the_module() -> None:
-    from transformers import Qwen4ExpTextConfig  # noqa: PLC0415
-    for config, module in ((Qwen4ExpTextConfig(), "Qwen4ExpTextGatedResidual"),):
-        fake = torch.nn.Linear(2, 2)
-        fake.config = config  # recognised by config.model_type before any module is built
-        with pytest.raises(CompileError, match=module):
-            hcdsl.wrap(fake)
+def qwen_model(seed: int = 0, **kw: object) -> torch.nn.Module:
+    """A gated-delta-net (linear attention) block and an indexed (QSA) attention block, each
+    with a 4-expert MoE; every gate parameter and norm moved off its init."""
+    torch.manual_seed(seed)
+    base = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=8, linear_key_head_dim=8,
+                linear_value_head_dim=8, linear_num_key_heads=2, linear_num_value_heads=4,
+                moe_intermediate_size=16, shared_expert_intermediate_size=16,
+                num_experts_per_tok=2, num_experts=4, hc_count=4, hc_lowrank=8,
+                layer_types=["linear_attention", "indexed_attention"],
+                max_position_embeddings=64, indexer_n_heads=2, indexer_kv_heads=1,
+                indexer_head_dim=8, indexer_budget=8, indexer_compress_ratio=2,
+                attn_implementation="eager")
+    base.update(kw)
+    m = transformers.Qwen4ExpForCausalLM(transformers.Qwen4ExpTextConfig(**base)).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "hyper_connection" in name or "norm" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    return m
+
+
+@pytest.fixture(scope="module")
+def qwen() -> tuple[torch.nn.Module, torch.nn.Module]:
+    m = qwen_model()
+    return m, hcdsl.wrap(m).eval()
+
+
+def test_qwen4_own_connection_and_logits_equal(qwen, one_thread: None) -> None:
+    m, w = qwen
+    assert "prenorm = false" in w.hc_text and "final_norm=false" in w.hc_text
+    assert "read = lowrank(rank=8, mid=silu, mid_div=4" in w.hc_text
+    x = tokens()
+    assert (ours(w, x) - theirs(m, x)).abs().max().item() <= 1e-5
+    pad = torch.ones(2, 12, dtype=torch.long)
+    pad[0, :4] = 0
+    diff = (ours(w, x, mask=pad) - theirs(m, x, attention_mask=pad))[pad.bool()]
+    assert diff.abs().max().item() <= 1e-5
+
+
+def test_qwen4_rewire_write_back_generate(qwen, one_thread: None) -> None:
+    from hcdsl.wrap import qwen4_exp  # noqa: PLC0415
+    m0, w0 = qwen
+    x = tokens()
+    res = ours(hcdsl.wrap(m0, "residual").eval(), x)  # new pre-norms around its layers
+    assert torch.isfinite(res).all() and (res - theirs(m0, x)).abs().max().item() > 1e-3
+    prompt = tokens(2, (1, 5))
+    got = hcdsl.generate(w0, prompt, max_new_tokens=4, temperature=0)
+    want = m0.generate(prompt, max_new_tokens=4, do_sample=False, use_cache=False,
+                       pad_token_id=0)
+    assert torch.equal(got, want)
+    m = qwen_model()
+    w = hcdsl.wrap(m, inplace=True).train()
+    w(x[:, :-1], targets=x[:, 1:]).loss.backward()
+    torch.optim.SGD(w.parameters(), lr=0.5).step()
+    w.eval()
+    qwen4_exp.write_back(w, m)
+    after = theirs(m, x)
+    assert (after - theirs(qwen_model(), x)).abs().max().item() > 1e-4
+    assert (ours(w, x) - after).abs().max().item() <= 1e-5
+    fresh = transformers.Qwen4ExpForCausalLM(m.config).eval()
+    fresh.load_state_dict(m.state_dict(), strict=True)
+
+
+def test_qwen4_with_ple_refused() -> None:
+    m = qwen_model()
+    m.config.ple_layer_ids = [1]
+    with pytest.raises(CompileError, match="Qwen4ExpTextPLELayer"):
+        hcdsl.wrap(m)

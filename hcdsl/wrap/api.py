@@ -126,6 +126,8 @@ def _model_modules(ir: IR, rec: Recognised,
         elif isinstance(p, n.Layer) and p.extern and p.kind == FACTORY:
             args = dict(p.args)
             sub = subs[(int(args["block"]), int(args["index"]))]
+            if sub.norm is None:  # a layer without a pre-norm of its own (Qwen4-exp)
+                continue
             for i, port in enumerate(p.ports()):
                 norm = ir.inputs(v)[port]
                 if not isinstance(ir.payload(norm), n.Norm):

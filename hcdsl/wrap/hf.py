@@ -27,15 +27,8 @@ from hcdsl.spec import NormSpec
 from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
 
 LLAMA_LIKE = ("llama", "qwen2", "mistral")
-MULTISTREAM = ("deepseek_v4", "glm5_next_text")  # their own connection read out (deepseek_v4.py)
+MULTISTREAM = ("deepseek_v4", "glm5_next_text", "qwen4_exp_text")  # their own connection read out (deepseek_v4.py)
 SUPPORTED = ("gpt2", *LLAMA_LIKE, *MULTISTREAM)
-# multi-stream models whose connection is written as a spec (specs/families/) but not yet
-# read out of the model: what stops it, for the error
-NOT_YET = {
-    "qwen4_exp": ("Qwen4ExpTextGatedResidual", "its layers have no pre-norm of their own (the "
-                  "gate's grouped norm feeds them), and its per-layer n-gram embeddings (PLE) "
-                  "add to the streams inside the block; hcdsl.wrap keeps a pre-norm per layer"),
-}
 QKV = ("q", "k", "v")
 
 
@@ -174,13 +167,6 @@ def recognise_hf(model: nn.Module) -> Recognised:
     recognised otherwise)."""
     kind = model_type(model)
     name = type(model).__name__
-    family = (kind or "").removesuffix("_text")
-    if family in NOT_YET:
-        module, why = NOT_YET[family]
-        raise CompileError(
-            f"hcdsl.wrap cannot read the connection out of {name} (model_type '{kind}'): it "
-            f"does not understand {module} there: {why}. Its connection alone is "
-            "specs/families/qwen4_gated_residual.hc (docs/wrap.md)")
     if kind not in SUPPORTED:
         raise CompileError(
             f"hcdsl.wrap does not recognise the transformers model {name} (model_type "
@@ -189,6 +175,9 @@ def recognise_hf(model: nn.Module) -> Recognised:
     if kind == "glm5_next_text":  # hidden states: a text model without lm_head
         from hcdsl.wrap import glm5_next  # noqa: PLC0415 - only for that model
         return glm5_next.recognise(model)
+    if kind == "qwen4_exp_text" and getattr(model, "lm_head", None) is not None:
+        from hcdsl.wrap import qwen4_exp  # noqa: PLC0415 - only for that model
+        return qwen4_exp.recognise(model)
     if getattr(model, "lm_head", None) is None:
         raise CompileError(f"hcdsl.wrap takes a causal language model with an lm_head (e.g. "
                            f"{'GPT2LMHeadModel' if kind == 'gpt2' else 'LlamaForCausalLM'}); "

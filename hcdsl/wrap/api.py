@@ -43,14 +43,15 @@ def recognise(model: nn.Module) -> Recognised:
         "norm2, mlp, or itself a sequence of (norm, layer) pairs (docs/wrap.md)")
 
 
-def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = False,
+def wrap(model: nn.Module, connection: str | None = None, *, inplace: bool = False,
          backend: str = "fx", seed: int | None = None,
          passes: Iterable[str] | None = DEFAULT) -> nn.Module:
     """`model` with the connection `connection`, every weight of the original kept.
 
-    connection: a preset ("residual", "hyper(n=4, dynamic)", "mhc(n=4, identity,
-    readout=mean)", ...) or .hc text with `connection NAME { ... }` blocks and `connect
-    NAME`. The model is deep-copied (inplace=True reuses its modules; the caller's model is
+    connection: None (the model's own: read out of a multi-stream model such as DeepSeek-V4,
+    with its weights, see deepseek_v4.py; residual for the Pre-Norm ones), a preset
+    ("residual", "hyper(n=4, dynamic)", "mhc(n=4, identity, readout=mean)", ...) or .hc
+    text with `connection NAME { ... }` blocks and `connect NAME`. The model is deep-copied (inplace=True reuses its modules; the caller's model is
     never changed otherwise). The connection's new parameters follow torch's global RNG
     unless `seed` is given. The HC paper's output-projection scale (§4) is not applied: the
     model's weights are kept as they are.
@@ -61,7 +62,8 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
         raise CompileError(f"unknown backend '{backend}': choose 'fx' or 'reference'")
     src = model if inplace else _without_capture_hooks(copy.deepcopy(model))
     rec = recognise(src)
-    text = spec_text(rec, connection)
+    own = connection is None and rec.carry is not None  # the model's own (multi-stream) one
+    text = spec_text(rec, (rec.connection or "residual") if connection is None else connection)
     subs = {(i, j): s for i, block in enumerate(rec.blocks) for j, s in enumerate(block)}
 
     def factory(dim: int, block: int, index: int, out_scale: float = 1.0) -> nn.Module:
@@ -77,6 +79,8 @@ def wrap(model: nn.Module, connection: str = "residual", *, inplace: bool = Fals
     module, ir = program.wrapped_module(passes, factories,
                                         lambda ir: _model_modules(ir, rec, subs), seed,
                                         device, dtype, backend)
+    if own:
+        rec.carry(module)
     module.hc_ir = ir  # type: ignore[assignment]
     module.hc_spec, module.hc_text = program.spec, text  # type: ignore[assignment]
     module.hc_compilation = program  # type: ignore[assignment]
@@ -115,6 +119,8 @@ def _model_modules(ir: IR, rec: Recognised,
         elif isinstance(p, n.Layer) and p.extern and p.kind == FACTORY:
             args = dict(p.args)
             sub = subs[(int(args["block"]), int(args["index"]))]
+            if sub.norm is None:  # a layer without a pre-norm of its own (Qwen4-exp)
+                continue
             for i, port in enumerate(p.ports()):
                 norm = ir.inputs(v)[port]
                 if not isinstance(ir.payload(norm), n.Norm):

@@ -27,7 +27,8 @@ from hcdsl.spec import NormSpec
 from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
 
 LLAMA_LIKE = ("llama", "qwen2", "mistral")
-SUPPORTED = ("gpt2", *LLAMA_LIKE)
+MULTISTREAM = ("deepseek_v4", "glm5_next_text", "qwen4_exp_text")  # their own connection read out (deepseek_v4.py)
+SUPPORTED = ("gpt2", *LLAMA_LIKE, *MULTISTREAM)
 QKV = ("q", "k", "v")
 
 
@@ -171,10 +172,19 @@ def recognise_hf(model: nn.Module) -> Recognised:
             f"hcdsl.wrap does not recognise the transformers model {name} (model_type "
             f"'{kind}'): it wraps {', '.join(SUPPORTED)}; for other models pass their blocks "
             "as an nn.ModuleList (docs/wrap.md)")
+    if kind == "glm5_next_text":  # hidden states: a text model without lm_head
+        from hcdsl.wrap import glm5_next  # noqa: PLC0415 - only for that model
+        return glm5_next.recognise(model)
+    if kind == "qwen4_exp_text" and getattr(model, "lm_head", None) is not None:
+        from hcdsl.wrap import qwen4_exp  # noqa: PLC0415 - only for that model
+        return qwen4_exp.recognise(model)
     if getattr(model, "lm_head", None) is None:
         raise CompileError(f"hcdsl.wrap takes a causal language model with an lm_head (e.g. "
                            f"{'GPT2LMHeadModel' if kind == 'gpt2' else 'LlamaForCausalLM'}); "
                            f"got {name}")
+    if kind == "deepseek_v4":
+        from hcdsl.wrap import deepseek_v4  # noqa: PLC0415 - only for that model
+        return deepseek_v4.recognise(model)
     return _gpt2(model) if kind == "gpt2" else _llama(model, kind)
 
 

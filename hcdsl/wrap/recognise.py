@@ -9,6 +9,7 @@ anything else is a CompileError that names what was not recognised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,11 @@ class Recognised:
     head: nn.Module | None = None
     tied: bool = False
     embed_dropout: float = 0.0
+    # a model whose connection is not Pre-Norm (multistream.py): its own connection as .hc
+    # text (`connection NAME { ... }` and `connect NAME`), the default of hcdsl.wrap(model),
+    # and carry(wrapped) copying the connection's weights into the wrapped model's modules
+    connection: str = ""
+    carry: Callable[[nn.Module], None] | None = None
 
 
 def norm_spec(module: nn.Module) -> NormSpec | None:

@@ -81,6 +81,7 @@ def spec_text(rec: Recognised, connection: str) -> str:
     lines.append("  body = " + ", ".join("[" + ", ".join(b) + "]" for b in names))
     lines += ["  " + line for line in connect.splitlines()]
     if rec.vocab:
-        lines.append(f"  head = unembed(tied={format_value(rec.tied)}, final_norm=true)")
+        final = "true" if rec.final_norm is not None else "false"  # Qwen4-exp: no final norm
+        lines.append(f"  head = unembed(tied={format_value(rec.tied)}, final_norm={final})")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -117,7 +117,8 @@ def compile(  # noqa: A001 - the package's verb
     seed: int | None = None,
     device: "str | torch.device | None" = None,
     dtype: "torch.dtype | None" = None,
-    recompute: bool = False,
+    recompute: bool | str = False,
+    recompute_every: int | None = None,
     state_dict: "Mapping[str, torch.Tensor] | None" = None,
     freeze: bool = False,
     check_memory: bool = True,
@@ -137,6 +138,11 @@ def compile(  # noqa: A001 - the package's verb
     `recompute`: the connection's operations between layers are recomputed in backward
     instead of stored, where that keeps less (MUDD's generator, norms over the streams; HC,
     FC and mHC already keep only their state): less memory, a little more time; fx backend.
+    `recompute="layers"`: recomputation across layers (arXiv 2512.24880 §4.3): the
+    connection's state is kept only every `recompute_every` layers (default: the memory
+    model's choice, hcdsl.memory.layers_per_segment) and rebuilt in backward from there and
+    from the layers' kept outputs; the layers are not recomputed. Exact: the same logits
+    and gradients (backends/segments.py); fx backend.
     `state_dict`: trained weights, loaded strictly. `freeze`: the trained static
     coefficients (HC/FC static, DenseFormer, user params) become constants that the passes
     fold: for inference. `check_memory`: refuse (MemoryLimitError, a CompileError) a model
@@ -175,7 +181,8 @@ def compile(  # noqa: A001 - the package's verb
             run_pipeline(ir, passes, disable)
             verify(ir, after="pipeline")
     parts = _modules(low.raw, ir, factories, seed, dtype, raw_parts)
-    module = (lower_fx(ir, parts, recompute) if backend == "fx"
+    every = memory.layers_per_segment(ir, recompute, recompute_every)  # checks both
+    module = (lower_fx(ir, parts, recompute, every) if backend == "fx"
               else ReferenceModel(ir, parts))
     _keep_originals(module, parts)
     _keep_unused(module, parts, ir)

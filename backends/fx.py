@@ -237,14 +237,14 @@ def lower_fx(ir: IR, parts: nn.Module, recompute: bool | str = False,
              recompute_every: int = 0) -> fx.GraphModule:
     """The GraphModule of ir over the modules in parts. recompute True: every run of
     connection operations between two layers becomes a Region recomputed in backward
-    (recompute.py); "layers": every run of `recompute_every` layers becomes a Segment whose
-    connection state is rebuilt in backward from its boundary (segments.py)."""
+    (recompute.py); "layers" (or "auto", resolved by hcdsl.memory to recompute_every >= 2
+    or 0): every run of `recompute_every` layers becomes a Segment whose connection state
+    is rebuilt in backward from its boundary (segments.py)."""
     b = Builder(ir, parts)
     env = b.env
     order = ir.order()
-    layered = recompute == "layers"
-    regions = {run[0]: run for run in runs(ir, order)} if recompute and not layered else {}
-    spans = plan(ir, order, recompute_every) if layered else {}
+    regions = {run[0]: run for run in runs(ir, order)} if recompute is True else {}
+    spans = plan(ir, order, recompute_every) if recompute in ("layers", "auto") else {}
     done: set[str] = set()
     for v in order:
         if v in done:

@@ -142,7 +142,8 @@ def compile(  # noqa: A001 - the package's verb
     connection's state is kept only every `recompute_every` layers (default: the memory
     model's choice, hcdsl.memory.layers_per_segment) and rebuilt in backward from there and
     from the layers' kept outputs; the layers are not recomputed. Exact: the same logits
-    and gradients (backends/segments.py); fx backend.
+    and gradients (backends/segments.py); fx backend. `recompute="auto"`: "layers" where
+    more than one hidden vector crosses between layers, else off (hcdsl train's default).
     `state_dict`: trained weights, loaded strictly. `freeze`: the trained static
     coefficients (HC/FC static, DenseFormer, user params) become constants that the passes
     fold: for inference. `check_memory`: refuse (MemoryLimitError, a CompileError) a model

@@ -197,6 +197,11 @@ def test_memory_model_choice() -> None:
     assert k == max(2, min(layers, round((layers * boundary / per_layer) ** 0.5)))
     assert memory.layers_per_segment(ir, "layers", 5) == 5
     assert memory.layers_per_segment(ir, True, None) == 0
+    assert memory.layers_per_segment(ir, "auto") == k  # HC's n streams: it pays
+    pre = hcdsl.lower(FAMILIES["Pre-Norm"])  # one hidden vector between layers: it does not
+    assert memory.layers_per_segment(pre, "auto") == 0
+    assert not any(name.startswith("seg_") for name, _ in
+                   hcdsl.compile(FAMILIES["Pre-Norm"], recompute="auto").named_children())
     for bad in ("yes", 2, None):
         with pytest.raises(CompileError, match="recompute="):
             hcdsl.compile(FAMILIES["DHC"], recompute=bad)

@@ -126,7 +126,8 @@ class Trainer:
         parallel.barrier(d)  # every rank has read the run folder before rank 0 writes to it
         with spec_errors(prep.name):
             self.raw = hcdsl.compile(prep.source, seed=cfg.seed, device=d.device,
-                                     check_memory=cfg.check_memory)
+                                     check_memory=cfg.check_memory,
+                                     recompute=cfg.recompute != "off" and cfg.recompute)
         self.signature = checkpoint.signature(self.raw)
         torch.manual_seed(cfg.seed)
         layers = [attr_name(v) for v in probes.layer_ids(self.raw)]

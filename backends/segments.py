@@ -12,16 +12,21 @@ boundary, the mask, a dense family's earlier outputs) and recomputes the rest in
 except what the policy marks MUST_SAVE, whose results are cached in forward and replayed,
 not recomputed:
 
-- eager: every op run inside a layer's own work (a layer, its pre-norm, dropout: the IR's
-  compute nodes, hcdsl.ir.regions.is_compute) is saved, so a layer is never recomputed and
-  keeps exactly what it keeps without the option; the connection's ops (coefficient
-  generators, reads, writes, stream norms, the stream mixes) are recomputed, except their
-  matrix products and the Sinkhorn op (the coefficients' projections: kept, as the paper
-  keeps the coefficients);
-- compiled (`torch.compile`): the layers' Python does not run when the policy is asked, so
-  the policy goes by op alone: matrix products, attention and custom ops are saved, the
-  pointwise ops and reductions (norms, activations, stream mixes) recomputed; inductor fuses
-  the recomputation into the backward kernels.
+- kept (MUST_SAVE): the matrix products and attention ops of the layers (q, k, v, the
+  attention output and its logsumexp, the MLP's hidden, each layer's C-wide output) and of
+  the coefficient generators (the coefficients' projections), and the Sinkhorn op: the
+  per-layer coefficients and layer outputs the paper keeps. The layers' products are not
+  recomputed: backward runs as many of them as without the option;
+- recomputed in backward: everything else in the segment, from the boundary state and the
+  kept products: the connection's reads, writes, stream mixes and norms over the state
+  (HC's H_(l+1) = A_r^T H_l + B^T T_l), and the layers' own pointwise work (pre-norm,
+  RoPE, activation), cheap next to their products.
+
+Eager, the stream mixes are products too (einsum -> bmm / mm): a mark set around every
+layer call and coefficient generator in the segment's graph (enter_layer / exit_layer)
+tells them apart. Compiled, the policy is asked while AOT autograd traces, where the marks
+do not run; it goes by op alone (products and attention kept), which is right there because
+compiled stream mixes are a broadcast product and a sum (hcdsl/nn/ops.py: mix_streams).
 
 Dense families (MUDD, DenseFormer, attention residuals) keep a history of every layer's
 output: those outputs are what is kept (each is a segment output, alive anyway); the mixed
@@ -49,11 +54,12 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.regions import is_compute
 from hcdsl.ir.segments import segments
+from hcdsl.ir.types import Coef
 
-_STATE = threading.local()  # .inside: a layer's own work is running now (eager policy)
+_STATE = threading.local()  # .inside: a layer or a coefficient generator runs (eager)
 
 _aten = torch.ops.aten
-PRODUCTS = frozenset({  # kept, not recomputed: a layer's matrix products and attention
+PRODUCTS = frozenset({  # kept, not recomputed: matrix products and attention
     _aten.mm.default, _aten.addmm.default, _aten.bmm.default, _aten.baddbmm.default,
     _aten.convolution.default,
     _aten._scaled_dot_product_flash_attention_for_cpu.default,
@@ -62,8 +68,6 @@ PRODUCTS = frozenset({  # kept, not recomputed: a layer's matrix products and at
     _aten._scaled_dot_product_cudnn_attention.default,
     _aten._scaled_dot_product_attention_math.default,
 })
-PROJECTIONS = frozenset({_aten.mm.default, _aten.addmm.default})  # the coefficients'
-
 
 def _custom(op: object) -> bool:
     """A torch.library op of this package (the Sinkhorn op): kept, not re-run."""
@@ -75,7 +79,8 @@ def in_layer() -> bool:
 
 
 def enter_layer() -> None:
-    """Marks the ops that follow as a layer's own work (eager; a no-op compiled)."""
+    """Marks the ops that follow as a layer's own work or a coefficient generator's, whose
+    products are kept (eager; a no-op compiled)."""
     if not torch.compiler.is_compiling():
         _STATE.inside = True
 
@@ -86,10 +91,9 @@ def exit_layer() -> None:
 
 
 def policy(ctx: object, op: object, *args: object, **kwargs: object) -> CheckpointPolicy:
-    """Keep the products (module doc); recompute the rest."""
-    if op in PROJECTIONS or _custom(op):
-        return CheckpointPolicy.MUST_SAVE
-    if op in PRODUCTS and (in_layer() or torch.compiler.is_compiling()):
+    """Keep the layers' and the coefficient generators' products and the Sinkhorn op
+    (module doc); recompute the rest, the stream mixes (einsums: products too) included."""
+    if _custom(op) or (op in PRODUCTS and (in_layer() or torch.compiler.is_compiling())):
         return CheckpointPolicy.MUST_SAVE
     return CheckpointPolicy.PREFER_RECOMPUTE
 
@@ -151,7 +155,7 @@ def lower_segment(b: object, nodes: list[str], rules: dict,
         inputs.append(b.training())  # type: ignore[attr-defined]
     for v in nodes:
         p = ir.payload(v)
-        mark = is_compute(ir, v)
+        mark = is_compute(ir, v) or isinstance(ir.type_of(v), Coef)  # products kept
         if mark:
             sub.g.call_function(enter_layer)
         local[v] = rules[type(p)](sub, v, p, {q: local[u] for q, u in ir.inputs(v).items()})
@@ -159,7 +163,8 @@ def lower_segment(b: object, nodes: list[str], rules: dict,
             sub.g.call_function(exit_layer)
     outputs = [v for v in nodes if any(w not in inside for w in ir.readers(v))]
     extra_out = sub.extra["hidden"] if b.extra["hidden"] is not None else None  # type: ignore
-    sub.g.output(tuple(local[v] for v in outputs) + ((extra_out,) if extra_out else ()))
+    sub.g.output(tuple(local[v] for v in outputs)
+                 + ((extra_out,) if extra_out is not None else ()))
     sub.drop_unused_stacks(local)
     gm = fx.GraphModule(parts, sub.g, class_name=name)
     for node in sub.g.nodes:  # constants: read from the model's own modules, so that

@@ -54,7 +54,7 @@ class TrainConfig(BaseModel):
         "the connection's state is kept every k layers (k from hcdsl/memory.py) and rebuilt "
         "in backward, the layers are not recomputed; the same numbers, less memory, some "
         "time. auto: on where the state between layers is wider than one hidden vector "
-        "(hyper-connections, mHC, the dense families), off for Pre-Norm and FC")
+        "(hyper-connections, mHC, the dense families), off for Pre-Norm, FC and under fsdp")
     fsdp: bool = Field(False, description="under torchrun: shard with FSDP2 instead of DDP")
     threads: int | None = Field(None, ge=1, description="torch threads per process")
     timeout: float = Field(600.0, gt=0, description="under torchrun: seconds a rank waits "

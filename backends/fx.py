@@ -26,6 +26,7 @@ from hcdsl.nn.generator import channel_write
 from hcdsl.nn.modules import attr_name
 from hcdsl.nn.ops import mix_parts, mix_streams
 from hcdsl.backends.recompute import lower_region, runs
+from hcdsl.backends.segments import lower_segment, plan
 
 
 class Builder:
@@ -232,16 +233,25 @@ def _mix(b: Builder, v: str, p: n.Mix, x: dict[str, fx.Node]) -> fx.Node:
     return b.emit("call_function", mix_streams, (h, m), v)
 
 
-def lower_fx(ir: IR, parts: nn.Module, recompute: bool = False) -> fx.GraphModule:
-    """The GraphModule of ir over the modules in parts. recompute: every run of connection
-    operations between two layers becomes a Region recomputed in backward (recompute.py)."""
+def lower_fx(ir: IR, parts: nn.Module, recompute: bool | str = False,
+             recompute_every: int = 0) -> fx.GraphModule:
+    """The GraphModule of ir over the modules in parts. recompute True: every run of
+    connection operations between two layers becomes a Region recomputed in backward
+    (recompute.py); "layers" (or "auto", resolved by hcdsl.memory to recompute_every >= 2
+    or 0): every run of `recompute_every` layers becomes a Segment whose connection state
+    is rebuilt in backward from its boundary (segments.py)."""
     b = Builder(ir, parts)
     env = b.env
     order = ir.order()
-    regions = {run[0]: run for run in runs(ir, order)} if recompute else {}
+    regions = {run[0]: run for run in runs(ir, order)} if recompute is True else {}
+    spans = plan(ir, order, recompute_every) if recompute in ("layers", "auto") else {}
     done: set[str] = set()
     for v in order:
         if v in done:
+            continue
+        if v in spans:  # recomputation across layers (segments.py)
+            env.update(lower_segment(b, spans[v], FX, Builder, f"seg_{len(done)}"))
+            done.update(spans[v])
             continue
         if v in regions:
             env.update(lower_region(ir, regions[v], env, FX, Builder, parts,

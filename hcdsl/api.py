@@ -114,7 +114,8 @@ def compile(  # noqa: A001 - the package's verb
     seed: int | None = None,
     device: "str | torch.device | None" = None,
     dtype: "torch.dtype | None" = None,
-    recompute: bool = False,
+    recompute: bool | str = False,
+    recompute_every: int | None = None,
     state_dict: "Mapping[str, torch.Tensor] | None" = None,
     freeze: bool = False,
     check_memory: bool = True,
@@ -134,6 +135,12 @@ def compile(  # noqa: A001 - the package's verb
     `recompute`: the connection's operations between layers are recomputed in backward
     instead of stored, where that keeps less (MUDD's generator, norms over the streams; HC,
     FC and mHC already keep only their state): less memory, a little more time; fx backend.
+    `recompute="layers"`: recomputation across layers (arXiv 2512.24880 §4.3): the
+    connection's state is kept only every `recompute_every` layers (default: the memory
+    model's choice, hcdsl.memory.layers_per_segment) and rebuilt in backward from there and
+    from the layers' kept outputs; the layers are not recomputed. Exact: the same logits
+    and gradients (backends/segments.py); fx backend. `recompute="auto"`: "layers" where
+    more than one hidden vector crosses between layers, else off (hcdsl train's default).
     `state_dict`: trained weights, loaded strictly. `freeze`: the trained static
     coefficients (HC/FC static, DenseFormer, user params) become constants that the passes
     fold: for inference. `check_memory`: refuse (MemoryLimitError, a CompileError) a model
@@ -151,4 +158,5 @@ def compile(  # noqa: A001 - the package's verb
         comp = _program(spec, layers or {}, once=True)  # a given Compilation keeps its own
     return comp.module(backend=backend, passes=passes, disable=disable, layers=layers,
                        seed=seed, device=device, dtype=dtype, recompute=recompute,
+                       recompute_every=recompute_every,
                        state_dict=state_dict, freeze=freeze, check_memory=check_memory)

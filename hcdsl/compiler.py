@@ -217,7 +217,8 @@ class Compilation(Program):
         self, *, backend: str = "fx", passes: Iterable[str] | None = DEFAULT,
         disable: Iterable[str] = (), layers: Mapping[str, Any] | None = None,
         seed: int | None = None, device: "str | torch.device | None" = None,
-        dtype: "torch.dtype | None" = None, recompute: bool = False,
+        dtype: "torch.dtype | None" = None, recompute: bool | str = False,
+        recompute_every: int | None = None,
         state_dict: "Mapping[str, torch.Tensor] | None" = None, freeze: bool = False,
         check_memory: bool = True,
     ) -> "nn.Module":
@@ -249,7 +250,8 @@ class Compilation(Program):
         else:
             ir = self.ir(passes, disable)
         parts = assemble(raw, ir, factories, seed, dtype, parts=raw_parts)
-        module = lower(ir, parts, backend, recompute)
+        every = memory.layers_per_segment(ir, recompute, recompute_every)  # checks both
+        module = lower(ir, parts, backend, recompute, every)
         if freeze:
             module.requires_grad_(False)
         return module.to(device=device, dtype=dtype)

@@ -34,6 +34,7 @@ the device's free memory. Every use has an override (`check_memory=False`,
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,3 +158,49 @@ def check(est: Estimate, what: str, device: object = None) -> None:
         raise MemoryLimitError(
             f"{what} needs an estimated {est.describe()}, more than the "
             f"{fmt_bytes(avail)} available ({source}); {OVERRIDE}")
+
+
+# ---------------------------------------------------------------- recomputation across layers
+
+def layers_per_segment(ir: IR, recompute: object = "layers", every: object = None) -> int:
+    """How many layers a segment of recomputation across layers holds (0: none); `every`
+    when given, else the memory model's choice. recompute "auto" is "layers" where it pays
+    (`pays`), else off. Checks both arguments: recompute is False, True, "layers" or
+    "auto", every a whole number >= 1 or None.
+
+    The model, per token: the state kept at the boundaries, b elements per boundary (what
+    crosses a cut, hcdsl.ir.segments), N/k times; and, while one segment is rebuilt in
+    backward, what the connection computes in k layers, k r (r: per layer). The sum
+    N b / k + k r is least at k = sqrt(N b / r), the mHC paper's block size
+    sqrt(n L / (n + 2)) (arXiv 2512.24880 §4.3) with its own counts of b and r; rounded,
+    between 2 and N."""
+    if not isinstance(recompute, (bool, str)) or recompute not in (False, True, "layers",
+                                                                    "auto"):
+        raise CompileError(f"recompute={recompute!r}: choose False, True (the connection "
+                           "between two layers), \"layers\" (across layers) or \"auto\" "
+                           "(across layers where the state is wider than a hidden vector)")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int)
+                              or every < 1):
+        raise CompileError(f"recompute_every={every!r}: a whole number of layers >= 1, or "
+                           "None for the memory model's choice")
+    if recompute not in ("layers", "auto"):
+        return 0
+    from hcdsl.ir.segments import segment_model
+
+    layers, boundary, per_layer = segment_model(ir)
+    if recompute == "auto" and not pays(ir, boundary):
+        return 0
+    if every is not None:
+        return every
+    if layers < 2 or per_layer <= 0:
+        return max(layers, 1)
+    return max(2, min(layers, round(math.sqrt(layers * boundary / per_layer))))
+
+
+def pays(ir: IR, boundary: float) -> bool:
+    """Recomputation across layers pays where more than one hidden vector crosses between
+    layers (HC's and mHC's n streams, the dense families' history); for Pre-Norm and FC,
+    whose state is one hidden vector, it would only recompute the layers' own pointwise
+    ops (measured: docs/optimiser.md)."""
+    dims = [t.width for t in (ir.type_of(v) for v in ir.g.nodes) if isinstance(t, Hidden)]
+    return bool(dims) and boundary > max(dims)

@@ -65,19 +65,23 @@ def assemble(raw: IR, ir: IR, factories: Mapping[str, Any] | None, seed: int | N
     return parts
 
 
-def lower(ir: IR, parts: nn.Module, backend: str, recompute: bool = False) -> nn.Module:
+def lower(ir: IR, parts: nn.Module, backend: str, recompute: bool | str = False,
+          every: int = 0) -> nn.Module:
     """What hcdsl.compile returns: the backend's module of `ir` over `parts` (fx or the
     reference interpreter), with the unused modules kept and `hc_ir` and `generate`."""
-    module = lower_plain(ir, parts, backend, recompute)
+    module = lower_plain(ir, parts, backend, recompute, every)
     _keep_originals(module, parts)
     _keep_unused(module, parts, ir)
     _attach(module, hc_ir=ir, generate=MethodType(generate, module))
     return module
 
 
-def lower_plain(ir: IR, parts: nn.Module, backend: str, recompute: bool = False) -> nn.Module:
-    """The backend's module of `ir` over `parts`, nothing added."""
-    return lower_fx(ir, parts, recompute) if backend == "fx" else ReferenceModel(ir, parts)
+def lower_plain(ir: IR, parts: nn.Module, backend: str, recompute: bool | str = False,
+                every: int = 0) -> nn.Module:
+    """The backend's module of `ir` over `parts`, nothing added (every: layers per segment
+    of recomputation across layers, 0 for none; hcdsl.memory.layers_per_segment)."""
+    return (lower_fx(ir, parts, recompute, every) if backend == "fx"
+            else ReferenceModel(ir, parts))
 
 
 def static_matrices(ir: IR, parts: nn.Module) -> dict[str, tuple[tuple[float, ...], ...]]:

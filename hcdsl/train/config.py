@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # fields that may differ between a run and its resumption (they do not change the numbers)
 RUNTIME_FIELDS = frozenset({"resume", "resume_from", "stop_at", "progress", "tensorboard",
-                            "threads", "compile", "check_memory", "timeout"})
+                            "threads", "compile", "check_memory", "timeout", "recompute"})
 
 
 class TrainConfig(BaseModel):
@@ -55,6 +55,14 @@ class TrainConfig(BaseModel):
         "auto", description="auto: bf16 autocast on a GPU that supports it, else fp32")
     device: str = Field("auto", description="auto: cuda (this rank's GPU) if available, else cpu")
     compile: bool = Field(False, description="torch.compile the model")
+    recompute: Literal["auto", "off", "layers"] = Field(
+        "off", description="recomputation across layers (hcdsl.compile recompute=\"layers\"): "
+        "the connection's state is kept every k layers (k from hcdsl/memory.py) and rebuilt "
+        "in backward, the layers are not recomputed; the same numbers, less memory (DHC x4 "
+        "1.67x -> 1.07x of Pre-Norm's peak), more time (+15-30% eager, docs/optimiser.md). "
+        "auto: on where the state between layers is wider than one hidden vector "
+        "(hyper-connections, mHC, the dense families), off for Pre-Norm, FC and under fsdp; "
+        "off by default: time, not memory, binds the small runs this trainer is used for")
     fsdp: bool = Field(False, description="under torchrun: shard with FSDP2 instead of DDP")
     threads: int | None = Field(None, ge=1, description="torch threads per process")
     timeout: float = Field(600.0, gt=0, description="under torchrun: seconds a rank waits "

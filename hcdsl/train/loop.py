@@ -124,9 +124,15 @@ class Trainer:
         self.prep = prep
         self.plan = resume.plan(cfg, prep)  # the folder is locked: its state holds still
         parallel.barrier(d)  # every rank has read the run folder before rank 0 writes to it
+        if cfg.recompute == "layers" and cfg.fsdp:  # FSDP2's hooks run ops inside a segment
+            raise TrainError("recompute=layers does not work with fsdp yet (FSDP2's hooks "
+                             "run other ops in forward than in the recomputation): use "
+                             "recompute=off or auto (off under fsdp), or DDP")
         with spec_errors(prep.name):
             self.raw = hcdsl.compile(prep.source, seed=cfg.seed, device=d.device,
-                                     check_memory=cfg.check_memory)
+                                     check_memory=cfg.check_memory,
+                                     recompute=cfg.recompute != "off" and not cfg.fsdp
+                                     and cfg.recompute)
         self.signature = checkpoint.signature(self.raw)
         torch.manual_seed(cfg.seed)
         layers = [attr_name(v) for v in probes.layer_ids(self.raw)]

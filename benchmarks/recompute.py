@@ -1,0 +1,114 @@
+"""Recomputation across layers (`hcdsl.compile(spec, recompute="layers")`): memory and time
+of one eager training step (forward, cross-entropy, backward) with and without it, as a
+ratio to Pre-Norm with the same layers and no recomputation.
+
+    .venv/bin/python benchmarks/recompute.py [--batch 16] [--seq 512] [--rounds 3]
+                                             [--every 2,4] [--no-time]
+
+Model: optimiser.py's memory model (d = 256, 4 x [attention(heads=4), mlp], vocab 512, fp32,
+torch on one thread). Per model: *peak*, the highest bytes allocated above the step's start
+(torch.profiler's allocator events, hcdsl.bench.measure.peak_step_bytes); *kept*, the bytes
+still allocated when forward and loss are done (what backward holds: saved tensors, the
+selective checkpoint's cache, the segment boundaries), from the same events; both exact and
+deterministic. *Time*: every model's step once per round, interleaved, after one warm-up
+step each; the median over rounds of the per-round ratio to Pre-Norm, [min-max]. `--every`
+adds rows with a fixed segment length k besides the memory model's choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hcdsl  # noqa: E402
+from hcdsl import memory  # noqa: E402
+from hcdsl.bench.measure import _quiet_native_stderr, peak_step_bytes  # noqa: E402
+from optimiser import spec  # noqa: E402 - the same generated specs
+
+LAYERS = "layer attn = attention(heads=4)\n layer ffn = mlp"
+BODY = "repeat 4 [attn, ffn]"
+FAMILIES = {"Pre-Norm": "residual", "DHC x4": "hyper(n=4, dynamic)", "mHC x4": "mhc(n=4)",
+            "MUDD": "mudd"}
+
+
+def kept_bytes(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor) -> int:
+    """Bytes allocated by forward + loss and not yet freed when backward starts."""
+    gc.collect()
+    with _quiet_native_stderr(), \
+            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        loss = F.cross_entropy(model(tokens).flatten(0, 1), targets.flatten())
+    total = sum(e.nbytes() for e in prof.profiler.kineto_results.events()
+                if e.name() == "[memory]" and "cpu" in str(e.device_type()).lower())
+    loss.backward()
+    for p in model.parameters():
+        p.grad = None
+    return total
+
+
+def step(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor) -> float:
+    t0 = time.perf_counter()
+    F.cross_entropy(model(tokens).flatten(0, 1), targets.flatten()).backward()
+    for p in model.parameters():
+        p.grad = None
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--every", default="", help="extra fixed segment lengths, e.g. 2,4")
+    ap.add_argument("--no-time", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
+          f"batch {args.batch} x {args.seq}", flush=True)
+    tokens = torch.randint(0, 512, (args.batch, args.seq))
+    targets = torch.randint(0, 512, (args.batch, args.seq))
+    extra = [int(k) for k in args.every.split(",") if k]
+    rows: list[tuple[str, torch.nn.Module]] = []
+    for name, connect in FAMILIES.items():
+        text = spec(name.split()[0].replace("-", "_"), connect, LAYERS, BODY)
+        rows.append((f"{name}", hcdsl.compile(text, seed=0)))
+        k = memory.layers_per_segment(hcdsl.lower(text))
+        for every in [k, *[e for e in extra if e != k]]:
+            label = f"{name} + layers k={every}" + (" (model)" if every == k else "")
+            rows.append((label, hcdsl.compile(text, seed=0, recompute="layers",
+                                              recompute_every=every)))
+    base_peak = base_kept = 0
+    results: dict[str, list[float]] = {}
+    for label, model in rows:
+        peak = peak_step_bytes(model, tokens, targets, torch.device("cpu")) or 0
+        kept = kept_bytes(model, tokens, targets)
+        if not base_peak:
+            base_peak, base_kept = peak, kept
+        results[label] = [peak, kept]
+        print(f"  {label:30} peak {peak / 2**20:7.1f} MiB {peak / base_peak:5.2f}x   "
+              f"kept {kept / 2**20:7.1f} MiB {kept / base_kept:5.2f}x", flush=True)
+    if args.no_time:
+        return
+    for _, model in rows:  # warm-up
+        step(model, tokens, targets)
+    ratios: dict[str, list[float]] = {label: [] for label, _ in rows}
+    for _ in range(args.rounds):
+        times = [step(model, tokens, targets) for _, model in rows]
+        for (label, _), t in zip(rows, times):
+            ratios[label].append(t / times[0])
+    print(f"step time / Pre-Norm, median [min-max] over {args.rounds} interleaved rounds:")
+    for label, r in ratios.items():
+        print(f"  {label:30} {statistics.median(r):5.2f} [{min(r):.2f}-{max(r):.2f}]")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ scheme, IR, passes, modules, backend) itself.
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 import networkx as nx
@@ -76,6 +77,7 @@ def _resolve(module: str, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+@lru_cache(maxsize=None)
 def imports(module: str) -> tuple[list[str], list[str]]:
     """(top-level imports, function-level imports) of a module, TYPE_CHECKING blocks
     excluded, each as the imported module's dotted name (a `from m import x` names m.x
@@ -182,19 +184,29 @@ PROOFS_WITH_TORCH = {
 }
 
 
-def torch_path(module: str, seen: frozenset[str] = frozenset()) -> list[str] | None:
-    """The chain of top-level imports by which module reaches torch, or None."""
-    for name in imports(module)[0]:
-        if name == "torch" or name.startswith("torch."):
-            return [module, name]
-        target = ours(name)
-        if target is None or target == module or target in seen \
-                or module.startswith(target + "."):
-            continue
-        chain = torch_path(target, seen | {module})
-        if chain is not None:
-            return [module, *chain]
-    return None
+_VISITING: set[str] = set()  # the modules on the current path (the import graph is acyclic:
+#                              test_no_import_cycles; this only guards the walk)
+
+
+@lru_cache(maxsize=None)
+def torch_path(module: str) -> tuple[str, ...] | None:
+    """The chain of top-level imports by which module reaches torch, or None (each module
+    walked once: without the cache the walk re-reads every path, exponential in depth)."""
+    _VISITING.add(module)
+    try:
+        for name in imports(module)[0]:
+            if name == "torch" or name.startswith("torch."):
+                return (module, name)
+            target = ours(name)
+            if target is None or target == module or target in _VISITING \
+                    or module.startswith(target + "."):
+                continue
+            chain = torch_path(target)
+            if chain is not None:
+                return (module, *chain)
+        return None
+    finally:
+        _VISITING.discard(module)
 
 
 @pytest.mark.parametrize("module", [m for m in sorted(MODULES) if m.startswith("hcdsl.proofs")

@@ -24,30 +24,12 @@ from torch import nn
 
 from hcdsl.errors import CompileError
 from hcdsl.spec import NormSpec
-from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
+from hcdsl.wrap.recognise import Embed, Recognised, Sublayer, one_norm
 
 LLAMA_LIKE = ("llama", "qwen2", "mistral")
 MULTISTREAM = ("deepseek_v4", "glm5_next_text", "qwen4_exp_text")  # their own connection read out (deepseek_v4.py)
 SUPPORTED = ("gpt2", *LLAMA_LIKE, *MULTISTREAM)
 QKV = ("q", "k", "v")
-
-
-class Embed(nn.Module):
-    """tokens -> token embeddings, plus learned absolute positions 0..T-1 (GPT-2's wpe)."""
-
-    def __init__(self, tokens: nn.Embedding, positions: nn.Embedding | None = None) -> None:
-        super().__init__()
-        self.tokens, self.positions = tokens, positions
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        h = self.tokens(tokens)
-        if self.positions is None:
-            return h
-        T = tokens.shape[-1]
-        if T > self.positions.num_embeddings:
-            raise CompileError(f"a sequence of {T} tokens is longer than the model's "
-                               f"{self.positions.num_embeddings} learned positions")
-        return h + self.positions(torch.arange(T, device=tokens.device))
 
 
 def _attention_functions(attn: nn.Module) -> tuple[Any, Any]:

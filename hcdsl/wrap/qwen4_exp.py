@@ -31,8 +31,7 @@ from hcdsl.frontend.printer import format_value
 from hcdsl.nn.modules import attr_name
 from hcdsl.spec import NormSpec
 from hcdsl.wrap.glm5_next import padding_2d
-from hcdsl.wrap.hf import Embed
-from hcdsl.wrap.recognise import Recognised, Sublayer
+from hcdsl.wrap.recognise import Embed, Recognised, Sublayer
 
 CONNECTION = "qwen4_gated_residual"
 

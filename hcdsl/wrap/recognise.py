@@ -88,3 +88,21 @@ def one_norm(norms: list[tuple[str, nn.Module]]) -> NormSpec:
     if first is None:
         raise CompileError("hcdsl.wrap found no blocks")
     return first
+
+
+class Embed(nn.Module):
+    """tokens -> token embeddings, plus learned absolute positions 0..T-1 (GPT-2's wpe)."""
+
+    def __init__(self, tokens: nn.Embedding, positions: nn.Embedding | None = None) -> None:
+        super().__init__()
+        self.tokens, self.positions = tokens, positions
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(tokens)
+        if self.positions is None:
+            return h
+        T = tokens.shape[-1]
+        if T > self.positions.num_embeddings:
+            raise CompileError(f"a sequence of {T} tokens is longer than the model's "
+                               f"{self.positions.num_embeddings} learned positions")
+        return h + self.positions(torch.arange(T, device=tokens.device))

@@ -1,5 +1,5 @@
 """hcdsl.wrap of the multi-stream transformers models (DeepSeek-V4, GLM-5-next, Qwen4-exp) vs
-transformers' own forward, on the tiny configs of tests/test_wrap_multistream.py: the time of
+transformers' own forward, on the tiny configs of tests/apps/test_wrap_multistream.py: the time of
 one training step (forward, backward) of each, eager, and with --compile also the wrapped
 model under torch.compile (fullgraph; DeepSeek-V4 only: its compile takes minutes here).
 

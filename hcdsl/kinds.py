@@ -7,10 +7,10 @@
     symbolic   its rule in the prover              hcdsl/proofs/symbolic.py  SYMBOLIC
     at init    its value at init (parameters only) hcdsl/proofs/at_init.py   AT_INIT
 
-Adding a node kind is one entry in each; tests/test_kinds.py fails until every kind has
+Adding a node kind is one entry in each; tests/ir/test_kinds.py fails until every kind has
 every entry it needs. What a kind *is* (pure, a view, freezable, holds a module, ...) are
 traits of its payload class (hcdsl/ir/nodes/base.py: TRAITS), checked by
-tests/test_kind_tables.py.
+tests/ir/test_kind_tables.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile inputs for hcdsl, shared by the tests (tests/test_fuzz.py) and the benchmark
+"""Hostile inputs for hcdsl, shared by the tests (tests/frontend/test_fuzz.py) and the benchmark
 (benchmarks/fuzz.py).
 
 - `mutate(text, rng)`: 1 to 3 token- or byte-level edits of a spec: a token deleted,

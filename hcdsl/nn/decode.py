@@ -6,7 +6,7 @@
 The prompt runs once (prefill) and fills every attention layer's cache; each further step
 runs the model on the newest token alone at its position (hcdsl/nn/kv.py says why the
 connection state needs no cache). Logits equal those of the full forward at every position
-(tests/test_decode.py). A model with extern layers (their time mixing is their own) decodes
+(tests/backends/test_decode.py). A model with extern layers (their time mixing is their own) decodes
 by running the whole sequence at every step: the same tokens, slower; `cached(model)` says
 which.
 

@@ -2,7 +2,7 @@
 pattern, its premise (an assumption of assumptions.py, or None: exact), its side condition
 (checked on every side of the rewrite, at the scales that occur), and a one-line argument
 why it is sound. norms.py applies them (each use recorded under its rule's name), docs/
-proving.md prints the table, and tests/test_prove_rules.py checks each one numerically in
+proving.md prints the table, and tests/proofs/test_prove_rules.py checks each one numerically in
 isolation: with `lhs` and `rhs` on random inputs that satisfy its premise (`sample(g, True)`)
 they agree; on inputs that violate it (`sample(g, False)`) they do not.
 

@@ -1,7 +1,7 @@
 # MUDDPythia-2.8B (MUDDFormer, arXiv 2502.12170, §3.3 and Table 1): Pythia-2.8B with MUDD
 # connections. d = 2560, 32 blocks of attention (32 heads) + GELU FFN (10240), LayerNorm,
 # untied head, vocab 50304, Pythia's linear biases. Extra parameters over Pre-Norm
-# (hcdsl stats; tests/test_mudd.py derives them independently):
+# (hcdsl stats; tests/families/test_mudd.py derives them independently):
 #   sum_{i=1..31} [D K_i + K_i 4(i+1) + 4(i+1)], K_i = 4(i+1)   (DAs 1..31: Q, K, V, R)
 #   + D K_32 + K_32 33 + 33, K_32 = 4 * 33                       (last DA: R, hidden x4)
 #   + 31 blocks x 2 extra LayerNorms (separate Q/K/V norms) x 2D

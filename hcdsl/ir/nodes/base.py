@@ -1,7 +1,7 @@
 """The base of every IR node payload: ports, type rule, a readable description, how many
 parameters the node's module holds (counted from shapes, without torch), and the kind's
 traits: what the later stages need to know of it, declared by every payload class in its own
-body (tests/test_kind_tables.py names the class and trait when one is missing)."""
+body (tests/ir/test_kind_tables.py names the class and trait when one is missing)."""
 
 from __future__ import annotations
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
+from hcdsl.ir.segments import width
 from hcdsl.ir.types import Coef, Hidden, Multi, Streams, Type
 from hcdsl.lang.catalog import layer_args
 
@@ -89,18 +90,6 @@ def param_count(raw: IR) -> int:
     return sum(raw.payload(v).param_count() or 0 for v in raw.g.nodes)
 
 
-def _width(t: Type) -> int:
-    if isinstance(t, Hidden):
-        return t.width
-    if isinstance(t, Streams):
-        return t.count * t.width
-    if isinstance(t, Coef):
-        return t.rows * t.cols
-    if isinstance(t, Multi):
-        return sum(_width(x) for x in t.items)
-    return 0  # tokens; the logits are counted with the loss
-
-
 def _inside(p: n.Node, seq: int) -> int:
     """Elements per token a node keeps inside its module (module doc)."""
     if isinstance(p, n.Unembed):
@@ -114,7 +103,7 @@ def _inside(p: n.Node, seq: int) -> int:
 
 def activation_elements(ir: IR, batch: int, seq: int) -> int:
     """The activations one forward + backward keeps (module doc), in elements."""
-    per_token = sum(_width(ir.type_of(v)) + _inside(ir.payload(v), seq) for v in ir.g.nodes)
+    per_token = sum(width(ir.type_of(v)) + _inside(ir.payload(v), seq) for v in ir.g.nodes)
     return SAFETY * batch * seq * per_token
 
 

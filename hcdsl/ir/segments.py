@@ -17,7 +17,8 @@ from hcdsl.ir.types import Coef, Hidden, Multi, Streams, Type
 
 
 def width(t: Type) -> int:
-    """Elements per token of a value of type t."""
+    """Elements per token of a value of type t (0 for tokens; hcdsl/memory.py counts the
+    logits with the loss)."""
     if isinstance(t, Hidden):
         return t.width
     if isinstance(t, Streams):

@@ -31,7 +31,7 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.frontend.printer import format_value
 from hcdsl.nn.modules import attr_name
-from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
+from hcdsl.wrap.recognise import Recognised, Sublayer, TapEmbed, one_norm
 
 CONNECTION = "deepseek_v4_mhc"
 
@@ -43,20 +43,8 @@ class TokenTap(nn.Module):
         super().__init__()
         self.tokens: torch.Tensor | None = None
 
-
-class TapEmbed(nn.Module):
-    """tokens -> embeddings; the tokens are left in the tap for the hash-routed layers."""
-
-    def __init__(self, tokens: nn.Embedding, tap: TokenTap | None) -> None:
-        super().__init__()
+    def begin(self, tokens: torch.Tensor) -> None:
         self.tokens = tokens
-        self._tap = [tap]  # a list: the tap is not a submodule (no state_dict entry)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        tap = self._tap[0]
-        if tap is not None:
-            tap.tokens = tokens
-        return self.tokens(tokens)
 
 
 class Attention(nn.Module):

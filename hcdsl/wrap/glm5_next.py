@@ -25,7 +25,7 @@ from hcdsl.frontend.printer import format_value
 from hcdsl.wrap.deepseek_v4 import (
     _padded, carry_layers, coef_modules, hyper_connections, write_back_layers,
 )
-from hcdsl.wrap.recognise import Recognised, Sublayer, one_norm
+from hcdsl.wrap.recognise import Recognised, Sublayer, TapEmbed, one_norm
 
 CONNECTION = "glm5_mhc"
 
@@ -37,16 +37,8 @@ class ForwardTap(nn.Module):
         super().__init__()
         self.topk: torch.Tensor | None = None
 
-
-class TapEmbed(nn.Module):
-    def __init__(self, tokens: nn.Embedding, tap: ForwardTap) -> None:
-        super().__init__()
-        self.tokens = tokens
-        self._tap = [tap]  # not a submodule: no state_dict entry
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        self._tap[0].topk = None  # a new forward: no layer has run
-        return self.tokens(tokens)
+    def begin(self, tokens: torch.Tensor) -> None:  # a new forward: no layer has run
+        self.topk = None
 
 
 def padding_2d(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:

@@ -106,3 +106,20 @@ class Embed(nn.Module):
             raise CompileError(f"a sequence of {T} tokens is longer than the model's "
                                f"{self.positions.num_embeddings} learned positions")
         return h + self.positions(torch.arange(T, device=tokens.device))
+
+
+class TapEmbed(nn.Module):
+    """tokens -> embeddings, telling a tap that a new forward begins (`tap.begin(tokens)`):
+    what the wrapped layers hand each other within one forward (DeepSeek-V4's hash-routed
+    experts read the tokens; GLM-5-next's indexer passes its top-k to the next layer)."""
+
+    def __init__(self, tokens: nn.Embedding, tap: nn.Module | None) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self._tap = [tap]  # a list: the tap is not a submodule (no state_dict entry)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        tap = self._tap[0]
+        if tap is not None:
+            tap.begin(tokens)
+        return self.tokens(tokens)

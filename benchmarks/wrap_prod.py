@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hcdsl  # noqa: E402
-from tests.test_wrap_multistream import (  # noqa: E402
+from tests.apps.test_wrap_multistream import (  # noqa: E402
     ds_model, glm_model, qwen_model, tokens,
 )
 

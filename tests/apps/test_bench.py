@@ -112,7 +112,7 @@ def test_recomputing_sinkhorn_saves_less_than_the_unrolled_loop(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The bench's saved-tensor figure sees what the Sinkhorn op's recomputation buys."""
     import hcdsl.nn.manifold as manifold
-    from test_sinkhorn import sinkhorn_log
+    from tests.backends.test_sinkhorn import sinkhorn_log
 
     model = hcdsl.compile(TINY.format(name="m", connect="mhc(n=4)"))
     tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))

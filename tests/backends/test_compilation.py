@@ -87,7 +87,7 @@ def test_an_error_about_a_setting_is_located() -> None:
 
 
 def test_passes_no_longer_import_the_schemes() -> None:
-    from tests.test_layers import MODULES, imports, ours
+    from tests.house.test_layers import MODULES, imports, ours
 
     for module in (m for m in MODULES if m.startswith("hcdsl.passes")):
         top, inner = imports(module)
@@ -137,7 +137,7 @@ def test_the_trainer_compiles_once_and_moves_weights_in_memory(
 
 
 def test_a_wrapped_model_keeps_its_compilation(calls: Counter) -> None:
-    from tests.test_wrap_blocks import DIM, ViTBlock
+    from tests.apps.test_wrap_blocks import DIM, ViTBlock
 
     torch.manual_seed(0)
     wrapped = hcdsl.wrap(torch.nn.ModuleList([ViTBlock(DIM) for _ in range(2)]),

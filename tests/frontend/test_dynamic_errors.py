@@ -9,18 +9,10 @@ import textwrap
 import pytest
 
 import hcdsl
+from helpers import attn_ffn, model_text
 from hcdsl.errors import HcError
 
-MODEL = """
-model m {
-  dim = 32
-  vocab = 64
-  layer attn = attention(heads=4)
-  layer ffn = mlp(hidden=64)
-  body = repeat 2 [attn, ffn]
-  connect c
-}
-"""
+MODEL = "\n" + model_text("c", dim=32, vocab=64, layers=attn_ffn(4, "mlp(hidden=64)"))
 GOOD_READ = "read = linear(act=sigmoid)"
 
 

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from helpers import assert_same, perturb
+from helpers import assert_same, attn_ffn, model_text, perturb
 import hcdsl
 from hcdsl.errors import HcError
 from hcdsl.frontend.printer import format_model
@@ -17,16 +17,7 @@ from hcdsl.lang.expr import evaluate, parse, render
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-MODEL = """
-model m {
-  dim = 32
-  vocab = 64
-  layer attn = attention(heads=4)
-  layer ffn = mlp(hidden=64)
-  body = repeat 2 [attn, ffn]
-  connect c
-}
-"""
+MODEL = "\n" + model_text("c", dim=32, vocab=64, layers=attn_ffn(4, "mlp(hidden=64)"))
 CONVEX = """
 connection c {
   streams = 2

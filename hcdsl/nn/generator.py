@@ -262,6 +262,31 @@ class GeneratorCoef(nn.Module):
         return xr.to(h.dtype), m
 
 
+def read_weights(gen: GeneratorCoef, h: Tensor) -> tuple[Tensor, Tensor]:
+    """What the read (role step) or readout of `gen` weighs each stream of H by, for the
+    numeric unfolding (hcdsl/proofs/unfold.py): (w, s), both (B, T, n), such that the layer's
+    input (or h^L) ≈ Σ_t w_t s_t H_t. Per-channel weights are averaged over the channels;
+    `combine = mean` is in w; s is 1 for `source = state`, else the least-squares scale that
+    maps each stream H_t to its normalised form (a norm read as a per-token scale, as HC
+    Eq. 16 reads Post-Norm)."""
+    rec = gen.rec.output("readout" if gen.role == "readout" else "read")
+    x = h.to(torch.promote_types(h.dtype, torch.float32))
+    z = x.flatten(-2) if gen.flat else x
+    if gen.rec.norm is not None:
+        z = gen.norm(z)
+    n = gen.n
+    if rec is None:  # no read generated: every stream read with weight 1
+        return x.new_ones(x.shape[:-1]), x.new_ones(x.shape[:-1])
+    w = gen._channel(rec, z).mean(-1) if rec.per == "channel" else gen._per_stream(rec, z)
+    if rec.combine == "mean":
+        w = w / n
+    if rec.source == "state":
+        return w, torch.ones_like(w)
+    normed = z.unflatten(-1, (n, gen.width)) if gen.flat else z
+    scale = (normed * x).sum(-1) / (x * x).sum(-1).clamp_min(torch.finfo(x.dtype).tiny)
+    return w, scale
+
+
 def channel_write(o: Tensor, w: Tensor) -> Tensor:
     """H'_t = w_t ⊙ o: o (B, T, C) or (B, T, 1, C), w (B, T, n, C)."""
     return w * (o if o.dim() == w.dim() else o.unsqueeze(-2))

@@ -93,7 +93,7 @@ def loaded(raw: IR, canonical: IR, path: str | Path | Mapping[str, torch.Tensor]
                            + "; ".join(filter(None, [
                                f"missing {', '.join(missing[:5])}" if missing else "",
                                f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""])))
-    parts.load_state_dict(state, strict=True)
+    parts.double().load_state_dict(state, strict=True)  # float64 first: no weight rounded
     return ReferenceModel(canonical, parts).double().train(False)
 
 

@@ -462,7 +462,8 @@ def final_state_node(ir: IR, v: str) -> str | None:
     readout's sum when the state has several streams (ids as hcdsl.ir builds them)."""
     while isinstance(ir.payload(v), (n.Norm, n.Merge)):
         v = ir.inputs(v)["x"]
-    if v.startswith("readout.sum") and isinstance(ir.payload(v), n.Mix):
+    if v.startswith("readout.sum") and isinstance(ir.payload(v), n.Mix) or \
+            isinstance(ir.payload(v), n.GeneratorCoef):  # or a generator readout's weights
         return ir.inputs(v)["x"]
     return v
 

@@ -47,6 +47,7 @@ from hcdsl.backends import ReferenceModel
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.nn.assemble import assemble
+from hcdsl.nn.generator import read_weights
 from hcdsl.proofs.checkpoint import load_file, loaded
 from hcdsl.proofs.source import Source, name_of, raw_ir
 from hcdsl.proofs.coefs import Point, fmt_fraction
@@ -302,6 +303,7 @@ def unfold_numeric(spec: Source,
     rows_i: dict[int, np.ndarray] = {}
     final_state = None
     approx = False
+    averaged = False  # per-channel weights taken as their mean over the channels
     env: dict[str, torch.Tensor] = {}
     # every value's coefficients (B, T, S, g, K): S streams of g fractions each (a hidden
     # state: one stream of m fractions)
@@ -348,6 +350,23 @@ def unfold_numeric(spec: Source,
                 tr[v] = t["x"].sum(dim=2, keepdim=True)
             elif isinstance(p, n.Dropout):  # eval mode: the identity
                 tr[v] = t["x"]
+            elif isinstance(p, n.GeneratorCoef):  # a read or readout made by a generator
+                if _generator_reads(p):
+                    w, scale = read_weights(model.mod(v), xv["x"])
+                    tr[v] = torch.einsum("btsgk,bts->btgk", t["x"],
+                                         (w * scale).double()).unsqueeze(2)
+                    rec = p.spec.output("readout" if p.role == "readout" else "read")
+                    if rec is not None and rec.per == "channel":
+                        averaged = True
+                    if rec is not None and rec.source == "normed":
+                        approx = True
+            elif isinstance(p, n.Tap):  # a generator's read (element 0 of its tuple)
+                if p.index == 0 and ins["x"] in tr:
+                    tr[v] = tr[ins["x"]]
+            elif isinstance(p, n.ChannelWrite):  # w_t ⊙ o: w averaged over the channels
+                w = xv["w"].double().mean(dim=-1)  # (B, T, n)
+                tr[v] = t["o"] * w[..., None, None]
+                averaged = True
             elif isinstance(p, n.NormStreams):  # the chosen streams scaled by 1/std
                 h = xv["x"]
                 scale = torch.ones(h.shape[:3], dtype=torch.float64)
@@ -407,6 +426,8 @@ def unfold_numeric(spec: Source,
     if approx:
         note += ("; norms on the state taken as the per-token scale 1/std(x) (mean and affine "
                  "ignored, as HC Eq. 16)")
+    if averaged:
+        note += "; per-channel weights taken as their mean over the channels"
     kinds = [ir.payload(v).kind for v in sorted(layers, key=lambda v: pos[v])]
     return Unfolded(name_of(spec), C0, Ci, kinds, False, note, m, frac if m > 1 else None)
 
@@ -425,9 +446,18 @@ def _traced_ports(p: n.Node) -> tuple[str, ...]:
         return ("x",)
     if isinstance(p, (n.Stack, n.Add)):
         return p.ports()
+    if isinstance(p, n.GeneratorCoef):
+        return ("x",) if _generator_reads(p) else ()
+    if isinstance(p, n.ChannelWrite):
+        return ("o",)
     if isinstance(p, (n.Layer, n.Unembed)):
         return ()  # their inputs are looked up (and checked) where they are read
     return ()
+
+
+def _generator_reads(p: n.GeneratorCoef) -> bool:
+    """The generator computes a layer's input or h^L itself (not only a matrix M)."""
+    return p.role == "readout" or p.spec.inline_read()
 
 
 def unfold(spec: Source, checkpoint: str | Path | None = None,

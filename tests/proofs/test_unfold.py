@@ -205,3 +205,50 @@ def test_the_training_probe_has_fc_matrices() -> None:
     got = connections(spec, model.state_dict(), torch.tensor([[1, 2, 3]]))
     assert "C0" in got, got
     np.testing.assert_allclose(np.array(got["C0"]), np.tril(np.ones((6, 6)), -1), atol=1e-6)
+
+
+# --- generators: a token-dependent read and readout (DeepSeek-V4's mHC and head) -----------
+def _layer_inputs_and_outputs(model: torch.nn.Module, tokens: torch.Tensor):
+    """Every layer's raw input (before its pre-norm), h^L before the final norm, and the
+    sources h0, T^1..T^L, as the reference backend computes them (float64, one token)."""
+    from hcdsl.ir import nodes as n
+
+    ir = model.ir
+    values = model.run(tokens)
+    raw = lambda v: ir.inputs(v)["x"] if isinstance(ir.payload(v), n.Norm) else v  # noqa: E731
+    layers = [v for v in ir.order() if isinstance(ir.payload(v), n.Layer)]
+    embed = next(v for v in ir.order() if isinstance(ir.payload(v), n.Embed))
+    unembed = next(v for v in ir.order() if isinstance(ir.payload(v), n.Unembed))
+    inputs = [values[raw(ir.inputs(v)[ir.payload(v).ports()[0]])] for v in layers]
+    inputs.append(values[raw(ir.inputs(unembed)["x"])])
+    sources = [values[embed]] + [values[v] for v in layers]
+    return [x.reshape(-1) for x in inputs], [s.reshape(-1) for s in sources]
+
+
+def test_generator_read_and_readout_unfold_exactly_at_one_token() -> None:
+    """At one token every weight is one number, so the numeric C^(0) must rebuild each layer's
+    input and the readout's h^L from h0 and the layer outputs exactly: DeepSeek-V4's read
+    and head are per-stream sigmoids of the state (transformers' DeepseekV4HyperConnection),
+    with every weight moved far from its init."""
+    from helpers import perturb
+
+    spec = F / "deepseek_v4_mhc.hc"
+    m = hcdsl.compile(spec, backend="reference", seed=1).double()
+    perturb(m, seed=3, rel=2.0, const=0.5)
+    tokens = torch.tensor([[7]])
+    u = unfold_numeric(spec, checkpoint=m.state_dict(), tokens=tokens)
+    inputs, sources = _layer_inputs_and_outputs(m, tokens)
+    C = u.C0.astype(float)
+    for k, x in enumerate(inputs, start=1):
+        rebuilt = sum(C[k, j] * sources[j] for j in range(k))
+        torch.testing.assert_close(rebuilt, x, rtol=1e-9, atol=1e-9)
+    assert len(u.Ci) == 4  # the head reads the final 4-stream state
+
+
+def test_per_channel_generator_unfolds_with_a_note() -> None:
+    """Qwen4-exp's gated residual reads the normalised state with per-channel weights: the
+    unfolding averages them (said in its note) and still shows who reads whom."""
+    u = unfold(F / "qwen4_gated_residual.hc")
+    assert "per-channel weights taken as their mean" in u.note and "1/std" in u.note
+    reads = u.reads()
+    assert all(reads[k, j] > 0 for k in range(1, u.L + 2) for j in range(k))

@@ -20,6 +20,7 @@ takes the tokens alone (the pipeline computes the loss after the last stage).
 
 from __future__ import annotations
 
+import torch
 from torch import fx, nn
 
 from hcdsl.backends.fx import FX, Builder
@@ -28,6 +29,24 @@ from hcdsl.ir.graph import IR
 from hcdsl.ir.stages import Plan, Stage
 from hcdsl.ir.types import Multi
 from hcdsl.nn import io
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """The identity, whose gradient is made contiguous: the engine receives a stage's
+    input gradients into buffers laid out like them, and gloo receives only contiguous."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        return grad.contiguous()
+
+
+def received(x: torch.Tensor) -> torch.Tensor:
+    """A value that crossed a cut (its gradient goes back contiguous)."""
+    return _ContiguousGrad.apply(x) if x.requires_grad else x
 
 
 def pack(*items: object) -> tuple:
@@ -43,10 +62,11 @@ def lower_stage(ir: IR, model: nn.Module, stage: Stage, last: bool) -> fx.GraphM
     for i, v in enumerate(stage.inputs):
         t = ir.type_of(v)
         if isinstance(t, Multi):  # (output, *taps): one tensor per item
-            items = [b.g.placeholder(f"in_{i}_{k}") for k in range(len(t.items))]
+            items = [b.g.call_function(received, (b.g.placeholder(f"in_{i}_{k}"),))
+                     for k in range(len(t.items))]
             env[v] = b.g.call_function(pack, tuple(items))
         else:
-            env[v] = b.g.placeholder(f"in_{i}")
+            env[v] = b.g.call_function(received, (b.g.placeholder(f"in_{i}"),))
     for v in stage.nodes:
         p = ir.payload(v)
         if isinstance(p, n.Input):
@@ -65,6 +85,8 @@ def lower_stage(ir: IR, model: nn.Module, stage: Stage, last: bool) -> fx.GraphM
                 out += [b.g.call_function(_item, (env[v], k)) for k in range(len(t.items))]
             else:
                 out.append(env[v])
+        # sent as they are: a view (a slice of the streams) becomes its own tensor
+        out = [b.g.call_method("contiguous", (x,)) for x in out]
         b.g.output(out[0] if len(out) == 1 else tuple(out))
     b.drop_unused_stacks(env)
     b.g.lint()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
-from hcdsl.ir.segments import anchors, cuts, width
+from hcdsl.ir.segments import anchors, crossing, width
 
 LAYERS = (n.Layer, n.ParallelLayers)
 
@@ -134,7 +134,7 @@ def plan(ir: IR, stages: int | None = None, split: tuple[int, ...] | None = None
     if not units or anchors(ir, flow) == []:
         raise StageError("the model has no layers to put in pipeline stages",
                          "pipeline parallelism cuts between layers")
-    c = cuts(ir, flow)  # c[j]: the cut after j units (c[0]: before the first)
+    c = stage_cuts(ir, flow, data)  # c[j]: the cut after j units (None: no cut there)
     boundaries = _boundaries(ir, units, sizes, total, stages, split, flow, c, seq)
     where: dict[str, int] = {}
     starts = [0, *(c[b] for b in boundaries[1:-1]), len(flow)]
@@ -150,13 +150,13 @@ def plan(ir: IR, stages: int | None = None, split: tuple[int, ...] | None = None
     nodes: list[list[str]] = [[] for _ in range(count)]
     for v in order:
         nodes[where[v]].append(v)
-    crossing: list[list[str]] = [[] for _ in range(count)]  # crossing[k]: into stage k
+    sent: list[list[str]] = [[] for _ in range(count)]  # sent[k]: into stage k
     for v in order:
         last = max((where[w] for w in ir.readers(v)), default=where[v])
         for k in range(where[v] + 1, last + 1):
-            crossing[k].append(v)
+            sent[k].append(v)
     for k in range(1, count):
-        fixed = [v for v in crossing[k] if v not in data]
+        fixed = [v for v in sent[k] if v not in data]
         if fixed:
             raise StageError(
                 f"the parameters of '{fixed[0]}' are read on both sides of the cut after "
@@ -165,14 +165,43 @@ def plan(ir: IR, stages: int | None = None, split: tuple[int, ...] | None = None
                 "unembed(tied=false))")
     made = tuple(
         Stage(k, (sum(sizes[:boundaries[k]]), sum(sizes[:boundaries[k + 1]])),
-              tuple(nodes[k]), tuple(crossing[k]),
-              tuple(crossing[k + 1]) if k + 1 < count else (),
+              tuple(nodes[k]), tuple(sent[k]),
+              tuple(sent[k + 1]) if k + 1 < count else (),
               sum(ir.payload(v).param_count() or 0 for v in nodes[k]),
               sum(node_flops(ir, v, seq) for v in nodes[k]),
-              tuple(width(ir.type_of(v)) for v in crossing[k]),
-              tuple(str(ir.type_of(v)) for v in crossing[k]))
+              tuple(width(ir.type_of(v)) for v in sent[k]),
+              tuple(str(ir.type_of(v)) for v in sent[k]))
         for k in range(count))
     return Plan(made, total)
+
+
+def stage_cuts(ir: IR, flow: list[str], data: set[str]) -> list[int | None]:
+    """One cut per gap between anchors (hcdsl/ir/segments.py's rule: the position with the
+    fewest elements crossing, the earliest of equals), among the positions that leave every
+    parameter's readers on one side (a static coefficient read before and after a layer's
+    own work stays with it); None where the gap has no such position."""
+    where = {v: i for i, v in enumerate(flow)}
+    spans = []  # (first, last) positions of the data nodes that read a parameter's value
+    for v in ir.g.nodes:
+        if v in data:
+            continue
+        seen, stack, pos = set(), [v], []
+        while stack:
+            u = stack.pop()
+            for w in ir.readers(u):
+                if w in where:
+                    pos.append(where[w])
+                elif w not in seen:
+                    seen.add(w)
+                    stack.append(w)
+        if pos:
+            spans.append((min(pos), max(pos)))
+    a = anchors(ir, flow)
+    out: list[int | None] = []
+    for lo, hi in zip(a, a[1:]):
+        ok = [c for c in range(lo + 1, hi + 1) if not any(f < c <= l for f, l in spans)]
+        out.append(min(ok, key=lambda c: (crossing(ir, flow, c), c)) if ok else None)
+    return out
 
 
 def _check_tied(ir: IR, where: dict[str, int], boundaries: list[int],
@@ -208,12 +237,13 @@ def _boundaries(ir: IR, units: list[str], sizes: list[int], total: int, stages: 
                 seq: int) -> list[int]:
     """Unit indices where the stages start, with 0 first and len(units) last."""
     if split is not None:
-        return _user_split(ir, units, sizes, total, split)
+        return _user_split(ir, units, sizes, total, split, c)
     if stages is None or isinstance(stages, bool) or not isinstance(stages, int) \
             or stages < 1:
         raise StageError(f"stages={stages!r}: a whole number of pipeline stages >= 1",
                          "e.g. --pp 2")
-    allowed = [j + 1 for j in range(len(units) - 1) if _cuttable(ir, units, j)]
+    allowed = [j + 1 for j in range(len(units) - 1)
+               if _cuttable(ir, units, j) and c[j + 1] is not None]
     if stages - 1 > len(allowed):
         blocks = len(allowed) + 1
         raise StageError(
@@ -261,7 +291,7 @@ def _balance(piece: list[tuple[int, int]], stages: int) -> list[int]:
 
 
 def _user_split(ir: IR, units: list[str], sizes: list[int], total: int,
-                split: tuple[int, ...]) -> list[int]:
+                split: tuple[int, ...], c: list[int | None]) -> list[int]:
     text = ",".join(map(str, split))
     if not split or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
                         for k in split):
@@ -290,6 +320,11 @@ def _user_split(ir: IR, units: list[str], sizes: list[int], total: int,
                 f"--pp-split {text} cuts after layer {acc}, between '{units[j - 1]}' and "
                 f"'{units[j]}', which read one value (a parallel block)",
                 "cut between two layers where the second reads the first's output")
+        if c[j] is None:
+            raise StageError(
+                f"--pp-split {text} cuts after layer {acc}, where the connection reads a "
+                f"parameter on both sides ({units[j - 1]} -> {units[j]}): the family "
+                "cannot be cut there", "cut after another layer")
         out.append(j)
     out.append(len(units))
     return out

@@ -149,3 +149,19 @@ def test_a_tied_head_cannot_leave_the_first_stage() -> None:
     text = model_text("residual", dim=DIM, vocab=64, settings="head = unembed(tied=true)")
     with pytest.raises(StageError, match="tied"):
         plan(hcdsl.lower(text), 2)
+
+
+def test_a_static_coefficient_stays_with_all_its_readers() -> None:
+    """DenseFormer's first aggregate A1 mixes the embedding (read right after it) and block
+    1's output (read after layer 2) with one static coefficient: the cut after layer 2 is
+    placed after both reads, so A1's weights live in one stage and are never sent."""
+    ir = hcdsl.lower(spec("denseformer", blocks=2))
+    p = plan(ir, 2)
+    assert p.split == (2, 2)
+    readers = {k for k, s in enumerate(p.stages) for v in s.nodes
+               if "A1.coef" in ir.inputs(v).values()}
+    assert len(readers) == 1
+    assert "A1.coef" not in p.cuts[0].values
+    model = hcdsl.compile(spec("denseformer", blocks=2), seed=1, dtype=torch.float64)
+    tokens = torch.randint(0, 64, (2, 16))
+    assert torch.equal(run_stages(lower_stages(model, p), tokens), model(tokens))

@@ -75,6 +75,20 @@ def test_stop_and_resume_give_the_same_losses(tmp_path: Path, spec: Path) -> Non
     assert losses(tmp_path / "cut") == losses(tmp_path / "whole")
 
 
+@pytest.mark.slow  # 4 processes: about a minute on the loaded 2-core machine
+def test_two_stages_times_two_replicas(tmp_path: Path, spec: Path) -> None:
+    """--pp 2 on 4 ranks: 2 pipelines, each stage replicated with DDP; --batch 1 x 2
+    replicas x --accum 2 is one process's --batch 2 x --accum 2."""
+    ok(hcdsl_train([str(spec), "--out", "one", *COMMON], tmp_path))
+    grid = COMMON[:COMMON.index("--batch")] + ["--batch", "1"] + COMMON[
+        COMMON.index("--batch") + 2:]
+    ok(hcdsl_train([str(spec), "--out", "grid", "--pp", "2", *grid], tmp_path, ranks=4))
+    for (a, va), (b, vb) in zip(losses(tmp_path / "grid"), losses(tmp_path / "one")):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-5)
+        if vb is not None:
+            assert va == pytest.approx(vb, rel=1e-5, abs=1e-5)
+
+
 @pytest.mark.slow  # 3 torchrun runs: about 2 minutes on the loaded 2-core machine
 def test_a_checkpoint_of_two_stages_resumes_on_four(tmp_path: Path, spec: Path) -> None:
     """The same checkpoint on another cut: 4 stages, 2 per rank (interleaved 1F1B)."""

@@ -78,11 +78,6 @@ class Pipeline:
         for m in self.modules:
             yield from m.parameters()
 
-    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
-        """Under the whole model's names (DDP's `module.` prefix dropped)."""
-        for m in self.modules:
-            yield from _plain(m).named_parameters()
-
     def state_dict(self) -> dict[str, torch.Tensor]:
         """This rank's share of the model's state_dict, under the model's own names."""
         out: dict[str, torch.Tensor] = {}
@@ -180,6 +175,8 @@ def pipeline(model: nn.Module, stages: int | None = None, schedule: str = "1f1b"
     ir = getattr(model, "hc_ir", None)
     if ir is None:
         raise CompileError("hcdsl.pipeline takes a model from hcdsl.compile (fx backend)")
+    if split is not None and stages is not None and len(split) != stages:
+        raise CompileError(f"split {split} gives {len(split)} stages, stages={stages}")
     ranks = dist.get_world_size(group)
     rank = dist.get_rank(group)
     cut = plan(ir, stages if split is None else None, split, seq)

@@ -160,7 +160,7 @@ def check_schedule(schedule: str, stages: int, ranks: int, microbatches: int) ->
                            f"{microbatches} < {stages} (or use gpipe)")
 
 
-def pipeline(model: nn.Module, stages: int | None = None, schedule: str = "1f1b",
+def pipeline(model: nn.Module, stages: int | None = None, schedule: str = "gpipe",
              microbatches: int = 1, split: tuple[int, ...] | None = None,
              group: dist.ProcessGroup | None = None, dp_group: dist.ProcessGroup | None = None,
              device: torch.device | str | None = None, seq: int = 0) -> Pipeline:

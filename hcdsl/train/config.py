@@ -70,8 +70,8 @@ class TrainConfig(BaseModel):
                     "on torch.distributed.pipelining), the ranks / pp pipelines are "
                     "data-parallel replicas (DDP), --accum micro-batches per step")
     pp_split: str | None = Field(None, description="layers per pipeline stage, e.g. 3,5 "
-                                 "(attention and FFN count one each; default: balanced by "
-                                 "the counted FLOPs)")
+                                 "(attention and FFN count one each; alone, it sets --pp; "
+                                 "default: balanced by the counted FLOPs)")
     pp_schedule: Literal["gpipe", "1f1b", "interleaved"] = Field(
         "gpipe", description="the pipeline schedule: gpipe, 1f1b (needs --accum >= --pp) or "
         "interleaved (1F1B over 2 stages per rank, --accum a multiple of --pp)")
@@ -102,6 +102,18 @@ class TrainConfig(BaseModel):
     progress: bool = Field(True, description="a progress bar on stderr")
     tensorboard: bool = Field(True, description="also log to TensorBoard when it imports")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pp_from_split(cls, data: object) -> object:
+        """--pp-split alone gives the pipeline's ranks: its stages (half of them with the
+        interleaved schedule, 2 per rank)."""
+        if isinstance(data, dict) and data.get("pp_split") and data.get("pp") is None:
+            stages = len(str(data["pp_split"]).split(","))
+            per_rank = 2 if data.get("pp_schedule") == "interleaved" else 1
+            if stages % per_rank == 0 and stages // per_rank > 1:
+                data = {**data, "pp": stages // per_rank}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
         if self.fsdp and self.compile:
@@ -125,8 +137,8 @@ class TrainConfig(BaseModel):
         if self.pp_split is not None:
             counts = self.pipeline_split
             if self.pp == 1:
-                raise ValueError(f"--pp-split {self.pp_split} without --pp: give the "
-                                 f"number of pipeline ranks, e.g. --pp {len(counts)}")
+                raise ValueError(f"--pp-split {self.pp_split} gives {len(counts)} stage(s) "
+                                 "for one pipeline rank (--pp 1): a pipeline has 2 or more")
             if len(counts) != self.pipeline_stages:
                 raise ValueError(
                     f"--pp-split {self.pp_split} gives {len(counts)} stages; --pp {self.pp} "

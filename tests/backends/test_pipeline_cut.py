@@ -165,3 +165,25 @@ def test_a_static_coefficient_stays_with_all_its_readers() -> None:
     model = hcdsl.compile(spec("denseformer", blocks=2), seed=1, dtype=torch.float64)
     tokens = torch.randint(0, 64, (2, 16))
     assert torch.equal(run_stages(lower_stages(model, p), tokens), model(tokens))
+
+
+VALUE_RESIDUAL = """connection value_residual {
+  value_residual = [0.5, 0.5]
+  all = [[0, 1], [1, 1]]
+}
+""" + model_text("value_residual", dim=DIM, vocab=64, body="repeat 2 [attn, ffn]")
+
+
+def test_a_value_residual_sends_the_first_values() -> None:
+    """ResFormer's V_1: layer 3's attention reads the first attention layer's values on
+    its `vres` port (the IR's edge), so the cut after layer 2 sends them with the state."""
+    ir = hcdsl.lower(VALUE_RESIDUAL)
+    first_values = ir.inputs("L3.attn")["vres"]
+    assert ir.inputs(first_values)["x"] == "L1.attn"  # a tap of layer 1's attention
+    (cut,) = plan(ir, 2).cuts
+    assert first_values in cut.values and len(cut.values) == 2
+    assert cut.elements == 2 * DIM
+    model = hcdsl.compile(VALUE_RESIDUAL, seed=1, dtype=torch.float64)
+    tokens = torch.randint(0, 64, (2, 16))
+    assert torch.equal(run_stages(lower_stages(model, plan(model.hc_ir, 2)), tokens),
+                       model(tokens))

@@ -16,6 +16,7 @@ _LAZY = {
     "parse": "hcdsl.api", "load": "hcdsl.api", "lower": "hcdsl.api", "compile": "hcdsl.api",
     "stats": "hcdsl.counts", "Stats": "hcdsl.counts", "prove": "hcdsl.proofs.prove",
     "param_groups": "hcdsl.nn.groups", "wrap": "hcdsl.wrap", "generate": "hcdsl.nn.decode",
+    "pipeline": "hcdsl.backends.pipeline",
 }
 __all__ = ["CompileError", "HcError", *_LAZY]
 

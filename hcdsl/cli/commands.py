@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from hcdsl.cli.app import Failed, app, command, parse_device, reported
+from hcdsl.cli.stages import as_json as stages_json, stage_plan, tables as stage_tables
 from hcdsl.cli.tables import (
     console, demo_row, demo_table, fmt_params, matrices_table, summary_table, traffic_table,
 )
@@ -95,8 +96,20 @@ def stats_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     traffic_: bool = typer.Option(False, "--traffic", help="the connection's memory traffic "
                                   "per token and layer, unfused and fused"),
+    pp: Optional[int] = typer.Option(None, "--pp", min=1, help="pipeline stages: what each "  # noqa: UP007
+                                     "cut sends per token, each stage's parameters, FLOPs "
+                                     "and activation memory"),
+    pp_split: Optional[str] = typer.Option(None, "--pp-split", help="layers per stage, "  # noqa: UP007
+                                           "e.g. 3,5 (default: balanced by FLOPs)"),
+    seq: int = typer.Option(128, "--seq", min=1, help="with --pp: tokens per sequence"),
+    batch: int = typer.Option(1, "--batch", min=1, help="with --pp: sequences per "
+                              "micro-batch"),
 ) -> None:
     """Parameters, extra parameters over Pre-Norm, and the static connection matrices."""
+    if pp is not None or pp_split is not None:
+        pipeline_stats(file, pp or len((pp_split or "").split(",")), pp_split, seq, batch,
+                       as_json)
+        return
     if traffic_:
         with command(file):
             program = Compilation.load(Path(file), once=True)
@@ -125,6 +138,22 @@ def stats_cmd(
                "streams; columns: reads, new streams; HC: [[0, B], [A_m, A_r]], FC: "
                "[[0, diag(B)], [Y, A]]):")
     console().print(matrices_table(st))
+
+
+def pipeline_stats(file: str, stages: int, split: str | None, seq: int, batch: int,
+                   as_json: bool) -> None:
+    """`stats --pp N`: the stages of the spec (hcdsl/cli/stages.py), fp32 bytes."""
+    with command(file):
+        program = Compilation.load(Path(file), once=False)
+        ir, plan = stage_plan(program, stages, split, seq)
+    if as_json:
+        typer.echo(json.dumps(stages_json(ir, plan, batch, seq, 4), indent=2))
+        return
+    typer.echo(f"{program.spec.name}: {program.scheme.family}: {len(plan.stages)} pipeline "
+               f"stages of {plan.layers} layers (fp32: 4 bytes per element)")
+    stage_table, cut_table = stage_tables(ir, plan, batch, seq, 4)
+    console().print(stage_table)
+    console().print(cut_table)
 
 
 @app.command()

@@ -4,7 +4,9 @@ A checkpoint is a folder `checkpoints/step_NNNNNN/` holding
 - meta.pt: step, data position, global batch, scheduler, every rank's RNG states (Python,
   NumPy, torch CPU and CUDA), the model's parameter signature and the spec text;
 - state.pt (one process or DDP): the model's and the optimizer's state_dicts; or, with
-  FSDP2, the sharded model and optimizer written by torch.distributed.checkpoint (DCP).
+  FSDP2, the sharded model and optimizer written by torch.distributed.checkpoint (DCP);
+  or, with --pp, each pipeline stage's share written by DCP under the whole model's names
+  (a stage holds the model's own modules), so it loads on any other cut of the model.
 It is written to `step_NNNNNN.tmp` and renamed when complete, so a run killed while saving
 keeps its previous checkpoint; only the newest `keep` are kept, newest by step NUMBER
 (hcdsl/proofs/run_folder.py: `step_1000000` is newer than `step_999999`).
@@ -67,7 +69,8 @@ def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
             and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
-def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool) -> str | None:
+def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool,
+            pipeline: bool = False) -> str | None:
     """Why `folder` cannot be resumed from by this run's model (None: it can): an unreadable
     or foreign meta.pt, a missing or damaged state.pt, tensors of another spec, weights that
     are not finite. Reads the files; changes nothing."""
@@ -83,7 +86,10 @@ def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool) -> str | Non
     if meta.get("fsdp", False) != fsdp:
         return (f"it was written {'with' if meta.get('fsdp') else 'without'} --fsdp: resume "
                 "it the same way")
-    if fsdp:
+    if meta.get("pipeline", False) != pipeline:
+        return (f"it was written {'with' if meta.get('pipeline') else 'without'} --pp: "
+                "resume it the same way (any stage count)")
+    if fsdp or pipeline:
         return None if (folder / ".metadata").is_file() else "its .metadata (DCP) is missing"
     try:
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
@@ -105,19 +111,22 @@ def problem(folder: Path, expect: dict[str, list[int]], fsdp: bool) -> str | Non
 
 
 def save(folder: Path, meta: dict, model: nn.Module, raw: nn.Module,
-         optimizer: torch.optim.Optimizer, d: Dist, fsdp: bool, keep: int) -> Path:
-    """Every rank calls this (collectives inside); returns the checkpoint folder."""
+         optimizer: torch.optim.Optimizer, d: Dist, fsdp: bool, keep: int,
+         parts: nn.Module | None = None) -> Path:
+    """Every rank calls this (collectives inside); returns the checkpoint folder. parts:
+    this rank's pipeline stages (--pp)."""
     final = folder.parent / folder.name
     tmp = folder.parent / (folder.name + ".tmp")
     if d.main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier(d)
-    if fsdp:
+    if fsdp or parts is not None:
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
-        msd, osd = get_state_dict(model, optimizer)
+        msd, osd = get_state_dict(parts if parts is not None else model, optimizer,
+                                  options=_options(parts))
         dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp))
     elif d.main:
         _write(lambda: torch.save({"model": raw.state_dict(), "optim": optimizer.state_dict()},
@@ -128,7 +137,8 @@ def save(folder: Path, meta: dict, model: nn.Module, raw: nn.Module,
     else:
         rngs = [rng_state()]
     if d.main:
-        _write(lambda: torch.save({**meta, "rng": rngs, "fsdp": fsdp}, tmp / META), tmp)
+        _write(lambda: torch.save({**meta, "rng": rngs, "fsdp": fsdp,
+                                   "pipeline": parts is not None}, tmp / META), tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for p in step_folders(final.parent.parent)[:-keep]:  # oldest first, by step number
@@ -153,19 +163,21 @@ def _write(save: Callable[[], None], tmp: Path) -> None:
 
 
 def load(folder: Path, model: nn.Module, raw: nn.Module, optimizer: torch.optim.Optimizer,
-         d: Dist, fsdp: bool) -> dict:
+         d: Dist, fsdp: bool, parts: nn.Module | None = None) -> dict:
     """Restore model, optimizer and this rank's RNG from a folder `problem` passed; returns
-    meta (step, scheduler, ...)."""
+    meta (step, scheduler, ...). parts: this rank's pipeline stages (--pp), which read their
+    share of the checkpoint by name, whatever cut wrote it."""
     meta = torch.load(folder / META, map_location="cpu", weights_only=True)
-    if fsdp:
+    if fsdp or parts is not None:
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-        msd, osd = get_state_dict(model, optimizer)
+        held = parts if parts is not None else model
+        msd, osd = get_state_dict(held, optimizer, options=_options(parts))
         state = {"model": msd, "optim": osd}
         dcp.load(state, checkpoint_id=str(folder))
-        set_state_dict(model, optimizer, model_state_dict=state["model"],
-                       optim_state_dict=state["optim"])
+        set_state_dict(held, optimizer, model_state_dict=state["model"],
+                       optim_state_dict=state["optim"], options=_options(parts))
     else:
         state = torch.load(folder / STATE, map_location=d.device, weights_only=True)
         raw.load_state_dict(state["model"])
@@ -173,6 +185,15 @@ def load(folder: Path, model: nn.Module, raw: nn.Module, optimizer: torch.optim.
     rngs = meta["rng"]
     set_rng_state(rngs[d.rank] if len(rngs) == d.world else rngs[0])
     return meta
+
+
+def _options(parts: nn.Module | None) -> object:
+    """Pipeline stages: the optimizer's state flattened to one entry per parameter name
+    (its moments and its group's settings), so another cut, whose ranks hold other groups,
+    reads its own share (torch.distributed.checkpoint's resharding by name)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(flatten_optimizer_state_dict=parts is not None)
 
 
 def _differences(have: dict[str, list[int]], want: dict[str, list[int]]) -> str:

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # fields that may differ between a run and its resumption (they do not change the numbers)
 RUNTIME_FIELDS = frozenset({"resume", "resume_from", "stop_at", "progress", "tensorboard",
-                            "threads", "compile", "check_memory", "timeout", "recompute"})
+                            "threads", "compile", "check_memory", "timeout", "recompute",
+                            "pp", "pp_split", "pp_schedule"})  # a pipeline: the same numbers
 
 
 class TrainConfig(BaseModel):
@@ -64,6 +65,16 @@ class TrainConfig(BaseModel):
         "(hyper-connections, mHC, the dense families), off for Pre-Norm, FC and under fsdp; "
         "off by default: time, not memory, binds the small runs this trainer is used for")
     fsdp: bool = Field(False, description="under torchrun: shard with FSDP2 instead of DDP")
+    pp: int = Field(1, ge=1, description="pipeline parallelism under torchrun: ranks per "
+                    "pipeline; the model is cut between layers into stages (hcdsl.pipeline, "
+                    "on torch.distributed.pipelining), the ranks / pp pipelines are "
+                    "data-parallel replicas (DDP), --accum micro-batches per step")
+    pp_split: str | None = Field(None, description="layers per pipeline stage, e.g. 3,5 "
+                                 "(attention and FFN count one each; alone, it sets --pp; "
+                                 "default: balanced by the counted FLOPs)")
+    pp_schedule: Literal["gpipe", "1f1b", "interleaved"] = Field(
+        "gpipe", description="the pipeline schedule: gpipe, 1f1b (needs --accum >= --pp) or "
+        "interleaved (1F1B over 2 stages per rank, --accum a multiple of --pp)")
     threads: int | None = Field(None, ge=1, description="torch threads per process")
     timeout: float = Field(600.0, gt=0, description="under torchrun: seconds a rank waits "
                            "for the others in a collective before the run stops with an "
@@ -91,11 +102,67 @@ class TrainConfig(BaseModel):
     progress: bool = Field(True, description="a progress bar on stderr")
     tensorboard: bool = Field(True, description="also log to TensorBoard when it imports")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pp_from_split(cls, data: object) -> object:
+        """--pp-split alone gives the pipeline's ranks: its stages (half of them with the
+        interleaved schedule, 2 per rank)."""
+        if isinstance(data, dict) and data.get("pp_split") and data.get("pp") is None:
+            stages = len(str(data["pp_split"]).split(","))
+            per_rank = 2 if data.get("pp_schedule") == "interleaved" else 1
+            if stages % per_rank == 0 and stages // per_rank > 1:
+                data = {**data, "pp": stages // per_rank}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
         if self.fsdp and self.compile:
             raise ValueError("--fsdp with --compile is not supported by this trainer yet")
+        if self.pp > 1:
+            for on, what in ((self.fsdp, "--fsdp"), (self.compile, "--compile"),
+                             (self.recompute != "off", f"--recompute {self.recompute}"),
+                             (self.precision == "bf16", "--precision bf16")):
+                if on:
+                    raise ValueError(f"--pp {self.pp} with {what} is not supported by this "
+                                     "trainer yet (pipeline stages run eager, in fp32, "
+                                     "with DDP replicas)")
+            stages = self.pipeline_stages
+            if self.pp_schedule == "1f1b" and self.accum < stages:
+                raise ValueError(f"--pp-schedule 1f1b needs at least as many micro-batches "
+                                 f"(--accum) as stages: --accum {self.accum} < {stages} "
+                                 f"(give --accum {stages}, or --pp-schedule gpipe)")
+            if self.pp_schedule == "interleaved" and self.accum % self.pp:
+                raise ValueError(f"--pp-schedule interleaved needs --accum a multiple of "
+                                 f"--pp {self.pp}, got --accum {self.accum}")
+        if self.pp_split is not None:
+            counts = self.pipeline_split
+            if self.pp == 1:
+                raise ValueError(f"--pp-split {self.pp_split} gives {len(counts)} stage(s) "
+                                 "for one pipeline rank (--pp 1): a pipeline has 2 or more")
+            if len(counts) != self.pipeline_stages:
+                raise ValueError(
+                    f"--pp-split {self.pp_split} gives {len(counts)} stages; --pp {self.pp} "
+                    f"with --pp-schedule {self.pp_schedule} runs {self.pipeline_stages}")
         return self
+
+    @property
+    def pipeline_stages(self) -> int:
+        """Stages of the pipeline: one per rank, two with the interleaved schedule."""
+        return self.pp * (2 if self.pp_schedule == "interleaved" else 1)
+
+    @property
+    def pipeline_split(self) -> tuple[int, ...] | None:
+        """--pp-split as layer counts (None: balanced)."""
+        if self.pp_split is None:
+            return None
+        try:
+            counts = tuple(int(x) for x in self.pp_split.split(","))
+        except ValueError:
+            raise ValueError(f"--pp-split {self.pp_split}: give layer counts per stage "
+                             "separated by commas, e.g. 3,5") from None
+        if any(k < 1 for k in counts):
+            raise ValueError(f"--pp-split {self.pp_split}: every stage needs >= 1 layer")
+        return counts
 
     @property
     def global_batch_per_rank(self) -> int:

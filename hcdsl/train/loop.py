@@ -28,6 +28,7 @@ from hcdsl.nn.modules import attr_name
 from hcdsl.nn.groups import param_groups
 from hcdsl.proofs.run_folder import step_name, step_of
 from hcdsl.train import checkpoint, lifeline, parallel, probes, resume, signals
+from hcdsl.train.pipelined import Pipelined, replicas
 from hcdsl.train.config import TrainConfig
 from hcdsl.train.errors import Stopped, TrainError, describe_os_error
 from hcdsl.train.lock import FolderLock
@@ -53,7 +54,7 @@ def train(cfg: TrainConfig, lock_wait: float = 0.0) -> dict:
         try:
             d = parallel.setup(cfg.device, cfg.fsdp, cfg.timeout)
             try:
-                prep = prepare(cfg, d.world)
+                prep = prepare(cfg, replicas(cfg, d.world))  # data ranks
                 lock = _lock(cfg, d, lock_wait)
                 out = Trainer(cfg, d, prep).run()
                 ok = True
@@ -109,6 +110,13 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
+def _mean_se(count: float, total: float, squares: float) -> tuple[float, float]:
+    """The mean of per-window losses and its standard error, from their sums."""
+    mean = total / count
+    var = max(squares - count * mean * mean, 0.0) / (count - 1) if count > 1 else 0.0
+    return mean, math.sqrt(var / count)
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """bf16 where asked, or (auto) on a GPU that supports it; never assumed on a CPU."""
     if precision == "bf16":
@@ -136,16 +144,23 @@ class Trainer:
         self.signature = checkpoint.signature(self.raw)
         torch.manual_seed(cfg.seed)
         layers = [attr_name(v) for v in probes.layer_ids(self.raw)]
-        self.model = parallel.wrap(self.raw, d, cfg.fsdp, layers)
-        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
-                                     betas=(cfg.beta1, cfg.beta2))
+        self.pp = Pipelined(cfg, d, self.raw) if cfg.pp > 1 else None  # --pp: this rank's
+        if self.pp is not None:  # stages, their share of the optimizer groups
+            self.model: nn.Module = self.pp.module
+            groups = self.pp.param_groups(param_groups(self.raw, cfg.weight_decay))
+        else:
+            self.model = parallel.wrap(self.raw, d, cfg.fsdp, layers)
+            groups = param_groups(self.model, cfg.weight_decay)
+        self.parts = self.pp.parts() if self.pp is not None else None
+        self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, multiplier(
             cfg.schedule, cfg.steps, cfg.warmup, cfg.min_lr_ratio, cfg.decay_fraction))
         self.step = 0
         self.last_ckpt: tuple[int, str] | None = None
         start = self._resume_point()
         if start is not None:
-            meta = checkpoint.load(start, self.model, self.raw, self.opt, d, cfg.fsdp)
+            meta = checkpoint.load(start, self.model, self.raw, self.opt, d, cfg.fsdp,
+                                   self.parts)
             if meta["data_position"] != self.prep.batches.position(meta["step"]):
                 raise TrainError(f"{start}: its global batch was "
                                  f"{meta['global_batch']}, this run's is "
@@ -155,7 +170,11 @@ class Trainer:
                 raise TrainError(f"{start} was trained on other data (SHA-256 {sha[:12]}..., "
                                  f"this run's {self.prep.data.info['sha256'][:12]}...): "
                                  "resume with the data it was trained on")
-            self.sched.load_state_dict(meta["scheduler"])
+            state = dict(meta["scheduler"])
+            if self.pp is not None:  # another cut's ranks hold other groups (one schedule)
+                for key in ("base_lrs", "_last_lr"):
+                    state[key] = [state[key][0]] * len(self.opt.param_groups)
+            self.sched.load_state_dict(state)
             self.step = meta["step"]
             self.last_ckpt = (self.step, str(start))
         self.forward: nn.Module = torch.compile(self.model) if cfg.compile else self.model
@@ -170,7 +189,8 @@ class Trainer:
         for note in plan.warnings:
             self._warn(note)
         for folder in plan.candidates:
-            why = checkpoint.problem(folder, self.signature, self.cfg.fsdp)
+            why = checkpoint.problem(folder, self.signature, self.cfg.fsdp,
+                                     self.pp is not None)
             if why is None:
                 if skipped:
                     self._warn(f"{len(skipped)} newer checkpoint(s) skipped: "
@@ -192,6 +212,24 @@ class Trainer:
 
     # -- one optimizer step ------------------------------------------------------------------
     def train_step(self) -> tuple[float, float]:
+        if self.pp is not None:
+            loss, norm = self.pp.train_step(self.pp.batch(self.prep.batches, self.step))
+        else:
+            loss, norm = self._forward_backward()
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            self.opt.zero_grad(set_to_none=True)
+            where = (f"the last good checkpoint is {self.last_ckpt[1]} (step {self.last_ckpt[0]})"
+                     if self.last_ckpt else "no checkpoint was written yet")
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            raise TrainError(f"{self.label}: the {what} is {loss if what == 'loss' else norm} "
+                             f"at step {self.step + 1}: stopped before applying it; {where}")
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return loss, norm
+
+    def _forward_backward(self) -> tuple[float, float]:
+        """One process, DDP or FSDP2: (loss, gradient norm), the gradients clipped."""
         cfg, d = self.cfg, self.d
         self.model.train()
         total = torch.zeros((), device=d.device)
@@ -207,16 +245,6 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
                                               cfg.clip if cfg.clip > 0 else math.inf)
         norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            self.opt.zero_grad(set_to_none=True)
-            where = (f"the last good checkpoint is {self.last_ckpt[1]} (step {self.last_ckpt[0]})"
-                     if self.last_ckpt else "no checkpoint was written yet")
-            what = "loss" if not math.isfinite(loss) else "gradient norm"
-            raise TrainError(f"{self.label}: the {what} is {loss if what == 'loss' else norm} "
-                             f"at step {self.step + 1}: stopped before applying it; {where}")
-        self.opt.step()
-        self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
         return loss, norm
 
     def _autocast(self) -> torch.autocast:
@@ -233,6 +261,11 @@ class Trainer:
         cfg, d = self.cfg, self.d
         self.model.eval()
         val = self.prep.val
+        if self.pp is not None:  # the pipeline's replicas share the set
+            share = val.shape[0] // self.pp.dp
+            r = self.pp.data_rank
+            count, total, squares = self.pp.evaluate(val[r * share:(r + 1) * share]).tolist()
+            return _mean_se(count, total, squares)
         share = val.shape[0] // d.world
         mine = val[d.rank * share:(d.rank + 1) * share]
         sums = torch.zeros(3, device=d.device, dtype=torch.float64)  # windows, sum, sum of sq
@@ -246,12 +279,11 @@ class Trainer:
                                               dtype=torch.float64),
                                  per_window.sum(), (per_window ** 2).sum()])
         count, total, squares = parallel.all_sum(sums, d).tolist()
-        mean = total / count
-        var = max(squares - count * mean * mean, 0.0) / (count - 1) if count > 1 else 0.0
-        return mean, math.sqrt(var / count)
+        return _mean_se(count, total, squares)
 
     def probe(self) -> None:
-        state = parallel.full_state_dict(self.model, self.raw, self.cfg.fsdp)  # collective
+        state = (self.pp.full_state_dict(self.raw) if self.pp is not None  # collectives
+                 else parallel.full_state_dict(self.model, self.raw, self.cfg.fsdp))
         if self.d.main:
             tokens = self.prep.val[:self.cfg.probe_sequences, :-1]
             t0 = time.perf_counter()
@@ -283,7 +315,7 @@ class Trainer:
         folder = self.cfg.out / "checkpoints" / step_name(self.step)
         with signals.held():  # a signal now waits until the checkpoint is complete
             path = checkpoint.save(folder, meta, self.model, self.raw, self.opt, self.d,
-                                   self.cfg.fsdp, self.cfg.keep_checkpoints)
+                                   self.cfg.fsdp, self.cfg.keep_checkpoints, self.parts)
         self.last_ckpt = (self.step, str(path))
 
     # -- the run ---------------------------------------------------------------------------

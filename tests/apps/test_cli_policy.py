@@ -161,7 +161,9 @@ def other_value(name: str, tmp: Path) -> Any:
         return default / 2
     if kind is Path:
         return tmp / name
-    assert kind is str and name in ("device", "spec"), name
+    assert kind is str and name in ("device", "spec", "pp_split"), name
+    if name == "pp_split":  # layers per pipeline stage (alone: 2 stages)
+        return "1,1"
     return "cpu" if name == "device" else str(tmp / "other.hc")
 
 

@@ -52,7 +52,7 @@ def _aggregate(ir: IR, spec: ModelSpec, label: str, agg: Aggregate,
         coef = ir.add(f"{label}.coef", n.ConstCoef(agg.init))
     else:
         grouped_norm = gen.grouped_norm()
-        payload = n.DenseCoef(agg.init, gen, spec.dim,
+        payload = n.DenseCoef.of(agg.init, gen, spec.dim,
                               **({"eps": spec.norm.eps} if grouped_norm else {}))
         ports: dict[str, str] = {}
         # the generator's input: the newest source (MUDD: A_i(X_i) = GELU(RMSNorm(X_i) W1)

@@ -4,11 +4,13 @@ attention residuals, DCA), made by a history generator (hcdsl/lang/history_gener
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from hcdsl.ir.nodes.base import Node, _expect, _fmt, quiet
 from hcdsl.ir.types import Coef, Hidden, IRTypeError, Streams, Type
-from hcdsl.lang.history_generator import HistoryGenerator, history_lines
+from hcdsl.lang.history_generator import (
+    HistAct, HistInput, HistNorm, HistoryGenerator, HistProj, HistStatic, ProjKind, StaticInit,
+)
 from hcdsl.spec import Matrix
 
 
@@ -19,9 +21,20 @@ class DenseCoef(Node):
     channel group), when the generator reads one; src, the stacked sources, when A has
     channel groups: then the node mixes them itself and returns the ways, H[ways x D]."""
 
+    # the generator's record (hcdsl/lang/history_generator.py), field by field so that
+    # `hcdsl show --ir` reads like the spec and parses back
     init: Matrix  # a at init (sources x ways)
-    spec: HistoryGenerator
+    input: HistInput
+    norm: Literal["none", "rmsnorm"]
+    proj: ProjKind
+    act: HistAct
+    static: Literal["none", "source", "channel"]
     width: int
+    norm_weight: Literal["none", "scale"] = quiet("none")
+    rank: int = quiet(0)
+    mid: HistAct = quiet("gelu")
+    heads: int = quiet(1)
+    static_init: StaticInit = quiet("newest")
     eps: float = quiet(1e-5)  # a grouped norm's eps (the model's)
     op: ClassVar[str] = "dense"
     has_module: ClassVar[bool] = True
@@ -31,6 +44,27 @@ class DenseCoef(Node):
     free: ClassVar[bool] = False
     freezable: ClassVar[bool] = True  # is_freezable: only static
     compute: ClassVar[bool] = False
+
+    @classmethod
+    def of(cls, init: Matrix, gen: HistoryGenerator, width: int,
+           eps: float = 1e-5) -> "DenseCoef":
+        p = gen.proj
+        return cls(init, gen.input, "none" if gen.norm is None else "rmsnorm", p.kind,
+                   gen.act, "none" if gen.static is None else gen.static.per, width,
+                   norm_weight="none" if gen.norm is None else gen.norm.weight,
+                   rank=p.rank, mid=p.mid, heads=p.heads,
+                   static_init="newest" if gen.static is None else gen.static.init, eps=eps)
+
+    @property
+    def spec(self) -> HistoryGenerator:
+        """The generator's record (MUDD's rank resolved)."""
+        return HistoryGenerator(
+            input=self.input,
+            norm=None if self.norm == "none" else HistNorm(weight=self.norm_weight),
+            proj=HistProj(kind=self.proj, rank=self.rank, mid=self.mid, heads=self.heads),
+            act=self.act,
+            static=None if self.static == "none" else HistStatic(per=self.static,
+                                                                 init=self.static_init))
 
     @property
     def sources(self) -> int:
@@ -70,7 +104,3 @@ class DenseCoef(Node):
 
     def param_count(self) -> int:
         return self.spec.param_count(self.sources, self.ways, self.width)
-
-    def describe(self) -> str:
-        body = "; ".join(line.strip() for line in history_lines(self.spec)[1:-1])
-        return f"dense(init={_fmt(self.init)}, width={self.width}; {body})"

@@ -108,26 +108,34 @@ def _mudd(spec: ModelSpec, o: MuddOptions) -> DenseScheme:
                              rank_ways if rank_ways != ways else 0)
         return aggregate(gen, mudd_sources(i, o.k, o.window), ways, source_norm=o.prepost)
 
-    blocks = []
-    for i, b in enumerate(spec.blocks):
-        first = spec.sequence[b[0]]
-        if o.ways == 4 and first.in_ports != ("q", "k", "v"):
-            kind = f"extern {first.kind}" if first.extern else first.kind
-            raise SchemeError(
-                f"mudd(ways=4) feeds separate q, k and v inputs to the first layer of every "
-                f"block, but block {i + 1} starts with '{first.name}' ({kind}), whose input "
-                f"ports are ({', '.join(first.in_ports)})",
-                "start every block with a layer of ports q, k, v: attention, or an extern "
-                "layer that declares them (`extern NAME(ports=qkv)` in the spec, or a class "
-                "attribute ports = (\"q\", \"k\", \"v\") on its factory); or use "
-                "mudd(ways=1)")
-        blocks.append(DenseBlock(layers=tuple(b), read=da(i, o.ways, o.ways)))
+    check_qkv(spec, spec.blocks, o.ways, "mudd(ways=4)", "or use mudd(ways=1)")
+    blocks = [DenseBlock(layers=tuple(b), read=da(i, o.ways, o.ways))
+              for i, b in enumerate(spec.blocks)]
     layer_args = _ffn_growth(spec, o.ffn_multiple) if o.ffn_growth else ()
     # the last DA makes only R, with the hidden size of a 4-way DA ("hidden x4")
     final = da(len(spec.blocks), 1, 4)
     name = "MUDD" if o.ways == 4 else "DDFormer"
     return DenseScheme(blocks=tuple(blocks), final=final, layer_args=layer_args,
                        family=f"{name}{'' if o.dynamic else ' static'}")
+
+
+def check_qkv(spec: ModelSpec, groups: list[list[int]], ways: int, what: str,
+              other: str) -> None:
+    """Ways q, k, v feed the first layer of every group: it must have those input ports."""
+    if ways < 3:
+        return
+    for i, b in enumerate(groups):
+        first = spec.sequence[b[0]]
+        if first.in_ports == ("q", "k", "v"):
+            continue
+        kind = f"extern {first.kind}" if first.extern else first.kind
+        raise SchemeError(
+            f"{what} feeds separate q, k and v inputs to the first layer of every "
+            f"block, but block {i + 1} starts with '{first.name}' ({kind}), whose input "
+            f"ports are ({', '.join(first.in_ports)})",
+            "start every block with a layer of ports q, k, v: attention, or an extern "
+            "layer that declares them (`extern NAME(ports=qkv)` in the spec, or a class "
+            f"attribute ports = (\"q\", \"k\", \"v\") on its factory); {other}")
 
 
 def ffn_width(base: int, i: int, blocks: int, multiple: int = 1) -> int:
@@ -178,3 +186,32 @@ def attention_residuals(spec: ModelSpec, granularity: str,
                                   residual=False) for i, g in enumerate(groups))
     return DenseScheme(blocks=blocks, final=agg(len(groups)),
                        family=f"attention residuals ({granularity})")
+
+
+# -- a user-written history connection (`connection NAME { state = history ... }`) ---------
+def history_scheme(spec: ModelSpec, gen: HistoryGenerator, granularity: str, ways: int,
+                   keep: str, family: str) -> DenseScheme:
+    """Aggregates made by `gen` over every earlier entry, after every layer or block.
+    keep = outputs: attention residuals' structure (raw layer outputs, no residual);
+    states: DenseFormer's and MUDD's (block outputs; block 1 reads the embedding as is);
+    updates: DCA's (every block, the first too, reads an aggregate; its residual is way q
+    and the history keeps what the block adds). The last aggregate (one way) is the
+    output."""
+    if keep == "outputs":
+        return attention_residuals(spec, granularity, gen).model_copy(
+            update={"family": family})
+    groups = ([[k] for k in range(len(spec.sequence))] if granularity == "layer"
+              else spec.blocks)
+    check_qkv(spec, groups, ways, f"ways = {'qkv' if ways == 3 else 'qkvr'}",
+              "or write ways = x")
+
+    def agg(i: int, w: int) -> Aggregate:
+        return aggregate(gen, tuple(range(i + 1)), w)
+
+    if keep == "states":
+        blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i, ways) if i else None)
+                       for i, g in enumerate(groups))
+    else:
+        blocks = tuple(DenseBlock(layers=tuple(g), read=agg(i, ways), write="update")
+                       for i, g in enumerate(groups))
+    return DenseScheme(blocks=blocks, final=agg(len(groups), 1), family=family)

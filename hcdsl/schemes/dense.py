@@ -198,6 +198,12 @@ def history_scheme(spec: ModelSpec, gen: HistoryGenerator, granularity: str, way
     and the history keeps what the block adds). The last aggregate (one way) is the
     output."""
     if keep == "outputs":
+        if ways > 1:
+            raise SchemeError(
+                "a history of raw layer outputs (keep = outputs, the default for softmax "
+                "weights) feeds every layer one value, and this connection asks for "
+                f"{'qkv' if ways == 3 else 'qkvr'} ways",
+                "write keep = states (MUDD: ways = qkvr) or keep = updates (DCA: ways = qkv)")
         return attention_residuals(spec, granularity, gen).model_copy(
             update={"family": family})
     groups = ([[k] for k in range(len(spec.sequence))] if granularity == "layer"

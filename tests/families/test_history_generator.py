@@ -271,3 +271,14 @@ def test_trains(path: Path) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.1, losses
+
+
+@pytest.mark.parametrize("path", [MHA, DCA], ids=lambda p: p.stem)
+def test_spec_round_trips_through_the_printer(path: Path) -> None:
+    from hcdsl.frontend.printer import format_model
+
+    spec = hcdsl.parse(path)
+    printed = format_model(spec)
+    assert "generator {" in printed and "proj = " in printed
+    assert hcdsl.parse(printed).model_dump() == spec.model_dump()
+    assert format_model(hcdsl.parse(printed)) == printed

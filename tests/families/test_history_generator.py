@@ -177,6 +177,7 @@ def test_multihead_attnres_extra_parameters() -> None:
     spec = hcdsl.parse(MHA)
     base = spec.model_copy(update={"connection": ConnectionSpec(kind="residual")})
     assert count_params(spec) - count_params(base) == LAYERS * 2 * DIM
+    assert hcdsl.stats(MHA).extra_params == LAYERS * 2 * DIM
     assert count_params(spec) == sum(p.numel() for p in hcdsl.compile(MHA).parameters())
 
 
@@ -237,12 +238,14 @@ def test_dca_starts_as_the_residual_stream() -> None:
 def test_dca_extra_parameters() -> None:
     """Per GRN-v3 over S entries with C outputs: an RMSNorm scale (D), w (D x C) and b
     (S x C x D). Block i (0-based) reads S = i + 1 entries with C = 3; the output reads
-    S = L + 1 with C = 1. The attention's two extra input norms (k, v): 2 D per block."""
+    S = L + 1 with C = 1. The attention's two extra input norms (k, v): 2 D per block.
+    `hcdsl stats` (hcdsl.stats) reports the same."""
     spec = hcdsl.parse(DCA)
     base = spec.model_copy(update={"connection": ConnectionSpec(kind="residual")})
     grns = sum(DIM + 3 * DIM + (i + 1) * 3 * DIM for i in range(BLOCKS))
     grns += DIM + DIM + (BLOCKS + 1) * DIM
     assert count_params(spec) - count_params(base) == grns + BLOCKS * 2 * DIM
+    assert hcdsl.stats(DCA).extra_params == grns + BLOCKS * 2 * DIM
     assert count_params(spec) == sum(p.numel() for p in hcdsl.compile(DCA).parameters())
 
 

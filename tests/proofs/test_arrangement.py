@@ -71,10 +71,12 @@ WERE_INTERNAL_ERRORS = ["specs/custom/residual_dual.hc", "specs/families/mudd_pr
                         "specs/families/frac_tiny_sfc4.hc", "specs/families/frac_tiny_dfc4.hc"]
 
 
-# Generators whose weights reach the state per channel (Qwen4-exp) or whose readout is itself
-# token-dependent (DeepSeek-V4's head): the numeric unfolding cannot follow them yet (issue
-# 16's open part); the command must say so, located, and exit 1, never crash or guess.
-NOT_FOLLOWED_YET = {"specs/families/deepseek_v4_mhc.hc", "specs/families/qwen4_gated_residual.hc"}
+# Generators whose weights reach the state per channel (Qwen4-exp; history generators with
+# channel groups: Multi-Head AttnRes, DCA) or whose readout is itself token-dependent
+# (DeepSeek-V4's head): the numeric unfolding cannot follow them yet (issue 16's open part);
+# the command must say so, located, and exit 1, never crash or guess.
+NOT_FOLLOWED_YET = {"specs/families/deepseek_v4_mhc.hc", "specs/families/qwen4_gated_residual.hc",
+                    "specs/families/attnres_multihead.hc", "specs/families/dca.hc"}
 
 
 def _arrangement_cli(spec: Path) -> None:

@@ -157,8 +157,8 @@ class HistoryGeneratorReader:
                 else:
                     hint = "a history generator's settings are: " + ", ".join(SETTINGS)
                     if st.name in ("read", "write", "res", "readout"):
-                        hint = (f"`{st.name}` is an output of a stream generator; a history "
-                                "generator makes the weights of its sources: " + hint[2:])
+                        hint = (f"`{st.name}` is an output of a stream generator (drop "
+                                "`state = history` for one); " + hint)
                     self.fail(f"unknown setting '{st.name}' in the generator", st.span, hint)
             except _Bad:
                 ok = False

@@ -40,6 +40,12 @@ class DenseCoef(nn.Module):
         self.spec, self.width, self.eps = spec, width, eps
         self.sources, self.ways = init.shape
         self.groups = spec.groups(width)
+        # the record as plain attributes: forward reads no pydantic model (torch.compile)
+        self.dynamic, self.act, self.proj = spec.dynamic, spec.act, spec.proj.kind
+        self.mid, self.heads = spec.proj.mid, spec.heads
+        self.newest = spec.input == "newest"
+        self.static_per = None if spec.static is None else spec.static.per
+        self.norm_groups = spec.grouped_norm()
         if spec.static is not None:  # a
             per_channel = spec.static.per == "channel"
             a = init.unsqueeze(-1).expand(-1, -1, width) if per_channel else init
@@ -74,21 +80,20 @@ class DenseCoef(nn.Module):
     def weights(self, x: torch.Tensor | None) -> torch.Tensor:
         """A: (sources, ways) or (B, T, sources, ways), with a last axis of channel groups
         (heads, or D for a per channel) when the aggregate is grouped."""
-        spec = self.spec
-        static = None if spec.static is None else self.static
-        if static is not None and self.groups > 1 and spec.static.per == "source":
+        static = None if self.static_per is None else self.static
+        if static is not None and self.groups > 1 and self.static_per == "source":
             static = static.unsqueeze(-1)  # (S, W, 1): the same for every group
-        if not spec.dynamic:
+        if not self.dynamic:
             assert static is not None
             return static
         assert x is not None, "a dynamic aggregate needs its input"
         y = self.project(x)
-        if self.groups > 1 and spec.heads == 1:
+        if self.groups > 1 and self.heads == 1:
             y = y.unsqueeze(-1)  # one value for every group
-        if spec.act == "softmax":
+        if self.act == "softmax":
             a = torch.softmax(y, dim=y.dim() - (3 if self.groups > 1 else 2))  # over sources
         else:
-            a = ACT[spec.act](y)
+            a = ACT[self.act](y)
         if static is None:
             return a
         if static.shape[-1] != a.shape[-1] and a.shape[-1] > 1:  # heads -> channels
@@ -98,19 +103,19 @@ class DenseCoef(nn.Module):
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """y per token: (B, T, sources, ways), with a last axis of heads for a query with
         heads > 1."""
-        p, S, W = self.spec.proj, self.sources, self.ways
-        if p.kind == "lowrank":  # x: RMSNorm(X_i), the newest output (B, T, D)
-            return (ACT[p.mid](x @ self.w1) @ self.w2).unflatten(-1, (S, W))
-        if p.kind == "linear":
+        S, W = self.sources, self.ways
+        if self.proj == "lowrank":  # x: RMSNorm(X_i), the newest output (B, T, D)
+            return (ACT[self.mid](x @ self.w1) @ self.w2).unflatten(-1, (S, W))
+        if self.proj == "linear":
             y = x @ self.w1
-            return y.unflatten(-1, (S, W)) if self.spec.input == "newest" else y
+            return y.unflatten(-1, (S, W)) if self.newest else y
         # query over the sources x (B, T, S, D)
-        if p.heads == 1:
+        if self.heads == 1:
             return (x @ self.query).unsqueeze(-1) if W == 1 else x @ self.query.T
-        xg = x.unflatten(-1, (p.heads, self.width // p.heads))  # (B, T, S, H, D/H)
-        if self.spec.grouped_norm():
+        xg = x.unflatten(-1, (self.heads, self.width // self.heads))  # (B, T, S, H, D/H)
+        if self.norm_groups:
             xg = xg * torch.rsqrt(xg.pow(2).mean(-1, keepdim=True) + self.eps)
             if hasattr(self, "norm_weight"):
-                xg = xg * self.norm_weight.view(p.heads, -1)
-        q = self.query.view(W, p.heads, -1)
+                xg = xg * self.norm_weight.view(self.heads, -1)
+        q = self.query.view(W, self.heads, -1)
         return torch.einsum("...shc,whc->...swh", xg, q)

@@ -285,3 +285,14 @@ def test_spec_round_trips_through_the_printer(path: Path) -> None:
     assert "generator {" in printed and "proj = " in printed
     assert hcdsl.parse(printed).model_dump() == spec.model_dump()
     assert format_model(hcdsl.parse(printed)) == printed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [MHA, DCA], ids=lambda p: p.stem)
+def test_torch_compile_fullgraph_one_graph(path: Path) -> None:
+    """Channel-group weights (a per-group softmax, a per-channel b) trace as one graph."""
+    from helpers import assert_one_graph
+
+    m = hcdsl.compile(path, seed=0)
+    perturb(m, seed=9)
+    assert_one_graph(m, tokens(5, (2, 8)))

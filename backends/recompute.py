@@ -47,7 +47,7 @@ def worth_it(ir: IR, run: list[str]) -> bool:
         p = ir.payload(v)
         if isinstance(p, (n.Norm, n.NormStreams, n.LowRank, n.InvStd)):
             return True
-        if isinstance(p, n.DenseCoef) and p.generator != "static":
+        if isinstance(p, n.DenseCoef) and p.spec.dynamic:
             return True
     return False
 

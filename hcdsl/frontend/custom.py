@@ -16,6 +16,7 @@ from hcdsl.frontend import syntax as s
 from hcdsl.frontend.numbers import Capped, short, weight_problem
 from hcdsl.frontend.arith import expr_text, expr_tree
 from hcdsl.frontend.generator import GeneratorReader
+from hcdsl.frontend.history_generator import HistoryGeneratorReader
 from hcdsl.frontend.options import pydantic_problem
 from hcdsl.lang.connections import CustomOptions, Param
 from hcdsl.lang.expr import evaluate, names, render
@@ -38,9 +39,10 @@ STREAM_LISTS = ("post_streams", "readout_norm")  # 1-based stream numbers
 # the settings only one kind of state reads (the other would silently ignore them)
 STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
                "value_residual", "readout", "readout_norm", "out_scale")
-HISTORY_ONLY = ("granularity", "weights")
+HISTORY_ONLY = ("granularity", "weights", "ways", "keep")
 WEIGHT_LISTS = ("init", "readout", "value_residual")  # numbers that become weights
-INTERNAL = ("name", "params", "generator", "readout_generator")  # not written as settings
+INTERNAL = ("name", "params", "generator", "readout_generator",  # not written as settings
+            "history_generator")
 
 
 def _number_text(value: s.Value) -> str:
@@ -66,6 +68,15 @@ def _plain(value: s.Value) -> object:
         return tuple(_plain(v) for v in value.items)
     if isinstance(value, s.Expr):
         return expr_text(value)  # pydantic reports it where a number is expected
+    return None
+
+
+def _model_dim(v: Context) -> int | None:
+    """The model's `dim` as written (a history generator's heads must divide it)."""
+    for st in getattr(getattr(v, "syn", None), "settings", ()):
+        if st.name == "dim" and isinstance(st.value, s.Number) and \
+                float(st.value.value).is_integer() and st.value.value > 0:
+            return int(st.value.value)
     return None
 
 
@@ -226,6 +237,16 @@ class _Connection:
                 if key in o.model_fields_set:
                     bad(key, f"'{key}' is a setting of stream state; a history connection "
                         "does not read it", "drop it, or drop `state = history`")
+            keep = o.keep or ("outputs" if o.weights == "softmax" else "states")
+            if o.ways != "x" and keep == "outputs":
+                bad("ways", f"ways = {o.ways} feeds q, k and v from the history, but it keeps "
+                    "raw layer outputs (keep = outputs), whose layers read one value",
+                    "write keep = states (MUDD: ways = qkvr) or keep = updates (DCA: ways = "
+                    "qkv)")
+            elif o.ways == "qkv" and keep == "states":
+                bad("ways", "ways = qkv has no residual way: its residual is q, and a history "
+                    "of states (keep = states) would add the residual twice",
+                    "write keep = updates (DCA), or ways = qkvr (MUDD)")
             for pd in self.defn.params:
                 ok = False
                 self.v.err.error(f"{self.what}: a history connection has no params to "
@@ -258,10 +279,9 @@ class _Connection:
                 continue
             spans[key] = g.span
             if o.state == "history":
-                ok = False
-                self.v.err.error(f"{self.what}: a generator makes the weights of stream "
-                                 "state, and this connection has `state = history`", g.span,
-                                 "drop `state = history`, or the generator")
+                hist = self.history_generator(o, g)
+                ok = ok and hist is not None
+                found["history_generator"] = hist
                 continue
             rec = GeneratorReader(self.v.err, self.what, o.streams).read(g)
             if rec is None:
@@ -282,6 +302,20 @@ class _Connection:
                                      "give the readout", spans["readout_generator"],
                                      f"drop '{key}', or the readout generator")
         return o.model_copy(update=found) if ok else None
+
+    def history_generator(self, o: CustomOptions, g: s.GeneratorSyntax) -> object:
+        """A `generator { ... }` of a history connection: the weights of its aggregates."""
+        if g.name == "readout":
+            self.v.err.error(f"{self.what}: a history connection reads out with its last "
+                             "aggregate, made by the same generator", g.name_span,
+                             "drop `readout`: write `generator { ... }`")
+            return None
+        if "weights" in o.model_fields_set:
+            self.v.err.error(f"{self.what}: 'weights' and a generator both make the "
+                             "aggregates' weights", g.span,
+                             "drop `weights = ...` (the generator replaces it)")
+            return None
+        return HistoryGeneratorReader(self.v.err, self.what, _model_dim(self.v)).read(g)
 
     def matrices(self, o: CustomOptions, params: dict[str, Param],
                  n_layers: int) -> tuple[tuple[int, Template], ...]:

@@ -12,6 +12,7 @@ import re
 from pydantic import BaseModel
 
 from hcdsl.lang.generator import generator_lines
+from hcdsl.lang.history_generator import history_lines
 from hcdsl.lang.catalog import LAYER_KINDS
 from hcdsl.spec import ConnectionSpec, DropoutSpec, LayerSpec, Matrix, ModelSpec, Scalar
 
@@ -97,12 +98,15 @@ def _definition(conn: ConnectionSpec) -> list[str]:
         tied = ", tied=true" if p.tied else ""
         lines.append(f"  param {p.name} = scalar(init={format_value(float(p.init))}, "
                      f"bound={p.bound}{tied})")
-    for key, value in _written(opts, skip=("name", "params", "generator", "readout_generator")):
+    for key, value in _written(opts, skip=("name", "params", "generator", "readout_generator",
+                                           "history_generator")):
         text = _list(value) if isinstance(value, tuple) else format_value(value)
         lines.append(f"  {key} = {text}")
     for gen, name in ((opts.generator, ""), (opts.readout_generator, "readout")):
         if gen is not None:
             lines += ["  " + line for line in generator_lines(gen, name)]
+    if opts.history_generator is not None:
+        lines += ["  " + line for line in history_lines(opts.history_generator)]
     lines += [f"  layer {k} = [" + ", ".join("[" + ", ".join(_entry(x) for x in row) + "]"
                                              for row in m) + "]" for k, m in conn.matrices]
     return lines + ["}", ""]

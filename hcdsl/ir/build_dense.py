@@ -19,7 +19,7 @@ from hcdsl.ir.graph import IR
 from hcdsl.schemes.primitive import Aggregate, DenseBlock, DenseScheme
 from hcdsl.spec import ModelSpec
 
-WAY_NAMES = {1: ("x",), 4: ("q", "k", "v", "r")}
+WAY_NAMES = {1: ("x",), 3: ("q", "k", "v"), 4: ("q", "k", "v", "r")}
 
 
 def _rms(spec: ModelSpec, affine: bool, scale_init: float = 1.0) -> n.Norm:
@@ -47,31 +47,47 @@ def _aggregate(ir: IR, spec: ModelSpec, label: str, agg: Aggregate,
                for j in agg.sources]
     stack = ir.add(f"{label}.stack", n.Stack(len(sources)),
                    **{f"s{i}": s for i, s in enumerate(sources)})
+    gen = agg.generator
     if not agg.learn:
         coef = ir.add(f"{label}.coef", n.ConstCoef(agg.init))
     else:
-        payload = n.DenseCoef(agg.init, agg.generator, agg.hidden, spec.dim)
-        if agg.generator == "mudd":  # A_i(X_i) = GELU(RMSNorm(X_i) W1) W2 + a_i
-            x = ir.add(f"{label}.gen_norm", _rms(spec, affine=False),
-                       x=history[agg.sources[-1]])
-            coef = ir.add(f"{label}.coef", payload, x=coef_dropout(ir, spec, label, x))
-        elif agg.generator == "softmax":  # keys k_j = RMSNorm(v_j)
-            x = ir.add(f"{label}.key_norm", _rms(spec, affine=True), x=stack)
-            coef = ir.add(f"{label}.coef", payload, x=coef_dropout(ir, spec, label, x))
-        else:
-            coef = ir.add(f"{label}.coef", payload)
+        grouped_norm = gen.grouped_norm()
+        payload = n.DenseCoef.of(agg.init, gen, spec.dim,
+                              **({"eps": spec.norm.eps} if grouped_norm else {}))
+        ports: dict[str, str] = {}
+        # the generator's input: the newest source (MUDD: A_i(X_i) = GELU(RMSNorm(X_i) W1)
+        # W2 + a_i) or every source (attention residuals' keys k_j = RMSNorm(X_j), DCA)
+        if gen.input != "none":
+            x = history[agg.sources[-1]] if gen.input == "newest" else stack
+            if gen.norm is not None and not grouped_norm:  # a norm over D: an IR node
+                name = "gen_norm" if gen.input == "newest" else "key_norm"
+                x = ir.add(f"{label}.{name}", _rms(spec, affine=gen.norm.weight == "scale"),
+                           x=x)
+            ports["x"] = coef_dropout(ir, spec, label, x)
+        if payload.grouped():
+            ports["src"] = stack
+        coef = ir.add(f"{label}.coef", payload, **ports)
+    if agg.learn and payload.grouped():  # the coefficient node mixed the sources itself
+        return [_post(ir, spec, agg, history, f"{label}.{name}",
+                      ir.add(f"{label}.{name}.h", n.Merge(),
+                             x=ir.add(f"{label}.{name}", n.Take(w, w + 1), x=coef)))
+                for w, name in enumerate(WAY_NAMES[agg.ways])]
     ways = []
     for w, name in enumerate(WAY_NAMES[agg.ways]):
         mixed = ir.add(f"{label}.{name}", n.Mix((0, len(sources)), (w, w + 1)),
                        x=stack, coef=coef)
         way = ir.add(f"{label}.{name}.h", n.Merge(), x=mixed)
-        if prepost:
-            # PostDANorm's scale starts at 1e-3 (MUDD §3)
-            post = ir.add(f"{label}.{name}.postnorm", _rms(spec, True, 1e-3), x=way)
-            way = ir.add(f"{label}.{name}.add", n.Add(2), s0=post,
-                         s1=history[agg.sources[-1]])
-        ways.append(way)
+        ways.append(_post(ir, spec, agg, history, f"{label}.{name}", way))
     return ways
+
+
+def _post(ir: IR, spec: ModelSpec, agg: Aggregate, history: list[str], label: str,
+          way: str) -> str:
+    """PostDANorm (MUDD Eq. 10): Norm(DA(...)) + X_i, its scale starting at 1e-3 (§3)."""
+    if not agg.source_norm:
+        return way
+    post = ir.add(f"{label}.postnorm", _rms(spec, True, 1e-3), x=way)
+    return ir.add(f"{label}.add", n.Add(2), s0=post, s1=history[agg.sources[-1]])
 
 
 def _block(ir: IR, spec: ModelSpec, scheme: DenseScheme, block: DenseBlock,
@@ -81,15 +97,17 @@ def _block(ir: IR, spec: ModelSpec, scheme: DenseScheme, block: DenseBlock,
         overrides[k][key] = value
     first, *rest = block.layers
     lid = f"L{first + 1}"
-    if len(ways) == 4:  # MUDD: q, k, v through three separate norms; r is the residual
+    if len(ways) >= 3:  # MUDD, DCA: q, k, v through three separate norms; the residual
+        # is MUDD's way r, or DCA's way q
         inputs = {p: ir.add(f"{lid}.norm_{p}", norm_node(spec.norm, spec.dim), x=w)
                   for p, w in zip("qkv", ways)}
-        residual = ways[3]
+        residual = ways[3] if len(ways) == 4 else ways[0]
     else:
         normed = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=ways[0])
         inputs, residual = defaultdict(lambda: normed), ways[0]
     out = branch_dropout(ir, spec, first, layer_node(ir, spec, first, 1.0, inputs,
                                                       overrides[first]))
+    update = out  # DCA: the sum of the block's layer outputs (without the residual)
     if block.residual:
         out = ir.add(f"{lid}.add", n.Add(2), s0=out, s1=residual)
     for k in rest:  # the block's other layers: plain Pre-Norm residual sublayers
@@ -97,8 +115,12 @@ def _block(ir: IR, spec: ModelSpec, scheme: DenseScheme, block: DenseBlock,
         normed = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=out)
         y = branch_dropout(ir, spec, k, layer_node(ir, spec, k, 1.0,
                                                    defaultdict(lambda: normed), overrides[k]))
+        if block.write == "update":
+            update = ir.add(f"{lid}.update", n.Add(2), s0=y, s1=update)
+            if k == rest[-1]:
+                break  # the block's own state after its last layer is not kept
         out = ir.add(f"{lid}.add", n.Add(2), s0=y, s1=out) if block.residual else y
-    return out
+    return update if block.write == "update" else out
 
 
 def _accumulating_block(ir: IR, spec: ModelSpec, block: DenseBlock,

@@ -12,6 +12,7 @@ from typing import Callable, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from hcdsl.lang.generator import Generator
+from hcdsl.lang.history_generator import HistoryGenerator
 from hcdsl.lang.limits import at_most
 
 
@@ -166,6 +167,16 @@ class CustomOptions(Options):
     # softmax: attention residuals over raw outputs (a learned query per read)
     granularity: Literal["layer", "block"] = "block"
     weights: Literal["static", "softmax"] = "static"
+    # the values an aggregate makes: x (one), qkvr (MUDD: the first layer of a block reads
+    # q, k, v, its residual r), qkv (DCA: q, k, v, the residual q)
+    ways: Literal["x", "qkv", "qkvr"] = "x"
+    # what the history keeps: outputs (raw layer outputs, no residual: attention
+    # residuals), states (block outputs, residual inside: DenseFormer, MUDD), updates (what
+    # a block adds, its residual excluded: DCA); default outputs for softmax weights,
+    # states otherwise
+    keep: Literal["outputs", "states", "updates"] | None = None
+    # `generator { ... }` (history state): how every aggregate's weights are made
+    history_generator: HistoryGenerator | None = None
     # -- generators (stream state): `generator { ... }` and `generator readout { ... }` --
     generator: Generator | None = None  # per-token weights of every layer's M
     readout_generator: Generator | None = None  # per-token weights of the readout

@@ -143,7 +143,7 @@ def _lowrank(p: n.LowRank, ctx: Context) -> nn.Module:
 
 @module(n.DenseCoef)
 def _dense(p: n.DenseCoef, ctx: Context) -> nn.Module:
-    return dense.DenseCoef(torch.tensor(p.init, dtype=ctx.dtype), p.generator, p.hidden, p.width)
+    return dense.DenseCoef(torch.tensor(p.init, dtype=ctx.dtype), p.spec, p.width, p.eps)
 
 
 @module(n.ManifoldCoef)

@@ -32,10 +32,16 @@ def _learned(p: n.LearnedCoef) -> Matrix:
 
 @at_init(n.DenseCoef)
 def _dense(p: n.DenseCoef) -> Matrix:
-    if p.generator == "softmax":  # softmax_j(q · k_j) with q = 0: uniform
+    if p.grouped():
+        return NOT_CONSTANT  # per channel group: not one matrix
+    if p.spec.act == "softmax":  # softmax_j(q · k_j) with q = 0: uniform
         rows = len(p.init)
         return tuple((1.0 / rows,) * len(p.init[0]) for _ in range(rows))
-    return p.init  # static a_i; MUDD: GELU(...) W2 + a_i with W2 = 0
+    if p.spec.dynamic and p.spec.act not in ("identity", "relu", "gelu", "silu", "tanh"):
+        return NOT_CONSTANT  # act(0) != 0
+    if p.spec.static is None:
+        return tuple((0.0,) * len(p.init[0]) for _ in p.init)
+    return p.init  # static a_i; MUDD: GELU(...) W2 + a_i with W2 = 0; DCA: ReLU(0) + b
 
 
 @at_init(n.ManifoldCoef)

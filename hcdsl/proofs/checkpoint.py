@@ -125,7 +125,7 @@ def _values(module: torch.nn.Module) -> dict[str, Any]:
     if isinstance(module, coef.HyperCoef):
         out["static_gain"] = module.static_gain.double().tolist()
         out["static_mix"] = module.static_mix.double().tolist()
-    elif isinstance(module, dense.DenseCoef) and hasattr(module, "static"):
+    elif isinstance(module, dense.DenseCoef) and module.spec.static is not None:
         out["static"] = module.static.double().tolist()
     elif isinstance(module, template.TemplateCoef):
         with torch.no_grad():

@@ -290,20 +290,27 @@ def _channel_write(c: Ctx, v: str, p: n.ChannelWrite, x: dict) -> list[Lin]:
 
 
 @rule(n.DenseCoef)
-def _dense(c: Ctx, v: str, p: n.DenseCoef, x: dict) -> Matrix:
+def _dense(c: Ctx, v: str, p: n.DenseCoef, x: dict) -> Matrix | list[Lin]:
     rows, cols = len(p.init), len(p.init[0])
-    if c.ident.question == "init":
+    gen = p.spec
+    if p.grouped():  # weights per channel group: every way an opaque function of its inputs
+        ins = tuple(x["src"]) + tuple(x.get("x", ()))
+        return [Lin.of(c.terms.atom("dense", (c.pid(v, p), w), ins, label=f"{v}[{w}]"))
+                for w in range(cols)]
+    if c.ident.question == "init" and AT_INIT[n.DenseCoef](p) is not None:
         return consts(AT_INIT[n.DenseCoef](p))
-    if p.generator == "softmax":  # softmax_j(q · norm(v_j)): a function of every source
-        return _uninterpreted(c, v, p, (rows, cols), "softmax", x["x"])
+    what = "softmax" if gen.act == "softmax" else "mudd" if gen.proj.kind == "lowrank" else \
+        f"{gen.proj.kind}_{gen.act}"
+    if gen.static is None or gen.act == "softmax":  # a function of the generator's input
+        return _uninterpreted(c, v, p, (rows, cols), what, x["x"])
     if c.ident.question == "checkpoint":
         static = consts(c.tensor(v, "static"))
     else:
         pid = c.pid(v, p)
         static = [[c.symbol(f"{pid}.a[{r},{col}]", v) for col in range(cols)]
                   for r in range(rows)]
-    if p.generator == "mudd":  # + GELU(x W1) W2, a function of the newest output
-        dyn = _uninterpreted(c, v, p, (rows, cols), "mudd", x["x"])
+    if gen.dynamic:  # + act(proj(norm(input))), a function of the generator's input
+        dyn = _uninterpreted(c, v, p, (rows, cols), what, x["x"])
         static = [[a + b for a, b in zip(ra, rb)] for ra, rb in zip(static, dyn)]
     return static
 

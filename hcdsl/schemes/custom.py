@@ -12,7 +12,7 @@ from __future__ import annotations
 from hcdsl.lang.catalog import attends
 from hcdsl.lang.connections import CustomOptions
 from hcdsl.lang.expr import evaluate, names
-from hcdsl.schemes.dense import attention_residuals, depth_weighted
+from hcdsl.schemes.dense import ATTNRES, STATIC, history_scheme
 from hcdsl.schemes.primitive import Coef, DenseScheme, Scheme, Step
 from hcdsl.schemes.registry import SchemeError, register
 from hcdsl.spec import ModelSpec
@@ -86,12 +86,12 @@ def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
 
 
 def _history(spec: ModelSpec, o: CustomOptions) -> DenseScheme:
-    if o.weights == "softmax":
-        scheme = attention_residuals(spec, o.granularity)
-    else:
-        groups = [[k] for k in range(len(spec.sequence))] if o.granularity == "layer" else None
-        scheme = depth_weighted(spec, k=1, p=1, learn=True, groups=groups)
-    return scheme.model_copy(update={"family": f"custom: {o.name}"})
+    """Depth-wise aggregates made by the connection's generator, or by the preset record
+    `weights` names (static: DenseFormer's; softmax: attention residuals')."""
+    gen = o.history_generator or (ATTNRES if o.weights == "softmax" else STATIC)
+    keep = o.keep or ("outputs" if gen.act == "softmax" else "states")
+    return history_scheme(spec, gen, o.granularity, {"x": 1, "qkv": 3, "qkvr": 4}[o.ways],
+                          keep, f"custom: {o.name}")
 
 
 @register("custom")

@@ -21,11 +21,11 @@ from typing import Literal
 
 from hcdsl.lang.connections import Entry, ManifoldInit, Param
 from hcdsl.lang.generator import Generator
+from hcdsl.lang.history_generator import HistoryGenerator
 from hcdsl.spec import Frozen, Matrix, NormSpec
 
 # the fixed sets of values the IR's payloads share (hcdsl/ir/nodes: one definition each)
 Gain = Literal["row", "diag"]  # OUT of M: one row (HC) or a diagonal (FC)
-DenseGenerator = Literal["static", "mudd", "softmax"]  # how a depth-wise aggregate's A is made
 
 
 class Coef(Frozen):
@@ -94,17 +94,17 @@ class Scheme(Frozen):
 
 class Aggregate(Frozen):
     """A depth-wise aggregate over the history X_0 (embedding) .. X_i (block outputs):
-    `ways` values, way w = sum_j A[j, w] X_{sources[j]} (MUDD's Q, K, V, R; one for
-    DenseFormer and attention residuals)."""
+    `ways` values, way w = sum_j A[j, w] X_{sources[j]} (MUDD's Q, K, V, R; DCA's Q, K, V;
+    one for DenseFormer and attention residuals)."""
 
     sources: tuple[int, ...]  # history indices read, ascending
-    ways: int  # 1 or 4
+    ways: int  # 1, 3 or 4
     init: Matrix  # len(sources) x ways: the static weights at init
     learn: bool = True
-    # static: learned A; mudd: A = GELU(RMSNorm(X_newest) W1) W2 + a (W2 = 0 at init);
-    # softmax: A_j = softmax_j(q · RMSNorm(X_j)) (attention residuals, q = 0 at init)
-    generator: DenseGenerator = "static"
-    hidden: int = 0  # mudd: K, the generator's hidden size
+    # how A is made (hcdsl/lang/history_generator.py), MUDD's hidden size resolved: static
+    # a only (DenseFormer), GELU(RMSNorm(X_newest) W1) W2 + a (MUDD), softmax_j(q ·
+    # RMSNorm(X_j)) (attention residuals), ReLU(w · RMSNorm(X_j)) + b (DCA)
+    generator: HistoryGenerator = HistoryGenerator()
     source_norm: bool = False  # normalise every source before mixing (PrePostDANorm)
 
 
@@ -116,8 +116,10 @@ class DenseBlock(Frozen):
     residual: bool = True
     # append: one read at the block start, its output appended. accumulate (Block AttnRes):
     # *every* layer reads, with `read`'s generator, the history plus the block's partial sum
-    # of raw layer outputs; the full sum is appended when the block ends
-    write: Literal["append", "accumulate"] = "append"
+    # of raw layer outputs; the full sum is appended when the block ends. update (DCA,
+    # three ways q, k, v): the first layer's residual is way q, and the history keeps what
+    # the block adds (its layers' outputs), not the residual it read
+    write: Literal["append", "accumulate", "update"] = "append"
 
 
 class DenseScheme(Frozen):

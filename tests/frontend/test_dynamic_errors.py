@@ -175,9 +175,11 @@ def test_readout_weights_and_a_readout_generator() -> None:
 
 
 def test_generator_in_a_history_connection() -> None:
+    """A history connection has a generator of its own (tests/frontend/
+    test_history_generator_errors.py); a stream generator's output there is named."""
     src = ("connection c {\n  state = history\n  generator {\n    read = linear\n  }\n}\n"
            + MODEL)
-    check(src, "generator {", "a generator makes the weights of stream state",
+    check(src, "read = linear", "unknown setting 'read' in the generator",
           "drop `state = history`")
 
 

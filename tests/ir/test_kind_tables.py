@@ -176,8 +176,10 @@ def test_is_pure_and_is_freezable_refine_per_node() -> None:
     assert static.is_freezable()
     assert not n.LearnedCoef(m, 1, "row", True, True, 0.01, "rmsnorm", True, 1e-5, 8)\
         .is_freezable()
-    assert n.DenseCoef(m, "static", 0, 8).is_freezable()
-    assert not n.DenseCoef(m, "mudd", 4, 8).is_freezable()
+    from hcdsl.schemes.dense import STATIC, mudd_generator, resolve
+    assert n.DenseCoef.of(m, STATIC, 8).is_freezable()
+    assert not n.DenseCoef.of(m, resolve(mudd_generator(True, False, False), 2, 2), 8)\
+        .is_freezable()
     assert not n.Mix((0, 2), (0, 2)).is_freezable()
 
 
@@ -240,7 +242,10 @@ def test_no_payload_field_is_a_free_string() -> None:
 
 def test_payload_literals_are_the_schemes_and_languages() -> None:
     from hcdsl.lang.connections import MhcOptions, Param
-    from hcdsl.schemes.primitive import Aggregate, Coef as SchemeCoef
+    from hcdsl.lang.history_generator import (
+        HistNorm, HistoryGenerator, HistProj, HistStatic,
+    )
+    from hcdsl.schemes.primitive import Coef as SchemeCoef
     from hcdsl.spec import NormSpec
 
     def values(model: type, name: str) -> tuple:
@@ -250,7 +255,14 @@ def test_payload_literals_are_the_schemes_and_languages() -> None:
     assert fields == {
         (n.LearnedCoef, "gain"): values(SchemeCoef, "gain"),
         (n.LearnedCoef, "norm"): values(NormSpec, "kind"),
-        (n.DenseCoef, "generator"): values(Aggregate, "generator"),
+        (n.DenseCoef, "input"): values(HistoryGenerator, "input"),
+        (n.DenseCoef, "norm"): ("none", "rmsnorm"),  # no norm, or HistNorm
+        (n.DenseCoef, "norm_weight"): values(HistNorm, "weight"),
+        (n.DenseCoef, "proj"): values(HistProj, "kind"),
+        (n.DenseCoef, "act"): values(HistoryGenerator, "act"),
+        (n.DenseCoef, "mid"): values(HistProj, "mid"),
+        (n.DenseCoef, "static"): ("none",) + values(HistStatic, "per"),  # no a, or HistStatic
+        (n.DenseCoef, "static_init"): values(HistStatic, "init"),
         (n.ManifoldCoef, "init"): values(SchemeCoef, "manifold_init"),
         (n.TemplateCoef, "params"): values(Param, "bound"),
         (n.TemplateCoef, "shared"): values(Param, "bound"),

@@ -10,8 +10,9 @@ table per stage; hcdsl.kinds joins them, and a test checks that every kind has e
 """
 
 from hcdsl.ir.nodes.base import TRAITS, Node, quiet
-from hcdsl.ir.nodes.coef import ConstCoef, DenseCoef, LearnedCoef, ManifoldCoef, TemplateCoef
+from hcdsl.ir.nodes.coef import ConstCoef, LearnedCoef, ManifoldCoef, TemplateCoef
 from hcdsl.ir.nodes.generator import ChannelWrite, GeneratorCoef
+from hcdsl.ir.nodes.history import DenseCoef
 from hcdsl.ir.nodes.model import (
     Dropout, Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, ParallelLayers,
     Tap, Unembed,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hcdsl.ir.nodes.base import Node, _expect, quiet
-from hcdsl.ir.types import Coef, Hidden, IRTypeError, Streams, Type
+from hcdsl.ir.types import Coef, IRTypeError, Streams, Type
 from hcdsl.lang.catalog import NormKind, norm_params
 from hcdsl.lang.connections import Bound, ManifoldInit
-from hcdsl.schemes.primitive import DenseGenerator, Gain
+from hcdsl.schemes.primitive import Gain
 from hcdsl.spec import Matrix
 
 
@@ -82,53 +82,6 @@ class LearnedCoef(Node):
         if self.dynamic:  # norm, W_β, [W_m | W_r], s_β, s_α
             count += norm_params(self.norm, self.norm_affine, self.width)
             count += self.width + self.width * cols + 2
-        return count
-
-
-@dataclass(frozen=True)
-class DenseCoef(Node):
-    """Weights A (sources x ways) of a depth-wise aggregate: learned static, MUDD's dynamic
-    generator (port x: the newest history entry) or a softmax over depth (port x: the
-    stacked sources)."""
-
-    init: Matrix
-    generator: DenseGenerator
-    hidden: int
-    width: int
-    op: ClassVar[str] = "dense"
-    has_module: ClassVar[bool] = True
-    builds_module: ClassVar[bool] = True
-    calls_module: ClassVar[bool] = True
-    pure: ClassVar[bool] = False
-    free: ClassVar[bool] = False
-    freezable: ClassVar[bool] = True  # is_freezable: only static
-    compute: ClassVar[bool] = False
-
-    def ports(self) -> tuple[str, ...]:
-        return () if self.generator == "static" else ("x",)
-
-    def infer(self, ins: dict[str, Type]) -> Type:
-        rows, cols = len(self.init), len(self.init[0])
-        if self.generator == "mudd":
-            t = _expect(self, ins, "x", Hidden)
-            if t.width != self.width:
-                raise IRTypeError(f"dense: generator expects h[{self.width}], got {t}")
-        if self.generator == "softmax":
-            t = _expect(self, ins, "x", Streams)
-            if (t.count, t.width) != (rows, self.width):
-                raise IRTypeError(f"dense: softmax over H[{rows}x{self.width}], got {t}")
-        return Coef(rows, cols, self.generator != "static")
-
-    def is_freezable(self) -> bool:
-        return self.generator == "static"
-
-    def param_count(self) -> int:
-        rows, cols = len(self.init), len(self.init[0])
-        if self.generator == "softmax":
-            return self.width  # the pseudo-query
-        count = rows * cols  # a
-        if self.generator == "mudd":
-            count += self.width * self.hidden + self.hidden * rows * cols  # W1, W2
         return count
 
 

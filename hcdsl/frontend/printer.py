@@ -98,7 +98,11 @@ def _definition(conn: ConnectionSpec) -> list[str]:
         lines.append(f"  param {p.name} = scalar(init={format_value(float(p.init))}, "
                      f"bound={p.bound}{tied})")
     for key, value in _written(opts, skip=("name", "params", "generator", "readout_generator")):
-        text = _list(value) if isinstance(value, tuple) else format_value(value)
+        if key == "maps":  # low-rank maps: lowrank(...) calls, every option written
+            text = "[" + ", ".join(_call("lowrank", tuple(m.model_dump().items()))
+                                   for m in value) + "]"
+        else:
+            text = _list(value) if isinstance(value, tuple) else format_value(value)
         lines.append(f"  {key} = {text}")
     for gen, name in ((opts.generator, ""), (opts.readout_generator, "readout")):
         if gen is not None:

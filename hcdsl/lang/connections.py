@@ -142,6 +142,19 @@ class Param(Options):
     tied: bool = False  # one scalar shared by every layer (default: one per layer)
 
 
+class StreamMap(Options):
+    """A learned low-rank map from one stream into another, added in every layer from `start`
+    on: H'_target += weight · B A H_source (A: rank x w, B: w x rank, B = 0 at init).
+    Streams and layers are numbered from 1; weight is an entry of the step (a number, a param
+    of the connection, or arithmetic over them), evaluated with that layer's params."""
+
+    rank: int = Field(ge=1, **at_most("lowrank"))
+    source: int = Field(ge=1, **at_most("streams"))
+    target: int = Field(ge=1, **at_most("streams"))
+    weight: Entry = 1.0
+    start: int = Field(default=1, ge=1, **at_most("layers"))
+
+
 class CustomOptions(Options):
     """The settings of a `connection` block (streams and layers are numbered from 1)."""
 
@@ -156,7 +169,10 @@ class CustomOptions(Options):
     # + B A H (LAuReL-LR), B = 0 at init
     lowrank: int = Field(default=0, ge=0, **at_most("lowrank"))
     value_residual: tuple[Entry, Entry] | None = None  # V <- λ1 V_first + λ2 V
-    readout: tuple[float, ...] | None = None  # h^L = sum_s readout_s H_s (default all 1)
+    # h^L = sum_s readout_s H_s (default all 1); an entry may name a param (a learned readout)
+    readout: tuple[Entry, ...] | None = None
+    # low-rank maps from one stream into another (LAuReL-PA's h_j on a previous activation)
+    maps: tuple[StreamMap, ...] = ()
     readout_norm: tuple[int, ...] = ()  # streams (1-based) normalised before the readout
     out_scale: float = Field(default=1.0, allow_inf_nan=False)  # init std of output projections
     params: tuple[Param, ...] = ()

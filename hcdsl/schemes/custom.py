@@ -13,7 +13,7 @@ from hcdsl.lang.catalog import attends
 from hcdsl.lang.connections import CustomOptions
 from hcdsl.lang.expr import evaluate, names
 from hcdsl.schemes.dense import attention_residuals, depth_weighted
-from hcdsl.schemes.primitive import Coef, DenseScheme, Scheme, Step
+from hcdsl.schemes.primitive import Coef, DenseScheme, Map, Scheme, Step
 from hcdsl.schemes.registry import SchemeError, register
 from hcdsl.spec import ModelSpec
 
@@ -54,10 +54,11 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
             post_streams=tuple(s - 1 for s in o.post_streams) if o.post_streams else None,
             lowrank=o.lowrank, value_mix=o.value_residual,
             value_params=tuple(p for p in o.params if p.name in (o.value_residual or ())),
+            maps=_maps(o, k),
         ))
     return Scheme(
         streams=S, width=spec.dim, init="copy", init_weights=o.init, steps=tuple(steps),
-        readout="sum", readout_weights=o.readout,
+        readout="sum", readout_weights=o.readout, readout_params=_readout_params(o),
         readout_norm=tuple(s - 1 for s in o.readout_norm), out_scale=o.out_scale,
         readout_generator=o.readout_generator, family=f"custom: {o.name}",
     )
@@ -75,14 +76,27 @@ def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
                        post_streams=tuple(s - 1 for s in o.post_streams)
                        if o.post_streams else None, lowrank=o.lowrank,
                        value_mix=o.value_residual, value_params=tuple(
-                           p for p in o.params if p.name in (o.value_residual or ())))
+                           p for p in o.params if p.name in (o.value_residual or ())),
+                       maps=_maps(o, k))
                   for k in range(len(spec.sequence)))
     return Scheme(
         streams=S, width=spec.dim, init="copy", init_weights=o.init, steps=steps,
-        readout="sum", readout_weights=o.readout,
+        readout="sum", readout_weights=o.readout, readout_params=_readout_params(o),
         readout_norm=tuple(s - 1 for s in o.readout_norm), out_scale=o.out_scale,
         readout_generator=o.readout_generator, family=f"custom: {o.name}",
     )
+
+
+def _maps(o: CustomOptions, k: int) -> tuple[Map, ...]:
+    """The low-rank maps of layer k (0-based): those whose `start` layer has come."""
+    return tuple(Map(source=mp.source - 1, target=mp.target - 1, rank=mp.rank, weight=mp.weight,
+                     params=tuple(p for p in o.params if p.name in names(mp.weight)))
+                 for mp in o.maps if k + 1 >= mp.start)
+
+
+def _readout_params(o: CustomOptions) -> tuple:
+    used = {name for e in o.readout or () for name in names(e)}
+    return tuple(p for p in o.params if p.name in used)
 
 
 def _history(spec: ModelSpec, o: CustomOptions) -> DenseScheme:

@@ -98,9 +98,11 @@ class _Connection:
     def param(self, pd: s.ParamDef) -> Param | None:
         init, bound, tied, span = None, "none", False, pd.value.span
         raw: float | None = None
+        kind = "scalar"
         if isinstance(pd.value, s.Number):
             init = pd.value.value
-        elif isinstance(pd.value, s.Call) and pd.value.name == "scalar":
+        elif isinstance(pd.value, s.Call) and pd.value.name in ("scalar", "vector"):
+            kind = pd.value.name
             for arg in pd.value.args:
                 if arg.name == "init" and isinstance(arg.value, s.Number):
                     init = arg.value.value
@@ -113,8 +115,8 @@ class _Connection:
                     tied = arg.value.value == "true"
                 else:
                     self.v.err.error(f"param '{pd.name}': unknown or bad option '{arg.name}'",
-                                     arg.span, "write scalar(init=1, bound=none|unit|double, "
-                                     "tied=false|true), or raw=LOGIT instead of init")
+                                     arg.span, f"write {pd.value.name}(init=1, bound=none|unit|"
+                                     "double, tied=false|true), or raw=LOGIT instead of init")
                     return None
         if raw is not None and init is not None:
             self.v.err.error(f"param '{pd.name}': both init and raw given", span,
@@ -149,7 +151,7 @@ class _Connection:
                              f"limit: choose an init strictly between them, e.g. "
                              f"{(lo_hi[0] + lo_hi[1]) / 2:g}")
             return None
-        return Param(name=pd.name, init=float(init), bound=bound, tied=tied)
+        return Param(name=pd.name, init=float(init), bound=bound, tied=tied, kind=kind)
 
     def options(self, params: dict[str, Param]) -> CustomOptions | None:
         values: dict[str, object] = {"name": self.defn.name, "params": tuple(params.values())}
@@ -225,6 +227,11 @@ class _Connection:
                     if problem:
                         capped.error(f"{self.what}: {problem}", val.span)
                     record["weight"] = float(val.value)
+                elif arg.name == "weight" and isinstance(val, s.Name) and val.value in params \
+                        and params[val.value].kind == "vector":
+                    capped.error(f"{self.what}: map {i}: weight '{val.value}' is a vector "
+                                 "param; a map's weight is one number", val.span,
+                                 f"declare {val.value} as scalar(...)")
                 elif arg.name == "weight" and isinstance(val, s.Name) and val.value in params:
                     record["weight"] = val.value
                 elif arg.name == "weight" and isinstance(val, s.Name) and val.value in declared:
@@ -300,6 +307,10 @@ class _Connection:
                         f"declare it: param {entry} = 0.5")
                 elif isinstance(entry, str) and entry not in params:
                     ok = False
+                elif isinstance(entry, str) and params[entry].kind == "vector":
+                    bad(key, f"{key} names '{entry}', a vector param; {key} takes one "
+                        "number per entry", f"declare it as scalar(...), or use '{entry}' "
+                        "in a matrix entry (a per-channel weight)")
         for i, mp in enumerate(o.maps, start=1):
             for key in ("source", "target"):
                 if getattr(mp, key) > o.streams:
@@ -451,6 +462,14 @@ class _Connection:
             return None
         if used - set(params):
             return None  # its `param` line has the error
+        vectors = sorted(u for u in used if params[u].kind == "vector")
+        if vectors:
+            capped.error(f"matrix entry {at} uses the vector param '{vectors[0]}' in "
+                         f"arithmetic: '{self.v.text(e)}'", e.span,
+                         f"a vector param stands alone in an entry (the entry is then "
+                         f"'{vectors[0]}' per channel); put a scale into its init or bound, "
+                         "or declare it as scalar(...)")
+            return None
         if not used:  # numbers only: fold to one number
             value = float(evaluate(render(tree), {}, float))
             problem = weight_problem(value, self.v.text(e), f"matrix entry {at}")

@@ -95,7 +95,7 @@ def _definition(conn: ConnectionSpec) -> list[str]:
     lines = [f"connection {opts.name} {{"]
     for p in opts.params:
         tied = ", tied=true" if p.tied else ""
-        lines.append(f"  param {p.name} = scalar(init={format_value(float(p.init))}, "
+        lines.append(f"  param {p.name} = {p.kind}(init={format_value(float(p.init))}, "
                      f"bound={p.bound}{tied})")
     for key, value in _written(opts, skip=("name", "params", "generator", "readout_generator")):
         if key == "maps":  # low-rank maps: lowrank(...) calls, every option written

@@ -69,3 +69,47 @@ def add_maps(ir: IR, step: Step, label: str, streams: int, width: int, state: st
         placed = ir.add(f"{tag}.place", n.Mix((0, 1), (0, streams)), x=low, coef=coef)
         new = ir.add(f"{tag}.sum", n.Add(2), s0=new, s1=placed)
     return new
+
+
+def _gain(ir: IR, node_id: str, param: Param, width: int, label: str, x: str) -> str:
+    """bound(g) ⊙ x for the vector param g: the step's first use of g holds it (the model's
+    first use, when tied); later uses read that node's vector."""
+    def holds(v: str) -> bool:
+        p = ir.payload(v)
+        return isinstance(p, n.ChannelGain) and p.name == param.name and not p.owner
+
+    scope = [v for v in ir.g.nodes if param.tied or v.startswith(f"{label}.")]
+    owner = next((v for v in scope if holds(v)), "")
+    return ir.add(node_id, n.ChannelGain(param.name, width, param.init, param.bound, owner),
+                  x=x)
+
+
+def add_channel_reads(ir: IR, step: Step, label: str, lid: str, width: int, state: str,
+                      x: str) -> str:
+    """x + Σ g ⊙ H_s over the vector entries of M's read column (row s + 1)."""
+    for ce in step.channels:
+        if ce.col != 0:
+            continue
+        src = ir.add(f"{lid}.vread{ce.row}.take", n.Take(ce.row - 1, ce.row), x=state)
+        one = ir.add(f"{lid}.vread{ce.row}.in", n.Merge(), x=src)
+        gained = _gain(ir, f"{lid}.vread{ce.row}.gain", ce.param, width, label, one)
+        x = ir.add(f"{lid}.vread{ce.row}.sum", n.Add(2), s0=x, s1=gained)
+    return x
+
+
+def add_channel_writes(ir: IR, step: Step, label: str, streams: int, width: int, state: str,
+                       output: str, new: str) -> str:
+    """new + g ⊙ (the layer output, or an old stream) placed in a new stream, for every
+    vector entry of M's new-stream columns."""
+    for ce in step.channels:
+        if ce.col == 0:
+            continue
+        tag = f"{label}.vwrite{ce.row}_{ce.col}"
+        src = output if ce.row == 0 else ir.add(f"{tag}.take", n.Take(ce.row - 1, ce.row),
+                                                x=state)
+        gained = _gain(ir, f"{tag}.gain", ce.param, width, label, src)
+        row = tuple(1.0 if t == ce.col - 1 else 0.0 for t in range(streams))
+        coef = ir.add(f"{tag}.coef", n.ConstCoef((row,)))
+        placed = ir.add(f"{tag}.place", n.Mix((0, 1), (0, streams)), x=gained, coef=coef)
+        new = ir.add(f"{tag}.sum", n.Add(2), s0=new, s1=placed)
+    return new

@@ -133,13 +133,16 @@ Bound = Literal["none", "unit", "double"]  # a Param's range (also the IR's temp
 
 
 class Param(Options):
-    """A learned scalar of a user-defined connection, used by name in its matrices.
+    """A learned scalar of a user-defined connection, used by name in its matrices, or a
+    learned vector (`vector(...)`: one value per channel of a stream, every channel starting
+    at `init`), which stands alone in a matrix entry and weights that entry per channel.
     bound: none (raw value), unit (sigmoid: (0, 1)), double (2 sigmoid: (0, 2))."""
 
     name: str
     init: float
     bound: Bound = "none"
     tied: bool = False  # one scalar shared by every layer (default: one per layer)
+    kind: Literal["scalar", "vector"] = "scalar"
 
 
 class StreamMap(Options):

@@ -131,6 +131,12 @@ def _template(p: n.TemplateCoef, ctx: Context) -> nn.Module:
     return template.TemplateCoef(p.template, p.params, ctx.dtype, shared)
 
 
+@module(n.ChannelGain)
+def _gain(p: n.ChannelGain, ctx: Context) -> nn.Module:
+    owner = getattr(ctx.parts, attr_name(p.owner)) if p.owner else None
+    return template.ChannelGain(p.name, p.width, p.init, p.bound, ctx.dtype, owner)
+
+
 @module(n.NormStreams)
 def _norm_streams(p: n.NormStreams, ctx: Context) -> nn.Module:
     return template.NormStreams(p.kind, p.width, p.affine, p.eps, p.count, p.which)

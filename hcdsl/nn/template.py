@@ -64,6 +64,27 @@ class TemplateCoef(nn.Module):
         return torch.stack(rows)
 
 
+class ChannelGain(nn.Module):
+    """x -> bound(g) ⊙ x over the last axis (channels): g a learned vector, stored raw as
+    `raw_<name>`; with `owner` given, the owner's vector (this module holds none)."""
+
+    def __init__(self, name: str, width: int, init: float, bound: str,
+                 dtype: torch.dtype | None = None, owner: nn.Module | None = None) -> None:
+        super().__init__()
+        self.name, self.bound = name, bound
+        self.shared = {"owner": owner} if owner is not None else {}  # not registered
+        if owner is None:
+            raw = torch.full((width,), BOUNDS[bound][1](init), dtype=dtype)
+            self.register_parameter(f"raw_{name}", nn.Parameter(raw))
+
+    def vector(self) -> torch.Tensor:
+        holder = self.shared.get("owner", self)
+        return BOUNDS[self.bound][0](getattr(holder, f"raw_{self.name}"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.vector()
+
+
 class NormStreams(nn.Module):
     """Normalise the streams in `which` (each over its width); others pass unchanged."""
 

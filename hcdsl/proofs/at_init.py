@@ -71,6 +71,11 @@ def _lowrank(p: n.LowRank) -> Matrix:
     return ((0.0,),)  # B A x with B = 0: the zero map (a 1x1 stand-in for "times 0")
 
 
+@at_init(n.ChannelGain)
+def _gain(p: n.ChannelGain) -> Matrix:
+    return ((p.init,),)  # every channel at init: a scalar multiple
+
+
 @at_init(n.Norm, n.NormStreams)
 def _norm(p: n.Norm | n.NormStreams) -> Matrix:
     return ((getattr(p, "scale_init", 1.0),),)  # the gain's init (bias 0): a scalar

@@ -134,6 +134,10 @@ def _values(module: torch.nn.Module) -> dict[str, Any]:
                 out[f"value:{name}"] = float(template.BOUNDS[bound][0](raw))
     elif isinstance(module, template.LowRank):
         out["zero"] = bool((module.up == 0).all())
+    elif isinstance(module, template.ChannelGain) and not module.shared:
+        with torch.no_grad():
+            g = module.vector().double()
+        out["uniform"] = float(g[0]) if bool((g == g[0]).all()) else None
     norm = getattr(module, "norm", module)  # NormStreams holds its norm
     weight = getattr(norm, "weight", None)
     bias = getattr(norm, "bias", None)

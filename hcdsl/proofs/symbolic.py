@@ -371,6 +371,28 @@ def _lowrank(c: Ctx, v: str, p: n.LowRank, x: dict) -> list[Lin]:
     return out
 
 
+@rule(n.ChannelGain)
+def _gain(c: Ctx, v: str, p: n.ChannelGain, x: dict) -> list[Lin]:
+    """g ⊙ x per stream: at init (every channel equal) that scalar; otherwise linear and
+    opaque, one atom per atom of x for the vector g (its owner's when shared)."""
+    owner = p.owner or v
+    uniform = None
+    if c.ident.question == "init":
+        uniform = p.init
+    elif c.ident.question == "checkpoint":
+        uniform = c.ident.values[attr_name(owner)].get("uniform")
+    if uniform is not None:
+        return [s.scale(K.const(uniform)) for s in x["x"]]
+    pid = c.pid(owner, c.ir.payload(owner))
+    out = []
+    for s in x["x"]:
+        acc = Lin()
+        for a, k in s.terms.items():
+            acc = acc + Lin.of(c.terms.atom("gain", (pid,), (Lin.of(a),), label=p.name), k)
+        out.append(acc)
+    return out
+
+
 # -- the model: embedding, layers, head ------------------------------------------------------
 @rule(n.Embed)
 def _embed(c: Ctx, v: str, p: n.Embed, x: dict) -> list[Lin]:

@@ -62,6 +62,15 @@ class Map(Frozen):
     params: tuple[Param, ...] = ()
 
 
+class ChannelEntry(Frozen):
+    """An entry of M that is a learned vector (one weight per channel): its part of the step
+    is g ⊙ (the row's value) added to the column's; M holds 0 there."""
+
+    row: int  # 0: the layer output; 1..S: the old streams
+    col: int  # 0: the read; 1..S: the new streams
+    param: Param
+
+
 class Step(Frozen):
     layers: tuple[int, ...]  # 0-based indices into ModelSpec.sequence; >1 run in parallel
     inputs: tuple[tuple[int, ...], ...]  # per layer: the read columns concatenated as its input
@@ -79,6 +88,7 @@ class Step(Frozen):
     value_mix: tuple[Entry, Entry] | None = None
     value_params: tuple[Param, ...] = ()
     maps: tuple[Map, ...] = ()  # low-rank maps from one stream into another
+    channels: tuple[ChannelEntry, ...] = ()  # per-channel (vector) entries of M
 
     @property
     def fractions(self) -> int:

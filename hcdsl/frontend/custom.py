@@ -250,7 +250,8 @@ class _Connection:
                     capped.error(f"{self.what}: map {i}: unknown option '{arg.name}'",
                                  arg.span, "options: rank, source, target, weight, start")
             missing = [key for key in ("rank", "source", "target") if key not in record]
-            if missing and not any(a.name not in (*ints, "weight") for a in item.args):
+            if missing and not any(a.name in missing for a in item.args) and \
+                    not any(a.name not in (*ints, "weight") for a in item.args):
                 capped.error(f"{self.what}: map {i} needs {', '.join(missing)}", item.span,
                              self.MAP_HELP)
             out.append(record)

@@ -199,7 +199,7 @@ class _Connection:
 
     MAP_HELP = ("write maps = [lowrank(rank=8, source=2, target=1, weight=g, start=2)]: "
                 "H'_target += weight · B A H_source from layer `start` on (weight: a number "
-                "or a declared param)")
+                "or a declared param); linear(source=..., target=...) for a full w x w map")
 
     def maps(self, st: s.Setting, params: dict[str, Param]) -> tuple[dict, ...] | None:
         """`maps = [lowrank(rank=r, source=s, target=t, weight=w, start=k), ...]`: each item a
@@ -213,11 +213,17 @@ class _Connection:
         declared = {pd.name for pd in self.defn.params}
         ints = ("rank", "source", "target", "start")
         for i, item in enumerate(items, start=1):
-            if not isinstance(item, s.Call) or item.name != "lowrank":
-                capped.error(f"{self.what}: map {i} is not a `lowrank(...)` call: "
-                             f"'{short(self.v.text(item))}'", item.span, self.MAP_HELP)
+            if not isinstance(item, s.Call) or item.name not in ("lowrank", "linear"):
+                capped.error(f"{self.what}: map {i} is not a `lowrank(...)` or `linear(...)` "
+                             f"call: '{short(self.v.text(item))}'", item.span, self.MAP_HELP)
                 continue
-            record: dict[str, object] = {}
+            record: dict[str, object] = {"kind": item.name}
+            if item.name == "linear" and any(a.name == "rank" for a in item.args):
+                arg = next(a for a in item.args if a.name == "rank")
+                capped.error(f"{self.what}: map {i}: linear(...) is a full w x w map and "
+                             "takes no rank", arg.span,
+                             "drop rank=..., or write lowrank(rank=..., ...)")
+                continue
             for arg in item.args:
                 val = arg.value
                 if arg.name in ints and isinstance(val, s.Number) and val.text.isdigit():
@@ -249,7 +255,9 @@ class _Connection:
                 else:
                     capped.error(f"{self.what}: map {i}: unknown option '{arg.name}'",
                                  arg.span, "options: rank, source, target, weight, start")
-            missing = [key for key in ("rank", "source", "target") if key not in record]
+            needed = ("rank", "source", "target") if item.name == "lowrank" else (
+                "source", "target")
+            missing = [key for key in needed if key not in record]
             if missing and not any(a.name in missing for a in item.args) and \
                     not any(a.name not in (*ints, "weight") for a in item.args):
                 capped.error(f"{self.what}: map {i} needs {', '.join(missing)}", item.span,

@@ -99,8 +99,9 @@ def _definition(conn: ConnectionSpec) -> list[str]:
                      f"bound={p.bound}{tied})")
     for key, value in _written(opts, skip=("name", "params", "generator", "readout_generator")):
         if key == "maps":  # low-rank maps: lowrank(...) calls, every option written
-            text = "[" + ", ".join(_call("lowrank", tuple(m.model_dump().items()))
-                                   for m in value) + "]"
+            text = "[" + ", ".join(_call(m.kind, tuple(
+                (k, v) for k, v in m.model_dump().items()
+                if k != "kind" and not (k == "rank" and m.kind == "linear"))) for m in value) + "]"
         else:
             text = _list(value) if isinstance(value, tuple) else format_value(value)
         lines.append(f"  {key} = {text}")

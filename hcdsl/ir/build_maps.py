@@ -62,7 +62,7 @@ def add_maps(ir: IR, step: Step, label: str, streams: int, width: int, state: st
     for i, mp in enumerate(step.maps, start=1):
         tag = f"{label}.map{i}"
         src = ir.add(f"{tag}.take", n.Take(mp.source, mp.source + 1), x=state)
-        low = ir.add(f"{tag}.lowrank", n.LowRank(width, mp.rank), x=src)
+        low = ir.add(f"{tag}.lowrank", n.LowRank(width, mp.rank or width, mp.full), x=src)
         row = tuple(mp.weight if t == mp.target else 0.0 for t in range(streams))
         coef = entry_coef(ir, f"{tag}.coef", (row,), mp.params, near)
         near = near + (coef,)

@@ -147,15 +147,25 @@ class Param(Options):
 
 class StreamMap(Options):
     """A learned low-rank map from one stream into another, added in every layer from `start`
-    on: H'_target += weight · B A H_source (A: rank x w, B: w x rank, B = 0 at init).
+    on: H'_target += weight · B A H_source (A: rank x w, B: w x rank, B = 0 at init); kind
+    linear: weight · W H_source with a full w x w matrix W = 0 at init.
     Streams and layers are numbered from 1; weight is an entry of the step (a number, a param
     of the connection, or arithmetic over them), evaluated with that layer's params."""
 
-    rank: int = Field(ge=1, **at_most("lowrank"))
+    kind: Literal["lowrank", "linear"] = "lowrank"  # B A (rank r), or one full w x w W
+    rank: int = Field(default=0, ge=0, **at_most("lowrank"))  # lowrank only
     source: int = Field(ge=1, **at_most("streams"))
     target: int = Field(ge=1, **at_most("streams"))
     weight: Entry = 1.0
     start: int = Field(default=1, ge=1, **at_most("layers"))
+
+    @model_validator(mode="after")
+    def _rank_for_lowrank(self) -> "StreamMap":
+        if self.kind == "lowrank" and self.rank < 1:
+            raise ValueError("lowrank(...) needs a rank of at least 1")
+        if self.kind == "linear" and self.rank:
+            raise ValueError("linear(...) is a full w x w map and takes no rank")
+        return self
 
 
 class CustomOptions(Options):

@@ -144,7 +144,7 @@ def _norm_streams(p: n.NormStreams, ctx: Context) -> nn.Module:
 
 @module(n.LowRank)
 def _lowrank(p: n.LowRank, ctx: Context) -> nn.Module:
-    return template.LowRank(p.width, p.rank)
+    return template.LowRank(p.width, p.rank, p.full)
 
 
 @module(n.DenseCoef)

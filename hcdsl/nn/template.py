@@ -101,12 +101,15 @@ class NormStreams(nn.Module):
 
 
 class LowRank(nn.Module):
-    """x -> B A x per stream; A ~ N(0, 0.02), B = 0 (so it starts as zero)."""
+    """x -> B A x per stream; A ~ N(0, 0.02), B = 0 (so it starts as zero). full: x -> W x
+    with one w x w matrix W (`up`) = 0 at init."""
 
-    def __init__(self, width: int, rank: int) -> None:
+    def __init__(self, width: int, rank: int, full: bool = False) -> None:
         super().__init__()
-        self.down = nn.Parameter(torch.randn(rank, width) * STD)  # A
-        self.up = nn.Parameter(torch.zeros(width, rank))  # B
+        self.full = full
+        if not full:
+            self.down = nn.Parameter(torch.randn(rank, width) * STD)  # A
+        self.up = nn.Parameter(torch.zeros(width, width if full else rank))  # B (or W)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h @ self.down.t() @ self.up.t()
+        return h @ self.up.t() if self.full else h @ self.down.t() @ self.up.t()

@@ -102,7 +102,8 @@ def _split(template: tuple[tuple[Entry, ...], ...], vectors: dict[str, Param]
 
 def _maps(o: CustomOptions, k: int) -> tuple[Map, ...]:
     """The low-rank maps of layer k (0-based): those whose `start` layer has come."""
-    return tuple(Map(source=mp.source - 1, target=mp.target - 1, rank=mp.rank, weight=mp.weight,
+    return tuple(Map(source=mp.source - 1, target=mp.target - 1, rank=mp.rank,
+                     full=mp.kind == "linear", weight=mp.weight,
                      params=tuple(p for p in o.params if p.name in names(mp.weight)))
                  for mp in o.maps if k + 1 >= mp.start)
 

@@ -58,6 +58,7 @@ class Map(Frozen):
     source: int
     target: int
     rank: int
+    full: bool = False  # one w x w matrix W instead of B A
     weight: Entry = 1.0
     params: tuple[Param, ...] = ()
 

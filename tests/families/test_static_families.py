@@ -175,6 +175,38 @@ def test_laurel_pa_starts_as_pre_norm() -> None:
     assert (m(toks) - pre(toks)).abs().max().item() <= 1e-10
 
 
+LINEAR = SPECS["laurel_pa"].read_text().split("\nmodel ")[1]
+LINEAR = """connection dense_map {
+  param g = scalar(init=0.5, bound=unit)
+  maps = [linear(source=1, target=1, weight=g)]
+  all = [[0, 1], [1, 1]]
+}
+
+model """ + LINEAR.replace("connect laurel_pa", "connect dense_map")
+
+
+@pytest.mark.parametrize("random", [False, True], ids=["init", "random"])
+def test_linear_map_equation(random: bool) -> None:
+    """A learned d x d map (W = 0 at init): x' = f(Norm(x)) + x + σ(g) W x."""
+    m = hcdsl.compile(LINEAR, seed=0).double()
+    if random:
+        randomise(m, 7)
+    toks = tokens()
+    with torch.no_grad():
+        x = m.embed(toks)
+        for k in range(1, LAYERS + 1):
+            lin = getattr(m, f"L{k}_map1_lowrank")
+            assert lin.up.shape == (DIM, DIM) and not hasattr(lin, "down")
+            assert random or not lin.up.any()
+            g = torch.sigmoid(getattr(m, f"L{k}_map1_coef").raw_g)
+            layer, is_attn = layer_of(m, k)
+            x = run(layer, is_attn, getattr(m, f"L{k}_norm")(x)) + x + g * (x @ lin.up.T)
+        diff = (m(toks) - logits(m, x)).abs().max().item()
+    assert diff <= 1e-6, diff
+    assert stats(LINEAR).extra_params == LAYERS * (DIM * DIM + 1)
+    assert hcdsl.parse(format_model(hcdsl.parse(LINEAR))) == hcdsl.parse(LINEAR)
+
+
 # -- every family ---------------------------------------------------------------------------
 # the families' own parameters, from their definitions (not from hcdsl):
 #   WideResidual: K read + K write logits per layer (+ K retention), K exit logits

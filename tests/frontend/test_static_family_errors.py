@@ -74,8 +74,19 @@ def test_map_that_is_not_lowrank() -> None:
           all = [[0, 1], [1, 1]]
         }
     """)
-    check(src, at(src, "dense("), "connection 'c': map 1 is not a `lowrank(...)` call",
-          "write maps = [lowrank(")
+    check(src, at(src, "dense("), "connection 'c': map 1 is not a `lowrank(...)` or "
+          "`linear(...)` call", "write maps = [lowrank(")
+
+
+def test_linear_map_with_a_rank() -> None:
+    src = source("""
+        connection c {
+          maps = [linear(rank=4, source=1, target=1)]
+          all = [[0, 1], [1, 1]]
+        }
+    """)
+    check(src, at(src, "rank=4"), "connection 'c': map 1: linear(...) is a full w x w map and "
+          "takes no rank", "drop rank=...")
 
 
 def test_map_rank_not_a_whole_number() -> None:

@@ -255,3 +255,13 @@ def test_trains(name: str) -> None:
 def test_prints_back(name: str) -> None:
     spec = hcdsl.parse(SPECS[name].read_text())
     assert hcdsl.parse(format_model(spec)) == spec
+
+
+@pytest.mark.parametrize("page, names", [
+    ("wide_residual", ["wide_residual", "wide_residual_retention"]),
+    ("two_lane_x0", ["two_lane_x0"]), ("laurel_pa", ["laurel_pa"])])
+def test_the_family_pages_show_the_specs(page: str, names: list[str]) -> None:
+    """docs/families/<page>.md quotes each spec file whole, as it is."""
+    blocks = (ROOT / "docs" / "families" / f"{page}.md").read_text().split("```")[1::2]
+    for name in names:
+        assert "\n" + SPECS[name].read_text() in blocks

@@ -34,7 +34,7 @@ class Context(Protocol):
     def text(self, value: s.Value) -> str: ...
 
 
-BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0)}
+BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0), "exp": (0.0, math.inf)}
 STREAM_LISTS = ("post_streams", "readout_norm")  # 1-based stream numbers
 # the settings only one kind of state reads (the other would silently ignore them)
 STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
@@ -48,6 +48,8 @@ def _bounded(raw: float, bound: str) -> float:
     """A param's value from its raw (stored) value: bound none, unit (σ) or double (2σ)."""
     if bound == "none":
         return float(raw)
+    if bound == "exp":
+        return math.exp(raw)
     sig = 1.0 / (1.0 + math.exp(-raw)) if raw >= 0 else math.exp(raw) / (1.0 + math.exp(raw))
     return sig if bound == "unit" else 2.0 * sig
 
@@ -116,7 +118,8 @@ class _Connection:
                 else:
                     self.v.err.error(f"param '{pd.name}': unknown or bad option '{arg.name}'",
                                      arg.span, f"write {pd.value.name}(init=1, bound=none|unit|"
-                                     "double, tied=false|true), or raw=LOGIT instead of init")
+                                     "double|exp, tied=false|true), or raw=LOGIT instead of "
+                                     "init")
                     return None
         if raw is not None and init is not None:
             self.v.err.error(f"param '{pd.name}': both init and raw given", span,
@@ -136,7 +139,7 @@ class _Connection:
         if bound not in BOUND_RANGE:
             self.v.err.error(f"param '{pd.name}': unknown bound '{bound}'", span,
                              "bounds: none (any value), unit (sigmoid, 0..1), double (2 "
-                             "sigmoid, 0..2)")
+                             "sigmoid, 0..2), exp (exp, above 0)")
             return None
         if init is None:
             self.v.err.error(f"param '{pd.name}' needs an initial value", span,
@@ -460,7 +463,7 @@ class _Connection:
         if tree is None:
             capped.error(f"matrix entry {at} is an expression of something other than numbers "
                          f"and params: '{self.v.text(e)}'", e.span,
-                         "an entry is arithmetic (+ - *) over numbers and declared params, "
+                         "an entry is arithmetic (+ - * /) over numbers and declared params, "
                          "e.g. 1 - g")
             return None
         used = names(render(tree))
@@ -479,8 +482,18 @@ class _Connection:
                          f"'{vectors[0]}' per channel); put a scale into its init or bound, "
                          "or declare it as scalar(...)")
             return None
+        init = {name: params[name].init for name in used}
+        try:
+            at_init = float(evaluate(render(tree), init, float))
+        except ZeroDivisionError:
+            capped.error(f"matrix entry {at} divides by zero"
+                         + (" at init" if used else "") + f": '{self.v.text(e)}'", e.span,
+                         "a divisor must not be 0" + (
+                             "; give the params it names inits that keep it away from 0, or "
+                             "a positive bound (unit, double, exp)" if used else ""))
+            return None
         if not used:  # numbers only: fold to one number
-            value = float(evaluate(render(tree), {}, float))
+            value = at_init
             problem = weight_problem(value, self.v.text(e), f"matrix entry {at}")
             if problem:
                 capped.error(problem, e.span, "a matrix entry is a weight; choose a small one")

@@ -129,14 +129,17 @@ class AttnResOptions(Options):
 
 # -- user-defined connections (`connection NAME { ... }`) -------------------------------------
 Entry = Union[float, str]  # a number, or the name of a learned scalar (see Param)
-Bound = Literal["none", "unit", "double"]  # a Param's range (also the IR's template node)
+# a Param's range (also the IR's template node): raw, σ, 2σ, exp (positive: a / (a + b)
+# over exp-bounded params is a softmax over entries)
+Bound = Literal["none", "unit", "double", "exp"]
 
 
 class Param(Options):
     """A learned scalar of a user-defined connection, used by name in its matrices, or a
     learned vector (`vector(...)`: one value per channel of a stream, every channel starting
     at `init`), which stands alone in a matrix entry and weights that entry per channel.
-    bound: none (raw value), unit (sigmoid: (0, 1)), double (2 sigmoid: (0, 2))."""
+    bound: none (raw value), unit (sigmoid: (0, 1)), double (2 sigmoid: (0, 2)), exp
+    (exp: (0, inf))."""
 
     name: str
     init: float

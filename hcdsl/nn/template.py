@@ -16,6 +16,7 @@ BOUNDS = {
     "none": (lambda r: r, lambda v: v),
     "unit": (torch.sigmoid, lambda v: math.log(v / (1 - v))),
     "double": (lambda r: 2 * torch.sigmoid(r), lambda v: math.log(v / (2 - v))),
+    "exp": (torch.exp, math.log),
 }
 
 

@@ -29,6 +29,7 @@ SPECS = {
     "wide_residual_retention": ROOT / "specs" / "families" / "wide_residual_retention.hc",
     "two_lane_x0": ROOT / "specs" / "families" / "two_lane_x0.hc",
     "laurel_pa": ROOT / "specs" / "custom" / "laurel_pa.hc",
+    "laurel_rw_softmax": ROOT / "specs" / "custom" / "laurel_rw_softmax.hc",
 }
 K, S_INIT, MAX_FORGET = 4, 0.3, 0.1  # WideResidual: streams, write-logit scale, max forget
 RANK, DIM, BLOCKS = 8, 64, 2
@@ -175,6 +176,23 @@ def test_laurel_pa_starts_as_pre_norm() -> None:
     assert (m(toks) - pre(toks)).abs().max().item() <= 1e-10
 
 
+@pytest.mark.parametrize("random", [False, True], ids=["init", "random"])
+def test_laurel_rw_softmax_equation(random: bool) -> None:
+    """x' = α f(Norm(x)) + β x, (α, β) = softmax(a, b) of the layer's two logits."""
+    m = model64("laurel_rw_softmax", random)
+    toks = tokens()
+    with torch.no_grad():
+        x = m.embed(toks)
+        for k in range(1, LAYERS + 1):
+            coef = getattr(m, f"L{k}_coef")
+            alpha, beta = torch.softmax(torch.stack([coef.raw_a, coef.raw_b]), dim=0)
+            assert random or alpha.item() == 0.5
+            layer, is_attn = layer_of(m, k)
+            x = alpha * run(layer, is_attn, getattr(m, f"L{k}_norm")(x)) + beta * x
+        diff = (m(toks) - logits(m, x)).abs().max().item()
+    assert diff <= 1e-6, diff
+
+
 LINEAR = SPECS["laurel_pa"].read_text().split("\nmodel ")[1]
 LINEAR = """connection dense_map {
   param g = scalar(init=0.5, bound=unit)
@@ -216,6 +234,7 @@ EXPECTED = {
     "wide_residual_retention": LAYERS * 3 * K + K,
     "two_lane_x0": 2 * BLOCKS,
     "laurel_pa": sum(min(3, k) * (1 + 2 * DIM * RANK) for k in range(1, LAYERS + 1)),
+    "laurel_rw_softmax": 2 * LAYERS,  # the two logits of every layer
 }
 
 

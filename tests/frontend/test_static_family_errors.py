@@ -130,3 +130,24 @@ def test_vector_with_unknown_option() -> None:
     """)
     check(src, at(src, "size=64"), "param 'g': unknown or bad option 'size'",
           "write vector(init=1")
+
+
+def test_division_by_zero() -> None:
+    src = source("""
+        connection c {
+          all = [[0, 1], [1, 2 / (1 - 1)]]
+        }
+    """)
+    check(src, at(src, "2 / (1 - 1)"), "matrix entry (2, 2) divides by zero: '2 / (1 - 1)'",
+          "a divisor must not be 0")
+
+
+def test_division_by_a_param_that_is_zero_at_init() -> None:
+    src = source("""
+        connection c {
+          param g = 0
+          all = [[0, 1], [1, 1 / g]]
+        }
+    """)
+    check(src, at(src, "1 / g"), "matrix entry (2, 2) divides by zero at init: '1 / g'",
+          "a positive bound (unit, double, exp)")

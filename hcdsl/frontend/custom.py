@@ -212,7 +212,7 @@ class _Connection:
             self.v.err.error(f"{self.what}: 'maps' is a list of low-rank maps, got "
                              f"'{short(self.v.text(st.value))}'", st.value.span, self.MAP_HELP)
             return None
-        out, capped = [], Capped(self.v.err)
+        out, capped, quiet_failure = [], Capped(self.v.err), False
         declared = {pd.name for pd in self.defn.params}
         ints = ("rank", "source", "target", "start")
         for i, item in enumerate(items, start=1):
@@ -229,7 +229,10 @@ class _Connection:
                 continue
             for arg in item.args:
                 val = arg.value
-                if arg.name in ints and isinstance(val, s.Number) and val.text.isdigit():
+                if arg.name in record:
+                    capped.error(f"{self.what}: map {i}: '{arg.name}' given twice", arg.span,
+                                 "give each option once")
+                elif arg.name in ints and isinstance(val, s.Number) and val.text.isdigit():
                     record[arg.name] = int(val.text)
                 elif arg.name == "weight" and isinstance(val, s.Number):
                     problem = weight_problem(val.value, val.text, f"map {i}: weight")
@@ -244,8 +247,7 @@ class _Connection:
                 elif arg.name == "weight" and isinstance(val, s.Name) and val.value in params:
                     record["weight"] = val.value
                 elif arg.name == "weight" and isinstance(val, s.Name) and val.value in declared:
-                    capped.error(f"{self.what}: map {i}: its weight param '{val.value}' is "
-                                 "invalid (see its `param` line)", val.span)
+                    quiet_failure = True  # its `param` line has the error
                 elif arg.name == "weight" and isinstance(val, s.Name):
                     capped.error(f"{self.what}: map {i}: weight names '{short(val.value)}', "
                                  "which is not a declared param", val.span,
@@ -267,7 +269,7 @@ class _Connection:
                              self.MAP_HELP)
             out.append(record)
         capped.close("maps with problems")
-        return tuple(out) if capped.ok else None
+        return tuple(out) if capped.ok and not quiet_failure else None
 
     def weights(self, st: s.Setting) -> bool:
         """The numbers of a weight list (init, readout, value_residual) are finite and within

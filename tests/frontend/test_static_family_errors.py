@@ -151,3 +151,26 @@ def test_division_by_a_param_that_is_zero_at_init() -> None:
     """)
     check(src, at(src, "1 / g"), "matrix entry (2, 2) divides by zero at init: '1 / g'",
           "a positive bound (unit, double, exp)")
+
+
+def test_map_weight_whose_param_is_invalid_is_reported_once() -> None:
+    src = source("""
+        connection c {
+          param g = scalar(init=3, bound=unit)
+          maps = [lowrank(rank=2, source=1, target=1, weight=g)]
+          all = [[0, 1], [1, 1]]
+        }
+    """)
+    check(src, at(src, "scalar("), "param 'g': init 3 is outside the open range",
+          "choose an init strictly between them")
+
+
+def test_map_option_given_twice() -> None:
+    src = source("""
+        connection c {
+          maps = [lowrank(rank=2, rank=4, source=1, target=1)]
+          all = [[0, 1], [1, 1]]
+        }
+    """)
+    check(src, at(src, "rank=4"), "connection 'c': map 1: 'rank' given twice",
+          "give each option once")

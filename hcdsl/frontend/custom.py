@@ -477,12 +477,12 @@ class _Connection:
         if used - set(params):
             return None  # its `param` line has the error
         vectors = sorted(u for u in used if params[u].kind == "vector")
-        if vectors:
-            capped.error(f"matrix entry {at} uses the vector param '{vectors[0]}' in "
-                         f"arithmetic: '{self.v.text(e)}'", e.span,
-                         f"a vector param stands alone in an entry (the entry is then "
-                         f"'{vectors[0]}' per channel); put a scale into its init or bound, "
-                         "or declare it as scalar(...)")
+        scalars = sorted(u for u in used if params[u].kind == "scalar")
+        if vectors and scalars:
+            capped.error(f"matrix entry {at} mixes the vector param '{vectors[0]}' with the "
+                         f"scalar param '{scalars[0]}': '{self.v.text(e)}'", e.span,
+                         "an entry over vectors is arithmetic of vectors and numbers only; "
+                         f"declare '{scalars[0]}' as vector(...) (one value per channel)")
             return None
         init = {name: params[name].init for name in used}
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.lang.connections import Entry, Param
-from hcdsl.schemes.primitive import Step
+from hcdsl.schemes.primitive import ChannelEntry, Step
 
 
 def owned_by(ir: IR, node_id: str, name: str) -> str | None:
@@ -71,17 +71,26 @@ def add_maps(ir: IR, step: Step, label: str, streams: int, width: int, state: st
     return new
 
 
-def _gain(ir: IR, node_id: str, param: Param, width: int, label: str, x: str) -> str:
-    """bound(g) ⊙ x for the vector param g: the step's first use of g holds it (the model's
-    first use, when tied); later uses read that node's vector."""
-    def holds(v: str) -> bool:
-        p = ir.payload(v)
-        return isinstance(p, n.ChannelGain) and p.name == param.name and not p.owner
+def _gain(ir: IR, node_id: str, ce: ChannelEntry, width: int, label: str, x: str) -> str:
+    """e ⊙ x for the entry e over vector params: the step's first use of a vector holds it
+    (the model's first use, when tied); later uses read that node's vector."""
+    def holder(name: str, tied: bool) -> str | None:
+        for v in ir.g.nodes:
+            p = ir.payload(v)
+            if isinstance(p, n.ChannelGain) and (tied or v.startswith(f"{label}.")) and \
+                    any(q[0] == name for q in p.params):
+                return v
+        return None
 
-    scope = [v for v in ir.g.nodes if param.tied or v.startswith(f"{label}.")]
-    owner = next((v for v in scope if holds(v)), "")
-    return ir.add(node_id, n.ChannelGain(param.name, width, param.init, param.bound, owner),
-                  x=x)
+    own: list[tuple[str, float, str]] = []
+    shared: list[tuple[str, str, float, str]] = []
+    for p in ce.params:
+        owner = holder(p.name, p.tied)
+        if owner is None:
+            own.append((p.name, p.init, p.bound))
+        else:
+            shared.append((p.name, owner, p.init, p.bound))
+    return ir.add(node_id, n.ChannelGain(ce.entry, width, tuple(own), tuple(shared)), x=x)
 
 
 def add_channel_reads(ir: IR, step: Step, label: str, lid: str, width: int, state: str,
@@ -92,7 +101,7 @@ def add_channel_reads(ir: IR, step: Step, label: str, lid: str, width: int, stat
             continue
         src = ir.add(f"{lid}.vread{ce.row}.take", n.Take(ce.row - 1, ce.row), x=state)
         one = ir.add(f"{lid}.vread{ce.row}.in", n.Merge(), x=src)
-        gained = _gain(ir, f"{lid}.vread{ce.row}.gain", ce.param, width, label, one)
+        gained = _gain(ir, f"{lid}.vread{ce.row}.gain", ce, width, label, one)
         x = ir.add(f"{lid}.vread{ce.row}.sum", n.Add(2), s0=x, s1=gained)
     return x
 
@@ -107,7 +116,7 @@ def add_channel_writes(ir: IR, step: Step, label: str, streams: int, width: int,
         tag = f"{label}.vwrite{ce.row}_{ce.col}"
         src = output if ce.row == 0 else ir.add(f"{tag}.take", n.Take(ce.row - 1, ce.row),
                                                 x=state)
-        gained = _gain(ir, f"{tag}.gain", ce.param, width, label, src)
+        gained = _gain(ir, f"{tag}.gain", ce, width, label, src)
         row = tuple(1.0 if t == ce.col - 1 else 0.0 for t in range(streams))
         coef = ir.add(f"{tag}.coef", n.ConstCoef((row,)))
         placed = ir.add(f"{tag}.place", n.Mix((0, 1), (0, streams)), x=gained, coef=coef)

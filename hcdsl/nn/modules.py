@@ -133,8 +133,9 @@ def _template(p: n.TemplateCoef, ctx: Context) -> nn.Module:
 
 @module(n.ChannelGain)
 def _gain(p: n.ChannelGain, ctx: Context) -> nn.Module:
-    owner = getattr(ctx.parts, attr_name(p.owner)) if p.owner else None
-    return template.ChannelGain(p.name, p.width, p.init, p.bound, ctx.dtype, owner)
+    shared = {name: (getattr(ctx.parts, attr_name(owner)), bound)
+              for name, owner, _, bound in p.shared}
+    return template.ChannelGain(p.entry, p.width, p.params, ctx.dtype, shared)
 
 
 @module(n.NormStreams)

@@ -66,21 +66,27 @@ class TemplateCoef(nn.Module):
 
 
 class ChannelGain(nn.Module):
-    """x -> bound(g) ⊙ x over the last axis (channels): g a learned vector, stored raw as
-    `raw_<name>`; with `owner` given, the owner's vector (this module holds none)."""
+    """x -> e ⊙ x over the last axis (channels): e a matrix entry over learned vectors (a
+    name, or arithmetic of names and numbers), each vector stored raw as `raw_<name>` here or,
+    when shared, read from its owner module (kept in a plain dict: not registered here)."""
 
-    def __init__(self, name: str, width: int, init: float, bound: str,
-                 dtype: torch.dtype | None = None, owner: nn.Module | None = None) -> None:
+    def __init__(self, entry: str, width: int, params: tuple[tuple[str, float, str], ...],
+                 dtype: torch.dtype | None = None,
+                 shared: dict[str, tuple[nn.Module, str]] | None = None) -> None:
         super().__init__()
-        self.name, self.bound = name, bound
-        self.shared = {"owner": owner} if owner is not None else {}  # not registered
-        if owner is None:
+        self.entry = entry
+        self.bounds = {name: bound for name, _, bound in params}
+        self.shared = dict(shared or {})
+        for name, init, bound in params:
             raw = torch.full((width,), BOUNDS[bound][1](init), dtype=dtype)
             self.register_parameter(f"raw_{name}", nn.Parameter(raw))
 
     def vector(self) -> torch.Tensor:
-        holder = self.shared.get("owner", self)
-        return BOUNDS[self.bound][0](getattr(holder, f"raw_{self.name}"))
+        values = {name: BOUNDS[b][0](getattr(self, f"raw_{name}"))
+                  for name, b in self.bounds.items()}
+        for name, (owner, b) in self.shared.items():
+            values[name] = BOUNDS[b][0](getattr(owner, f"raw_{name}"))
+        return evaluate(self.entry, values, float)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.vector()

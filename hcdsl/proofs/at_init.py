@@ -72,8 +72,10 @@ def _lowrank(p: n.LowRank) -> Matrix:
 
 
 @at_init(n.ChannelGain)
-def _gain(p: n.ChannelGain) -> Matrix:
-    return ((p.init,),)  # every channel at init: a scalar multiple
+def _gain(p: n.ChannelGain) -> Matrix:  # every channel equal at init: a scalar multiple
+    init = {name: value for name, value, _ in p.params}
+    init.update({name: value for name, _, value, _ in p.shared})
+    return ((float(evaluate(p.entry, init, float)),),)
 
 
 @at_init(n.Norm, n.NormStreams)

@@ -91,12 +91,15 @@ def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
 
 def _split(template: tuple[tuple[Entry, ...], ...], vectors: dict[str, Param]
            ) -> tuple[tuple[tuple[Entry, ...], ...], tuple[ChannelEntry, ...]]:
-    """M without its vector entries (0 there), and those entries (a vector stands alone)."""
-    channels = tuple(ChannelEntry(row=i, col=j, param=vectors[e])
+    """M without its entries over vector params (0 there), and those entries."""
+    def per_channel(e: Entry) -> bool:
+        return bool(names(e) & set(vectors))
+
+    channels = tuple(ChannelEntry(row=i, col=j, entry=e, params=tuple(
+                         vectors[name] for name in sorted(names(e))))
                      for i, row in enumerate(template) for j, e in enumerate(row)
-                     if isinstance(e, str) and e in vectors)
-    scalar = tuple(tuple(0.0 if isinstance(e, str) and e in vectors else e for e in row)
-                   for row in template)
+                     if per_channel(e))
+    scalar = tuple(tuple(0.0 if per_channel(e) else e for e in row) for row in template)
     return scalar, channels
 
 

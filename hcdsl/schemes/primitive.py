@@ -64,12 +64,14 @@ class Map(Frozen):
 
 
 class ChannelEntry(Frozen):
-    """An entry of M that is a learned vector (one weight per channel): its part of the step
-    is g ⊙ (the row's value) added to the column's; M holds 0 there."""
+    """An entry of M over learned vectors (one weight per channel: a vector's name, or
+    arithmetic of vector names and numbers): its part of the step is e ⊙ (the row's value)
+    added to the column's; M holds 0 there."""
 
     row: int  # 0: the layer output; 1..S: the old streams
     col: int  # 0: the read; 1..S: the new streams
-    param: Param
+    entry: str
+    params: tuple[Param, ...]  # the vectors it names
 
 
 class Step(Frozen):

@@ -11,15 +11,16 @@ from test_custom_errors import at, check, source
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_vector_in_arithmetic() -> None:
+def test_vector_and_scalar_in_one_entry() -> None:
     src = source("""
         connection c {
           param g = vector(init=1)
-          all = [[0, 1], [1, 1 - g]]
+          param s = 0.5
+          all = [[0, 1], [1, s * g]]
         }
     """)
-    check(src, at(src, "1 - g"), "matrix entry (2, 2) uses the vector param "
-          "'g' in arithmetic", "a vector param stands alone in an entry")
+    check(src, at(src, "s * g"), "matrix entry (2, 2) mixes the vector param 'g' with the "
+          "scalar param 's'", "declare 's' as vector(...)")
 
 
 def test_vector_in_readout() -> None:

@@ -208,9 +208,8 @@ def test_a_kind_registered_twice_is_an_error() -> None:
 
 
 # -- Literal fields -------------------------------------------------------------------------
-# a spec's names: any identifier (a vector param's name; the node that holds a shared one)
-OPEN_STRINGS = {(n.Layer, "name"), (n.Layer, "kind"), (n.ChannelGain, "name"),
-                (n.ChannelGain, "owner")}
+# a spec's names: any identifier (and a matrix entry over vector params, as written)
+OPEN_STRINGS = {(n.Layer, "name"), (n.Layer, "kind"), (n.ChannelGain, "entry")}
 
 
 def literal_fields() -> list[tuple[type[n.Node], str, tuple]]:
@@ -257,7 +256,8 @@ def test_payload_literals_are_the_schemes_and_languages() -> None:
         (n.ManifoldCoef, "init"): values(SchemeCoef, "manifold_init"),
         (n.TemplateCoef, "params"): values(Param, "bound"),
         (n.TemplateCoef, "shared"): values(Param, "bound"),
-        (n.ChannelGain, "bound"): values(Param, "bound"),
+        (n.ChannelGain, "params"): values(Param, "bound"),
+        (n.ChannelGain, "shared"): values(Param, "bound"),
         (n.GeneratorCoef, "role"): ("step", "readout"),  # a step's M, or the readout
         (n.Norm, "kind"): values(NormSpec, "kind"),
         (n.NormStreams, "kind"): values(NormSpec, "kind"),

@@ -46,6 +46,21 @@ TWO = spec("""
       all = [[0, 1, s], [a, a, 0], [0.5, 0, 1]]
     }
 """)
+# per-channel convex mixes: x' = g ⊙ f(Norm(x)) + (1 - g) ⊙ x, and a softmax per channel over
+# two entries, a / (a + b) with exp-bounded vectors
+CONVEX = spec("""
+    connection c {
+      param g = vector(init=0.5, bound=unit)
+      all = [[0, g], [1, 1 - g]]
+    }
+""")
+SOFTMAX = spec("""
+    connection c {
+      param a = vector(init=1, bound=exp)
+      param b = vector(init=1, bound=exp)
+      all = [[0, a / (a + b)], [1, b / (a + b)]]
+    }
+""")
 PRE = model_text("residual", dim=DIM, vocab=VOCAB, layers=attn_ffn(4, "mlp(hidden=64)"))
 
 
@@ -90,7 +105,28 @@ def test_a_vector_twice_in_a_layer_is_one_vector() -> None:
     assert diff <= 1e-6, diff
 
 
+def test_arithmetic_over_vectors_is_per_channel() -> None:
+    for text in (CONVEX, SOFTMAX):
+        m = model64(text)
+        toks = tokens(vocab=VOCAB)
+        with torch.no_grad():
+            x = m.embed(toks)
+            for k in range(1, LAYERS + 1):
+                if text is CONVEX:
+                    g = torch.sigmoid(getattr(m, f"L{k}_vwrite0_1_gain").raw_g)
+                    keep = 1 - g
+                else:  # softmax over the two entries, channel by channel
+                    gain = getattr(m, f"L{k}_vwrite0_1_gain")
+                    g, keep = torch.softmax(torch.stack([gain.raw_a, gain.raw_b]), dim=0)
+                assert g.std() > 1e-3
+                x = g * layer(m, k, x) + keep * x
+            diff = (m(toks) - m.head(m.final_norm(x))).abs().max().item()
+        assert diff <= 1e-6, diff
+
+
 @pytest.mark.parametrize("text, extra", [
+    (CONVEX, LAYERS * DIM),  # g once per layer, in two entries
+    (SOFTMAX, 2 * LAYERS * DIM),
     (GAINS, 2 * LAYERS * DIM + DIM),  # g, r per layer; h once (tied)
     (TWO, LAYERS * (DIM + 1)),  # a once per layer although used twice; s per layer
 ])
@@ -108,7 +144,7 @@ def test_tied_vector_is_one_parameter_with_the_summed_gradient() -> None:
     assert m.L1_vwrite1_1_gain.raw_h.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("text", [GAINS, TWO])
+@pytest.mark.parametrize("text", [GAINS, TWO, CONVEX, SOFTMAX])
 def test_fx_equals_reference(text: str) -> None:
     fx_model = hcdsl.compile(text, seed=0)
     randomise(fx_model, 3)
@@ -117,7 +153,7 @@ def test_fx_equals_reference(text: str) -> None:
     assert_same(fx_model, ref, tokens(vocab=VOCAB), nonzero=True)
 
 
-@pytest.mark.parametrize("text", [GAINS, TWO])
+@pytest.mark.parametrize("text", [GAINS, TWO, CONVEX, SOFTMAX])
 def test_prints_back(text: str) -> None:
     parsed = hcdsl.parse(text)
     assert "vector(init=" in format_model(parsed)
@@ -139,3 +175,13 @@ def test_prover_takes_a_vector_at_init_as_its_scalar_and_otherwise_as_opaque() -
     assert hcdsl.prove(ones, ones).verdict == "EQUIVALENT"
     half = hcdsl.prove(GAINS, PRE, at_init=True, witness=False)
     assert half.verdict == "NOT EQUIVALENT", half
+
+
+def test_prover_on_arithmetic_over_vectors() -> None:
+    """A per-channel convex mix equals the scalar one at init (every channel 1/2), not as
+    learned (a vector is not a scalar); equal entries over the same vectors are one map."""
+    scalar = CONVEX.replace("vector(init=0.5, bound=unit)", "scalar(init=0.5, bound=unit)")
+    assert hcdsl.prove(CONVEX, scalar, at_init=True).verdict == "EQUIVALENT"
+    assert hcdsl.prove(CONVEX, scalar).verdict == "NOT EQUIVALENT"
+    assert hcdsl.prove(CONVEX, CONVEX).verdict == "EQUIVALENT"
+    assert hcdsl.prove(SOFTMAX, SOFTMAX).verdict == "EQUIVALENT"

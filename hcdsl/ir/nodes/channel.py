@@ -1,4 +1,4 @@
-"""Per-channel gains of user-defined connections: a `vector` param used as a matrix entry."""
+"""Per-channel gains of user-defined connections: a matrix entry over `vector` params."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from hcdsl.lang.connections import Bound
 
 @dataclass(frozen=True)
 class ChannelGain(Node):
-    """y_s = bound(g) ⊙ x_s for every stream s of x: a learned vector g of the stream width
-    (stored raw, before its bound, as the module's `raw_<name>`); a tied one (or one used
-    twice in a layer) reads the vector of its `owner` node and holds none itself."""
+    """y_s = e ⊙ x_s for every stream s of x, where e is a matrix entry over vector params
+    (a name, or arithmetic over vector names and numbers: `1 - g`, `g / (g + h)`), evaluated
+    channel by channel. params: the vectors this node holds, (name, init, bound), stored raw
+    as `raw_<name>`; shared: vectors held by an earlier node, (name, owner, init, bound)."""
 
-    name: str
+    entry: str
     width: int
-    init: float  # every channel starts at this value (after the bound)
-    bound: Bound
-    owner: str = quiet("")
+    params: tuple[tuple[str, float, Bound], ...]
+    shared: tuple[tuple[str, str, float, Bound], ...] = quiet(())
     op: ClassVar[str] = "gain"
     has_module: ClassVar[bool] = True
     builds_module: ClassVar[bool] = True
@@ -40,4 +40,4 @@ class ChannelGain(Node):
         return t
 
     def param_count(self) -> int:
-        return 0 if self.owner else self.width
+        return self.width * len(self.params)

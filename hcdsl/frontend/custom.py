@@ -436,12 +436,25 @@ class _Connection:
                     if problem:
                         capped.error(problem, e.span)
                     entries.append(e.value)
+                elif isinstance(e, s.Name) and e.value in params and (i, j) == (0, 0) and \
+                        params[e.value].kind == "vector":
+                    ok = False
+                    capped.error(f"matrix entry (1, 1) names the vector param '{e.value}'; "
+                                 "it is M's corner (no read of the layer's own output)",
+                                 e.span, "write 0 there: M = [[0, OUT], [READ, RES]]")
                 elif isinstance(e, s.Name) and e.value in params:
                     entries.append(e.value)
                 elif isinstance(e, s.Name) and e.value in declared:
                     ok = False  # its `param` line has the error
                 elif isinstance(e, s.Expr):
                     entry = self.expression(e, (i + 1, j + 1), params, declared, capped)
+                    if (i, j) == (0, 0) and isinstance(entry, str) and any(
+                            params[u].kind == "vector" for u in names(entry)):
+                        capped.error(f"matrix entry (1, 1) is over vector params: "
+                                     f"'{self.v.text(e)}'; it is M's corner (no read of the "
+                                     "layer's own output)", e.span,
+                                     "write 0 there: M = [[0, OUT], [READ, RES]]")
+                        entry = None
                     if entry is None:
                         ok = False
                     else:

@@ -1,10 +1,13 @@
-"""The parts of a user-defined connection's step built from existing node kinds: low-rank maps
-from one stream into another (LAuReL-PA's h_j on a previous activation) and a learned readout.
+"""The parts of a user-defined connection's step beyond its matrix M: low-rank (or full) maps
+from one stream into another (LAuReL-PA's h_j on a previous activation), a learned readout,
+and M's entries over vector params (per-channel gains, `gain` nodes).
 
 A map `H'_t += w · B A H_s` is: Take(s) -> LowRank -> Mix by a 1 x S row that holds w at t
 (a ConstCoef, or a TemplateCoef when w names params) -> Add to the new state. A param named
 in w is the same scalar as in that layer's matrix (the step's TemplateCoef owns it; the
 weight's node reads it through `shared`), so `g` in M and in a map's weight are one value.
+An entry over vectors, e, is e ⊙ (the output, or Take(s)) placed by a one-hot row (a write)
+or added to the layer's input (a read); M holds 0 there.
 """
 
 from __future__ import annotations

@@ -175,3 +175,14 @@ def test_map_option_given_twice() -> None:
     """)
     check(src, at(src, "rank=4"), "connection 'c': map 1: 'rank' given twice",
           "give each option once")
+
+
+def test_vector_in_the_corner_of_m() -> None:
+    src = source("""
+        connection c {
+          param g = vector(init=1)
+          all = [[g, 1], [1, 1]]
+        }
+    """)
+    check(src, at(src, "g, 1]"), "matrix entry (1, 1) names the vector param 'g'; it is M's "
+          "corner", "write 0 there")

@@ -185,3 +185,12 @@ def test_prover_on_arithmetic_over_vectors() -> None:
     assert hcdsl.prove(CONVEX, scalar).verdict == "NOT EQUIVALENT"
     assert hcdsl.prove(CONVEX, CONVEX).verdict == "EQUIVALENT"
     assert hcdsl.prove(SOFTMAX, SOFTMAX).verdict == "EQUIVALENT"
+
+
+def test_vectors_are_static_connection_parameters() -> None:
+    """Like the scalars of a connection: no weight decay, in the static connections' group."""
+    from hcdsl.nn.groups import STATIC, classify
+
+    groups = classify(hcdsl.compile(GAINS, seed=0))
+    vectors = {name: g for name, g in groups.items() if "_gain.raw_" in name}
+    assert len(vectors) == 2 * LAYERS + 1 and set(vectors.values()) == {STATIC}

@@ -7,6 +7,7 @@ The block's settings are CustomOptions (hcdsl/schemes/custom.py); `param NAME = 
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -34,24 +35,34 @@ class Context(Protocol):
     def text(self, value: s.Value) -> str: ...
 
 
-BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0)}
+BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0), "exp": (0.0, math.inf)}
 STREAM_LISTS = ("post_streams", "readout_norm")  # 1-based stream numbers
 # the settings only one kind of state reads (the other would silently ignore them)
 STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
-               "value_residual", "readout", "readout_norm", "out_scale")
+               "value_residual", "readout", "readout_norm", "out_scale", "maps")
 HISTORY_ONLY = ("granularity", "weights", "ways", "keep")
 WEIGHT_LISTS = ("init", "readout", "value_residual")  # numbers that become weights
 INTERNAL = ("name", "params", "generator", "readout_generator",  # not written as settings
             "history_generator")
 
 
-def _number_text(value: s.Value) -> str:
+def _bounded(raw: float, bound: str) -> float:
+    """A param's value from its raw (stored) value: bound none, unit (σ) or double (2σ)."""
+    if bound == "none":
+        return float(raw)
+    if bound == "exp":
+        return math.exp(raw)
+    sig = 1.0 / (1.0 + math.exp(-raw)) if raw >= 0 else math.exp(raw) / (1.0 + math.exp(raw))
+    return sig if bound == "unit" else 2.0 * sig
+
+
+def _number_text(value: s.Value, key: str = "init") -> str:
     """The text of a param's init as written (`param a = 1e999`, `scalar(init=...)`)."""
     if isinstance(value, s.Number):
         return value.text
     if isinstance(value, s.Call):
         for arg in value.args:
-            if arg.name == "init" and isinstance(arg.value, s.Number):
+            if arg.name == key and isinstance(arg.value, s.Number):
                 return arg.value.text
     return "?"
 
@@ -99,12 +110,17 @@ class _Connection:
 
     def param(self, pd: s.ParamDef) -> Param | None:
         init, bound, tied, span = None, "none", False, pd.value.span
+        raw: float | None = None
+        kind = "scalar"
         if isinstance(pd.value, s.Number):
             init = pd.value.value
-        elif isinstance(pd.value, s.Call) and pd.value.name == "scalar":
+        elif isinstance(pd.value, s.Call) and pd.value.name in ("scalar", "vector"):
+            kind = pd.value.name
             for arg in pd.value.args:
                 if arg.name == "init" and isinstance(arg.value, s.Number):
                     init = arg.value.value
+                elif arg.name == "raw" and isinstance(arg.value, s.Number):
+                    raw = arg.value.value  # the stored value before the bound (a logit)
                 elif arg.name == "bound" and isinstance(arg.value, s.Name):
                     bound = arg.value.value
                 elif arg.name == "tied" and isinstance(arg.value, s.Name) and \
@@ -112,22 +128,34 @@ class _Connection:
                     tied = arg.value.value == "true"
                 else:
                     self.v.err.error(f"param '{pd.name}': unknown or bad option '{arg.name}'",
-                                     arg.span, "write scalar(init=1, bound=none|unit|double, "
-                                     "tied=false|true)")
+                                     arg.span, f"write {pd.value.name}(init=1, bound=none|unit|"
+                                     "double|exp, tied=false|true), or raw=LOGIT instead of "
+                                     "init")
                     return None
+        if raw is not None and init is not None:
+            self.v.err.error(f"param '{pd.name}': both init and raw given", span,
+                             "give one: init (the value) or raw (the logit before the bound)")
+            return None
+        if raw is not None:
+            problem = weight_problem(raw, _number_text(pd.value, "raw"), f"param '{pd.name}': raw")
+            if problem:
+                self.v.err.error(problem, span, "a raw value is a logit; choose a small one")
+                return None
+            if bound in BOUND_RANGE:
+                init = _bounded(raw, bound)
         if init is not None and (problem := weight_problem(init, _number_text(pd.value),
                                                            f"param '{pd.name}': init")):
             self.v.err.error(problem, span, "a param's init is a weight; choose a small one")
+            return None
+        if bound not in BOUND_RANGE:
+            self.v.err.error(f"param '{pd.name}': unknown bound '{bound}'", span,
+                             "bounds: none (any value), unit (sigmoid, 0..1), double (2 "
+                             "sigmoid, 0..2), exp (exp, above 0)")
             return None
         if init is None:
             self.v.err.error(f"param '{pd.name}' needs an initial value", span,
                              "write `param NAME = 1` or `param NAME = scalar(init=1, "
                              "bound=double)`")
-            return None
-        if bound not in BOUND_RANGE:
-            self.v.err.error(f"param '{pd.name}': unknown bound '{bound}'", span,
-                             "bounds: none (any value), unit (sigmoid, 0..1), double (2 "
-                             "sigmoid, 0..2)")
             return None
         lo_hi = BOUND_RANGE[bound]
         if lo_hi and not lo_hi[0] < init < lo_hi[1]:
@@ -137,7 +165,7 @@ class _Connection:
                              f"limit: choose an init strictly between them, e.g. "
                              f"{(lo_hi[0] + lo_hi[1]) / 2:g}")
             return None
-        return Param(name=pd.name, init=float(init), bound=bound, tied=tied)
+        return Param(name=pd.name, init=float(init), bound=bound, tied=tied, kind=kind)
 
     def options(self, params: dict[str, Param]) -> CustomOptions | None:
         values: dict[str, object] = {"name": self.defn.name, "params": tuple(params.values())}
@@ -155,6 +183,12 @@ class _Connection:
             if st.name in WEIGHT_LISTS and not self.weights(st):
                 spans[st.name] = st.span
                 continue
+            if st.name == "maps":
+                spans[st.name] = st.span
+                maps = self.maps(st, params)
+                if maps is not None:
+                    values[st.name] = maps
+                continue
             values[st.name], spans[st.name] = _plain(st.value), st.span
             texts[st.name] = self.v.text(st.value)
         vres = values.get("value_residual")
@@ -163,8 +197,8 @@ class _Connection:
                              f"(V <- λ1 V_first + λ2 V), got {len(vres)}",
                              spans["value_residual"], "e.g. value_residual = [0.5, 0.5]")
             return None
-        if any(key in spans and key not in values for key in WEIGHT_LISTS):
-            return None  # reported by weights()
+        if any(key in spans and key not in values for key in (*WEIGHT_LISTS, "maps")):
+            return None  # reported by weights() or maps()
         try:
             opts = CustomOptions.model_validate(values)
         except ValidationError as exc:
@@ -176,6 +210,77 @@ class _Connection:
                                  spans.get(key, self.defn.name_span))
             return None
         return opts if self.check(opts, params, spans) else None
+
+    MAP_HELP = ("write maps = [lowrank(rank=8, source=2, target=1, weight=g, start=2)]: "
+                "H'_target += weight · B A H_source from layer `start` on (weight: a number "
+                "or a declared param); linear(source=..., target=...) for a full w x w map")
+
+    def maps(self, st: s.Setting, params: dict[str, Param]) -> tuple[dict, ...] | None:
+        """`maps = [lowrank(rank=r, source=s, target=t, weight=w, start=k), ...]`: each item a
+        low-rank map of one old stream into one new stream; None after reporting."""
+        items = st.value.items if isinstance(st.value, s.ListValue) else None
+        if items is None:
+            self.v.err.error(f"{self.what}: 'maps' is a list of low-rank maps, got "
+                             f"'{short(self.v.text(st.value))}'", st.value.span, self.MAP_HELP)
+            return None
+        out, capped, quiet_failure = [], Capped(self.v.err), False
+        declared = {pd.name for pd in self.defn.params}
+        ints = ("rank", "source", "target", "start")
+        for i, item in enumerate(items, start=1):
+            if not isinstance(item, s.Call) or item.name not in ("lowrank", "linear"):
+                capped.error(f"{self.what}: map {i} is not a `lowrank(...)` or `linear(...)` "
+                             f"call: '{short(self.v.text(item))}'", item.span, self.MAP_HELP)
+                continue
+            record: dict[str, object] = {"kind": item.name}
+            if item.name == "linear" and any(a.name == "rank" for a in item.args):
+                arg = next(a for a in item.args if a.name == "rank")
+                capped.error(f"{self.what}: map {i}: linear(...) is a full w x w map and "
+                             "takes no rank", arg.span,
+                             "drop rank=..., or write lowrank(rank=..., ...)")
+                continue
+            for arg in item.args:
+                val = arg.value
+                if arg.name in record:
+                    capped.error(f"{self.what}: map {i}: '{arg.name}' given twice", arg.span,
+                                 "give each option once")
+                elif arg.name in ints and isinstance(val, s.Number) and val.text.isdigit():
+                    record[arg.name] = int(val.text)
+                elif arg.name == "weight" and isinstance(val, s.Number):
+                    problem = weight_problem(val.value, val.text, f"map {i}: weight")
+                    if problem:
+                        capped.error(f"{self.what}: {problem}", val.span)
+                    record["weight"] = float(val.value)
+                elif arg.name == "weight" and isinstance(val, s.Name) and val.value in params \
+                        and params[val.value].kind == "vector":
+                    capped.error(f"{self.what}: map {i}: weight '{val.value}' is a vector "
+                                 "param; a map's weight is one number", val.span,
+                                 f"declare {val.value} as scalar(...)")
+                elif arg.name == "weight" and isinstance(val, s.Name) and val.value in params:
+                    record["weight"] = val.value
+                elif arg.name == "weight" and isinstance(val, s.Name) and val.value in declared:
+                    quiet_failure = True  # its `param` line has the error
+                elif arg.name == "weight" and isinstance(val, s.Name):
+                    capped.error(f"{self.what}: map {i}: weight names '{short(val.value)}', "
+                                 "which is not a declared param", val.span,
+                                 f"declare it in the connection: param {short(val.value)} = 1")
+                elif arg.name in ints or arg.name == "weight":
+                    want = "a number or a param" if arg.name == "weight" else "a whole number"
+                    capped.error(f"{self.what}: map {i}: '{arg.name}' must be {want}, got "
+                                 f"'{short(self.v.text(val)) if val else arg.name}'",
+                                 arg.span, self.MAP_HELP)
+                else:
+                    capped.error(f"{self.what}: map {i}: unknown option '{arg.name}'",
+                                 arg.span, "options: rank, source, target, weight, start")
+            needed = ("rank", "source", "target") if item.name == "lowrank" else (
+                "source", "target")
+            missing = [key for key in needed if key not in record]
+            if missing and not any(a.name in missing for a in item.args) and \
+                    not any(a.name not in (*ints, "weight") for a in item.args):
+                capped.error(f"{self.what}: map {i} needs {', '.join(missing)}", item.span,
+                             self.MAP_HELP)
+            out.append(record)
+        capped.close("maps with problems")
+        return tuple(out) if capped.ok and not quiet_failure else None
 
     def weights(self, st: s.Setting) -> bool:
         """The numbers of a weight list (init, readout, value_residual) are finite and within
@@ -220,12 +325,23 @@ class _Connection:
                     bad(key, f"'{key}' names stream {k}; streams are 1..{o.streams}",
                         "streams are numbered from 1")
         declared = {pd.name for pd in self.defn.params}  # invalid ones were reported
-        for entry in o.value_residual or ():
-            if isinstance(entry, str) and entry not in declared:
-                bad("value_residual", f"value_residual names '{entry}', which is not a "
-                    "declared param", f"declare it: param {entry} = 0.5")
-            elif isinstance(entry, str) and entry not in params:
-                ok = False
+        for key in ("value_residual", "readout"):
+            for entry in getattr(o, key) or ():
+                if isinstance(entry, str) and entry not in declared:
+                    bad(key, f"{key} names '{entry}', which is not a declared param",
+                        f"declare it: param {entry} = 0.5")
+                elif isinstance(entry, str) and entry not in params:
+                    ok = False
+                elif isinstance(entry, str) and params[entry].kind == "vector":
+                    bad(key, f"{key} names '{entry}', a vector param; {key} takes one "
+                        "number per entry", f"declare it as scalar(...), or use '{entry}' "
+                        "in a matrix entry (a per-channel weight)")
+        for i, mp in enumerate(o.maps, start=1):
+            for key in ("source", "target"):
+                if getattr(mp, key) > o.streams:
+                    bad("maps", f"map {i}: {key} = {getattr(mp, key)} names a stream that "
+                        f"does not exist; streams are 1..{o.streams}",
+                        "streams are numbered from 1")
         if o.state == "history":
             if self.defn.rules:
                 ok = False
@@ -354,12 +470,25 @@ class _Connection:
                     if problem:
                         capped.error(problem, e.span)
                     entries.append(e.value)
+                elif isinstance(e, s.Name) and e.value in params and (i, j) == (0, 0) and \
+                        params[e.value].kind == "vector":
+                    ok = False
+                    capped.error(f"matrix entry (1, 1) names the vector param '{e.value}'; "
+                                 "it is M's corner (no read of the layer's own output)",
+                                 e.span, "write 0 there: M = [[0, OUT], [READ, RES]]")
                 elif isinstance(e, s.Name) and e.value in params:
                     entries.append(e.value)
                 elif isinstance(e, s.Name) and e.value in declared:
                     ok = False  # its `param` line has the error
                 elif isinstance(e, s.Expr):
                     entry = self.expression(e, (i + 1, j + 1), params, declared, capped)
+                    if (i, j) == (0, 0) and isinstance(entry, str) and any(
+                            params[u].kind == "vector" for u in names(entry)):
+                        capped.error(f"matrix entry (1, 1) is over vector params: "
+                                     f"'{self.v.text(e)}'; it is M's corner (no read of the "
+                                     "layer's own output)", e.span,
+                                     "write 0 there: M = [[0, OUT], [READ, RES]]")
+                        entry = None
                     if entry is None:
                         ok = False
                     else:
@@ -383,7 +512,7 @@ class _Connection:
         if tree is None:
             capped.error(f"matrix entry {at} is an expression of something other than numbers "
                          f"and params: '{self.v.text(e)}'", e.span,
-                         "an entry is arithmetic (+ - *) over numbers and declared params, "
+                         "an entry is arithmetic (+ - * /) over numbers and declared params, "
                          "e.g. 1 - g")
             return None
         used = names(render(tree))
@@ -394,8 +523,26 @@ class _Connection:
             return None
         if used - set(params):
             return None  # its `param` line has the error
+        vectors = sorted(u for u in used if params[u].kind == "vector")
+        scalars = sorted(u for u in used if params[u].kind == "scalar")
+        if vectors and scalars:
+            capped.error(f"matrix entry {at} mixes the vector param '{vectors[0]}' with the "
+                         f"scalar param '{scalars[0]}': '{self.v.text(e)}'", e.span,
+                         "an entry over vectors is arithmetic of vectors and numbers only; "
+                         f"declare '{scalars[0]}' as vector(...) (one value per channel)")
+            return None
+        init = {name: params[name].init for name in used}
+        try:
+            at_init = float(evaluate(render(tree), init, float))
+        except ZeroDivisionError:
+            capped.error(f"matrix entry {at} divides by zero"
+                         + (" at init" if used else "") + f": '{self.v.text(e)}'", e.span,
+                         "a divisor must not be 0" + (
+                             "; give the params it names inits that keep it away from 0, or "
+                             "a positive bound (unit, double, exp)" if used else ""))
+            return None
         if not used:  # numbers only: fold to one number
-            value = float(evaluate(render(tree), {}, float))
+            value = at_init
             problem = weight_problem(value, self.v.text(e), f"matrix entry {at}")
             if problem:
                 capped.error(problem, e.span, "a matrix entry is a weight; choose a small one")

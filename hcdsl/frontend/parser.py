@@ -173,6 +173,7 @@ class _ToSyntax(Transformer):
     e_add = _expr("+")
     e_sub = _expr("-")
     e_mul = _expr("*")
+    e_div = _expr("/")
     e_neg = _expr("neg")
 
 

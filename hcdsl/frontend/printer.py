@@ -96,11 +96,16 @@ def _definition(conn: ConnectionSpec) -> list[str]:
     lines = [f"connection {opts.name} {{"]
     for p in opts.params:
         tied = ", tied=true" if p.tied else ""
-        lines.append(f"  param {p.name} = scalar(init={format_value(float(p.init))}, "
+        lines.append(f"  param {p.name} = {p.kind}(init={format_value(float(p.init))}, "
                      f"bound={p.bound}{tied})")
     for key, value in _written(opts, skip=("name", "params", "generator", "readout_generator",
                                            "history_generator")):
-        text = _list(value) if isinstance(value, tuple) else format_value(value)
+        if key == "maps":  # low-rank maps: lowrank(...) calls, every option written
+            text = "[" + ", ".join(_call(m.kind, tuple(
+                (k, v) for k, v in m.model_dump().items()
+                if k != "kind" and not (k == "rank" and m.kind == "linear"))) for m in value) + "]"
+        else:
+            text = _list(value) if isinstance(value, tuple) else format_value(value)
         lines.append(f"  {key} = {text}")
     for gen, name in ((opts.generator, ""), (opts.readout_generator, "readout")):
         if gen is not None:

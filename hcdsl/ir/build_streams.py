@@ -12,6 +12,7 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.build_common import (
     branch_dropout, coef_dropout, finish, layer_node, norm_node, start, step_label,
 )
+from hcdsl.ir.build_maps import add_channel_reads, add_channel_writes, add_maps, entry_coef
 from hcdsl.ir.graph import IR
 from hcdsl.lang.catalog import attends
 from hcdsl.lang.connections import Param
@@ -118,6 +119,8 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
             read = ir.add(f"{lid}.read", n.Mix((F, F + S), (cols[0], cols[-1] + 1)),
                           x=state, coef=coef)
             x = ir.add(f"{lid}.in", n.Merge(), x=read)
+            if step.channels:  # + g ⊙ H_s for vector entries of READ (build_maps.py)
+                x = add_channel_reads(ir, step, label, lid, scheme.width, state, x)
             if step.prenorm == "separate":
                 x = ir.add(f"{lid}.norm", norm_node(spec.norm, spec.dim), x=x)
             elif step.prenorm == "shared":
@@ -134,6 +137,10 @@ def _step(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, state: str,
     if step.lowrank:  # LAuReL-LR: + B A H
         low = ir.add(f"{label}.lowrank", n.LowRank(scheme.width, step.lowrank), x=state)
         new = ir.add(f"{label}.sum", n.Add(2), s0=new, s1=low)
+    if step.maps:  # + w B A H_source into a target stream (build_maps.py)
+        new = add_maps(ir, step, label, S, scheme.width, state, new)
+    if step.channels:  # + g ⊙ (o or H_s) for vector entries of OUT and RES
+        new = add_channel_writes(ir, step, label, S, scheme.width, state, outputs[0], new)
     if step.post == "norm" and step.post_streams is not None:
         nm = spec.norm
         new = ir.add(f"{label}.post", n.NormStreams(nm.kind, nm.affine, nm.eps, scheme.width,
@@ -168,8 +175,8 @@ def build_streams(spec: ModelSpec, scheme: Scheme) -> IR:
         return finish(ir, spec, ir.add("readout.gen", gen, x=state))
     if scheme.readout in ("sum", "mean"):  # h^L = sum (or mean) of the rows of H^L
         weights = scheme.readout_weights or (1.0 if scheme.readout == "sum" else 1.0 / S,) * S
-        if weights != (1.0,):
-            ir.add("readout.coef", n.ConstCoef(tuple((w,) for w in weights)))
+        if weights != (1.0,):  # numbers, or entries naming learned params
+            entry_coef(ir, "readout.coef", tuple((w,) for w in weights), scheme.readout_params)
             state = ir.add("readout.sum", n.Mix((0, S), (0, 1)), x=state, coef="readout.coef")
     return finish(ir, spec, ir.add("readout.merge", n.Merge(), x=state))
 

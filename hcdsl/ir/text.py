@@ -40,6 +40,7 @@ from hcdsl.errors import Diagnostic, HcError, Span
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.types import IRTypeError
+from hcdsl.lang.expr import parse as parse_expr, render
 
 KIND_BY_OP: dict[str, type[n.Node]] = {k.op: k for k in n.KINDS}
 
@@ -233,7 +234,10 @@ class _Line:
         if tok.kind == "punct" and tok.text == "[":
             items: list[_Val] = []
             while not self.at("]"):
-                items.append(self.value())
+                start = self.i
+                items.append(self.arithmetic(start) if self.at("(") else self.value())
+                if not self.at("]") and not self.at(","):  # `1 - g` as the short dump writes it
+                    items[-1] = self.arithmetic(start)
                 if not self.at("]"):
                     self.expect(",", "between list items")
             self.expect("]")
@@ -245,6 +249,30 @@ class _Line:
         if self.at("(") and tok.text in KIND_BY_OP:  # a nested payload
             return _Val("call", tok, self.call_fields())
         return _Val("atom", tok)
+
+    def arithmetic(self, start: int) -> _Val:
+        """A list item written as arithmetic (a template entry `1 - 0.1 * f1`, `a / (a + b)`,
+        unquoted in the short dump): the tokens up to the item's end, as the canonical text
+        of hcdsl.lang.expr; unchanged when they are not arithmetic (the caller then reports
+        what follows)."""
+        j, depth = start, 0
+        while j < len(self.toks):
+            t = self.toks[j]
+            if t.kind == "punct" and t.text in "([":
+                depth += 1
+            elif t.kind == "punct" and t.text in ")]" and depth:
+                depth -= 1
+            elif t.kind == "punct" and t.text in ",]" and not depth:
+                break
+            j += 1
+        part = self.toks[start:j]
+        try:
+            text = render(parse_expr(" ".join(t.text for t in part)))
+        except (ValueError, IndexError):
+            self.i = start
+            return self.value()
+        self.i = j
+        return _Val("str", _Tok("str", text, part[0].line, part[0].col, part[-1].end))
 
     def call_fields(self) -> list[tuple[_Tok, _Val]]:
         self.expect("(")

@@ -130,17 +130,46 @@ class AttnResOptions(Options):
 
 # -- user-defined connections (`connection NAME { ... }`) -------------------------------------
 Entry = Union[float, str]  # a number, or the name of a learned scalar (see Param)
-Bound = Literal["none", "unit", "double"]  # a Param's range (also the IR's template node)
+# a Param's range (also the IR's template node): raw, σ, 2σ, exp (positive: a / (a + b)
+# over exp-bounded params is a softmax over entries)
+Bound = Literal["none", "unit", "double", "exp"]
 
 
 class Param(Options):
-    """A learned scalar of a user-defined connection, used by name in its matrices.
-    bound: none (raw value), unit (sigmoid: (0, 1)), double (2 sigmoid: (0, 2))."""
+    """A learned scalar of a user-defined connection, used by name in its matrices, or a
+    learned vector (`vector(...)`: one value per channel of a stream, every channel starting
+    at `init`), which stands alone in a matrix entry and weights that entry per channel.
+    bound: none (raw value), unit (sigmoid: (0, 1)), double (2 sigmoid: (0, 2)), exp
+    (exp: (0, inf))."""
 
     name: str
     init: float
     bound: Bound = "none"
     tied: bool = False  # one scalar shared by every layer (default: one per layer)
+    kind: Literal["scalar", "vector"] = "scalar"
+
+
+class StreamMap(Options):
+    """A learned low-rank map from one stream into another, added in every layer from `start`
+    on: H'_target += weight · B A H_source (A: rank x w, B: w x rank, B = 0 at init); kind
+    linear: weight · W H_source with a full w x w matrix W = 0 at init.
+    Streams and layers are numbered from 1; weight is an entry of the step (a number, a param
+    of the connection, or arithmetic over them), evaluated with that layer's params."""
+
+    kind: Literal["lowrank", "linear"] = "lowrank"  # B A (rank r), or one full w x w W
+    rank: int = Field(default=0, ge=0, **at_most("lowrank"))  # lowrank only
+    source: int = Field(ge=1, **at_most("streams"))
+    target: int = Field(ge=1, **at_most("streams"))
+    weight: Entry = 1.0
+    start: int = Field(default=1, ge=1, **at_most("layers"))
+
+    @model_validator(mode="after")
+    def _rank_for_lowrank(self) -> "StreamMap":
+        if self.kind == "lowrank" and self.rank < 1:
+            raise ValueError("lowrank(...) needs a rank of at least 1")
+        if self.kind == "linear" and self.rank:
+            raise ValueError("linear(...) is a full w x w map and takes no rank")
+        return self
 
 
 class CustomOptions(Options):
@@ -157,7 +186,10 @@ class CustomOptions(Options):
     # + B A H (LAuReL-LR), B = 0 at init
     lowrank: int = Field(default=0, ge=0, **at_most("lowrank"))
     value_residual: tuple[Entry, Entry] | None = None  # V <- λ1 V_first + λ2 V
-    readout: tuple[float, ...] | None = None  # h^L = sum_s readout_s H_s (default all 1)
+    # h^L = sum_s readout_s H_s (default all 1); an entry may name a param (a learned readout)
+    readout: tuple[Entry, ...] | None = None
+    # low-rank maps from one stream into another (LAuReL-PA's h_j on a previous activation)
+    maps: tuple[StreamMap, ...] = ()
     readout_norm: tuple[int, ...] = ()  # streams (1-based) normalised before the readout
     out_scale: float = Field(default=1.0, allow_inf_nan=False)  # init std of output projections
     params: tuple[Param, ...] = ()

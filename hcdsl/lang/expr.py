@@ -1,10 +1,12 @@
-"""Arithmetic in a connection's matrix entries: `1 - g`, `0.5 * g`, `g * h + 0.25`, `-(a + b)`.
+"""Arithmetic in a connection's matrix entries: `1 - g`, `0.5 * g`, `g * h + 0.25`, `-(a + b)`,
+`a / (a + b)`.
 
 A template entry is a number, a param name, or the canonical text of an expression over
-numbers and param names with + - * and unary minus (no division, no calls: a spec cannot
-execute code). The text is what the printer writes and the IR dump shows; every consumer
-(the module, the value at init, the prover) evaluates it with its own numbers through
-`evaluate`, which only adds, subtracts and multiplies the values it is given.
+numbers and param names with + - * / and unary minus (no calls: a spec cannot execute code).
+The text is what the printer writes and the IR dump shows; every consumer (the module, the
+value at init, the prover) evaluates it with its own numbers through `evaluate`, which only
+adds, subtracts, multiplies and divides the values it is given (times the divisor's
+reciprocal: a tensor's `reciprocal()`, a prover coefficient's `inverse()`, else 1 / it).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
-Tree = Union[float, str, tuple]  # number | name | ("+"|"-"|"*", a, b) | ("neg", a)
+Tree = Union[float, str, tuple]  # number | name | ("+"|"-"|"*"|"/", a, b) | ("neg", a)
 _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|"
                     r"([A-Za-z_][A-Za-z0-9_]*)|(.))")
-_PREC = {"+": 1, "-": 1, "*": 2}
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 
 def is_expression(entry: object) -> bool:
@@ -103,6 +105,15 @@ def names(entry: object) -> set[str]:
     return {val for kind, val in _tokens(entry) if kind == "name"}
 
 
+def _reciprocal(b: Any) -> Any:
+    """1 / b: a tensor's reciprocal(), a prover coefficient's inverse(), or 1 / a number."""
+    if hasattr(b, "reciprocal"):
+        return b.reciprocal()
+    if hasattr(b, "inverse"):
+        return b.inverse()
+    return 1 / b
+
+
 def evaluate(entry: object, env: Mapping[str, Any], num: Callable[[float], Any]) -> Any:
     """The entry's value: numbers through `num`, names from `env`, + - * of those values."""
     if not isinstance(entry, str):
@@ -118,6 +129,8 @@ def evaluate(entry: object, env: Mapping[str, Any], num: Callable[[float], Any])
         if t[0] == "neg":
             return -ev(t[1])
         a, b = ev(t[1]), ev(t[2])
+        if t[0] == "/":
+            return a * _reciprocal(b)
         return a + b if t[0] == "+" else a + (-b) if t[0] == "-" else a * b
 
     return ev(parse(entry))

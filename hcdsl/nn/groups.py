@@ -31,12 +31,13 @@ from hcdsl.nn.coef import HyperCoef
 from hcdsl.nn.dense import DenseCoef
 from hcdsl.nn.layers import Embedding
 from hcdsl.nn.manifold import ManifoldCoef
-from hcdsl.nn.template import LowRank, TemplateCoef
+from hcdsl.nn.template import ChannelGain, LowRank, TemplateCoef
 
 # module class -> patterns of its parameters that are static (no weight decay)
 NO_DECAY: dict[type[nn.Module], tuple[str, ...]] = {
     HyperCoef: ("static_gain", "static_mix", "s_gain", "s_mix"),
     TemplateCoef: ("raw_*",),
+    ChannelGain: ("raw_*",),  # a connection's learned vectors, as its scalars
     DenseCoef: ("static",),
     ManifoldCoef: ("alpha_*", "b_*"),
 }

@@ -131,6 +131,13 @@ def _template(p: n.TemplateCoef, ctx: Context) -> nn.Module:
     return template.TemplateCoef(p.template, p.params, ctx.dtype, shared)
 
 
+@module(n.ChannelGain)
+def _gain(p: n.ChannelGain, ctx: Context) -> nn.Module:
+    shared = {name: (getattr(ctx.parts, attr_name(owner)), bound)
+              for name, owner, _, bound in p.shared}
+    return template.ChannelGain(p.entry, p.width, p.params, ctx.dtype, shared)
+
+
 @module(n.NormStreams)
 def _norm_streams(p: n.NormStreams, ctx: Context) -> nn.Module:
     return template.NormStreams(p.kind, p.width, p.affine, p.eps, p.count, p.which)
@@ -138,7 +145,7 @@ def _norm_streams(p: n.NormStreams, ctx: Context) -> nn.Module:
 
 @module(n.LowRank)
 def _lowrank(p: n.LowRank, ctx: Context) -> nn.Module:
-    return template.LowRank(p.width, p.rank)
+    return template.LowRank(p.width, p.rank, p.full)
 
 
 @module(n.DenseCoef)

@@ -16,6 +16,7 @@ BOUNDS = {
     "none": (lambda r: r, lambda v: v),
     "unit": (torch.sigmoid, lambda v: math.log(v / (1 - v))),
     "double": (lambda r: 2 * torch.sigmoid(r), lambda v: math.log(v / (2 - v))),
+    "exp": (torch.exp, math.log),
 }
 
 
@@ -64,6 +65,33 @@ class TemplateCoef(nn.Module):
         return torch.stack(rows)
 
 
+class ChannelGain(nn.Module):
+    """x -> e ⊙ x over the last axis (channels): e a matrix entry over learned vectors (a
+    name, or arithmetic of names and numbers), each vector stored raw as `raw_<name>` here or,
+    when shared, read from its owner module (kept in a plain dict: not registered here)."""
+
+    def __init__(self, entry: str, width: int, params: tuple[tuple[str, float, str], ...],
+                 dtype: torch.dtype | None = None,
+                 shared: dict[str, tuple[nn.Module, str]] | None = None) -> None:
+        super().__init__()
+        self.entry = entry
+        self.bounds = {name: bound for name, _, bound in params}
+        self.shared = dict(shared or {})
+        for name, init, bound in params:
+            raw = torch.full((width,), BOUNDS[bound][1](init), dtype=dtype)
+            self.register_parameter(f"raw_{name}", nn.Parameter(raw))
+
+    def vector(self) -> torch.Tensor:
+        values = {name: BOUNDS[b][0](getattr(self, f"raw_{name}"))
+                  for name, b in self.bounds.items()}
+        for name, (owner, b) in self.shared.items():
+            values[name] = BOUNDS[b][0](getattr(owner, f"raw_{name}"))
+        return evaluate(self.entry, values, float)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.vector()
+
+
 class NormStreams(nn.Module):
     """Normalise the streams in `which` (each over its width); others pass unchanged."""
 
@@ -80,12 +108,15 @@ class NormStreams(nn.Module):
 
 
 class LowRank(nn.Module):
-    """x -> B A x per stream; A ~ N(0, 0.02), B = 0 (so it starts as zero)."""
+    """x -> B A x per stream; A ~ N(0, 0.02), B = 0 (so it starts as zero). full: x -> W x
+    with one w x w matrix W (`up`) = 0 at init."""
 
-    def __init__(self, width: int, rank: int) -> None:
+    def __init__(self, width: int, rank: int, full: bool = False) -> None:
         super().__init__()
-        self.down = nn.Parameter(torch.randn(rank, width) * STD)  # A
-        self.up = nn.Parameter(torch.zeros(width, rank))  # B
+        self.full = full
+        if not full:
+            self.down = nn.Parameter(torch.randn(rank, width) * STD)  # A
+        self.up = nn.Parameter(torch.zeros(width, width if full else rank))  # B (or W)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h @ self.down.t() @ self.up.t()
+        return h @ self.up.t() if self.full else h @ self.down.t() @ self.up.t()

@@ -77,6 +77,13 @@ def _lowrank(p: n.LowRank) -> Matrix:
     return ((0.0,),)  # B A x with B = 0: the zero map (a 1x1 stand-in for "times 0")
 
 
+@at_init(n.ChannelGain)
+def _gain(p: n.ChannelGain) -> Matrix:  # every channel equal at init: a scalar multiple
+    init = {name: value for name, value, _ in p.params}
+    init.update({name: value for name, _, value, _ in p.shared})
+    return ((float(evaluate(p.entry, init, float)),),)
+
+
 @at_init(n.Norm, n.NormStreams)
 def _norm(p: n.Norm | n.NormStreams) -> Matrix:
     return ((getattr(p, "scale_init", 1.0),),)  # the gain's init (bias 0): a scalar

@@ -134,6 +134,11 @@ def _values(module: torch.nn.Module) -> dict[str, Any]:
                 out[f"value:{name}"] = float(template.BOUNDS[bound][0](raw))
     elif isinstance(module, template.LowRank):
         out["zero"] = bool((module.up == 0).all())
+    elif isinstance(module, template.ChannelGain):
+        with torch.no_grad():
+            for name, bound in module.bounds.items():  # the vectors it holds
+                g = template.BOUNDS[bound][0](getattr(module, f"raw_{name}").double())
+                out[f"uniform:{name}"] = float(g[0]) if bool((g == g[0]).all()) else None
     norm = getattr(module, "norm", module)  # NormStreams holds its norm
     weight = getattr(norm, "weight", None)
     bias = getattr(norm, "bias", None)

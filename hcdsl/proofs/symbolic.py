@@ -378,6 +378,37 @@ def _lowrank(c: Ctx, v: str, p: n.LowRank, x: dict) -> list[Lin]:
     return out
 
 
+@rule(n.ChannelGain)
+def _gain(c: Ctx, v: str, p: n.ChannelGain, x: dict) -> list[Lin]:
+    """e ⊙ x per stream: where every vector it names is uniform (at init; or so in a
+    checkpoint) the entry's number; otherwise linear and opaque, one atom per atom of x for
+    the entry over its vectors, named by their owners (equal entries over the same vectors
+    are one map)."""
+    holders = {name: v for name, _, _ in p.params}
+    holders.update({name: owner for name, owner, _, _ in p.shared})
+    values: dict[str, K] = {}
+    if c.ident.question == "init":
+        values = {name: K.const(init) for name, init, _ in p.params}
+        values.update({name: K.const(init) for name, _, init, _ in p.shared})
+    elif c.ident.question == "checkpoint":
+        for name, owner in holders.items():
+            uniform = c.ident.values[attr_name(owner)].get(f"uniform:{name}")
+            if uniform is not None:
+                values[name] = K.const(uniform)
+    if len(values) == len(holders):
+        factor = entry_value(p.entry, values, K.const)
+        return [s.scale(factor) for s in x["x"]]
+    key = (p.entry,) + tuple(f"{name}@{c.pid(owner, c.ir.payload(owner))}"
+                             for name, owner in sorted(holders.items()))
+    out = []
+    for s in x["x"]:
+        acc = Lin()
+        for a, k in s.terms.items():
+            acc = acc + Lin.of(c.terms.atom("gain", key, (Lin.of(a),), label=p.entry), k)
+        out.append(acc)
+    return out
+
+
 # -- the model: embedding, layers, head ------------------------------------------------------
 @rule(n.Embed)
 def _embed(c: Ctx, v: str, p: n.Embed, x: dict) -> list[Lin]:

@@ -10,10 +10,10 @@ weights) over earlier outputs, per layer or per block.
 from __future__ import annotations
 
 from hcdsl.lang.catalog import attends
-from hcdsl.lang.connections import CustomOptions
+from hcdsl.lang.connections import CustomOptions, Entry, Param
 from hcdsl.lang.expr import evaluate, names
 from hcdsl.schemes.dense import ATTNRES, STATIC, history_scheme
-from hcdsl.schemes.primitive import Coef, DenseScheme, Scheme, Step
+from hcdsl.schemes.primitive import ChannelEntry, Coef, DenseScheme, Map, Scheme, Step
 from hcdsl.schemes.registry import SchemeError, register
 from hcdsl.spec import ModelSpec
 
@@ -40,12 +40,14 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
                           f"{len(attention)} attention layer(s)",
                           "drop value_residual, or add attention layers to the body")
     steps = []
+    vectors = {p.name: p for p in o.params if p.kind == "vector"}
     for k in range(len(spec.sequence)):
-        template = templates[k + 1]
+        template, channels = _split(templates[k + 1], vectors)
         used = {name for row in template for e in row for name in names(e)}
+        # M at init with every entry (a vector's channels all start at its init value)
         init = tuple(tuple(float(evaluate(e, init_of, float)) for e in row)
-                     for row in template)
-        coef = (Coef(init=init) if not used else Coef(
+                     for row in templates[k + 1])
+        coef = (Coef(init=init) if not used and not channels else Coef(
             init=init, learn=True, generator="template", template=template,
             params=tuple(p for p in o.params if p.name in used)))
         steps.append(Step(
@@ -54,10 +56,11 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
             post_streams=tuple(s - 1 for s in o.post_streams) if o.post_streams else None,
             lowrank=o.lowrank, value_mix=o.value_residual,
             value_params=tuple(p for p in o.params if p.name in (o.value_residual or ())),
+            maps=_maps(o, k), channels=channels,
         ))
     return Scheme(
         streams=S, width=spec.dim, init="copy", init_weights=o.init, steps=tuple(steps),
-        readout="sum", readout_weights=o.readout,
+        readout="sum", readout_weights=o.readout, readout_params=_readout_params(o),
         readout_norm=tuple(s - 1 for s in o.readout_norm), out_scale=o.out_scale,
         readout_generator=o.readout_generator, family=f"custom: {o.name}",
     )
@@ -75,14 +78,42 @@ def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
                        post_streams=tuple(s - 1 for s in o.post_streams)
                        if o.post_streams else None, lowrank=o.lowrank,
                        value_mix=o.value_residual, value_params=tuple(
-                           p for p in o.params if p.name in (o.value_residual or ())))
+                           p for p in o.params if p.name in (o.value_residual or ())),
+                       maps=_maps(o, k))
                   for k in range(len(spec.sequence)))
     return Scheme(
         streams=S, width=spec.dim, init="copy", init_weights=o.init, steps=steps,
-        readout="sum", readout_weights=o.readout,
+        readout="sum", readout_weights=o.readout, readout_params=_readout_params(o),
         readout_norm=tuple(s - 1 for s in o.readout_norm), out_scale=o.out_scale,
         readout_generator=o.readout_generator, family=f"custom: {o.name}",
     )
+
+
+def _split(template: tuple[tuple[Entry, ...], ...], vectors: dict[str, Param]
+           ) -> tuple[tuple[tuple[Entry, ...], ...], tuple[ChannelEntry, ...]]:
+    """M without its entries over vector params (0 there), and those entries."""
+    def per_channel(e: Entry) -> bool:
+        return bool(names(e) & set(vectors))
+
+    channels = tuple(ChannelEntry(row=i, col=j, entry=e, params=tuple(
+                         vectors[name] for name in sorted(names(e))))
+                     for i, row in enumerate(template) for j, e in enumerate(row)
+                     if per_channel(e))
+    scalar = tuple(tuple(0.0 if per_channel(e) else e for e in row) for row in template)
+    return scalar, channels
+
+
+def _maps(o: CustomOptions, k: int) -> tuple[Map, ...]:
+    """The low-rank maps of layer k (0-based): those whose `start` layer has come."""
+    return tuple(Map(source=mp.source - 1, target=mp.target - 1, rank=mp.rank,
+                     full=mp.kind == "linear", weight=mp.weight,
+                     params=tuple(p for p in o.params if p.name in names(mp.weight)))
+                 for mp in o.maps if k + 1 >= mp.start)
+
+
+def _readout_params(o: CustomOptions) -> tuple:
+    used = {name for e in o.readout or () for name in names(e)}
+    return tuple(p for p in o.params if p.name in used)
 
 
 def _history(spec: ModelSpec, o: CustomOptions) -> DenseScheme:

@@ -51,6 +51,29 @@ class Coef(Frozen):
     program: Generator | None = None
 
 
+class Map(Frozen):
+    """H'_target += weight · B A H_source after the write: a low-rank map of one old stream
+    into one new stream (0-based), B = 0 at init; weight an entry as in M, with its params."""
+
+    source: int
+    target: int
+    rank: int
+    full: bool = False  # one w x w matrix W instead of B A
+    weight: Entry = 1.0
+    params: tuple[Param, ...] = ()
+
+
+class ChannelEntry(Frozen):
+    """An entry of M over learned vectors (one weight per channel: a vector's name, or
+    arithmetic of vector names and numbers): its part of the step is e ⊙ (the row's value)
+    added to the column's; M holds 0 there."""
+
+    row: int  # 0: the layer output; 1..S: the old streams
+    col: int  # 0: the read; 1..S: the new streams
+    entry: str
+    params: tuple[Param, ...]  # the vectors it names
+
+
 class Step(Frozen):
     layers: tuple[int, ...]  # 0-based indices into ModelSpec.sequence; >1 run in parallel
     inputs: tuple[tuple[int, ...], ...]  # per layer: the read columns concatenated as its input
@@ -67,6 +90,8 @@ class Step(Frozen):
     # V_first the values of the model's first attention layer; (λ1, λ2) entries as in M
     value_mix: tuple[Entry, Entry] | None = None
     value_params: tuple[Param, ...] = ()
+    maps: tuple[Map, ...] = ()  # low-rank maps from one stream into another
+    channels: tuple[ChannelEntry, ...] = ()  # per-channel (vector) entries of M
 
     @property
     def fractions(self) -> int:
@@ -84,7 +109,9 @@ class Scheme(Frozen):
     init_weights: tuple[float, ...] | None = None  # copy: H^0_s = w_s h^0 (default all 1)
     steps: tuple[Step, ...]
     readout: Literal["sum", "mean", "concat"]
-    readout_weights: tuple[float, ...] | None = None  # sum: h^L = sum_s w_s H_s (default 1)
+    # sum: h^L = sum_s w_s H_s (default 1); entries as in M (numbers or learned params)
+    readout_weights: tuple[Entry, ...] | None = None
+    readout_params: tuple[Param, ...] = ()
     readout_norm: tuple[int, ...] = ()  # streams normalised before the readout (ResiDual)
     # a `generator readout { ... }` block: h^L from per-token weights (replaces readout)
     readout_generator: Generator | None = None

@@ -131,7 +131,8 @@ def test_the_backends_and_modules_follow_the_traits() -> None:
 
     called = {k for k in n.KINDS if k.calls_module}
     assert called == {n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
-                      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.GeneratorCoef}
+                      n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.GeneratorCoef,
+                      n.ChannelGain}
     assert {k for k, rule in FX.items() if rule is Builder.call_module} == called
     assert len({EVAL[k] for k in called}) == 1
     assert {k for k, f in MODULES.items() if f is None} == {
@@ -209,7 +210,8 @@ def test_a_kind_registered_twice_is_an_error() -> None:
 
 
 # -- Literal fields -------------------------------------------------------------------------
-OPEN_STRINGS = {(n.Layer, "name"), (n.Layer, "kind")}  # a spec's names: any identifier
+# a spec's names: any identifier (and a matrix entry over vector params, as written)
+OPEN_STRINGS = {(n.Layer, "name"), (n.Layer, "kind"), (n.ChannelGain, "entry")}
 
 
 def literal_fields() -> list[tuple[type[n.Node], str, tuple]]:
@@ -266,6 +268,8 @@ def test_payload_literals_are_the_schemes_and_languages() -> None:
         (n.ManifoldCoef, "init"): values(SchemeCoef, "manifold_init"),
         (n.TemplateCoef, "params"): values(Param, "bound"),
         (n.TemplateCoef, "shared"): values(Param, "bound"),
+        (n.ChannelGain, "params"): values(Param, "bound"),
+        (n.ChannelGain, "shared"): values(Param, "bound"),
         (n.GeneratorCoef, "role"): ("step", "readout"),  # a step's M, or the readout
         (n.Norm, "kind"): values(NormSpec, "kind"),
         (n.NormStreams, "kind"): values(NormSpec, "kind"),

@@ -109,7 +109,7 @@ def at(src: str, needle: str) -> str:
      "matrix entry (2, 2) names 'k', which is not a declared param", "param k = 1"),
     ("param g = 0.5\n  all = [[0, 1], [1, 1 - scalar(init=1)]]", "1 - scalar",
      "matrix entry (2, 2) is an expression of something other than numbers and params",
-     "arithmetic (+ - *)"),
+     "arithmetic (+ - * /)"),
     ("param g = 0.5\n  init = [1 - g]\n  all = [[0, 1], [1, 1]]", "1 - g]",
      "connection 'c': 'init' entry 1 is an expression; arithmetic is allowed in matrix "
      "entries only", "write a number"),

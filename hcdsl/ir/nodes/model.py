@@ -273,10 +273,12 @@ class InvStd(Node):
 
 @dataclass(frozen=True)
 class LowRank(Node):
-    """y_s = B A x_s for every stream s (LAuReL-LR), A: r x w, B: w x r, B = 0 at init."""
+    """y_s = B A x_s for every stream s (LAuReL-LR), A: r x w, B: w x r, B = 0 at init;
+    full: y_s = W x_s with one learned w x w matrix W = 0 at init (rank is then w)."""
 
     width: int
     rank: int
+    full: bool = quiet(False)
     op: ClassVar[str] = "lowrank"
     has_module: ClassVar[bool] = True
     builds_module: ClassVar[bool] = True
@@ -296,7 +298,7 @@ class LowRank(Node):
         return t
 
     def param_count(self) -> int:
-        return 2 * self.rank * self.width  # A and B
+        return self.width * self.width if self.full else 2 * self.rank * self.width  # W; A, B
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,14 @@ from tests.apps.test_wrap_multistream import (  # noqa: E402
 PROMPT, NEW = 5, 12
 
 
-def glm_lm(seed: int = 0) -> torch.nn.Module:
+def glm_lm(seed: int = 0, **kw: object) -> torch.nn.Module:
     """Glm5NextForConditionalGeneration around the text config of test_wrap_multistream
     (a KDA block and an indexed-attention block) with a one-block vision tower (unused: text
     only); HC parameters and norms moved off their init."""
     vision = dict(depth=1, hidden_size=16, intermediate_size=16, num_heads=2,
                   out_hidden_size=32, patch_size=2, spatial_merge_size=1,
                   temporal_patch_size=1)
-    cfg = transformers.Glm5NextConfig(text_config=glm_config().to_dict(), vision_config=vision)
+    cfg = transformers.Glm5NextConfig(text_config=glm_config(**kw).to_dict(), vision_config=vision)
     torch.manual_seed(seed)
     m = transformers.Glm5NextForConditionalGeneration(cfg).eval()
     with torch.no_grad():

@@ -6,9 +6,17 @@
 The prompt runs once (prefill) and fills every attention layer's cache; each further step
 runs the model on the newest token alone at its position (hcdsl/nn/kv.py says why the
 connection state needs no cache). Logits equal those of the full forward at every position
-(tests/backends/test_decode.py). A model with extern layers (their time mixing is their own) decodes
-by running the whole sequence at every step: the same tokens, slower; `cached(model)` says
-which.
+(tests/backends/test_decode.py). An extern layer's time mixing is its own: it decodes with a
+cache when its module says how (the decode protocol below; hcdsl.wrap's adapters of
+transformers layers do, with the layers' own transformers caches); a model with any other
+extern layer decodes by running the whole sequence at every step: the same tokens, slower.
+`cached(model)` says which.
+
+The decode protocol of an extern layer's module (either):
+- `start_decoding(state)` and `stop_decoding()`: called once at the start and at the end of
+  a decoding run (state: hcdsl/nn/kv.py's DecodeState); in between, each call gets only the
+  new tokens and the module keeps what it needs of the earlier ones (its own cache);
+- `mixes_time = False`: it acts on each token alone (an MLP, a MoE): nothing to keep.
 
 Sampling: temperature 0 is greedy (argmax); otherwise softmax(logits / temperature),
 restricted to the top_k most likely tokens and then to the smallest set whose probability
@@ -27,18 +35,40 @@ from torch import nn
 
 from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
+from hcdsl.ir.names import attr_name
 from hcdsl.nn.fused import ParallelLayers
 from hcdsl.nn.kv import DecodeState, KVCache
 from hcdsl.nn.layers import Attention, Embedding
 
 
 def cached(model: nn.Module) -> bool:
-    """True when decoding can use key/value caches: no extern layer in the model's IR."""
+    """True when decoding can use caches: every extern layer of the model's IR follows the
+    decode protocol (the module doc), or there is none."""
     ir = getattr(model, "hc_ir", None)
     if ir is None:
         return False
-    return not any(isinstance(p, n.Layer) and p.extern
-                   for p in (ir.payload(v) for v in ir.g.nodes))
+    externs = [v for v in ir.g.nodes
+               if isinstance(ir.payload(v), n.Layer) and ir.payload(v).extern]
+    return all(_decodes(_submodule(model, v)) for v in externs)
+
+
+def _submodule(model: nn.Module, node: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(attr_name(node))
+    except AttributeError:
+        return None
+
+
+def _decodes(module: nn.Module | None) -> bool:
+    if module is None:
+        return False
+    return callable(getattr(module, "start_decoding", None)) or \
+        getattr(module, "mixes_time", True) is False
+
+
+def _own_caches(model: nn.Module) -> list[nn.Module]:
+    """The modules keeping a cache of their own over a decoding run (the protocol)."""
+    return [m for m in model.modules() if callable(getattr(m, "start_decoding", None))]
 
 
 def _attention_modules(model: nn.Module) -> list[Attention]:
@@ -53,22 +83,28 @@ def _attention_modules(model: nn.Module) -> list[Attention]:
 @contextmanager
 def decoding(model: nn.Module, length: int) -> Iterator[DecodeState]:
     """Install a decode state of `length` positions on the model's attention layers and
-    embedding for the duration; they run as usual again afterwards."""
+    embedding, and start the extern layers' own caches (the decode protocol), for the
+    duration; they run as usual again afterwards."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     state = DecodeState(length, device)
     attns = _attention_modules(model)
     embeds = [m for m in model.modules() if isinstance(m, Embedding)]
+    own = _own_caches(model)
     try:
         for a in attns:
             a.kv_cache = KVCache(state)
         for e in embeds:
             e.decoding = state
+        for m in own:
+            m.start_decoding(state)
         yield state
     finally:
         for a in attns:
             a.kv_cache = None
         for e in embeds:
             e.decoding = None
+        for m in own:
+            m.stop_decoding()
 
 
 def _check(model: nn.Module, tokens: object, max_new_tokens: int, temperature: float,

@@ -19,11 +19,16 @@ are the readout's.
 Extra inputs of the layers are made inside the adapters: positions 0..T-1, both rotary
 tables ('main' and 'compress'), the sliding-window causal mask with hcdsl's padding mask;
 hash-routed MoE layers (mlp_layer_types 'hash_moe') route by token id: the embedding adapter
-hands the input ids to them through a `TokenTap` (set on every forward, read in the same
-forward).
+hands the input ids to them through the model's `ForwardContext` (context.py; set on every
+forward, read in the same forward). While decoding (hcdsl.generate) the attention layers
+use the model's own cache (`DynamicCache(config=...)`: sliding-window keys and the CSA/HCA
+compressor states) and the positions, rotary tables and mask the model's forward makes from
+the cache's length (`Context.prepare`); each step runs on the new tokens alone.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,32 +36,48 @@ from torch import nn
 from hcdsl.errors import CompileError
 from hcdsl.frontend.printer import format_value
 from hcdsl.nn.modules import attr_name
+from hcdsl.wrap.context import Decodes, ForwardContext, namespace
 from hcdsl.wrap.recognise import Recognised, Sublayer, TapEmbed, one_norm
 
 CONNECTION = "deepseek_v4_mhc"
 
 
-class TokenTap(nn.Module):
-    """The input ids of the current forward, for layers that route by token (hash MoE)."""
+class Context(ForwardContext):
+    """DeepSeek-V4's per-forward inputs while decoding, as DeepseekV4Model.forward makes
+    them before its layers: positions after the cached ones, the sliding-window causal mask
+    over cache and new tokens, both rotary tables."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: torch.Tensor | None = None
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model.config, namespace(model.model))
+        self._rotary = [model.model.rotary_emb]
 
-    def begin(self, tokens: torch.Tensor) -> None:
-        self.tokens = tokens
+    def prepare(self, embeds: torch.Tensor) -> dict[str, Any]:
+        T = embeds.shape[1]
+        positions = (torch.arange(T, device=embeds.device) + self.past())[None]
+        mask = self.ns.create_sliding_window_causal_mask(
+            config=self.config, inputs_embeds=embeds, attention_mask=None, cache=self.cache,
+            position_ids=positions)
+        pe = {kind: self._rotary[0](embeds, position_ids=positions, layer_type=kind)
+              for kind in ("main", "compress")}
+        return {"positions": positions, "mask": mask, "pe": pe}
 
 
-class Attention(nn.Module):
+class Attention(Decodes):
     """DeepseekV4Attention as an hcdsl layer: x (B, T, C) -> (B, T, C), with the rotary
-    tables, positions and the sliding-window causal mask made from x (and hcdsl's mask)."""
+    tables, positions and the sliding-window causal mask made from x (and hcdsl's mask);
+    while decoding, the model's cache and the context's inputs."""
 
-    def __init__(self, attn: nn.Module, rotary: nn.Module) -> None:
-        super().__init__()
+    def __init__(self, attn: nn.Module, rotary: nn.Module, context: Context) -> None:
+        super().__init__(context)
         self.attn, self.rotary = attn, rotary
         self.window = attn.config.sliding_window
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        step = self.step()
+        if step is not None:
+            return self.attn(hidden_states=x, position_embeddings=step["pe"],
+                             position_ids=step["positions"], attention_mask=step["mask"],
+                             cache=self.context.cache)[0]
         T = x.shape[1]
         positions = torch.arange(T, device=x.device)[None]
         pe = {kind: self.rotary(x, position_ids=positions, layer_type=kind)
@@ -91,18 +112,20 @@ def _padded(allowed: torch.Tensor) -> torch.Tensor:
 
 class MoE(nn.Module):
     """DeepseekV4SparseMoeBlock as an hcdsl layer; a hash-routed one reads the token ids
-    of the current forward from the tap (set by the embedding)."""
+    of the current forward from the context (set by the embedding). Token by token: it
+    decodes without a cache (mixes_time, hcdsl/nn/decode.py)."""
 
-    def __init__(self, mlp: nn.Module, tap: TokenTap | None) -> None:
+    mixes_time = False
+
+    def __init__(self, mlp: nn.Module, context: ForwardContext) -> None:
         super().__init__()
         self.mlp = mlp
-        self._tap = [tap]
+        self._context = [context]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.mlp.is_hash:
             return self.mlp(x)
-        tap = self._tap[0]
-        ids = None if tap is None else tap.tokens
+        ids = self._context[0].tokens
         if ids is None:  # before any forward: hcdsl's extern probe at wrap time only
             ids = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)
         elif ids.shape != x.shape[:2]:
@@ -217,22 +240,22 @@ def recognise(model: nn.Module) -> Recognised:
                            f"{type(getattr(base, 'hc_head', None)).__name__} (it reads "
                            "DeepseekV4HyperHead)")
     layers = list(base.layers)[:cfg.num_hidden_layers]
-    hashed = any(lay.mlp.is_hash for lay in layers)
-    tap = TokenTap() if hashed else None
-    blocks = [[Sublayer("attn", lay.input_layernorm, Attention(lay.self_attn, base.rotary_emb)),
-               Sublayer("moe", lay.post_attention_layernorm, MoE(lay.mlp, tap))]
+    context = Context(model)
+    blocks = [[Sublayer("attn", lay.input_layernorm,
+                        Attention(lay.self_attn, base.rotary_emb, context)),
+               Sublayer("moe", lay.post_attention_layernorm, MoE(lay.mlp, context))]
               for lay in layers]
     norm = one_norm([(f"block {i} {s.role}", s.norm) for i, b in enumerate(blocks)
                      for s in b] + [("the final norm", base.norm)])
     return Recognised(
         what=f"{type(model).__name__} (deepseek_v4)", name="deepseek_v4", dim=cfg.hidden_size,
         norm=norm, blocks=blocks, vocab=base.embed_tokens.num_embeddings,
-        embed=TapEmbed(base.embed_tokens, tap), final_norm=base.norm, head=model.lm_head,
+        embed=TapEmbed(base.embed_tokens, context), final_norm=base.norm, head=model.lm_head,
         tied=model.lm_head.weight is base.embed_tokens.weight,
         connection=connection_text(cfg.hc_mult, cfg.rms_norm_eps, cfg.hc_eps,
                                    cfg.hc_sinkhorn_iters),
         carry=lambda wrapped: carry(model, wrapped))
 
 
-__all__ = ["Attention", "MoE", "TapEmbed", "TokenTap", "carry", "connection_text",
+__all__ = ["Attention", "Context", "MoE", "TapEmbed", "carry", "connection_text",
            "recognise", "write_back"]

@@ -27,7 +27,8 @@ from hcdsl.spec import NormSpec
 from hcdsl.wrap.recognise import Embed, Recognised, Sublayer, one_norm
 
 LLAMA_LIKE = ("llama", "qwen2", "mistral")
-MULTISTREAM = ("deepseek_v4", "glm5_next_text", "qwen4_exp_text")  # their own connection read out (deepseek_v4.py)
+# their own connection read out (deepseek_v4.py, glm5_next.py, qwen4_exp.py)
+MULTISTREAM = ("deepseek_v4", "glm5_next_text", "glm5_next", "qwen4_exp_text")
 SUPPORTED = ("gpt2", *LLAMA_LIKE, *MULTISTREAM)
 QKV = ("q", "k", "v")
 
@@ -154,7 +155,7 @@ def recognise_hf(model: nn.Module) -> Recognised:
             f"hcdsl.wrap does not recognise the transformers model {name} (model_type "
             f"'{kind}'): it wraps {', '.join(SUPPORTED)}; for other models pass their blocks "
             "as an nn.ModuleList (docs/wrap.md)")
-    if kind == "glm5_next_text":  # hidden states: a text model without lm_head
+    if kind in ("glm5_next_text", "glm5_next"):  # text model: hidden states; the other: logits
         from hcdsl.wrap import glm5_next  # noqa: PLC0415 - only for that model
         return glm5_next.recognise(model)
     if kind == "qwen4_exp_text" and getattr(model, "lm_head", None) is not None:

@@ -109,9 +109,11 @@ class Embed(nn.Module):
 
 
 class TapEmbed(nn.Module):
-    """tokens -> embeddings, telling a tap that a new forward begins (`tap.begin(tokens)`):
-    what the wrapped layers hand each other within one forward (DeepSeek-V4's hash-routed
-    experts read the tokens; GLM-5-next's indexer passes its top-k to the next layer)."""
+    """tokens -> embeddings, telling a tap that a new forward begins (`tap.begin(tokens,
+    embeddings)`, before any layer runs): what the wrapped layers share within one forward
+    (DeepSeek-V4's hash-routed experts read the tokens; GLM-5-next's indexer passes its
+    top-k to the next layer; while decoding, the model's cache and the positions and masks
+    of these tokens: hcdsl/wrap/context.py)."""
 
     def __init__(self, tokens: nn.Embedding, tap: nn.Module | None) -> None:
         super().__init__()
@@ -119,7 +121,8 @@ class TapEmbed(nn.Module):
         self._tap = [tap]  # a list: the tap is not a submodule (no state_dict entry)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(tokens)
         tap = self._tap[0]
         if tap is not None:
-            tap.begin(tokens)
-        return self.tokens(tokens)
+            tap.begin(tokens, h)
+        return h

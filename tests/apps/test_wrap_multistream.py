@@ -191,7 +191,7 @@ def test_training_step_and_write_back(one_thread: None) -> None:
 
 
 def test_greedy_generation_equals_transformers(ds, one_thread: None) -> None:
-    """hcdsl.generate (extern layers: full recomputation per token) == transformers'
+    """hcdsl.generate (with the layers' own caches, tests/apps/test_wrap_generate.py) == transformers'
     generate, greedy, same weights."""
     m, w = ds
     prompt = tokens(2, (1, 5))
@@ -212,11 +212,8 @@ def test_compile_fullgraph(ds, one_thread: None) -> None:
 
 # -- 5. GLM-5-next (hidden states) -----------------------------------------------------------
 
-def glm_model(seed: int = 0) -> torch.nn.Module:
-    """A linear-attention (KDA) block with a dense MLP and an indexed-attention block (top-4
-    of 12 keys: the indexer selects) with a MoE; HC parameters and norms off their init."""
-    torch.manual_seed(seed)
-    cfg = transformers.Glm5NextTextConfig(
+def glm_config(**kw: object) -> transformers.Glm5NextTextConfig:
+    base = dict(
         vocab_size=VOCAB, hidden_size=32, intermediate_size=32, moe_intermediate_size=16,
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4,
         num_experts_per_tok=2, kv_lora_rank=16, q_lora_rank=16, v_head_dim=8,
@@ -224,7 +221,15 @@ def glm_model(seed: int = 0) -> torch.nn.Module:
         linear_head_dim=8, linear_num_heads=4, mlp_layer_types=["dense", "sparse"],
         layer_types=["linear_attention", "indexed_attention"], pad_token_id=0, index_kpool=4,
         hc_eps=1e-2, attn_implementation="eager")
-    m = transformers.Glm5NextTextModel(cfg).eval()
+    base.update(kw)
+    return transformers.Glm5NextTextConfig(**base)
+
+
+def glm_model(seed: int = 0, **kw: object) -> torch.nn.Module:
+    """A linear-attention (KDA) block with a dense MLP and an indexed-attention block (top-4
+    of 12 keys: the indexer selects) with a MoE; HC parameters and norms off their init."""
+    torch.manual_seed(seed)
+    m = transformers.Glm5NextTextModel(glm_config(**kw)).eval()
     with torch.no_grad():
         for name, p in m.named_parameters():
             if "_hc." in name or "norm" in name:

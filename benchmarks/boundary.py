@@ -6,6 +6,7 @@ step.
 
     .venv/bin/python benchmarks/boundary.py [--rounds 3] [--steps 2] [--batch 8] [--seq 128]
                                             [--blocks 4] [--no-recompute]
+                                            [--only "mHC x4;mHC x4, unfused"]
 
 Model: optimiser.py's (d = 256, [attention(heads=4), mlp] x blocks, vocab 512, fp32, torch on
 one thread). Every model compiles once (warm-up), then each round times `steps` steps of every
@@ -61,7 +62,9 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--no-recompute", action="store_true")
+    ap.add_argument("--only", default="", help="variant labels, ';'-separated (Pre-Norm always)")
     args = ap.parse_args()
+    only = {x.strip() for x in args.only.split(";") if x.strip()} | {"Pre-Norm"}
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, load {os.getloadavg()[0]:.1f}, batch {args.batch} x "
           f"{args.seq}, {args.blocks} blocks", flush=True)
@@ -70,6 +73,8 @@ def main() -> None:
     targets = torch.randint(0, 512, (args.batch, args.seq), generator=g)
     steps, peaks = {}, {}
     for label, connect, fused, recompute in variants(not args.no_recompute):
+        if args.only and label not in only:
+            continue
         model = build(connect, fused, recompute, args.blocks)
         step = measure.train_step(model, tokens, targets, compiled=True)
         step()  # compiles

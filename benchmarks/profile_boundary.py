@@ -14,9 +14,9 @@ batch 8 x 128, fp32, torch on one thread):
 2. The parts of one boundary alone, each compiled, forward + backward, on a (B, T, n, C)
    state of the same shape: the coefficient projection x φ (one GEMM), the RMS norm of the
    flat state, the Sinkhorn op, the read (h_in = H_preᵀ H) and the write + mix
-   (H' = H_resᵀ H + H_postᵀ o), then the whole boundary as the backend lowers it, and, with
-   --fused, as hcdsl/nn/boundary.py lowers it. Times x 8 boundaries against the step's
-   difference say which part the gap is.
+   (H' = H_resᵀ H + H_postᵀ o), then the whole boundary as the unfused lowering emits it,
+   and, with --fused, as the fused one does (hcdsl/nn/boundary.py). Times x 8 boundaries
+   against the step's difference say which part the gap is.
 
 Read ratios within one run; absolute times move with the machine's load.
 """
@@ -39,6 +39,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hcdsl  # noqa: E402
 from hcdsl.bench import measure  # noqa: E402
+from hcdsl.nn.boundary import boundary_write  # noqa: E402
 from hcdsl.nn.manifold import ManifoldCoef  # noqa: E402
 from hcdsl.nn.ops import mix_streams  # noqa: E402
 from hcdsl.nn.sinkhorn import sinkhorn  # noqa: E402
@@ -53,6 +54,8 @@ SPEC = """model m {{
 }}
 """
 B, T, N, C = 8, 128, 4, 256
+WRAPPERS = ("Torch-Compiled", "CompiledFunction", "## ",
+            "autograd::engine::evaluate_function: CompiledFunctionBackward")
 
 
 def bench(fn: Callable[[], object], steps: int) -> float:
@@ -92,13 +95,17 @@ def whole_step(connect: str, steps: int) -> tuple[float, dict[str, float], int]:
             step()
     by: dict[str, float] = defaultdict(float)
     count = 0
-    for e in prof.key_averages():
-        if e.key.startswith("Torch-Compiled") or e.key.startswith("CompiledFunction") or \
-                e.key.startswith("## ") or e.key in ("autograd::engine::evaluate_function: "
-                                                     "CompiledFunctionBackward",):
+    for e in prof.events():
+        if e.name.startswith(WRAPPERS):
             continue
-        by[group(e.key)] += e.self_cpu_time_total / 1e3 / steps
-        count += e.count
+        anc, inside = e, ""
+        while anc is not None:  # the Sinkhorn op's own aten ops count as the op's
+            if "sinkhorn" in anc.name:
+                inside = anc.name
+            anc = anc.cpu_parent
+        key = group(inside) if inside else group(e.name)
+        by[key] += e.self_cpu_time_total / 1e3 / steps
+        count += 1
     return ms, dict(by), count // steps
 
 
@@ -135,10 +142,14 @@ def parts(steps: int, fused: bool) -> dict[str, float]:
         x = both[..., 0:1, :].flatten(-2)
         y = F.rms_norm(x, (C,))
         return o.unsqueeze(-2) * mm[..., 0, 1:5, None] + both[..., 1:5, :] + y.sum()
+    def fused_boundary() -> torch.Tensor:  # as the fused lowering emits it (nn/boundary.py)
+        mm = coef(h)
+        x = mix_streams(h, mm[..., 1:5, 0:1]).flatten(-2)
+        y = F.rms_norm(x, (C,))
+        return boundary_write(h, o, mm[..., 1:5, 1:5], mm[..., 0, 1:5]) + y.sum()
     cases["whole boundary, unfused"] = boundary
     if fused:
-        from hcdsl.nn.boundary import bench_boundary
-        cases["whole boundary, fused"] = bench_boundary(coef, h, o)
+        cases["whole boundary, fused"] = fused_boundary
     return {name: bench(run(f), steps) for name, f in cases.items()}
 
 

@@ -11,7 +11,8 @@ step.
 Model: optimiser.py's (d = 256, [attention(heads=4), mlp] x blocks, vocab 512, fp32, torch on
 one thread). Every model compiles once (warm-up), then each round times `steps` steps of every
 model back to back; a model's figure is the median over rounds of its per-round ratio to
-Pre-Norm [min-max]. Peak: the highest bytes allocated above a compiled step's start
+Pre-Norm [min-max], in wall time and in the process's CPU time (torch on one thread, so CPU
+time is the work done, steadier than wall time when other processes share the cores). Peak: the highest bytes allocated above a compiled step's start
 (torch.profiler's allocator events), exact.
 """
 
@@ -21,6 +22,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -83,18 +85,23 @@ def main() -> None:
         steps[label] = step
         print(f"  compiled {label}", flush=True)
     ms: dict[str, list[float]] = {k: [] for k in steps}
+    cpu: dict[str, list[float]] = {k: [] for k in steps}  # process CPU time: load-robust
     for r in range(args.rounds):
         order = list(steps) if r % 2 == 0 else list(steps)[::-1]
         for label in order:
+            c0 = time.process_time()
             ms[label].append(measure.time_steps(steps[label], args.steps, torch.device("cpu")))
+            cpu[label].append(1e3 * (time.process_time() - c0) / args.steps)
     base_peak = peaks["Pre-Norm"]
     print(f"compiled training step / Pre-Norm, median [min-max] over {args.rounds} rounds; "
           f"peak of one compiled step / Pre-Norm's ({base_peak / 2**20:.0f} MiB); "
           f"load {os.getloadavg()[0]:.1f}")
     for label in steps:
         rs = [a / b for a, b in zip(ms[label], ms["Pre-Norm"])]
+        cs = [a / b for a, b in zip(cpu[label], cpu["Pre-Norm"])]
         print(f"  {label:22} time {statistics.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]"
-              f"  ({statistics.median(ms[label]):.0f} ms)  peak {peaks[label] / base_peak:.2f}x")
+              f"  ({statistics.median(ms[label]):.0f} ms)  CPU time {statistics.median(cs):.2f}"
+              f" [{min(cs):.2f}-{max(cs):.2f}]  peak {peaks[label] / base_peak:.2f}x")
 
 
 if __name__ == "__main__":

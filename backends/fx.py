@@ -90,10 +90,10 @@ class Builder:
                 if v in env and env[v].graph is self.g:
                     erase_view(env[v])
 
-    def block(self, coef: str, rows: tuple[int, int], cols: tuple[int, int],
+    def block(self, coef: str, rows: tuple[int, int] | int, cols: tuple[int, int],
               v: str) -> fx.Node:
-        """M[..., rows, cols] of the coefficient node coef, or M[..., row, cols] for one row."""
-        r = rows[0] if rows[1] - rows[0] == 1 else slice(*rows)
+        """M[..., rows, cols] of the coefficient node coef; M[..., row, cols] for an int row."""
+        r = rows if isinstance(rows, int) else slice(*rows)
         return self.emit("call_function", operator.getitem,
                          (self.env[coef], (Ellipsis, r, slice(*cols))), f"{v}.m")
 
@@ -251,7 +251,7 @@ def _add(b: Builder, v: str, p: n.Add, x: dict[str, fx.Node]) -> fx.Node:
             mp: n.Mix = b.ir.payload(f.both)
             pp: n.Mix = b.ir.payload(f.post)
             res = b.block(coef, mp.rows, pp.cols, f"{v}.res")
-            post = b.block(coef, pp.rows, pp.cols, f"{v}.post")
+            post = b.block(coef, pp.rows[0], pp.cols, f"{v}.post")
             return b.emit("call_function", boundary_write,
                           (b.env[state], b.env[out], res, post), v)
     if p.arity == 1:  # a sum of one term is that term

@@ -24,6 +24,7 @@ DYNAMIC = {  # spec -> the fused boundaries it must have (one per layer)
     "generator (DeepSeek-V4 mHC)": (SPECS / "families/deepseek_v4_mhc.hc", 4),
     "generator (KromHC)": (SPECS / "families/kromhc.hc", None),
     "DHC": (SPECS / "tiny_dhc4.hc", None),
+    "mHC n=1": (model_text("mhc(n=1)"), 4),  # one stream: every block of M is 1 x 1
 }
 
 

@@ -10,6 +10,7 @@ states are asked for, and the output goes through io.finish.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -22,15 +23,20 @@ from hcdsl.ir.graph import IR
 from hcdsl.ir.tables import registrar
 from hcdsl.ir.types import Coef, Hidden
 from hcdsl.nn import io
+from hcdsl.nn.boundary import Boundary, boundary_write, find
 from hcdsl.nn.generator import channel_write
 from hcdsl.nn.modules import attr_name
 from hcdsl.nn.ops import mix_parts, mix_streams
 from hcdsl.backends.recompute import lower_region, runs
 from hcdsl.backends.segments import lower_segment, plan
 
+# the fused layer boundary of dynamic connections (hcdsl/nn/boundary.py): on by default;
+# lower_fx(fuse_boundary=False) lowers the IR's mixes one by one
+FUSE_BOUNDARY = True
+
 
 class Builder:
-    def __init__(self, ir: IR, parts: nn.Module) -> None:
+    def __init__(self, ir: IR, parts: nn.Module, fuse_boundary: bool | None = None) -> None:
         self.ir = ir
         self.parts = parts
         self.g = fx.Graph()
@@ -45,6 +51,10 @@ class Builder:
         # stacks of more than two parts that only mixes read: their parts, so each mix reads
         # them directly (mix_parts) and the concatenation is dropped when nothing else uses it
         self.stacks: dict[str, list[fx.Node]] = {}
+        # fused boundaries (hcdsl/nn/boundary.py): by write, and by the mix they replace
+        fuse = FUSE_BOUNDARY if fuse_boundary is None else fuse_boundary
+        self.fused: dict[str, Boundary] = find(ir) if fuse else {}
+        self.fused_both = {f.both: f for f in self.fused.values()}
 
     def training(self) -> fx.Node:
         """`self.training`, read once (dropout is active only while training)."""
@@ -66,6 +76,30 @@ class Builder:
 
         for v in self.stacks:
             erase(env[v])
+        def erase_view(node: fx.Node) -> None:  # and the slices and views only it read
+            if node.users or node.op not in ("call_function", "call_method"):
+                return
+            inputs = node.all_input_nodes
+            self.g.erase_node(node)
+            for a in inputs:
+                if a.op == "call_method" or a.target is operator.getitem:
+                    erase_view(a)
+
+        for f in self.fused.values():  # what the fused boundaries no longer read
+            for v in (f.post, f.res, f.both):
+                if v in env and env[v].graph is self.g:
+                    erase_view(env[v])
+
+    def block(self, coef: str, rows: tuple[int, int] | int, cols: tuple[int, int],
+              v: str) -> fx.Node:
+        """M[..., rows, cols] of the coefficient node coef; M[..., row, cols] for an int row."""
+        r = rows if isinstance(rows, int) else slice(*rows)
+        return self.emit("call_function", operator.getitem,
+                         (self.env[coef], (Ellipsis, r, slice(*cols))), f"{v}.m")
+
+    def has(self, *values: str) -> bool:
+        """Every value is emitted in this builder's graph (a segment sees only its own)."""
+        return all(u in self.env for u in values)
 
     def emit(self, op: str, target: Any, args: tuple, node_id: str,
              kwargs: dict | None = None) -> fx.Node:
@@ -173,6 +207,14 @@ def _stack(b: Builder, v: str, p: n.Stack, x: dict[str, fx.Node]) -> fx.Node:
 
 @rule(n.Take)
 def _take(b: Builder, v: str, p: n.Take, x: dict[str, fx.Node]) -> fx.Node:
+    both = b.ir.inputs(v)["x"]
+    f = b.fused_both.get(both)
+    if f is not None and v != f.res:  # a fused boundary's read: mix only these columns
+        state, coef = b.ir.inputs(both)["x"], b.ir.inputs(both)["coef"]
+        mp: n.Mix = b.ir.payload(both)
+        if b.has(state, coef):
+            m = b.block(coef, mp.rows, (mp.cols[0] + p.start, mp.cols[0] + p.stop), v)
+            return b.emit("call_function", mix_streams, (b.env[state], m), v)
     index = (Ellipsis, slice(p.start, p.stop), slice(None))  # a view of some streams
     return b.emit("call_function", operator.getitem, (x["x"], index), v)
 
@@ -201,6 +243,17 @@ def _channel_write(b: Builder, v: str, p: n.ChannelWrite, x: dict[str, fx.Node])
 
 @rule(n.Add)
 def _add(b: Builder, v: str, p: n.Add, x: dict[str, fx.Node]) -> fx.Node:
+    f = b.fused.get(v)
+    if f is not None:  # H' = RESᵀH + post·o in one pass (hcdsl/nn/boundary.py)
+        state, coef = b.ir.inputs(f.both)["x"], b.ir.inputs(f.both)["coef"]
+        out = b.ir.inputs(f.post)["x"]
+        if b.has(state, coef, out):
+            mp: n.Mix = b.ir.payload(f.both)
+            pp: n.Mix = b.ir.payload(f.post)
+            res = b.block(coef, mp.rows, pp.cols, f"{v}.res")
+            post = b.block(coef, pp.rows[0], pp.cols, f"{v}.post")
+            return b.emit("call_function", boundary_write,
+                          (b.env[state], b.env[out], res, post), v)
     if p.arity == 1:  # a sum of one term is that term
         return x["s0"]
     out = x["s0"]
@@ -234,13 +287,16 @@ def _mix(b: Builder, v: str, p: n.Mix, x: dict[str, fx.Node]) -> fx.Node:
 
 
 def lower_fx(ir: IR, parts: nn.Module, recompute: bool | str = False,
-             recompute_every: int = 0) -> fx.GraphModule:
+             recompute_every: int = 0, fuse_boundary: bool | None = None) -> fx.GraphModule:
     """The GraphModule of ir over the modules in parts. recompute True: every run of
     connection operations between two layers becomes a Region recomputed in backward
     (recompute.py); "layers" (or "auto", resolved by hcdsl.memory to recompute_every >= 2
     or 0): every run of `recompute_every` layers becomes a Segment whose connection state
-    is rebuilt in backward from its boundary (segments.py)."""
-    b = Builder(ir, parts)
+    is rebuilt in backward from its boundary (segments.py). fuse_boundary (default
+    FUSE_BOUNDARY): the layer boundaries of dynamic connections in one pass each
+    (hcdsl/nn/boundary.py)."""
+    b = Builder(ir, parts, fuse_boundary)
+    make = functools.partial(Builder, fuse_boundary=fuse_boundary)  # segments', regions'
     env = b.env
     order = ir.order()
     regions = {run[0]: run for run in runs(ir, order)} if recompute is True else {}
@@ -250,11 +306,11 @@ def lower_fx(ir: IR, parts: nn.Module, recompute: bool | str = False,
         if v in done:
             continue
         if v in spans:  # recomputation across layers (segments.py)
-            env.update(lower_segment(b, spans[v], FX, Builder, f"seg_{len(done)}"))
+            env.update(lower_segment(b, spans[v], FX, make, f"seg_{len(done)}"))
             done.update(spans[v])
             continue
         if v in regions:
-            env.update(lower_region(ir, regions[v], env, FX, Builder, parts,
+            env.update(lower_region(ir, regions[v], env, FX, make, parts,
                                     f"conn_{len(done)}_{attr_name(v)}", b.g))
             done.update(regions[v])
             continue

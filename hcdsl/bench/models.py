@@ -70,18 +70,21 @@ class Built:
 
 
 def build_pairs(paths: list[str], device: torch.device, seed: int = 0,
-                recompute: bool = False, disable: tuple[str, ...] = ()) -> list[Built]:
+                recompute: bool | str = False, disable: tuple[str, ...] = (),
+                recompute_every: int = 0) -> list[Built]:
     """Parse and build each spec and its Pre-Norm baseline; equal baselines are built once.
     recompute: the specs' connections are recomputed in backward (the baseline, Pre-Norm,
-    has nothing worth recomputing). disable: passes left out, for the specs and the
-    baselines. Raises HcError / CompileError for a bad spec."""
+    has nothing worth recomputing); "layers": recomputation across layers for the specs, k =
+    recompute_every (0: the memory model's), the baselines plain, so a ratio is against plain
+    Pre-Norm. disable: passes left out, for the specs and the baselines. Raises HcError / CompileError for a bad spec."""
     bases: dict[str, nn.Module] = {}
     out = []
     for path in paths:
         comp = Compilation.load(Path(path), once=True)  # a path (hcdsl.parse takes a str as .hc text)
         spec = comp.spec
+        every = recompute_every or None
         model = hcdsl.compile(comp, seed=seed, device=device, recompute=recompute,
-                              disable=disable)
+                              recompute_every=every, disable=disable)
         key = baseline_key(spec)
         if key not in bases:  # the first spec's layer weights go into the shared baseline
             bases[key] = hcdsl.compile(comp.baseline(), seed=seed, device=device,

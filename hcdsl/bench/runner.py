@@ -52,6 +52,10 @@ class Settings:
     memory: bool = True
     threads: int = 0  # torch intra-op threads for the run (0: leave torch's setting)
     recompute: bool = False  # compile the specs with recompute=True (hcdsl.compile)
+    # recomputation across layers: the specs (not their Pre-Norm baselines) compiled with
+    # recompute="layers", k = recompute_every (0: the memory model's choice)
+    recompute_layers: bool = False
+    recompute_every: int = 0
     disable: tuple[str, ...] = ()  # passes left out of the pipeline (hcdsl.compile)
     infer: bool = True  # also time inference (no_grad forward), besides the training step
 
@@ -163,7 +167,8 @@ class _Runner:
 
 def _pairs(paths: list[str], s: Settings, device: torch.device,
            notes: list[str]) -> tuple[list[_Pair], str]:
-    built = build_pairs(paths, device, s.seed, s.recompute, s.disable)
+    built = build_pairs(paths, device, s.seed, "layers" if s.recompute_layers else s.recompute,
+                        s.disable, s.recompute_every)
     pairs = [
         _Pair(PairResult(label=f"hcdsl {b.family}", spec=b.path, family=b.family,
                          source="hcdsl", baseline="hcdsl Pre-Norm", params=params(b.model),

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hcdsl.bench.runner import BenchReport, PairResult, mode_name
+from hcdsl.bench.runner import BenchReport, PairResult, Settings, mode_name
 
 
 def jsonable(x: object) -> object:
@@ -37,6 +37,13 @@ def _mib(x: int | None) -> str:
     return "-" if x is None else f"{x / 2**20:,.1f}"
 
 
+def _layers(s: Settings) -> str:
+    if not s.recompute_layers:
+        return ""
+    k = f"k = {s.recompute_every}" if s.recompute_every else "the memory model's k"
+    return f'; specs compiled with recompute="layers" ({k}), Pre-Norm without'
+
+
 def print_report(report: BenchReport, out: Console) -> None:
     """The human-readable report: settings, the ratio table, baselines' ms, memory, notes."""
     s, m = report.settings, report.machine
@@ -49,6 +56,7 @@ def print_report(report: BenchReport, out: Console) -> None:
               f"which goes first); warm-up {s.warmup}"
               f"{'; compiled: torch.compile(fullgraph=True)' if s.compile else '; eager only'}"
               f"{'; specs compiled with recompute=True' if s.recompute else ''}"
+              f"{_layers(s)}"
               f"{'; passes disabled: ' + ', '.join(s.disable) if s.disable else ''}")
     out.print("ratio to Pre-Norm with the same layers: median over rounds (min-max); "
               "< 1 is faster")

@@ -42,16 +42,27 @@ def bench(
                                       help="leave a pass out (repeatable; a wrong name lists them)"),
     recompute: bool = typer.Option(False, "--recompute",
                                    help="recompute the connection in backward (less memory)"),
+    recompute_layers: bool = typer.Option(
+        False, "--recompute-layers",
+        help='recomputation across layers (recompute="layers"; Pre-Norm baselines without)'),
+    recompute_every: int = typer.Option(0, "--recompute-every", min=0,
+                                        help="layers per recomputed segment (0: the model's)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     """Time each spec against Pre-Norm with the same layers: training step and inference,
     eager and compiled, as ratios (median, min-max over interleaved rounds), and memory."""
+    if recompute and recompute_layers:
+        raise typer.BadParameter("choose --recompute or --recompute-layers, not both",
+                                 param_hint="--recompute-layers")
+    if recompute_every and not recompute_layers:
+        raise typer.BadParameter("needs --recompute-layers", param_hint="--recompute-every")
     from hcdsl.bench.runner import Settings, run_bench  # torch: only when bench runs
     from hcdsl.bench.text import jsonable, print_report
 
     settings = Settings(batch=batch, seq=seq, rounds=rounds, warmup=warmup, steps=steps,
                         compile=not no_compile, device=parse_device(device), seed=seed,
                         package=package, memory=memory, threads=threads, recompute=recompute,
+                        recompute_layers=recompute_layers, recompute_every=recompute_every,
                         disable=tuple(disable), infer=infer)
     err = Console(stderr=True, highlight=False)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

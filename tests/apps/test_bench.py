@@ -223,6 +223,24 @@ def test_bench_recompute_saves_memory(specs: dict[str, Path]) -> None:
     assert saved[True][0] < saved[False][0] and saved[True][1] == saved[False][1]
 
 
+def test_bench_recompute_layers(specs: dict[str, Path]) -> None:
+    """--recompute-layers compiles the specs (not the Pre-Norm baseline) with
+    recompute="layers": DHC keeps fewer bytes at its step's end, the baseline the same; both
+    recompute switches at once, or --recompute-every alone, are usage errors (exit 2)."""
+    saved = {}
+    for flags in ((), ("--recompute-layers", "--recompute-every", 2)):
+        result = invoke(specs["dhc"], *QUICK, "--json", "--no-package", "--no-infer", *flags)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["settings"]["recompute_layers"] is bool(flags)
+        mem = report["pairs"][0]["memory"]
+        saved[bool(flags)] = (mem["peak_bytes"], mem["base_peak_bytes"])
+    assert saved[True][0] < saved[False][0] and saved[True][1] == saved[False][1]
+    both = invoke(specs["dhc"], *QUICK, "--recompute", "--recompute-layers")
+    assert both.exit_code == 2 and "--recompute-layers" in both.output
+    assert invoke(specs["dhc"], *QUICK, "--recompute-every", 2).exit_code == 2
+
+
 def test_bench_disable_and_train_only(specs: dict[str, Path]) -> None:
     result = invoke(specs["dhc"], *QUICK, "--json", "--no-package", "--no-memory",
                     "--no-infer", "--disable", "merge-sibling-mixes", "--disable", "cse")

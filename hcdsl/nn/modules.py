@@ -153,7 +153,7 @@ def _manifold(p: n.ManifoldCoef, ctx: Context) -> nn.Module:
 
 @module(n.GeneratorCoef)
 def _generator(p: n.GeneratorCoef, ctx: Context) -> nn.Module:
-    return generator.GeneratorCoef(p.spec, p.n, p.width, p.role)
+    return generator.GeneratorCoef(p.spec, p.n, p.width, p.role, p.names, ctx.dtype)
 
 
 @module(n.ConstCoef)

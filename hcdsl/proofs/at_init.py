@@ -15,6 +15,7 @@ from collections.abc import Callable
 from hcdsl.ir import nodes as n
 from hcdsl.ir.tables import registrar
 from hcdsl.lang.expr import evaluate
+from hcdsl.proofs.generator_init import generator_at_init
 from hcdsl.spec import Matrix
 
 NOT_CONSTANT = None
@@ -50,7 +51,10 @@ def _manifold(p: n.ManifoldCoef) -> Matrix | None:
 
 @at_init(n.GeneratorCoef)
 def _generator(p: n.GeneratorCoef) -> Matrix | None:
-    return NOT_CONSTANT  # a user-written generator: its projections are drawn at random
+    """A generator whose projections all start at 0 (std=0: dynamic HC, mHC's identity init)
+    makes a constant M at init, from its biases and scales alone (hcdsl/proofs/generator_init.py);
+    one with random projections (mHC's paper init, most user generators) does not."""
+    return generator_at_init(p.spec, p.n) if p.role == "step" else NOT_CONSTANT
 
 
 @at_init(n.TemplateCoef)

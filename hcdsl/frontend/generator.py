@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from hcdsl.errors import ErrorSink, Span
+from hcdsl.frontend.parser import parse_syntax
 from hcdsl.frontend import syntax as s
 from hcdsl.lang.generator import (
     ACTS, ROLES_READOUT, ROLES_STEP, Constraint, GenNorm, GenOut, GenProj, Generator,
@@ -310,3 +311,19 @@ class GeneratorReader:
                       f"{math.prod(sizes)}, but the connection has {self.n} streams", v.span,
                       "their product must equal `streams`")
         return sizes
+
+
+def read_generator_text(settings: list[str], streams: int, name: str = "") -> Generator:
+    """A generator record from its settings as `generator_lines` writes them (the IR dump's
+    short form `input = each; norm = ...; read = linear(...)`), checked as in a spec;
+    HcError (located in this small text) when a setting is wrong."""
+    head = f"generator {name} {{" if name else "generator {"
+    source = "\n".join([f"connection c {{", f"  streams = {streams}", f"  {head}"]
+                       + [f"    {line}" for line in settings] + ["  }", "}",
+                                                                  "model m { dim = 1 }", ""])
+    tree = parse_syntax(source, "<generator>")
+    err = ErrorSink()
+    rec = GeneratorReader(err, "generator", streams).read(tree.connections[0].generators[0])
+    err.raise_if_any("<generator>", source)
+    assert rec is not None  # every failure reported an error
+    return rec

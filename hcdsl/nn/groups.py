@@ -33,7 +33,6 @@ from hcdsl.nn.coef import HyperCoef
 from hcdsl.nn.dense import DenseCoef
 from hcdsl.nn.generator import GeneratorCoef, GeneratorOut
 from hcdsl.nn.layers import Embedding
-from hcdsl.nn.manifold import ManifoldCoef
 from hcdsl.nn.preset_params import PRESET_PARAMS
 from hcdsl.nn.template import LowRank, TemplateCoef
 
@@ -42,14 +41,12 @@ NO_DECAY: dict[type[nn.Module], tuple[str, ...]] = {
     HyperCoef: ("static_gain", "static_mix", "s_gain", "s_mix"),
     TemplateCoef: ("raw_*",),
     DenseCoef: ("static",),
-    ManifoldCoef: ("alpha_*", "b_*"),
     GeneratorOut: ("scale", "bias"),  # a generator output's static part
 }
 # module class -> patterns of its dynamic projections (decayed, even when 1-D)
 DECAY: dict[type[nn.Module], tuple[str, ...]] = {
     HyperCoef: ("w_gain", "w_mix"),
     DenseCoef: ("w1", "w2", "query"),
-    ManifoldCoef: ("phi_*",),
     GeneratorOut: ("weight", "down", "up"),  # a generator output's projection
     LowRank: ("down", "up"),
 }

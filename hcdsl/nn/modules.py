@@ -19,7 +19,7 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.names import attr_name
 from hcdsl.ir.tables import registrar
-from hcdsl.nn import coef, dense, fused, generator, layers, manifold, template
+from hcdsl.nn import coef, dense, fused, generator, layers, template
 from hcdsl.nn.extern import extern_layer
 
 LayerFactory = Callable[..., nn.Module]
@@ -144,11 +144,6 @@ def _lowrank(p: n.LowRank, ctx: Context) -> nn.Module:
 @module(n.DenseCoef)
 def _dense(p: n.DenseCoef, ctx: Context) -> nn.Module:
     return dense.DenseCoef(torch.tensor(p.init, dtype=ctx.dtype), p.generator, p.hidden, p.width)
-
-
-@module(n.ManifoldCoef)
-def _manifold(p: n.ManifoldCoef, ctx: Context) -> nn.Module:
-    return manifold.ManifoldCoef(p.n, p.width, p.iters, p.init, p.alpha)
 
 
 @module(n.GeneratorCoef)

@@ -39,16 +39,6 @@ def _dense(p: n.DenseCoef) -> Matrix:
     return p.init  # static a_i; MUDD: GELU(...) W2 + a_i with W2 = 0
 
 
-@at_init(n.ManifoldCoef)
-def _manifold(p: n.ManifoldCoef) -> Matrix | None:
-    if p.init != "identity":
-        return NOT_CONSTANT  # the paper's init draws φ at random
-    # φ = 0: H_pre = sigmoid(-log(n-1)) = 1/n, H_post = 2 sigmoid(0) = 1, H_res = the
-    # Sinkhorn normalisation of a constant matrix = uniform 1/n
-    k = 1.0 / p.n
-    return ((0.0,) + (1.0,) * p.n,) + tuple((k,) * (p.n + 1) for _ in range(p.n))
-
-
 @at_init(n.GeneratorCoef)
 def _generator(p: n.GeneratorCoef) -> Matrix | None:
     """A generator whose projections all start at 0 (std=0: dynamic HC, mHC's identity init)

@@ -257,13 +257,6 @@ def _uninterpreted(c: Ctx, v: str, p: n.Node, shape: tuple[int, int], what: str,
              for col in range(shape[1])] for r in range(shape[0])]
 
 
-@rule(n.ManifoldCoef)
-def _manifold(c: Ctx, v: str, p: n.ManifoldCoef, x: dict) -> Matrix:
-    if c.ident.question == "init" and p.init == "identity":
-        return consts(AT_INIT[n.ManifoldCoef](p))
-    return _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "mhc", x["x"], {(0, 0)})
-
-
 @rule(n.GeneratorCoef)
 def _generator(c: Ctx, v: str, p: n.GeneratorCoef, x: dict) -> Any:
     """A generator (a user's, or dynamic HC's and mHC's): at init, a constant when every

@@ -38,7 +38,6 @@ import hcdsl
 from hcdsl.compiler import Compilation
 from hcdsl.ir.nodes import Layer
 from hcdsl.nn.generator import GeneratorCoef
-from hcdsl.nn.manifold import ManifoldCoef
 from hcdsl.nn.modules import attr_name
 
 UNFOLD_TOKENS = 2  # sequences unfold_numeric runs (its float64 interpreter is slow)
@@ -68,8 +67,6 @@ def probe(spec: str | Path | Compilation, state: dict[str, torch.Tensor], tokens
 
 def doubly_stochastic(module: nn.Module) -> bool:
     """True for a coefficient module whose H_res is constrained to be doubly stochastic."""
-    if isinstance(module, ManifoldCoef):
-        return True
     res = module.rec.output("res") if isinstance(module, GeneratorCoef) else None
     return res is not None and res.constraint is not None
 
@@ -94,8 +91,7 @@ def _capture(model: nn.Module, tokens: torch.Tensor) \
     handles = [getattr(model, attr_name(v)).register_forward_pre_hook(pre, with_kwargs=True)
                for v in layer_ids(model)]
     handles += [m.register_forward_hook(post) for m in model.modules()
-                if isinstance(m, ManifoldCoef)
-                or isinstance(m, GeneratorCoef) and m.role == "step"]
+                if isinstance(m, GeneratorCoef) and m.role == "step"]
     try:
         model(tokens)
     finally:

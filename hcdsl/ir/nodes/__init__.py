@@ -10,7 +10,7 @@ table per stage; hcdsl.kinds joins them, and a test checks that every kind has e
 """
 
 from hcdsl.ir.nodes.base import TRAITS, Node, quiet
-from hcdsl.ir.nodes.coef import ConstCoef, DenseCoef, LearnedCoef, ManifoldCoef, TemplateCoef
+from hcdsl.ir.nodes.coef import ConstCoef, DenseCoef, LearnedCoef, TemplateCoef
 from hcdsl.ir.nodes.generator import ChannelWrite, GeneratorCoef
 from hcdsl.ir.nodes.model import (
     Dropout, Embed, Input, InvStd, Layer, LowRank, Norm, NormStreams, Output, ParallelLayers,
@@ -21,7 +21,7 @@ from hcdsl.spec import Matrix
 
 KINDS: tuple[type[Node], ...] = (
     Input, Embed, Split, Merge, Stack, Mix, Take, Copy, SumStreams, Add, ConstCoef, LearnedCoef,
-    DenseCoef, ManifoldCoef, TemplateCoef, Layer, ParallelLayers, Tap, Norm, NormStreams, InvStd,
+    DenseCoef, TemplateCoef, Layer, ParallelLayers, Tap, Norm, NormStreams, InvStd,
     LowRank, Unembed, Output, Dropout, GeneratorCoef, ChannelWrite,
 )
 

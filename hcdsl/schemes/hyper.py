@@ -76,7 +76,8 @@ def _hyper(spec: ModelSpec, opts: HyperOptions) -> Scheme:
             coef = Coef(init=init, learn=True, generator="program", names="hc",
                         program=hc_generator(init, opts.tanh, opts.scale, spec.norm))
         else:
-            coef = Coef(init=init, learn=opts.learn, gain="row")
+            coef = Coef(init=init, learn=opts.learn, tanh=opts.tanh, scale_init=opts.scale,
+                        gain="row", norm=spec.norm)
         steps.append(Step(layers=(k,), inputs=((0,),), outputs=((0,),), coef=coef,
                           post=opts.postscale,
                           prenorm="separate" if opts.prenorm else "none"))

@@ -48,7 +48,7 @@ def node_traffic(ir: IR, v: str) -> tuple[int, int]:
         return 0, 0
     read = sum(size(ir.type_of(u)) for u in ir.inputs(v).values())
     written = size(ir.type_of(v))
-    if isinstance(p, (n.LearnedCoef, n.ManifoldCoef)) and ir.inputs(v):
+    if isinstance(p, (n.LearnedCoef, n.GeneratorCoef)) and ir.inputs(v):
         state = size(ir.type_of(ir.inputs(v)["x"]))
         read, written = read + state, written + state  # its norm: read H, write norm(H)
     return read, written

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from hcdsl.errors import ErrorSink, Span
+from hcdsl.frontend.parser import parse_syntax
 from hcdsl.frontend import syntax as s
 from hcdsl.lang.generator import (
     ACTS, ROLES_READOUT, ROLES_STEP, Constraint, GenNorm, GenOut, GenProj, Generator,
@@ -44,6 +45,11 @@ class GeneratorReader:
             self.fail(f"'{key}' must be {bound}, got {v.text}", v.span,
                       f"choose {key} {bound}")
         return x
+
+    def numbers(self, v: s.ListValue, key: str, span: Span) -> tuple[float, ...]:
+        if not v.items:
+            self.fail(f"'{key}' needs at least one number", span, f"e.g. {key}=[1, 0]")
+        return tuple(self.number(item, key, item.span) for item in v.items)
 
     def integer(self, v: s.Value | None, key: str, span: Span, lo: int) -> int:
         x = self.number(v, key, span)
@@ -128,10 +134,33 @@ class GeneratorReader:
                 self.fail(f"{o.role}: a {o.constraint.kind} constraint mixes over all n x n "
                           "entries at once, but input = each makes one row of RES per stream",
                           spans[o.role], "write input = flat")
+            if o.scale_of is not None:
+                self.shared_scale(gen, o, spans[o.role])
+            if isinstance(o.bias, tuple):
+                want = o.bias_count(self.n, 0, not each) if o.per == "stream" else None
+                if want is None or len(o.bias) != want:
+                    self.fail(f"{o.role}: bias=[...] gives {len(o.bias)} initial values, but "
+                              f"the output has {want if want is not None else 'C per stream'}"
+                              f" biases", spans[o.role],
+                              "one per logit, row-major (input = each: stream by stream); "
+                              "or one number for all" if want is not None else
+                              "per=channel: write one number for all")
             if o.source == "normed" and gen.norm is None:
                 self.fail(f"{o.role}: source=normed reads the normalised state, but the "
                           "generator has norm = none", spans[o.role],
                           "give a norm, or write source=state")
+
+    def shared_scale(self, gen: Generator, o: GenOut, span: Span) -> None:
+        """`scale=read`: the learned scalar of another output (one parameter for both)."""
+        owner = gen.output(o.scale_of)
+        if o.scale_of == o.role:
+            self.fail(f"{o.role}: scale={o.scale_of} names this output itself", span,
+                      "write scale=0.01 for a scalar of its own")
+        if owner is None or owner.scale is None:
+            self.fail(f"{o.role}: scale={o.scale_of} shares the learned scalar of "
+                      f"`{o.scale_of}`, which " + ("is not generated" if owner is None
+                                                     else "has no scale"), span,
+                      f"give {o.scale_of} = linear(..., scale=0.01), or a number here")
 
     def norm(self, v: s.Value, span: Span) -> GenNorm | None:
         if isinstance(v, s.Name) and v.value == "none":
@@ -144,7 +173,7 @@ class GeneratorReader:
         for arg in v.args if isinstance(v, s.Call) else ():
             if arg.name == "weight":
                 fields["weight"] = self.word(arg.value, "weight", arg.span,
-                                             ("none", "scale", "offset"))
+                                             ("none", "scale", "offset", "affine"))
             elif arg.name == "eps":
                 fields["eps"] = self.number(arg.value, "eps", arg.span, positive=True)
             elif arg.name == "groups":
@@ -152,7 +181,8 @@ class GeneratorReader:
                 fields["per_stream"] = True
             else:
                 self.fail(f"norm: unknown option '{arg.name}'", arg.span,
-                          "options: weight=none|scale|offset, eps=1e-6, groups=streams")
+                          "options: weight=none|scale|offset|affine, eps=1e-6, "
+                          "groups=streams")
         return GenNorm(**fields)
 
     def output(self, role: str, v: s.Value, span: Span) -> GenOut:
@@ -199,6 +229,10 @@ class GeneratorReader:
                 proj["init_std"] = self.number(val, "std", arg.span, lo=0)
             elif name == "div":
                 out["div"] = self.number(val, "div", arg.span, positive=True)
+            elif name == "scale" and isinstance(val, s.Name):  # another output's scalar
+                out["scale_of"] = self.word(val, "scale", arg.span, ROLES_STEP)
+            elif name == "bias" and isinstance(val, s.ListValue):  # one init per value
+                out["bias"] = self.numbers(val, "bias", arg.span)
             elif name in ("scale", "bias", "add"):
                 out[name] = self.number(val, name, arg.span)
             elif name == "affine":
@@ -277,3 +311,19 @@ class GeneratorReader:
                       f"{math.prod(sizes)}, but the connection has {self.n} streams", v.span,
                       "their product must equal `streams`")
         return sizes
+
+
+def read_generator_text(settings: list[str], streams: int, name: str = "") -> Generator:
+    """A generator record from its settings as `generator_lines` writes them (the IR dump's
+    short form `input = each; norm = ...; read = linear(...)`), checked as in a spec;
+    HcError (located in this small text) when a setting is wrong."""
+    head = f"generator {name} {{" if name else "generator {"
+    source = "\n".join([f"connection c {{", f"  streams = {streams}", f"  {head}"]
+                       + [f"    {line}" for line in settings] + ["  }", "}",
+                                                                  "model m { dim = 1 }", ""])
+    tree = parse_syntax(source, "<generator>")
+    err = ErrorSink()
+    rec = GeneratorReader(err, "generator", streams).read(tree.connections[0].generators[0])
+    err.raise_if_any("<generator>", source)
+    assert rec is not None  # every failure reported an error
+    return rec

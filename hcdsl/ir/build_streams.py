@@ -52,11 +52,7 @@ def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state
     if c.generator == "program":
         assert c.program is not None
         return ir.add(f"{label}.coef", n.GeneratorCoef(c.program, scheme.streams,
-                                                       scheme.width, "step"),
-                      x=coef_dropout(ir, spec, label, state))
-    if c.generator == "manifold":
-        return ir.add(f"{label}.coef", n.ManifoldCoef(scheme.streams, scheme.width, c.iters,
-                                                      c.manifold_init, c.scale_init),
+                                                       scheme.width, "step", c.names),
                       x=coef_dropout(ir, spec, label, state))
     payload = n.LearnedCoef(
         init=c.init, fractions=step.fractions, gain=c.gain, dynamic=c.dynamic, tanh=c.tanh,

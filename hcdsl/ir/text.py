@@ -37,10 +37,12 @@ from dataclasses import fields
 from functools import lru_cache
 
 from hcdsl.errors import Diagnostic, HcError, Span
+from hcdsl.frontend.generator import read_generator_text
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.types import IRTypeError
 from hcdsl.lang.expr import parse as parse_expr, render
+from hcdsl.schemes.primitive import GeneratorNames
 
 KIND_BY_OP: dict[str, type[n.Node]] = {k.op: k for k in n.KINDS}
 
@@ -62,7 +64,10 @@ def dump_exact(ir: IR) -> str:
 
 
 def describe_exact(payload: n.Node) -> str:
-    """payload.describe(), with every field written so that it reads back exactly."""
+    """payload.describe(), with every field written so that it reads back exactly (a
+    generator's readable line is exact: its settings read back into the same record)."""
+    if isinstance(payload, n.GeneratorCoef):
+        return payload.describe()
     hints = _hints(type(payload))
     parts = [
         f"{f.name}={_value(getattr(payload, f.name), hints[f.name])}" for f in fields(payload)
@@ -387,6 +392,44 @@ def _coerce(r: _Reader, val: _Val, hint: object, where: str) -> object:
     wrong(str(hint))  # pragma: no cover - a payload field of a type this reader lacks
 
 
+_GEN_HEAD = re.compile(r"role=(step|readout), n=(\d+), width=(\d+)(?:, names=(\w+))?")
+
+
+def _generator(r: _Reader, op: _Tok, line: str) -> tuple[n.GeneratorCoef, int]:
+    """A generator written as `dump` writes it, `generator(role=R, n=N, width=C[, names=X];
+    SETTING; ...)`, read with the language's own generator reader; and the index in `line`
+    where its inputs start."""
+    depth, i = 0, op.end - 1  # op.end is 1-based: the index just after the op
+    start = i
+    while i < len(line):
+        depth += {"(": 1, ")": -1}.get(line[i], 0)
+        i += 1
+        if depth == 0:
+            break
+    if depth != 0 or line[start] != "(":
+        r.fail_at(op, "a generator line needs its settings in one pair of parentheses",
+                  _LINE_HINT)
+    head, *settings = line[start + 1:i - 1].split(";")
+    m = _GEN_HEAD.fullmatch(head.strip())
+    if m is None:
+        r.fail_at(op, f"expected `generator(role=step|readout, n=N, width=C[, names=X]; "
+                      f"...)`, found `{head.strip()}`", _LINE_HINT)
+    role, count, width, names = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+    if names is not None and names not in typing.get_args(GeneratorNames):
+        r.fail_at(op, f"generator: names={names} is not one of "
+                      f"{', '.join(typing.get_args(GeneratorNames))}", _LINE_HINT)
+    try:
+        rec = read_generator_text([x.strip() for x in settings], count,
+                                  "readout" if role == "readout" else "")
+    except HcError as err:
+        r.fail_at(op, "the generator's settings do not read: " + "; ".join(
+            d.message for d in err.diagnostics), "write them as in a spec's generator block")
+    try:
+        return n.GeneratorCoef(rec, count, width, role, names or "outputs"), i
+    except (TypeError, ValueError) as err:
+        r.fail_at(op, f"generator: {err}", _LINE_HINT)
+
+
 def parse(text: str, filename: str = "<ir>") -> IR:
     """IR text (as dump or dump_exact write it) -> the IR; a mistake is an IRParseError
     naming the line and column, with a hint."""
@@ -423,12 +466,11 @@ def parse(text: str, filename: str = "<ir>") -> IR:
         node = cur.atom("a node id")
         cur.expect("=", f"after the node id '{node.text}'")
         op = cur.atom("an operation")
-        if op.text == n.GeneratorCoef.op and ";" in line:
-            r.fail_at(op, "this generator line is written for reading (the short form `dump` "
-                          "writes: its settings after ';')",
-                      "write the IR with hcdsl.ir.text.dump_exact: it gives the generator as "
-                      "a quoted record (spec=\"{...}\")")
-        payload = _build(r, op, cur.call_fields())
+        if op.text == n.GeneratorCoef.op and ";" in line:  # the readable form: its settings
+            payload, end = _generator(r, op, line)
+            cur = _Line(r, r.tokens(line, no, end), no, line)
+        else:
+            payload = _build(r, op, cur.call_fields())
         if node.text in where:
             r.fail_at(node, f"node id '{node.text}' defined twice",
                       f"it was first defined on line {where[node.text][0].line}")

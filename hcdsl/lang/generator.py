@@ -44,7 +44,9 @@ class _Rec(BaseModel):
 
 class GenNorm(_Rec):
     kind: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    weight: Literal["none", "scale", "offset"] = "none"  # scale: w z' (w = 1); offset: (1 + w)
+    # scale: w z' (w = 1); offset: (1 + w) z'; affine: w z' + b (w = 1, b = 0; LayerNorm's
+    # elementwise affine, dynamic HC/FC over a model norm with affine=true)
+    weight: Literal["none", "scale", "offset", "affine"] = "none"
     eps: float = 1e-6
     per_stream: bool = False  # flat input: normalise each stream's C entries on their own
 
@@ -77,8 +79,14 @@ class GenOut(_Rec):
     axis: Literal["default", "streams", "channels", "rows", "cols"] = "default"
     div: float = 1.0
     scale: float | None = None  # a learned scalar, its init (None: no scale)
-    bias: float | None = None  # a learned value per output, their init (None: no bias);
+    # the learned scalar of another output of the same generator, shared (written
+    # `scale=read`): dynamic HC's one s_α for A_m and A_r (arXiv 2409.19606 Eqs. 12-13)
+    scale_of: Literal["read", "write", "res"] | None = None
+    # a learned value per output, their init (None: no bias): one number for all, or one per
+    # value (written `bias=[...]`, row-major: flat input, the logits; input = each, stream by
+    # stream, that stream's logits: HC's static A_m = e_(k mod n), A_r = I, Eq. 14);
     # input = each: one per stream and output (HC's static part per stream, Eqs. 10-13)
+    bias: float | tuple[float, ...] | None = None
     # before_act: act(scale * y + bias) (mHC); after_act: bias + scale * act(y) (HC Eq. 11)
     affine: Literal["before_act", "after_act"] = "before_act"
     add: float = 0.0  # a constant added after the activation (DeepSeek-V4's hc_eps)
@@ -104,8 +112,11 @@ class GenOut(_Rec):
         out = self.logits(n, width, flat)
         p = self.proj
         count = d_in * out if p.kind == "linear" else p.rank * (d_in + out)
-        biases = out * (1 if flat else n) if self.bias is not None else 0
+        biases = self.bias_count(n, width, flat) if self.bias is not None else 0
         return count + (self.scale is not None) + biases
+
+    def bias_count(self, n: int, width: int, flat: bool) -> int:
+        return self.logits(n, width, flat) * (1 if flat else n)
 
 
 class Generator(_Rec):
@@ -134,7 +145,7 @@ class Generator(_Rec):
         flat = self.input == "flat"
         count = 0
         if self.norm is not None and self.norm.weight != "none":
-            count += n * width if flat else width
+            count += (n * width if flat else width) * (2 if self.norm.weight == "affine" else 1)
         return count + sum(o.param_count(n, width, flat) for o in self.outputs)
 
 
@@ -150,13 +161,28 @@ def _kw(rec: _Rec, skip: tuple[str, ...] = ()) -> list[str]:
             continue
         if isinstance(value, float):
             out.append(f"{key}={_num(value)}")
+        elif isinstance(value, tuple) and value and isinstance(value[0], float):
+            out.append(f"{key}=[{', '.join(_num(v) for v in value)}]")
         elif isinstance(value, tuple):
             out.append(f"{key}=[{', '.join(str(v) for v in value)}]")
+        elif key == "scale_of":
+            out.append(f"scale={value}")
         elif isinstance(value, Constraint):
-            out.append(f"{key}={value.kind}({', '.join(_kw(value, ('kind',)))})")
+            out.append(f"{key}={constraint_text(value)}")
         else:
             out.append(f"{key}={value}")
     return out
+
+
+def constraint_text(c: Constraint) -> str:
+    """A Sinkhorn constraint always says its order and iterations (and its eps where it is
+    used): a reader of the dump sees how many rounds run without knowing the default."""
+    if c.kind != "sinkhorn":
+        return f"{c.kind}({', '.join(_kw(c, ('kind',)))})"
+    args = [f"order={c.order}", f"iters={c.iters}"]
+    if c.order == "softmax_rows" or c.eps != Constraint.model_fields["eps"].default:
+        args.append(f"eps={_num(c.eps)}")
+    return f"sinkhorn({', '.join(args)})"
 
 
 def norm_text(norm: GenNorm | None) -> str:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hcdsl.lang.generator import Constraint, GenNorm, GenOut, Generator
+from hcdsl.nn.preset_params import PRESET_PARAMS, View
 from hcdsl.nn.sinkhorn import sinkhorn
 
 
@@ -54,8 +55,10 @@ class _Norm(nn.Module):
         super().__init__()
         self.kind, self.mode, self.eps, self.groups = rec.kind, rec.weight, rec.eps, groups
         if rec.weight != "none":
-            init = torch.ones(width) if rec.weight == "scale" else torch.zeros(width)
+            init = torch.zeros(width) if rec.weight == "offset" else torch.ones(width)
             self.weight = nn.Parameter(init)
+        if rec.weight == "affine":
+            self.bias = nn.Parameter(torch.zeros(width))
 
     def forward(self, z: Tensor) -> Tensor:
         shape = z.shape
@@ -66,30 +69,73 @@ class _Norm(nn.Module):
         else:
             z = F.layer_norm(z, z.shape[-1:], eps=self.eps)
         z = z.reshape(shape)
-        if self.mode == "scale":
-            z = z * self.weight.to(z.dtype)
-        elif self.mode == "offset":
-            z = z * (1.0 + self.weight.to(z.dtype))
-        return z
+        gamma, beta = self.affine(z.dtype)
+        if gamma is not None:
+            z = z * gamma
+        return z + beta if beta is not None else z
+
+    def affine(self, dt: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+        """(γ, β) of z' γ + β, None where there is none."""
+        if self.mode == "none":
+            return None, None
+        w = self.weight.to(dt)
+        if self.mode == "offset":
+            return 1.0 + w, None
+        return w, self.bias.to(dt) if self.mode == "affine" else None
 
 
-class _Out(nn.Module):
-    """One output: proj, div, scale, bias, then act (+ add) or a constraint."""
+def _norm_terms(norm: nn.Module, dt: torch.dtype) -> tuple[str, float, Tensor | None,
+                                                            Tensor | None]:
+    """(kind, eps, γ, β) of a generator's norm: its own (_Norm) or the torch module the HC/FC
+    presets keep under their papers' names (nn.LayerNorm, nn.RMSNorm)."""
+    if isinstance(norm, _Norm):
+        return (norm.kind, norm.eps) + norm.affine(dt)
+    gamma, beta = getattr(norm, "weight", None), getattr(norm, "bias", None)
+    eps = norm.eps if norm.eps is not None else torch.finfo(dt).eps
+    kind = "layernorm" if isinstance(norm, nn.LayerNorm) else "rmsnorm"
+    return (kind, eps, None if gamma is None else gamma.to(dt),
+            None if beta is None else beta.to(dt))
 
-    def __init__(self, rec: GenOut, d_in: int, d_out: int, n: int, flat: bool) -> None:
+
+def normed_project(x: Tensor, norm: nn.Module | None, weight: Tensor) -> Tensor:
+    """F.linear(norm(x), weight) with the norm's statistics applied after the projection
+    (x̂ Wᵀ = (x (W ⊙ γ)ᵀ - μ (W γ)) r + β Wᵀ, r = 1/√(var + ε); RMSNorm: μ = 0, β = 0): the
+    mHC paper's reordering (arXiv 2512.24880 §4.3), so no normalised copy of the state is
+    made or kept for backward. Exact up to rounding (hcdsl.nn.ops.normed_linear, for any
+    norm a generator holds)."""
+    if norm is None:
+        return F.linear(x, weight)
+    kind, eps, gamma, beta = _norm_terms(norm, x.dtype)
+    w = weight * gamma if gamma is not None else weight  # (out, in)
+    proj = F.linear(x, w)
+    if kind == "layernorm":
+        var, mean = torch.var_mean(x, dim=-1, correction=0, keepdim=True)
+        proj = (proj - mean * w.sum(-1)) * torch.rsqrt(var + eps)
+    else:
+        proj = proj * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    if beta is not None:
+        proj = proj + F.linear(beta, weight)
+    return proj
+
+
+class GeneratorOut(nn.Module):
+    """One output: proj, div, scale, bias, then act (+ add) or a constraint. It holds its
+    parameters (`own`) unless the generator keeps them under a preset's names."""
+
+    def __init__(self, rec: GenOut, d_in: int, d_out: int, n: int, flat: bool,
+                 own: bool = True) -> None:
         super().__init__()
         self.rec, self.n = rec, n
         p = rec.proj
-        if p.kind == "linear":
+        if own and p.kind == "linear":
             self.weight = nn.Parameter(torch.randn(d_out, d_in) * p.init_std)
-        else:
+        elif own:
             self.down = nn.Parameter(torch.randn(p.rank, d_in) * p.init_std)
             self.up = nn.Parameter(torch.randn(d_out, p.rank) * p.init_std)
-        if rec.scale is not None:
+        if own and rec.scale is not None:
             self.scale = nn.Parameter(torch.tensor(float(rec.scale)))
-        if rec.bias is not None:
-            shape = (d_out,) if flat else (n, d_out)  # each: a static part per stream
-            self.bias = nn.Parameter(torch.full(shape, float(rec.bias)))
+        if own and rec.bias is not None:
+            self.bias = nn.Parameter(bias_init(rec, (d_out,) if flat else (n, d_out)))
         c = rec.constraint
         if c is not None and c.kind == "permutations":
             self.register_buffer("perms", permutation_matrices(n), persistent=False)
@@ -97,46 +143,50 @@ class _Out(nn.Module):
             for i, f in enumerate(c.factors):
                 self.register_buffer(f"perms{i}", permutation_matrices(f), persistent=False)
 
-    def logits(self, z: Tensor) -> Tensor:
+    def view(self, shared: "GeneratorOut | None") -> View:
+        scale = shared.scale if shared is not None else getattr(self, "scale", None)
+        return View(getattr(self, "weight", None), getattr(self, "down", None),
+                    getattr(self, "up", None), scale, getattr(self, "bias", None))
+
+    def logits(self, z: Tensor, v: View, y: Tensor | None = None) -> Tensor:
+        """proj(z) / div (then scale and bias unless affine = after_act); `y`: the projection
+        already made (the generator's one GEMM for all outputs)."""
         rec, dt = self.rec, z.dtype
-        if rec.proj.kind == "linear":
-            y = F.linear(z, self.weight.to(dt))
-        else:
-            mid = F.linear(z, self.down.to(dt))
+        if y is None and rec.proj.kind == "linear":
+            y = F.linear(z, v.weight.to(dt))
+        elif y is None:
+            mid = F.linear(z, v.down.to(dt))
             if rec.proj.mid_div != 1.0:
                 mid = mid / rec.proj.mid_div
-            y = F.linear(act(rec.proj.mid, mid), self.up.to(dt))
+            y = F.linear(act(rec.proj.mid, mid), v.up.to(dt))
         if rec.div != 1.0:
             y = y / rec.div
-        return y if rec.affine == "after_act" else self.affine(y)
+        return y if rec.affine == "after_act" else self.affine(y, v)
 
-    def affine(self, y: Tensor) -> Tensor:
-        if self.rec.scale is not None:
-            y = y * self.scale.to(y.dtype)
-        if self.rec.bias is not None:
-            y = y + self.bias.to(y.dtype)
+    def affine(self, y: Tensor, v: View) -> Tensor:
+        if v.scale is not None:
+            y = y * v.scale.to(y.dtype)
+        if v.bias is not None:
+            y = y + v.bias.to(y.dtype)
         return y
 
-    def activate(self, y: Tensor, dim: int = -1, shape: tuple[int, int] | None = None) -> Tensor:
+    def activate(self, y: Tensor, v: View, dim: int = -1,
+                 shape: tuple[int, int] | None = None) -> Tensor:
         """act (and the affine map after it, for affine = after_act), then + add. With
         `shape`, the flat logits y (..., a*b) are viewed as (..., a, b) for the activation
         (a softmax over `dim` of that view) and the result has that shape."""
         w = act(self.rec.act, y.unflatten(-1, shape) if shape else y, dim)
         if self.rec.affine == "after_act":
-            w = self.affine(w.flatten(-2) if shape else w)
+            w = self.affine(w.flatten(-2) if shape else w, v)
             w = w.unflatten(-1, shape) if shape else w
         return w + self.rec.add if self.rec.add else w
 
-    def weights(self, z: Tensor, dim: int = -1) -> Tensor:
-        return self.activate(self.logits(z), dim)
-
-    def res(self, z: Tensor, flat: bool) -> Tensor:
-        """RES (B, T, n, n), [s, t] = old stream s into new stream t."""
+    def res(self, y: Tensor, v: View, flat: bool) -> Tensor:
+        """RES (B, T, n, n), [s, t] = old stream s into new stream t, from the logits y."""
         n, c = self.n, self.rec.constraint
-        y = self.logits(z)  # flat: (B, T, L); each: (B, T, n, n)
         if c is None:  # a softmax over each row of RES (or, axis = cols, each column)
             dim = -2 if self.rec.axis == "cols" else -1
-            return self.activate(y, dim, (n, n)) if flat else self.activate(y, dim)
+            return self.activate(y, v, dim, (n, n)) if flat else self.activate(y, v, dim)
         if c.kind == "sinkhorn":
             logits = y.unflatten(-1, (n, n)) if flat else y
             return _sinkhorn(logits, c)
@@ -154,6 +204,13 @@ class _Out(nn.Module):
         return out
 
 
+def bias_init(rec: GenOut, shape: tuple[int, ...]) -> Tensor:
+    """The bias at init: one number for all, or the values written (`bias=[...]`)."""
+    if isinstance(rec.bias, tuple):
+        return torch.tensor(rec.bias, dtype=torch.get_default_dtype()).reshape(shape)
+    return torch.full(shape, float(rec.bias))
+
+
 def _kron(a: Tensor, b: Tensor) -> Tensor:
     """Batched Kronecker product of (..., p, p) and (..., q, q)."""
     p, q = a.shape[-1], b.shape[-1]
@@ -161,9 +218,16 @@ def _kron(a: Tensor, b: Tensor) -> Tensor:
     return out.reshape(*out.shape[:-4], p * q, p * q)
 
 
+def sinkhorn_paper(logits: Tensor, iters: int) -> Tensor:
+    """mHC's Sinkhorn-Knopp on H_res (arXiv 2512.24880 Eq. 9): exp, then `iters` rounds of
+    column then row normalisation (hcdsl.nn.sinkhorn.sinkhorn, one op with an exact
+    backward). A module-level name, so a test can record the dtype it runs in."""
+    return sinkhorn(logits, iters)
+
+
 def _sinkhorn(logits: Tensor, c: Constraint) -> Tensor:
     if c.order == "paper":  # mHC: exp, then columns/rows of H_res = RESᵀ (the one op)
-        return sinkhorn(logits.transpose(-1, -2), c.iters).transpose(-1, -2)
+        return sinkhorn_paper(logits.transpose(-1, -2), c.iters).transpose(-1, -2)
     eps = c.eps  # DeepSeek-V4: softmax over rows + eps, columns, (iters - 1) row/col rounds
     m = torch.softmax(logits, dim=-1) + eps
     m = m / (m.sum(dim=-2, keepdim=True) + eps)
@@ -174,79 +238,122 @@ def _sinkhorn(logits: Tensor, c: Constraint) -> Tensor:
 
 
 class GeneratorCoef(nn.Module):
-    """The module of one generator node (IR kind `generator`)."""
+    """The module of one generator node (IR kind `generator`).
 
-    def __init__(self, rec: Generator, n: int, width: int, role: str) -> None:
+    `params` says where the parameters are kept, never what is computed: "outputs" (each
+    output's own: outs.read.weight, outs.read.scale, outs.read.bias, ...), or the names and
+    layouts of the presets that desugar to a generator (hcdsl/nn/preset_params.py: dynamic
+    HC's static_gain, static_mix, w_gain, w_mix, s_gain, s_mix, norm; mHC's phi_*, alpha_*,
+    b_*), so their checkpoints, optimiser groups and the papers' reference tests read the
+    same tensors as before the presets were generators."""
+
+    def __init__(self, rec: Generator, n: int, width: int, role: str,
+                 params: str = "outputs", dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.rec, self.n, self.width, self.role = rec, n, width, role
         self.flat = rec.input == "flat"
+        self.params_as = params
         d_in = n * width if self.flat else width
-        if rec.norm is not None:
+        own = params == "outputs"
+        if own and rec.norm is not None:
             groups = n if self.flat and rec.norm.per_stream else 1
             self.norm = _Norm(rec.norm, d_in, groups)
         self.outs = nn.ModuleDict({
-            o.role: _Out(o, d_in, o.logits(n, width, self.flat), n, self.flat)
+            o.role: GeneratorOut(o, d_in, o.logits(n, width, self.flat), n, self.flat, own)
             for o in rec.outputs})
+        if not own:  # the preset's parameters, then its norm if that has none
+            PRESET_PARAMS[params].build(self, rec, n, width, dtype)
+            if rec.norm is not None and not hasattr(self, "norm"):
+                self.norm = _Norm(rec.norm, d_in, 1)
+        # one GEMM for every output when all are linear and the norm can follow it
+        norm = rec.norm
+        self.fused = all(o.proj.kind == "linear" and o.source == "state"
+                         for o in rec.outputs) and (
+            norm is None or not norm.per_stream)
+        self.sizes = [o.logits(n, width, self.flat) for o in rec.outputs]
 
-    def _per_stream(self, o: GenOut, z: Tensor) -> Tensor:
-        """(B, T, n) weights of a per-stream output; softmax runs over the streams."""
+    def views(self) -> dict[str, View]:
+        if self.params_as != "outputs":
+            return PRESET_PARAMS[self.params_as].views(self)
+        return {o.role: self.outs[o.role].view(
+            self.outs[o.scale_of] if o.scale_of is not None else None)
+            for o in self.rec.outputs}
+
+    def _per_stream(self, o: GenOut, y: Tensor, v: View) -> Tensor:
+        """(B, T, n) weights of a per-stream output from its logits; softmax runs over the
+        streams."""
+        out = self.outs[o.role]
         if self.flat:
-            return self.outs[o.role].weights(z, dim=-1)
-        y = self.outs[o.role].logits(z)  # (B, T, n, 1)
-        if o.affine == "after_act":
-            return self.outs[o.role].activate(y, -2).squeeze(-1)
-        return self.outs[o.role].activate(y.squeeze(-1), -1)
+            return out.activate(y, v, dim=-1)
+        if o.affine == "after_act":  # y (B, T, n, 1)
+            return out.activate(y, v, -2).squeeze(-1)
+        return out.activate(y.squeeze(-1), v, -1)
 
-    def _channel(self, o: GenOut, z: Tensor) -> Tensor:
+    def _channel(self, o: GenOut, y: Tensor, v: View) -> Tensor:
         """(B, T, n, C) per-channel weights; a softmax runs over the streams (or, with
         axis = channels, over each stream's channels)."""
         n, C = self.n, self.width
-        y = self.outs[o.role].logits(z)
         dim = -1 if o.axis == "channels" else -2
-        return self.outs[o.role].activate(y, dim, (n, C) if self.flat else None)
+        return self.outs[o.role].activate(y, v, dim, (n, C) if self.flat else None)
 
-    def _read(self, o: GenOut, z: Tensor, x: Tensor) -> Tensor:
+    def _read(self, o: GenOut, y: Tensor, v: View, z: Tensor, x: Tensor) -> Tensor:
         """The layer input combine_s w_s ⊙ src_s, (B, T, C)."""
         n, C = self.n, self.width
         if o.per == "channel":
-            w = self._channel(o, z)
+            w = self._channel(o, y, v)
         else:
-            w = self._per_stream(o, z).unsqueeze(-1)  # (B, T, n, 1)
+            w = self._per_stream(o, y, v).unsqueeze(-1)  # (B, T, n, 1)
         src = x if o.source == "state" else (z.unflatten(-1, (n, C)) if self.flat else z)
         out = (w * src).sum(dim=-2)
         return out / n if o.combine == "mean" else out
+
+    def _logits(self, x: Tensor, views: dict[str, View]) -> tuple[dict[str, Tensor], Tensor]:
+        """Every output's logits (scale and bias applied unless affine = after_act), and the
+        normalised input z (unmade, = x, when the norm follows the one projection)."""
+        rec = self.rec
+        z = x.flatten(-2) if self.flat else x
+        norm = getattr(self, "norm", None) if rec.norm is not None else None
+        if self.fused:  # one GEMM, the norm's statistics applied after it
+            weight = torch.cat([views[o.role].weight.to(z.dtype) for o in rec.outputs])
+            ys = normed_project(z, norm, weight).split(self.sizes, dim=-1)
+            return ({o.role: self.outs[o.role].logits(z, views[o.role], y)
+                     for o, y in zip(rec.outputs, ys)}, z)
+        if norm is not None:
+            z = norm(z)
+        return {o.role: self.outs[o.role].logits(z, views[o.role]) for o in rec.outputs}, z
 
     def forward(self, h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         dt = torch.promote_types(h.dtype, torch.float32)
         with torch.autocast(device_type=h.device.type, enabled=False):
             x = h.to(dt)  # (B, T, n, C)
-            z = x.flatten(-2) if self.flat else x
-            if self.rec.norm is not None:
-                z = self.norm(z)
+            views = self.views()
+            ys, z = self._logits(x, views)
             if self.role == "readout":
-                return self._read(self.rec.output("readout"), z, x).to(h.dtype)
-            return self._step(z, x, h)
+                o = self.rec.output("readout")
+                return self._read(o, ys["readout"], views["readout"], z, x).to(h.dtype)
+            return self._step(ys, views, z, x, h)
 
-    def _step(self, z: Tensor, x: Tensor, h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+    def _step(self, ys: dict[str, Tensor], views: dict[str, View], z: Tensor, x: Tensor,
+              h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         n, rec = self.n, self.rec
-        lead = z.shape[:-2] if not self.flat else z.shape[:-1]
+        lead = x.shape[:-2]
         read_rec, write_rec, res_rec = rec.output("read"), rec.output("write"), rec.output("res")
         inline = rec.inline_read()
         if inline or read_rec is None:
             read = x.new_ones(*lead, n) if read_rec is None else x.new_zeros(*lead, n)
         else:
-            read = self._per_stream(read_rec, z)
+            read = self._per_stream(read_rec, ys["read"], views["read"])
             if read_rec.combine == "mean":
                 read = read / n
         channel = write_rec is not None and write_rec.per == "channel"
         if write_rec is None or channel:  # per channel: OUT is 0, the weights come apart
             write = x.new_zeros(*lead, n) if channel else x.new_ones(*lead, n)
         else:
-            write = self._per_stream(write_rec, z)
+            write = self._per_stream(write_rec, ys["write"], views["write"])
         if res_rec is None:
             res = torch.eye(n, dtype=x.dtype, device=x.device).expand(*lead, n, n)
         else:
-            res = self.outs["res"].res(z, self.flat)
+            res = self.outs["res"].res(ys["res"], views["res"], self.flat)
         corner = x.new_zeros(*lead, 1, 1)
         top = torch.cat([corner, write.unsqueeze(-2)], dim=-1)  # (B, T, 1, 1 + n)
         rest = torch.cat([read.unsqueeze(-1), res], dim=-1)  # (B, T, n, 1 + n)
@@ -256,9 +363,10 @@ class GeneratorCoef(nn.Module):
         if read_rec is None:  # a per-channel write made the read inline: read 1 per stream
             xr = x.sum(dim=-2)
         else:
-            xr = self._read(read_rec, z, x)
+            xr = self._read(read_rec, ys["read"], views["read"], z, x)
         if channel:
-            return xr.to(h.dtype), m, self._channel(write_rec, z).to(h.dtype)
+            return xr.to(h.dtype), m, self._channel(write_rec, ys["write"],
+                                                    views["write"]).to(h.dtype)
         return xr.to(h.dtype), m
 
 

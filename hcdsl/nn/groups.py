@@ -5,13 +5,15 @@ utilize weight decay, whereas the dynamic component does." Together with the usu
 practice (no decay on norms, biases and embeddings), a parameter is decayed when it is
 
 - a dynamic projection of a connection (HC's W_β and [W_m | W_r], mHC's φ, MUDD's W1 and
-  W2, attention residuals' pseudo-query, a low-rank map on the state), or
+  W2, attention residuals' pseudo-query, a low-rank map on the state, a generator's
+  projections), or
 - a weight matrix of a layer (attention and MLP projections, an untied unembedding),
 
 and not decayed when it is
 
 - a static connection parameter (HC's B, A_m, A_r and scales s_α, s_β; mHC's α and b;
-  DenseFormer and MUDD static weights; a user-defined connection's learned scalars),
+  DenseFormer and MUDD static weights; a user-defined connection's learned scalars; a
+  generator's scales and biases),
 - a norm's gain or bias, any bias or other 1-D parameter, or an embedding.
 
 `NO_DECAY` and `DECAY` name the parameters of hcdsl's connection modules by class; anything
@@ -29,8 +31,9 @@ from torch import nn
 
 from hcdsl.nn.coef import HyperCoef
 from hcdsl.nn.dense import DenseCoef
+from hcdsl.nn.generator import GeneratorCoef, GeneratorOut
 from hcdsl.nn.layers import Embedding
-from hcdsl.nn.manifold import ManifoldCoef
+from hcdsl.nn.preset_params import PRESET_PARAMS
 from hcdsl.nn.template import ChannelGain, LowRank, TemplateCoef
 
 # module class -> patterns of its parameters that are static (no weight decay)
@@ -39,13 +42,13 @@ NO_DECAY: dict[type[nn.Module], tuple[str, ...]] = {
     TemplateCoef: ("raw_*",),
     ChannelGain: ("raw_*",),  # a connection's learned vectors, as its scalars
     DenseCoef: ("static",),
-    ManifoldCoef: ("alpha_*", "b_*"),
+    GeneratorOut: ("scale", "bias"),  # a generator output's static part
 }
 # module class -> patterns of its dynamic projections (decayed, even when 1-D)
 DECAY: dict[type[nn.Module], tuple[str, ...]] = {
     HyperCoef: ("w_gain", "w_mix"),
     DenseCoef: ("w1", "w2", "query"),
-    ManifoldCoef: ("phi_*",),
+    GeneratorOut: ("weight", "down", "up"),  # a generator output's projection
     LowRank: ("down", "up"),
 }
 
@@ -57,6 +60,11 @@ ORDER = (WEIGHTS, DYNAMIC, STATIC, NORMS, EMBED, BIASES)
 
 
 def _matches(module: nn.Module, name: str, table: dict[type[nn.Module], tuple[str, ...]]) -> bool:
+    if isinstance(module, GeneratorCoef) and module.params_as in PRESET_PARAMS:
+        # a desugared preset (hyper dynamic, mhc) keeps its parameters under its own names
+        layout = PRESET_PARAMS[module.params_as]
+        pats = layout.static if table is NO_DECAY else layout.dynamic
+        return any(fnmatch(name, pat) for pat in pats)
     return any(isinstance(module, cls) and any(fnmatch(name, pat) for pat in pats)
                for cls, pats in table.items())
 

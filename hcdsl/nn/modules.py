@@ -19,7 +19,7 @@ from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.names import attr_name
 from hcdsl.ir.tables import registrar
-from hcdsl.nn import coef, dense, fused, generator, layers, manifold, template
+from hcdsl.nn import coef, dense, fused, generator, layers, template
 from hcdsl.nn.extern import extern_layer
 
 LayerFactory = Callable[..., nn.Module]
@@ -153,14 +153,9 @@ def _dense(p: n.DenseCoef, ctx: Context) -> nn.Module:
     return dense.DenseCoef(torch.tensor(p.init, dtype=ctx.dtype), p.spec, p.width, p.eps)
 
 
-@module(n.ManifoldCoef)
-def _manifold(p: n.ManifoldCoef, ctx: Context) -> nn.Module:
-    return manifold.ManifoldCoef(p.n, p.width, p.iters, p.init, p.alpha)
-
-
 @module(n.GeneratorCoef)
 def _generator(p: n.GeneratorCoef, ctx: Context) -> nn.Module:
-    return generator.GeneratorCoef(p.spec, p.n, p.width, p.role)
+    return generator.GeneratorCoef(p.spec, p.n, p.width, p.role, p.names, ctx.dtype)
 
 
 @module(n.ConstCoef)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from hcdsl.ir import nodes as n
 from hcdsl.ir.tables import registrar
 from hcdsl.lang.expr import evaluate
+from hcdsl.proofs.generator_init import generator_at_init
 from hcdsl.spec import Matrix
 
 NOT_CONSTANT = None
@@ -44,19 +45,12 @@ def _dense(p: n.DenseCoef) -> Matrix:
     return p.init  # static a_i; MUDD: GELU(...) W2 + a_i with W2 = 0; DCA: ReLU(0) + b
 
 
-@at_init(n.ManifoldCoef)
-def _manifold(p: n.ManifoldCoef) -> Matrix | None:
-    if p.init != "identity":
-        return NOT_CONSTANT  # the paper's init draws φ at random
-    # φ = 0: H_pre = sigmoid(-log(n-1)) = 1/n, H_post = 2 sigmoid(0) = 1, H_res = the
-    # Sinkhorn normalisation of a constant matrix = uniform 1/n
-    k = 1.0 / p.n
-    return ((0.0,) + (1.0,) * p.n,) + tuple((k,) * (p.n + 1) for _ in range(p.n))
-
-
 @at_init(n.GeneratorCoef)
 def _generator(p: n.GeneratorCoef) -> Matrix | None:
-    return NOT_CONSTANT  # a user-written generator: its projections are drawn at random
+    """A generator whose projections all start at 0 (std=0: dynamic HC, mHC's identity init)
+    makes a constant M at init, from its biases and scales alone (hcdsl/proofs/generator_init.py);
+    one with random projections (mHC's paper init, most user generators) does not."""
+    return generator_at_init(p.spec, p.n) if p.role == "step" else NOT_CONSTANT
 
 
 @at_init(n.TemplateCoef)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hcdsl.ir import nodes as n
+from hcdsl.proofs.generator_init import without_inits
 
 Question = Literal["learned", "init", "checkpoint"]
 TIE_TEXT = ("learned parameters of corresponding steps taken equal: a parameter of A is "
@@ -85,4 +86,6 @@ def _without_init(p: n.Node) -> n.Node:
             changes[name] = None
     if isinstance(p, n.TemplateCoef):
         changes["params"] = tuple((name, None, bound) for name, _, bound in p.params)
+    if isinstance(p, n.GeneratorCoef):
+        changes["spec"] = without_inits(p.spec)
     return dataclasses.replace(p, **changes) if changes else p

@@ -257,20 +257,17 @@ def _uninterpreted(c: Ctx, v: str, p: n.Node, shape: tuple[int, int], what: str,
              for col in range(shape[1])] for r in range(shape[0])]
 
 
-@rule(n.ManifoldCoef)
-def _manifold(c: Ctx, v: str, p: n.ManifoldCoef, x: dict) -> Matrix:
-    if c.ident.question == "init" and p.init == "identity":
-        return consts(AT_INIT[n.ManifoldCoef](p))
-    return _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "mhc", x["x"], {(0, 0)})
-
-
 @rule(n.GeneratorCoef)
 def _generator(c: Ctx, v: str, p: n.GeneratorCoef, x: dict) -> Any:
-    """A user-written generator: every output an uninterpreted function of the state (the
-    read it computes itself is an atom of the state, like a layer's output)."""
+    """A generator (a user's, or dynamic HC's and mHC's): at init, a constant when every
+    projection starts at 0; otherwise every output an uninterpreted function of the state,
+    the same function for the same parameters (pid) on the same inputs (the read it
+    computes itself is an atom of the state, like a layer's output)."""
     if p.role == "readout":
         return [Lin.of(c.terms.atom("gen", (c.pid(v, p), "readout"), tuple(x["x"]),
                                     label=f"{v}.readout"))]
+    if c.ident.question == "init" and AT_INIT[n.GeneratorCoef](p) is not None:
+        return consts(AT_INIT[n.GeneratorCoef](p))  # every projection 0 at init: constant
     m = _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "gen", x["x"], {(0, 0)})
     if not p.spec.inline_read():
         return m

@@ -220,9 +220,8 @@ def unfold_exact(spec: Source) -> Unfolded:
             mat[L + 1] = _summary(_rows(ev.final_state[i], L, m, f"stream {i + 1} of the "
                                         "final state"), m, L)
             Ci.append(mat)
-    dynamic = any(isinstance(ir.payload(v), n.LearnedCoef) and ir.payload(v).dynamic
-                  for v in ir.g.nodes)
-    learned = any(isinstance(ir.payload(v), n.LearnedCoef) for v in ir.g.nodes)
+    dynamic = any(_dynamic(ir.payload(v)) for v in ir.g.nodes)
+    learned = any(isinstance(ir.payload(v), (n.LearnedCoef, n.GeneratorCoef)) for v in ir.g.nodes)
     note = "exact, from the spec"
     if learned:
         note += "; learned matrices at their init" + (" (dynamic parts are 0 at init)"
@@ -460,6 +459,11 @@ def _generator_reads(p: n.GeneratorCoef) -> bool:
     return p.role == "readout" or p.spec.inline_read()
 
 
+def _dynamic(p: n.Node) -> bool:
+    """A token-dependent coefficient node (dynamic FC, a generator: dynamic HC, mHC, ...)."""
+    return isinstance(p, n.LearnedCoef) and p.dynamic or isinstance(p, n.GeneratorCoef)
+
+
 def unfold(spec: Source, checkpoint: str | Path | None = None,
            tokens: torch.Tensor | str | None = None, seed: int = 0) -> Unfolded:
     """Exact when the spec allows it (static, linear state, no checkpoint or input given);
@@ -471,8 +475,7 @@ def unfold(spec: Source, checkpoint: str | Path | None = None,
             pass
         else:
             ir = raw_ir(spec)
-            if not any(isinstance(ir.payload(v), n.LearnedCoef) and ir.payload(v).dynamic
-                       for v in ir.g.nodes):
+            if not any(_dynamic(ir.payload(v)) for v in ir.g.nodes):
                 return exact
             exact.note += ("; a dynamic spec: give --checkpoint and --input for the trained, "
                            "per-token matrices")

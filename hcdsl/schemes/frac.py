@@ -7,11 +7,16 @@ scaled by B_f and added to A-mixed stream f. Readout: concatenate (no sum). Init
 Y = A = I, dynamic W = 0, so FC starts as Pre-Norm exactly. With m = 1 the IR is HC n = 1.
 
 Literal matrices use the paper's (m+1) x 2m layout [[0_{1xm}, B], [Y, A]].
+
+Dynamic FC with m = 1 is dynamic HC with n = 1 and desugars to the same generator
+(hcdsl/schemes/hyper.py). With m > 1 it keeps its own coefficient node: a generator makes one
+read column and one OUT row, FC needs m read columns and OUT = diag(B) over m fractions.
 """
 
 from __future__ import annotations
 
 from hcdsl.lang.connections import FracOptions
+from hcdsl.schemes.hyper import hc_generator
 from hcdsl.schemes.primitive import Coef, Scheme, Step
 from hcdsl.schemes.registry import register
 from hcdsl.spec import Matrix, ModelSpec, NormSpec
@@ -41,8 +46,12 @@ def _frac(spec: ModelSpec, opts: FracOptions) -> Scheme:
     steps = []
     for k in range(len(spec.sequence)):
         init = to_step_matrix(literal.get(k + 1, fc_init(m)), m)
-        coef = Coef(init=init, learn=opts.learn, dynamic=opts.dynamic, tanh=opts.tanh,
-                    scale_init=opts.scale, gain="diag" if m > 1 else "row", norm=norm)
+        if opts.dynamic and m == 1:  # FC with m = 1 is HC with n = 1: the same generator
+            coef = Coef(init=init, learn=True, generator="program", names="hc",
+                        program=hc_generator(init, opts.tanh, opts.scale, norm))
+        else:  # m > 1: m read columns and OUT = diag(B), not a generator's shape (yet)
+            coef = Coef(init=init, learn=opts.learn, dynamic=opts.dynamic, tanh=opts.tanh,
+                        scale_init=opts.scale, gain="diag" if m > 1 else "row", norm=norm)
         steps.append(Step(layers=(k,), inputs=(tuple(range(m)),),
                           outputs=(tuple(range(m)),), coef=coef))
     kind = "DFC" if opts.dynamic else "SFC"

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from hcdsl.lang.connections import Entry, ManifoldInit, Param
+from hcdsl.lang.connections import Entry, Param
 from hcdsl.lang.generator import Generator
 from hcdsl.lang.history_generator import HistoryGenerator
 from hcdsl.spec import Frozen, Matrix, NormSpec
 
 # the fixed sets of values the IR's payloads share (hcdsl/ir/nodes: one definition each)
 Gain = Literal["row", "diag"]  # OUT of M: one row (HC) or a diagonal (FC)
+GeneratorNames = Literal["outputs", "hc", "mhc"]  # a generator's parameter names
 
 
 class Coef(Frozen):
@@ -38,17 +39,20 @@ class Coef(Frozen):
     scale_init: float = 0.01
     gain: Gain = "row"  # OUT is one row (HC) or a diagonal (FC)
     norm: NormSpec = NormSpec()  # the norm of the dynamic generator, over w
-    # hyper: static + dynamic per stream (HC, FC); manifold: mHC's sigmoid/Sinkhorn gates;
-    # program: a user-written generator (`program`, hcdsl/lang/generator.py)
-    generator: Literal["hyper", "manifold", "template", "program"] = "hyper"
-    iters: int = 20  # manifold: Sinkhorn-Knopp iterations
-    manifold_init: ManifoldInit = "paper"
+    # hyper: static (HC) or static + dynamic per stream (FC); template: named scalars;
+    # program: a generator (`program`, hcdsl/lang/generator.py): a user's, or dynamic HC's and
+    # mHC's (their presets desugar to one)
+    generator: Literal["hyper", "template", "program"] = "hyper"
     # template: M's entries are numbers or names of learned scalars (user-defined schemes)
     template: tuple[tuple[Entry, ...], ...] = ()
     params: tuple[Param, ...] = ()
     # program: the typed record of a `generator { ... }` block: input, norm, projections,
-    # activations and constraints of the read / write / res weights (dynamic, per token)
+    # activations and constraints of the read / write / res weights (dynamic, per token);
+    # the dynamic presets desugar to one too (hyper dynamic, mhc)
     program: Generator | None = None
+    # where the generator's module keeps its parameters: each output's own, or under the
+    # names a preset had before it desugared (hcdsl/nn/preset_params.py); never what is computed
+    names: GeneratorNames = "outputs"
 
 
 class Map(Frozen):

@@ -15,10 +15,15 @@ disturbs training (RNG forked) and works the same for one process, DDP and FSDP.
     token; median and 5th/95th percentiles over tokens. Inputs are what each layer module
     receives (after its pre-norm), captured by forward pre-hooks; attention's is its query.
 (c) mHC stability (arXiv 2512.24880's measures of the residual stream's conditioning):
-    from each ManifoldCoef output
-    M = [[0, H_post], [H_pre^T, H_res^T]]: max_i |row sum_i(H_res) - 1| and max_j |column
+    from the output M = [[0, H_post], [H_pre^T, H_res^T]] of every generator whose residual
+    mix is constrained to be doubly stochastic (`mhc`, or a generator with a sinkhorn,
+    permutations or kronecker constraint): max_i |row sum_i(H_res) - 1| and max_j |column
     sum_j(H_res) - 1|, and of the composed residual map P = H_res^L ... H_res^1 the forward
     gain max_i sum_j |P_ij| and backward gain max_j sum_i |P_ij|; each averaged over tokens.
+(d) generators: for every layer's generator (dynamic HC, mHC, any `generator { ... }`), the
+    mean and std over tokens and streams of its read weights (READ), write weights (OUT),
+    and of RES's diagonal and off-diagonal entries, with RES's row and column sum deviations
+    (max over streams, averaged over tokens).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from torch import nn
 import hcdsl
 from hcdsl.compiler import Compilation
 from hcdsl.ir.nodes import Layer
-from hcdsl.nn.manifold import ManifoldCoef
+from hcdsl.nn.generator import GeneratorCoef
 from hcdsl.nn.modules import attr_name
 
 UNFOLD_TOKENS = 2  # sequences unfold_numeric runs (its float64 interpreter is slow)
@@ -51,34 +56,48 @@ def probe(spec: str | Path | Compilation, state: dict[str, torch.Tensor], tokens
         model = hcdsl.compile(spec, seed=seed, device="cpu")
         model.load_state_dict(state)
         model.eval()
-        inputs, coefs = _capture(model, tokens)
-        out = {"collapse": collapse(inputs), "mhc": mhc_stability(coefs)}
+        inputs, coefs, stochastic = _capture(model, tokens)
+        out = {"collapse": collapse(inputs),
+               "mhc": mhc_stability([m for m, ds in zip(coefs, stochastic) if ds]),
+               "generators": generator_stats(coefs)}
         if matrices:
             out["connections"] = connections(spec, state, tokens[:UNFOLD_TOKENS], seed)
     return out
 
 
-def _capture(model: nn.Module, tokens: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def doubly_stochastic(module: nn.Module) -> bool:
+    """True for a coefficient module whose H_res is constrained to be doubly stochastic."""
+    res = module.rec.output("res") if isinstance(module, GeneratorCoef) else None
+    return res is not None and res.constraint is not None
+
+
+def _capture(model: nn.Module, tokens: torch.Tensor) \
+        -> tuple[list[torch.Tensor], list[torch.Tensor], list[bool]]:
+    """The layers' inputs, and every step generator's M (B, T, 1 + n, 1 + n) in execution
+    order, each with whether its H_res is doubly stochastic."""
     inputs: list[torch.Tensor] = []
     coefs: list[torch.Tensor] = []
+    stochastic: list[bool] = []
 
     def pre(_module: nn.Module, args: tuple, kwargs: dict) -> None:
         x = args[0] if args else next(iter(kwargs.values()))
         inputs.append(x.detach().float())
 
-    def post(_module: nn.Module, _args: tuple, out: torch.Tensor) -> None:
-        coefs.append(out.detach().float())
+    def post(module: nn.Module, _args: tuple, out: torch.Tensor | tuple) -> None:
+        m = out if isinstance(out, torch.Tensor) else out[1]  # (x, M[, W]): a read inline
+        coefs.append(m.detach().float())
+        stochastic.append(doubly_stochastic(module))
 
     handles = [getattr(model, attr_name(v)).register_forward_pre_hook(pre, with_kwargs=True)
                for v in layer_ids(model)]
     handles += [m.register_forward_hook(post) for m in model.modules()
-                if isinstance(m, ManifoldCoef)]
+                if isinstance(m, GeneratorCoef) and m.role == "step"]
     try:
         model(tokens)
     finally:
         for h in handles:
             h.remove()
-    return inputs, coefs
+    return inputs, coefs, stochastic
 
 
 def collapse(inputs: list[torch.Tensor]) -> list[dict[str, float]]:
@@ -106,6 +125,31 @@ def mhc_stability(coefs: list[torch.Tensor]) -> dict | None:
             "max_row_dev": max(rows), "max_col_dev": max(cols),
             "gain_fwd": float(prod.abs().sum(-1).amax(-1).mean()),
             "gain_bwd": float(prod.abs().sum(-2).amax(-1).mean())}
+
+
+def generator_stats(coefs: list[torch.Tensor]) -> list[dict[str, float]] | None:
+    """None without generators; else one entry per step generator (execution order): the
+    mean and std of READ (M[1:, 0]), OUT (M[0, 1:]), RES's diagonal and off-diagonal entries,
+    and RES's mean max |row sum - 1| and |column sum - 1| (the doubly-stochastic error; RES
+    = H_resᵀ, so these are mHC's column and row deviations swapped)."""
+    if not coefs:
+        return None
+    out = []
+    for k, m in enumerate(coefs):
+        n = m.shape[-1] - 1
+        read, write, res = m[..., 1:, 0], m[..., 0, 1:], m[..., 1:, 1:]
+        eye = torch.eye(n, dtype=torch.bool)
+        diag, off = res[..., eye], res[..., ~eye]
+        entry = {"step": k + 1,
+                 "read_mean": float(read.mean()), "read_std": float(read.std(correction=0)),
+                 "write_mean": float(write.mean()),
+                 "write_std": float(write.std(correction=0)),
+                 "res_diag_mean": float(diag.mean()),
+                 "res_off_mean": float(off.mean()) if n > 1 else 0.0,
+                 "res_row_dev": float((res.sum(-1) - 1).abs().amax(-1).mean()),
+                 "res_col_dev": float((res.sum(-2) - 1).abs().amax(-1).mean())}
+        out.append(entry)
+    return out
 
 
 def connections(spec: str | Path | Compilation, state: dict[str, torch.Tensor],

@@ -111,13 +111,13 @@ def test_peak_bytes_of_a_step() -> None:
 def test_recomputing_sinkhorn_saves_less_than_the_unrolled_loop(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The bench's saved-tensor figure sees what the Sinkhorn op's recomputation buys."""
-    import hcdsl.nn.manifold as manifold
+    import hcdsl.nn.generator as generator
     from tests.backends.test_sinkhorn import sinkhorn_log
 
     model = hcdsl.compile(TINY.format(name="m", connect="mhc(n=4)"))
     tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
     with_op = measure.saved_tensor_bytes(model, tokens, tokens)
-    monkeypatch.setattr(manifold, "sinkhorn_log", sinkhorn_log)
+    monkeypatch.setattr(generator, "sinkhorn_paper", sinkhorn_log)  # mhc is a generator
     unrolled = measure.saved_tensor_bytes(model, tokens, tokens)
     # 4 layers x 20 iterations x 2 steps x (B, T, 4, 4) fp32 saved at least once each
     assert unrolled - with_op >= 4 * 40 * 2 * 16 * 16 * 4

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from helpers import assert_one_graph, assert_same, run_recording
 import hcdsl
+import hcdsl.nn.generator as generator
 import hcdsl.nn.manifold as manifold
 from hcdsl.ir.dump import dump
 from hcdsl.counts import stats
@@ -308,13 +309,13 @@ def test_bf16_autocast_keeps_coefficients_in_fp32(monkeypatch: pytest.MonkeyPatc
     randomise(model, seed=4, logit_std=0.5)
     toks = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
     seen: list[torch.dtype] = []
-    original = manifold.sinkhorn_log
+    original = generator.sinkhorn_paper  # the preset is a generator: its Sinkhorn hook
 
     def recording(logits: torch.Tensor, iters: int) -> torch.Tensor:
         seen.append(logits.dtype)
         return original(logits, iters)
 
-    monkeypatch.setattr(manifold, "sinkhorn_log", recording)
+    monkeypatch.setattr(generator, "sinkhorn_paper", recording)
     with torch.no_grad():
         want = model(toks)
         with torch.autocast("cpu", dtype=torch.bfloat16):

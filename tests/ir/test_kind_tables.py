@@ -130,7 +130,7 @@ def test_the_backends_and_modules_follow_the_traits() -> None:
     from hcdsl.nn.modules import MODULES
 
     called = {k for k in n.KINDS if k.calls_module}
-    assert called == {n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank, n.ManifoldCoef,
+    assert called == {n.Embed, n.Norm, n.Unembed, n.NormStreams, n.LowRank,
                       n.LearnedCoef, n.DenseCoef, n.TemplateCoef, n.GeneratorCoef,
                       n.ChannelGain}
     assert {k for k, rule in FX.items() if rule is Builder.call_module} == called
@@ -265,16 +265,15 @@ def test_payload_literals_are_the_schemes_and_languages() -> None:
         (n.DenseCoef, "mid"): values(HistProj, "mid"),
         (n.DenseCoef, "static"): ("none",) + values(HistStatic, "per"),  # no a, or HistStatic
         (n.DenseCoef, "static_init"): values(HistStatic, "init"),
-        (n.ManifoldCoef, "init"): values(SchemeCoef, "manifold_init"),
         (n.TemplateCoef, "params"): values(Param, "bound"),
         (n.TemplateCoef, "shared"): values(Param, "bound"),
         (n.ChannelGain, "params"): values(Param, "bound"),
         (n.ChannelGain, "shared"): values(Param, "bound"),
         (n.GeneratorCoef, "role"): ("step", "readout"),  # a step's M, or the readout
+        (n.GeneratorCoef, "names"): values(SchemeCoef, "names"),  # where params are kept
         (n.Norm, "kind"): values(NormSpec, "kind"),
         (n.NormStreams, "kind"): values(NormSpec, "kind"),
     }
-    assert values(SchemeCoef, "manifold_init") == values(MhcOptions, "init")
     assert values(NormSpec, "kind") == ("layernorm", "rmsnorm")
 
 

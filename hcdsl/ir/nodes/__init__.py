@@ -11,7 +11,7 @@ table per stage; hcdsl.kinds joins them, and a test checks that every kind has e
 
 from hcdsl.ir.nodes.base import TRAITS, Node, quiet
 from hcdsl.ir.nodes.channel import ChannelGain
-from hcdsl.ir.nodes.coef import ConstCoef, LearnedCoef, ManifoldCoef, TemplateCoef
+from hcdsl.ir.nodes.coef import ConstCoef, LearnedCoef, TemplateCoef
 from hcdsl.ir.nodes.generator import ChannelWrite, GeneratorCoef
 from hcdsl.ir.nodes.history import DenseCoef
 from hcdsl.ir.nodes.model import (
@@ -23,7 +23,7 @@ from hcdsl.spec import Matrix
 
 KINDS: tuple[type[Node], ...] = (
     Input, Embed, Split, Merge, Stack, Mix, Take, Copy, SumStreams, Add, ConstCoef, LearnedCoef,
-    DenseCoef, ManifoldCoef, TemplateCoef, Layer, ParallelLayers, Tap, Norm, NormStreams, InvStd,
+    DenseCoef, TemplateCoef, Layer, ParallelLayers, Tap, Norm, NormStreams, InvStd,
     LowRank, Unembed, Output, Dropout, GeneratorCoef, ChannelWrite, ChannelGain,
 )
 

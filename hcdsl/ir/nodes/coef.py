@@ -1,5 +1,5 @@
-"""Nodes that make a step's mixing matrix M: constant, learned (HC, FC), dense aggregates,
-mHC's manifold gates, and user-defined templates."""
+"""Nodes that make a step's mixing matrix M: constant, learned (HC, FC) and
+user-defined templates (dynamic HC and mHC are generators: hcdsl/ir/nodes/generator.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import ClassVar
 from hcdsl.ir.nodes.base import Node, _expect, quiet
 from hcdsl.ir.types import Coef, IRTypeError, Streams, Type
 from hcdsl.lang.catalog import NormKind, norm_params
-from hcdsl.lang.connections import Bound, ManifoldInit
+from hcdsl.lang.connections import Bound
 from hcdsl.schemes.primitive import Gain
 from hcdsl.spec import Matrix
 
@@ -83,39 +83,6 @@ class LearnedCoef(Node):
             count += norm_params(self.norm, self.norm_affine, self.width)
             count += self.width + self.width * cols + 2
         return count
-
-
-@dataclass(frozen=True)
-class ManifoldCoef(Node):
-    """mHC: M = [[0, H_post], [H_preᵀ, H_resᵀ]] from the flattened RMS-normalised state."""
-
-    n: int
-    width: int
-    iters: int
-    init: ManifoldInit
-    alpha: float
-    op: ClassVar[str] = "manifold"
-    has_module: ClassVar[bool] = True
-    builds_module: ClassVar[bool] = True
-    calls_module: ClassVar[bool] = True
-    pure: ClassVar[bool] = False
-    free: ClassVar[bool] = False
-    freezable: ClassVar[bool] = False
-    compute: ClassVar[bool] = False
-
-    def ports(self) -> tuple[str, ...]:
-        return ("x",)
-
-    def infer(self, ins: dict[str, Type]) -> Type:
-        x = _expect(self, ins, "x", Streams)
-        if (x.count, x.width) != (self.n, self.width):
-            raise IRTypeError(f"manifold: expects H[{self.n}x{self.width}], got {x}")
-        return Coef(self.n + 1, self.n + 1, True)
-
-    def param_count(self) -> int:
-        n = self.n
-        flat = n * self.width  # φ_pre, φ_post, φ_res; α x 3; b_pre, b_post, b_res
-        return flat * (2 * n + n * n) + 3 + 2 * n + n * n
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from hcdsl.ir.nodes.base import Node, _expect
 from hcdsl.ir.types import Coef, Hidden, IRTypeError, Multi, Streams, Type
 from hcdsl.lang.generator import Generator, generator_lines
+from hcdsl.schemes.primitive import GeneratorNames
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class GeneratorCoef(Node):
     n: int
     width: int
     role: Literal["step", "readout"]
+    # where its module keeps the parameters (hcdsl/nn/preset_params.py): each output's own,
+    # or a desugared preset's names (hc, mhc); the computation is the record's either way
+    names: GeneratorNames = "outputs"
     op: ClassVar[str] = "generator"
     has_module: ClassVar[bool] = True
     builds_module: ClassVar[bool] = True
@@ -48,7 +52,8 @@ class GeneratorCoef(Node):
 
     def describe(self) -> str:
         body = "; ".join(line.strip() for line in generator_lines(self.spec)[1:-1])
-        return f"generator(role={self.role}, n={self.n}, width={self.width}; {body})"
+        names = f", names={self.names}" if self.names != "outputs" else ""
+        return f"generator(role={self.role}, n={self.n}, width={self.width}{names}; {body})"
 
 
 @dataclass(frozen=True)

@@ -379,13 +379,14 @@ def read_weights(gen: GeneratorCoef, h: Tensor) -> tuple[Tensor, Tensor]:
     Eq. 16 reads Post-Norm)."""
     rec = gen.rec.output("readout" if gen.role == "readout" else "read")
     x = h.to(torch.promote_types(h.dtype, torch.float32))
-    z = x.flatten(-2) if gen.flat else x
-    if gen.rec.norm is not None:
-        z = gen.norm(z)
     n = gen.n
     if rec is None:  # no read generated: every stream read with weight 1
         return x.new_ones(x.shape[:-1]), x.new_ones(x.shape[:-1])
-    w = gen._channel(rec, z).mean(-1) if rec.per == "channel" else gen._per_stream(rec, z)
+    views = gen.views()
+    ys, z = gen._logits(x, views)  # z: normalised unless every source is the raw state
+    y, v = ys[rec.role], views[rec.role]
+    w = (gen._channel(rec, y, v).mean(-1) if rec.per == "channel"
+         else gen._per_stream(rec, y, v))
     if rec.combine == "mean":
         w = w / n
     if rec.source == "state":

@@ -27,6 +27,7 @@ from hcdsl.errors import CompileError
 from hcdsl.ir import nodes as n
 from hcdsl.ir.graph import IR
 from hcdsl.ir.segments import anchors, crossing, width
+from hcdsl.lang.catalog import attends
 
 LAYERS = (n.Layer, n.ParallelLayers)
 
@@ -92,7 +93,7 @@ def node_flops(ir: IR, v: str, seq: int) -> int:
     count = p.param_count() or 0
     flops = 2 * count
     for layer in p.layers if isinstance(p, n.ParallelLayers) else (p,):
-        if isinstance(layer, n.Layer) and layer.kind == "attention":
+        if isinstance(layer, n.Layer) and attends(layer.kind, layer.extern):
             flops += 2 * layer.dim * seq
     if isinstance(p, n.Mix):
         (r0, r1), (c0, c1) = p.rows, p.cols

@@ -10,6 +10,7 @@ from typing import Any
 
 from hcdsl.errors import ErrorSink, Span
 from hcdsl.frontend import syntax as s
+from hcdsl.frontend.generator import GeneratorReader
 from hcdsl.lang.history_generator import (
     HIST_ACTS, MID_ACTS, HistNorm, HistoryGenerator, HistProj, HistStatic,
 )
@@ -27,16 +28,7 @@ class _Bad(Exception):
     """One reported error: stop reading this block's current item."""
 
 
-def _text(v: s.Value | None) -> str:
-    if v is None:
-        return "(nothing)"
-    if isinstance(v, (s.Name, s.String)):
-        return v.value
-    if isinstance(v, s.Number):
-        return v.text
-    if isinstance(v, s.Call):
-        return v.name + "(...)"
-    return "[...]"
+_text = GeneratorReader.text  # a value as the message quotes it (one text for both readers)
 
 
 class HistoryGeneratorReader:

@@ -10,6 +10,7 @@ import pytest
 
 import hcdsl
 from helpers import attn_ffn, model_text
+from test_dynamic_errors import at, check  # one located-error check for both
 from hcdsl.errors import HcError
 
 MODEL = "\n" + model_text("c", dim=32, vocab=64, layers=attn_ffn(4, "mlp(hidden=64)"))
@@ -24,27 +25,6 @@ def source(body: str, extra: str = "") -> str:
     gen = textwrap.indent(textwrap.dedent(body).strip("\n"), "    ")
     return (f"connection c {{\n  state = history\n{extra}  generator {{\n{gen}\n  }}\n}}\n"
             + MODEL)
-
-
-def at(src: str, needle: str) -> tuple[int, int]:
-    pos = src.index(needle)
-    return src.count("\n", 0, pos) + 1, pos - (src.rfind("\n", 0, pos) + 1) + 1
-
-
-def check(src: str, needle: str, message: str, hint: str) -> None:
-    with pytest.raises(HcError) as info:
-        hcdsl.parse(src)
-    err = info.value
-    assert len(err.diagnostics) == 1, str(err)
-    rendered = err.diagnostics[0].render(err.filename, err.source)
-    assert "Traceback" not in rendered
-    line, col = at(src, needle)
-    first = rendered.splitlines()[0]
-    assert first.startswith(f"<spec>:{line}:{col}: error: connection 'c': {message}"), rendered
-    caret = rendered.splitlines()[2]
-    assert caret.index("^") - caret.index("|") - 2 == col - 1, rendered
-    assert rendered.splitlines()[-1].startswith("  hint: "), rendered
-    assert hint in rendered.splitlines()[-1], rendered
 
 
 CASES = [

@@ -52,9 +52,32 @@ def spec(tmp_path: Path) -> Path:
     return path
 
 
+def numbers(row: object, where: str = "") -> dict[str, float]:
+    """Every number in a probe row (nested dicts and lists), by its path."""
+    if isinstance(row, dict):
+        return {k: v for key, item in row.items() if key != "seconds"
+                for k, v in numbers(item, f"{where}.{key}").items()}
+    if isinstance(row, list):
+        return {k: v for i, item in enumerate(row)
+                for k, v in numbers(item, f"{where}[{i}]").items()}
+    return {where: float(row)} if isinstance(row, (int, float)) else {}
+
+
 def test_two_stages_train_like_one_process(tmp_path: Path, spec: Path) -> None:
-    ok(hcdsl_train([str(spec), "--out", "one", *COMMON], tmp_path))
-    ok(hcdsl_train([str(spec), "--out", "pp", "--pp", "2", *COMMON], tmp_path, ranks=2))
+    """Losses, validation and the probes (what the connection learned, from the stages'
+    gathered weights) equal one process's."""
+    at = COMMON.index("--probe-every")
+    probing = [*COMMON[:at], "--probe-every", "2", *COMMON[at + 2:]]
+    ok(hcdsl_train([str(spec), "--out", "one", *probing], tmp_path))
+    ok(hcdsl_train([str(spec), "--out", "pp", "--pp", "2", *probing], tmp_path, ranks=2))
+    want_p = read_jsonl(tmp_path / "one" / "probes.jsonl")
+    got_p = read_jsonl(tmp_path / "pp" / "probes.jsonl")
+    assert [r["step"] for r in got_p] == [r["step"] for r in want_p] == [0, 2, 4]
+    for rg, rw in zip(got_p, want_p):
+        g, w = numbers(rg), numbers(rw)
+        assert g.keys() == w.keys() and any(".generators[" in k for k in w)
+        for key in w:
+            assert g[key] == pytest.approx(w[key], rel=1e-4, abs=1e-6), key
     want, got = losses(tmp_path / "one"), losses(tmp_path / "pp")
     assert len(got) == len(want) == 4
     for (lg, vg), (lw, vw) in zip(got, want):

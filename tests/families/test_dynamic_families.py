@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from helpers import assert_same, perturb
+from helpers import assert_same, perturb, train_losses
 import hcdsl
 from hcdsl.frontend.printer import format_model
 from hcdsl.ir import nodes as n
@@ -309,16 +308,7 @@ def test_fx_equals_reference_with_every_gradient(name: str) -> None:
 def test_trains(name: str) -> None:
     torch.manual_seed(0)
     m = hcdsl.compile(path(name), seed=0)
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
-    batch = tokens((4, 16))
-    losses = []
-    for _ in range(8):
-        logits = m(batch)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), batch[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(m, tokens((4, 16)), VOCAB)
     assert losses[-1] < losses[0] - 0.1, losses
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import assert_same, perturb
+from helpers import assert_same, perturb, train_losses
 import hcdsl
 from hcdsl.counts import count_params
 from hcdsl.spec import ConnectionSpec
@@ -263,16 +263,7 @@ def test_fx_equals_reference_with_every_gradient(path: Path) -> None:
 def test_trains(path: Path) -> None:
     torch.manual_seed(0)
     m = hcdsl.compile(path, seed=0)
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
-    batch = tokens(6, (4, 16))
-    losses = []
-    for _ in range(8):
-        logits = m(batch)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), batch[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(m, tokens(6, (4, 16)), VOCAB)
     assert losses[-1] < losses[0] - 0.1, losses
 
 

@@ -32,6 +32,23 @@ COMPARE_SETS = frozenset({"spec", "out", "seed", "data_seed", "resume", "progres
                           "resume_from"})
 SET_HELP = "FIELD=VALUE: any field of the run's config.json (repeatable; wins over a flag)"
 
+# --help groups the options in panels; every TrainConfig field but `spec` is in exactly one
+# (tests/apps/test_cli.py checks it, so a new field cannot be left out)
+PANELS: dict[str, tuple[str, ...]] = {
+    "Data": ("data", "tokenizer", "max_bytes", "val_fraction", "seq", "batch", "accum",
+             "data_seed"),
+    "Optimisation": ("steps", "lr", "min_lr_ratio", "schedule", "warmup", "decay_fraction",
+                     "weight_decay", "beta1", "beta2", "clip", "seed"),
+    "Model and device": ("precision", "device", "compile", "recompute", "threads",
+                         "check_memory"),
+    "Parallel (under torchrun)": ("fsdp", "pp", "pp_split", "pp_schedule", "timeout"),
+    "Validation, probes and checkpoints": ("eval_every", "val_sequences", "probe_every",
+                                           "probe_sequences", "ckpt_every",
+                                           "keep_checkpoints"),
+    "Run folder": ("out", "resume", "resume_from", "stop_at", "progress", "tensorboard"),
+}
+PANEL_OF = {field: panel for panel, fields in PANELS.items() for field in fields}
+
 
 def flag(field: str) -> str:
     """The command-line name of a TrainConfig field."""
@@ -66,7 +83,7 @@ def field_option(field: str, *short: str, shown: str | None = None) -> inspect.P
     shown = shown or default_text(field, info)
     suffix = escape(f" [default: {shown}]") if shown else ""  # escaped: not rich markup
     option = typer.Option(None, *decls, metavar=metavar, show_default=False,
-                          help=f"{info.description}{suffix}")
+                          help=f"{info.description}{suffix}", rich_help_panel=PANEL_OF[field])
     return inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=option,
                              annotation=Optional[kind])  # noqa: UP007 - typer needs Optional
 
@@ -80,7 +97,8 @@ def with_options(own: list[inspect.Parameter], fields: list[inspect.Parameter],
                  ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command the parameters `own`, then the fields' options, then --set."""
     set_ = _param("set_", Optional[list[str]],  # noqa: UP007 - typer needs Optional
-                  typer.Option(None, "--set", metavar="FIELD=VALUE", help=SET_HELP))
+                  typer.Option(None, "--set", metavar="FIELD=VALUE", help=SET_HELP,
+                               rich_help_panel="Run folder"))
 
     def decorate(body: Callable[..., None]) -> Callable[..., None]:
         body.__signature__ = inspect.Signature([*own, *fields, set_])  # type: ignore[attr-defined]

@@ -222,3 +222,18 @@ def test_commands_that_build_nothing_start_without_torch(args: list[str]) -> Non
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["0", "False"]
+
+
+def test_train_help_groups_every_option_in_one_panel() -> None:
+    """Every TrainConfig field but the spec argument sits in exactly one --help panel (a new
+    field left out would be a KeyError when the CLI is built), and --help shows the panels."""
+    from hcdsl.cli.train import PANELS
+    from hcdsl.train.config import TrainConfig
+
+    listed = [f for fields in PANELS.values() for f in fields]
+    assert sorted(listed) == sorted(set(TrainConfig.model_fields) - {"spec"})
+    for command in ("train", "compare"):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        for panel in PANELS:
+            assert f"─ {panel} " in result.output, (command, panel)

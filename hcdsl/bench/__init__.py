@@ -8,7 +8,7 @@ min-max over rounds) and the memory of one training step relative to Pre-Norm. W
 
     models.py   the spec, its baseline, weight sharing
     package.py  the hyper-connections package's models (lucidrains, PyPI `hyper-connections`)
-    measure.py  step functions, clocks, memory (saved tensors, profiler peak)
+    measure.py  step functions, clocks, memory (saved tensors, kept bytes, profiler peak)
     runner.py   the interleaved rounds and the report
     text.py     the printed report (the command is hcdsl/cli/bench.py)
 """

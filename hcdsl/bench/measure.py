@@ -4,7 +4,14 @@ a device; clocks are read after synchronising the device (CUDA kernels run async
 Memory of one eager training step, two ways (the output says which):
 - saved: bytes of the tensors autograd keeps from forward to backward
   (`torch.autograd.graph.saved_tensors_hooks`), each storage counted once, parameters
-  excluded. This is what recomputation reduces, and it is exact and deterministic.
+  excluded. Exact and deterministic, but blind to checkpointing: `torch.utils.checkpoint`
+  packs the tensors saved inside a region with its own hooks and keeps the region's inputs
+  itself, so an outer hook sees neither (a checkpointed model's saved figure undercounts).
+- kept: bytes allocated by forward + loss and still allocated when backward starts (what
+  backward holds: saved tensors, a checkpoint's inputs and cache, the logits). The allocator's
+  own count, so checkpointing cannot hide anything from it: what the bench reports for
+  recomputation. On CUDA `torch.cuda.memory_allocated`; elsewhere torch.profiler's allocator
+  events, as for peak. Exact and deterministic too.
 - peak: the highest bytes allocated above the step's start during forward + backward. On CUDA
   `torch.cuda.max_memory_allocated`; elsewhere the allocator events recorded by
   `torch.profiler` (profile_memory=True), summed in time order. Includes gradients and
@@ -112,6 +119,32 @@ def saved_tensor_bytes(model: nn.Module, tokens: torch.Tensor, targets: torch.Te
     return sum(storages.values())
 
 
+def kept_bytes(model: nn.Module, tokens: torch.Tensor, targets: torch.Tensor,
+               device: torch.device) -> int | None:
+    """Bytes allocated by one eager forward + loss and not yet freed when backward starts
+    (None: the profiler gives no allocator events); the backward then runs, to free them."""
+    for p in model.parameters():
+        p.grad = None
+    gc.collect()
+    box: list[torch.Tensor] = []
+
+    def forward() -> None:
+        box.append(loss_of(model, tokens, targets))
+
+    if device.type == "cuda":
+        sync(device)
+        start = torch.cuda.memory_allocated(device)
+        forward()
+        sync(device)
+        kept: int | None = torch.cuda.memory_allocated(device) - start
+    else:
+        kept = _allocator_sum(device, forward, peak=False)
+    box.pop().backward()
+    for p in model.parameters():
+        p.grad = None
+    return kept
+
+
 @contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (kineto prints `USDT: ... profiler_start/stop` lines there
@@ -132,8 +165,9 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _profiler_peak(device: torch.device, run: Callable[[], None]) -> int | None:
-    """Peak of the running sum of allocator events on `device` recorded by torch.profiler."""
+def _allocator_sum(device: torch.device, run: Callable[[], None], peak: bool) -> int | None:
+    """The running sum of allocator events on `device` recorded by torch.profiler during
+    `run`: its peak, or (peak=False) its value at the end (bytes still allocated)."""
     from torch.profiler import ProfilerActivity, profile
 
     with _quiet_native_stderr(), \
@@ -146,11 +180,11 @@ def _profiler_peak(device: torch.device, run: Callable[[], None]) -> int | None:
         (e.start_ns(), e.nbytes()) for e in results.events()
         if e.name() == "[memory]" and str(e.device_type()).rsplit(".", 1)[-1].lower()
         == device.type)
-    current = peak = 0
+    current = highest = 0
     for _, nbytes in events:
         current += nbytes
-        peak = max(peak, current)
-    return peak
+        highest = max(highest, current)
+    return highest if peak else current
 
 
 def peak_step_bytes(model: nn.Module, tokens: torch.Tensor, targets: torch.Tensor,
@@ -171,7 +205,7 @@ def peak_step_bytes(model: nn.Module, tokens: torch.Tensor, targets: torch.Tenso
         sync(device)
         peak: int | None = torch.cuda.max_memory_allocated(device) - start
     else:
-        peak = _profiler_peak(device, run)
+        peak = _allocator_sum(device, run, peak=True)
     for p in model.parameters():
         p.grad = None
     return peak

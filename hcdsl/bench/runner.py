@@ -30,8 +30,11 @@ MODES: tuple[tuple[str, bool], ...] = (("train", False), ("train", True),
                                        ("infer", False), ("infer", True))
 MEMORY_METHOD = (
     "memory (eager, one training step, ratio to Pre-Norm): peak = highest bytes allocated "
-    "above the step's start ({peak}); saved = bytes of tensors saved for backward "
-    "(torch.autograd.graph.saved_tensors_hooks, unique storages, parameters excluded)")
+    "above the step's start ({peak}); kept = bytes allocated by forward + loss and still "
+    "allocated when backward starts (the same allocator count: sees what checkpointing keeps); "
+    "saved (JSON only) = bytes of tensors saved for backward "
+    "(torch.autograd.graph.saved_tensors_hooks, unique storages, parameters excluded; blind "
+    "to what a checkpoint keeps)")
 
 
 def mode_name(kind: str, compiled: bool) -> str:
@@ -85,6 +88,9 @@ class Memory:
     saved_bytes: int
     base_saved_bytes: int
     saved_ratio: float
+    kept_bytes: int | None
+    base_kept_bytes: int | None
+    kept_ratio: float | None
     peak_bytes: int | None
     base_peak_bytes: int | None
     peak_ratio: float | None
@@ -162,6 +168,7 @@ class _Runner:
     compile_s: dict[str, float] = field(default_factory=dict)
     ms: dict[str, list[float]] = field(default_factory=dict)
     saved: int = 0
+    kept: int | None = None
     peak: int | None = None
 
 
@@ -304,6 +311,7 @@ def _run(paths: list[str], settings: Settings,
                 if progress is not None:
                     progress(f"memory {r.label}", done, total)
                 r.saved = measure.saved_tensor_bytes(r.model, tokens, targets)
+                r.kept = measure.kept_bytes(r.model, tokens, targets, device)
                 r.peak = measure.peak_step_bytes(r.model, tokens, targets, device)
                 tick(f"memory {r.label}")
 
@@ -347,6 +355,7 @@ def _run(paths: list[str], settings: Settings,
         if s.memory:
             res.memory = Memory(
                 a.saved, b.saved, a.saved / b.saved if b.saved else float("nan"),
+                a.kept, b.kept, a.kept / b.kept if a.kept is not None and b.kept else None,
                 a.peak, b.peak,
                 a.peak / b.peak if a.peak is not None and b.peak else None)
     peak_how = ("torch.cuda.max_memory_allocated" if device.type == "cuda"

@@ -70,13 +70,13 @@ def print_report(report: BenchReport, out: Console) -> None:
         table.add_column(name, justify="right", no_wrap=True)
     if s.memory:
         table.add_column("peak mem", justify="right", no_wrap=True)
-        table.add_column("saved for bwd", justify="right", no_wrap=True)
+        table.add_column("kept for bwd", justify="right", no_wrap=True)
     for p in report.pairs:
         row = [escape(p.label),
                escape(Path(p.spec).name if p.source == "hcdsl" else "(same shapes)")]
         row += [_cell(p, name) for name in modes]
         if s.memory and p.memory is not None:
-            row += [_mem(p.memory.peak_ratio), _mem(p.memory.saved_ratio)]
+            row += [_mem(p.memory.peak_ratio), _mem(p.memory.kept_ratio)]
         table.add_row(*row)
     out.print(table)
     for label, ms in report.baselines_ms.items():
@@ -88,8 +88,8 @@ def print_report(report: BenchReport, out: Console) -> None:
             if p.memory is not None:
                 mem = p.memory
                 out.print(f"  {escape(p.label)}: peak {_mib(mem.peak_bytes)} MiB vs "
-                          f"{_mib(mem.base_peak_bytes)}; saved {_mib(mem.saved_bytes)} MiB vs "
-                          f"{_mib(mem.base_saved_bytes)}")
+                          f"{_mib(mem.base_peak_bytes)}; kept {_mib(mem.kept_bytes)} MiB vs "
+                          f"{_mib(mem.base_kept_bytes)}")
     if s.compile:
         for p in report.pairs:
             if p.compile_s:

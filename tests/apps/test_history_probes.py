@@ -102,3 +102,21 @@ def test_a_training_run_records_the_history(tmp_path: Path) -> None:
     for h in last:
         np.testing.assert_allclose(_weights(h).sum(), 1.0, atol=1e-5)
     assert max(np.abs(_weights(h) - 1 / len(h["weights"])).max() for h in last) > 1e-6
+
+
+@pytest.mark.parametrize("spec, said", [
+    ("attnres_multihead.hc", "a history of 9 entries (the embedding, then one per layer)"),
+    ("attnres_tiny.hc", "a history of 9 entries (the embedding, then one per layer)"),
+    ("dca.hc", "a history of 5 entries (the embedding, then one per block)"),
+    ("mudd_tiny.hc", "a history of 5 entries (the embedding, then one per block)"),
+])
+def test_stats_says_what_the_history_holds(spec: str, said: str) -> None:
+    """`hcdsl stats` said "a history of block outputs" for layer granularity too (8 layers,
+    4 blocks: attention residuals keep one entry per layer, MUDD and DCA one per block)."""
+    from typer.testing import CliRunner
+
+    from hcdsl.cli import app
+
+    r = CliRunner().invoke(app, ["stats", str(FAMILIES / spec)])
+    assert r.exit_code == 0, r.output
+    assert f"no step matrices: the state is {said}, read by depth-wise aggregates" in r.output

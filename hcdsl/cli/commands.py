@@ -90,6 +90,17 @@ def generated_code(program: Program, passes: list[str] | None) -> str:
         return hcdsl.compile(program, passes=passes).code.strip()
 
 
+def history_wording(st: Stats) -> str:
+    """What `hcdsl stats` says of a spec without step matrices: a history of the embedding
+    and one entry per layer (attention residuals, Multi-Head AttnRes) or per block
+    (DenseFormer, MUDD, DCA), told apart by its size (st.streams: the history's length)."""
+    per = ("layer" if st.streams == st.layers + 1 else
+           "block" if st.streams == st.blocks + 1 else None)
+    what = (f"a history of {st.streams} entries (the embedding, then one per {per})"
+            if per else f"a history of {st.streams} entries")
+    return f"no step matrices: the state is {what}, read by depth-wise aggregates"
+
+
 @app.command("stats")
 def stats_cmd(
     file: str = typer.Argument(..., metavar="FILE"),
@@ -131,8 +142,7 @@ def stats_cmd(
     typer.echo(f"{st.name}: {st.family}")
     console().print(summary_table(st))
     if not st.matrices:
-        typer.echo("no step matrices: the state is a history of block outputs, read by "
-                   "depth-wise aggregates")
+        typer.echo(history_wording(st))
         return
     typer.echo("step matrices at init, M = [[0, OUT], [READ, RES]] (rows: layer output, "
                "streams; columns: reads, new streams; HC: [[0, B], [A_m, A_r]], FC: "

@@ -2,7 +2,8 @@
 
 The block's settings are CustomOptions (hcdsl/schemes/custom.py); `param NAME = 1` or
 `param NAME = scalar(init=1, bound=double)` declares a learned scalar that matrix entries and
-`value_residual` may name; matrix rules use the selectors of literal HC matrices.
+`value_residual` may name; matrix rules use the selectors of literal HC matrices. A param
+nothing names is a located error (check_params_used).
 """
 
 from __future__ import annotations
@@ -498,7 +499,10 @@ class _Connection:
                     capped.error(f"matrix entry ({i + 1}, {j + 1}) is neither a number nor "
                                  f"a declared param: '{text}'", e.span,
                                  f"declare it in the connection: param {text} = 1"
-                                 if isinstance(e, s.Name) else None)
+                                 if isinstance(e, s.Name) else
+                                 "an entry is a number, a param or arithmetic (+ - * /) over "
+                                 "them; no calls: for σ, 2σ or e^ of a param give it "
+                                 "bound=unit, double or exp")
             out.append(tuple(entries))
         capped.close("entries that are not numbers, params or small enough")
         return tuple(out) if ok and capped.ok else None
@@ -551,21 +555,59 @@ class _Connection:
         return render(tree)
 
 
+def _names(value: object) -> set[str]:
+    """Every name written in a value (a list, a call's arguments, arithmetic), recursively."""
+    if isinstance(value, s.Name):
+        return {value.value}
+    if isinstance(value, (s.ListValue, s.Expr)):
+        items = value.items if isinstance(value, s.ListValue) else value.args
+        return set().union(*(_names(x) for x in items))
+    if isinstance(value, s.Call):
+        return set().union(*(_names(a.value) for a in value.args))
+    return set()
+
+
+def check_params_used(v: Context, defn: s.ConnectionSyntax, params: dict[str, Param]) -> None:
+    """A `param` no matrix entry, `readout`, `value_residual`, map weight or generator setting
+    names is a located error: it would be a learned weight that changes nothing (hcdsl stats
+    would count it, the optimizer would decay it). History connections take no params at
+    all (reported where they are read); a param with its own error is not reported twice."""
+    written = [st.value for st in defn.settings] + [r.value for r in defn.rules]
+    written += [st.value for g in defn.generators for st in g.settings]
+    if any(st.name == "state" and isinstance(st.value, s.Name) and st.value.value == "history"
+           for st in defn.settings):
+        return
+    used = set().union(*(_names(x) for x in written))
+    for pd in defn.params:
+        if pd.name in params and pd.name not in used:
+            hint = (f"remove it, or use it in a matrix entry (e.g. all = [[0, 1], [1, "
+                    f"{pd.name}]]), `readout`, `value_residual` or a map's weight")
+            if defn.generators:
+                hint = ("remove it: a generator learns its own weights (its settings name no "
+                        "params); or use it in `value_residual` or a map's weight")
+            v.err.error(f"connection '{defn.name}': param '{pd.name}' is declared but never "
+                        "used", pd.name_span, hint)
+
+
 def check_unused(v: Context, defn: s.ConnectionSyntax, n_layers: int) -> None:
     """A connection block the model does not use: every error reported, nothing built (a
     file of thousands of blocks costs their checks, not thousands of connection specs)."""
     c = _Connection(v, defn)
+    before = len(v.err.diagnostics)
     params = c.params()
     opts = c.options(params)
     if opts is not None:
         c.check_rules(opts, params, n_layers)
         c.generators(opts)
+    if len(v.err.diagnostics) == before:  # no cascade after the block's own errors
+        check_params_used(v, defn, params)
 
 
 def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef,
                       n_layers: int) -> ConnectionSpec:
     """The ConnectionSpec of `connect NAME` where NAME is a connection defined in the file."""
     c = _Connection(v, defn)
+    before = len(v.err.diagnostics)
     if cd.call.args or cd.rules:
         v.err.error(f"{c.what} is defined in this file and takes no options or matrices here",
                     cd.call.span, f"set them inside `connection {defn.name} {{ ... }}`")
@@ -576,4 +618,6 @@ def custom_connection(v: Context, defn: s.ConnectionSyntax, cd: s.ConnectDef,
     if opts is None:
         return ConnectionSpec(kind="residual")  # the errors are reported
     matrices = c.matrices(opts, params, n_layers)
+    if len(v.err.diagnostics) == before:  # no cascade after the block's own errors
+        check_params_used(v, defn, params)
     return ConnectionSpec(kind="custom", options=opts, matrices=matrices)

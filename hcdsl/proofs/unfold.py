@@ -28,7 +28,11 @@ their init. With a checkpoint or an input (and always for dynamic connections or
 state, e.g. Post-Norm), numeric: the reference backend runs the tokens, every coefficient
 matrix and every norm on the state is taken per token (a norm as the scale 1/std(x), i.e.
 mean and affine ignored, as HC Eq. 16 reads Post-Norm) and the matrices are averaged over
-the tokens.
+the tokens. A weight that differs per channel (a generator's per-channel read or write,
+Qwen4-exp) or per channel group (a history generator with heads or a per channel:
+Multi-Head Attention Residuals arXiv 2607.27230, DCA arXiv 2502.06785) is taken as its mean
+over the channels (each group counted by its width), then averaged over the tokens; the note
+says so. A layer whose inputs differ (MUDD's, DCA's q, k, v) shows its first.
 """
 
 from __future__ import annotations
@@ -221,10 +225,11 @@ def unfold_exact(spec: Source) -> Unfolded:
                                         "final state"), m, L)
             Ci.append(mat)
     dynamic = any(_dynamic(ir.payload(v)) for v in ir.g.nodes)
-    learned = any(isinstance(ir.payload(v), (n.LearnedCoef, n.GeneratorCoef)) for v in ir.g.nodes)
+    learned = any(isinstance(ir.payload(v), (n.LearnedCoef, n.GeneratorCoef, n.DenseCoef))
+                  for v in ir.g.nodes)
     note = "exact, from the spec"
     if learned:
-        note += "; learned matrices at their init" + (" (dynamic parts are 0 at init)"
+        note += "; learned matrices at their init" + (" (dynamic parts at their init values)"
                                                        if dynamic else "")
     kinds = [ev.layers[k].sig[0] for k in sorted(ev.layers)]
     return Unfolded(name_of(spec), C0, Ci, kinds, True, note, m, frac if m > 1 else None)
@@ -303,6 +308,7 @@ def unfold_numeric(spec: Source,
     final_state = None
     approx = False
     averaged = False  # per-channel weights taken as their mean over the channels
+    first = None  # a layer's first input port, when its inputs differ (MUDD's, DCA's q, k, v)
     env: dict[str, torch.Tensor] = {}
     # every value's coefficients (B, T, S, g, K): S streams of g fractions each (a hidden
     # state: one stream of m fractions)
@@ -359,6 +365,10 @@ def unfold_numeric(spec: Source,
                         averaged = True
                     if rec is not None and rec.source == "normed":
                         approx = True
+            elif isinstance(p, n.DenseCoef) and p.grouped():  # mixes the sources itself
+                a = dense_weights(model.mod(v), xv)  # (B, T, S, ways): groups averaged
+                tr[v] = torch.einsum("btsgk,btsw->btwgk", t["src"], a)
+                averaged = True
             elif isinstance(p, n.Tap):  # a generator's read (element 0 of its tuple)
                 if p.index == 0 and ins["x"] in tr:
                     tr[v] = tr[ins["x"]]
@@ -388,12 +398,13 @@ def unfold_numeric(spec: Source,
                 eps = getattr(p, "eps", 0.0)
                 scale = 1.0 / torch.sqrt(h.var(dim=-1, unbiased=False) + eps)  # (B, T, S)
                 tr[v] = t["x"] * scale[..., None, None]
-                users = [u for u, _ in ir.users(v)]
-                if not all(isinstance(ir.payload(u), (n.Layer, n.Unembed)) for u in users):
-                    approx = True
+                if any(q in _traced_ports(ir.payload(u)) for u, q in ir.users(v)):
+                    approx = True  # on the state (not only a layer's or a generator's input)
             elif isinstance(p, n.Layer):
                 k = pos[v]
                 src = ins[p.ports()[0]]
+                if len({ins[q] for q in p.ports()}) > 1:
+                    first = p.ports()[0]
                 raw = ir.inputs(src)["x"] if isinstance(ir.payload(src), n.Norm) else src
                 frac[k * m:(k + 1) * m, :K] = mean_rows(_traced(tr, raw))[0]
                 st = state_before(ir, src)
@@ -410,7 +421,8 @@ def unfold_numeric(spec: Source,
     C0 = np.stack([_summary(frac[k * m:(k + 1) * m], m, L) for k in range(L + 2)])
     Ci: list[np.ndarray] = []
     S = {r.shape[0] for r in rows_i.values()}
-    if final_state is not None and len(S) == 1 and S == {final_state.shape[0]}:
+    every = len(rows_i) == L  # every layer reads a state (not a history's aggregates)
+    if every and final_state is not None and len(S) == 1 and S == {final_state.shape[0]}:
         for i in range(final_state.shape[0]):
             mat = np.zeros((L + 2, L + 2))
             for k, r in rows_i.items():
@@ -426,7 +438,11 @@ def unfold_numeric(spec: Source,
         note += ("; norms on the state taken as the per-token scale 1/std(x) (mean and affine "
                  "ignored, as HC Eq. 16)")
     if averaged:
-        note += "; per-channel weights taken as their mean over the channels"
+        note += ("; per-channel weights taken as their mean over the channels (a channel "
+                 "group's weight counts once per channel)")
+    if first is not None:
+        note += (f"; a layer with several inputs shows its first ({first}), the rest "
+                 "are other combinations of the same sources")
     kinds = [ir.payload(v).kind for v in sorted(layers, key=lambda v: pos[v])]
     return Unfolded(name_of(spec), C0, Ci, kinds, False, note, m, frac if m > 1 else None)
 
@@ -449,9 +465,26 @@ def _traced_ports(p: n.Node) -> tuple[str, ...]:
         return ("x",) if _generator_reads(p) else ()
     if isinstance(p, n.ChannelWrite):
         return ("o",)
+    if isinstance(p, n.DenseCoef):
+        return ("src",) if p.grouped() else ()
     if isinstance(p, (n.Layer, n.Unembed)):
         return ()  # their inputs are looked up (and checked) where they are read
     return ()
+
+
+def dense_weights(module: torch.nn.Module, xv: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """A history generator's weights per token, (B, T, sources, ways) in float64: with
+    channel groups (heads, or a per channel), the mean over the groups weighted by their
+    width (the groups are equally wide: the plain mean), i.e. the weight of each source in
+    the aggregate averaged over its channels. A static aggregate's weights repeat over the
+    tokens of xv's batch."""
+    a = module.weights(xv.get("x")).double()
+    if module.groups > 1:
+        a = a.mean(dim=-1)  # (.., S, W, G) -> (.., S, W): G groups of width D/G each
+    if a.dim() == 2:  # static: the same for every token
+        ref = next(iter(xv.values()))
+        a = a.expand(*ref.shape[:2], *a.shape)
+    return a
 
 
 def _generator_reads(p: n.GeneratorCoef) -> bool:
@@ -460,8 +493,10 @@ def _generator_reads(p: n.GeneratorCoef) -> bool:
 
 
 def _dynamic(p: n.Node) -> bool:
-    """A token-dependent coefficient node (dynamic FC, a generator: dynamic HC, mHC, ...)."""
-    return isinstance(p, n.LearnedCoef) and p.dynamic or isinstance(p, n.GeneratorCoef)
+    """A token-dependent coefficient node (dynamic FC, a generator: dynamic HC, mHC, ...; a
+    dynamic history generator: MUDD, attention residuals, DCA)."""
+    return (isinstance(p, n.LearnedCoef) and p.dynamic or isinstance(p, n.GeneratorCoef)
+            or isinstance(p, n.DenseCoef) and p.spec.dynamic)
 
 
 def unfold(spec: Source, checkpoint: str | Path | None = None,

@@ -24,6 +24,12 @@ disturbs training (RNG forked) and works the same for one process, DDP and FSDP.
     mean and std over tokens and streams of its read weights (READ), write weights (OUT),
     and of RES's diagonal and off-diagonal entries, with RES's row and column sum deviations
     (max over streams, averaged over tokens).
+(e) history (DenseFormer, MUDD, attention residuals, Multi-Head AttnRes, DCA: a `state =
+    history` connection or its preset): for every aggregate, in execution order, the weight
+    of each history entry (the embedding, then the earlier outputs) in each way (MUDD's q, k,
+    v, r; DCA's q, k, v; else x), averaged over the channels (a channel group's weight
+    counted by its width: Multi-Head AttnRes's H softmaxes, DCA's per-channel b) and then
+    over the tokens; with the layer that reads the aggregate (L + 1: the readout).
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from torch import nn
 
 import hcdsl
 from hcdsl.compiler import Compilation
+from hcdsl.ir.nodes import DenseCoef as DenseNode
 from hcdsl.ir.nodes import Layer
+from hcdsl.nn.dense import DenseCoef as DenseModule
 from hcdsl.nn.generator import GeneratorCoef
 from hcdsl.nn.modules import attr_name
 
@@ -56,10 +64,11 @@ def probe(spec: str | Path | Compilation, state: dict[str, torch.Tensor], tokens
         model = hcdsl.compile(spec, seed=seed, device="cpu")
         model.load_state_dict(state)
         model.eval()
-        inputs, coefs, stochastic = _capture(model, tokens)
+        inputs, coefs, stochastic, dense = _capture(model, tokens)
         out = {"collapse": collapse(inputs),
                "mhc": mhc_stability([m for m, ds in zip(coefs, stochastic) if ds]),
-               "generators": generator_stats(coefs)}
+               "generators": generator_stats(coefs),
+               "history": history_stats(model, dense)}
         if matrices:
             out["connections"] = connections(spec, state, tokens[:UNFOLD_TOKENS], seed)
     return out
@@ -72,12 +81,24 @@ def doubly_stochastic(module: nn.Module) -> bool:
 
 
 def _capture(model: nn.Module, tokens: torch.Tensor) \
-        -> tuple[list[torch.Tensor], list[torch.Tensor], list[bool]]:
-    """The layers' inputs, and every step generator's M (B, T, 1 + n, 1 + n) in execution
-    order, each with whether its H_res is doubly stochastic."""
+        -> tuple[list[torch.Tensor], list[torch.Tensor], list[bool],
+                 list[tuple[str, torch.Tensor]]]:
+    """The layers' inputs, every step generator's M (B, T, 1 + n, 1 + n) in execution
+    order, each with whether its H_res is doubly stochastic, and every history aggregate's
+    (IR node id, weights (sources, ways) averaged over channel groups and tokens)."""
     inputs: list[torch.Tensor] = []
     coefs: list[torch.Tensor] = []
     stochastic: list[bool] = []
+    dense: list[tuple[str, torch.Tensor]] = []
+    ids = {id(getattr(model, attr_name(v))): v for v in model.hc_ir.order()
+           if isinstance(model.hc_ir.payload(v), DenseNode)}
+
+    def history(module: nn.Module, args: tuple, kwargs: dict, _out: torch.Tensor) -> None:
+        x = args[0] if args else kwargs.get("x")
+        a = module.weights(x).detach().float()  # (S, W) or (B, T, S, W), [groups]
+        if module.groups > 1:
+            a = a.mean(dim=-1)  # groups of equal width D / G: the channels' mean
+        dense.append((ids[id(module)], a.mean(dim=(0, 1)) if a.dim() == 4 else a))
 
     def pre(_module: nn.Module, args: tuple, kwargs: dict) -> None:
         x = args[0] if args else next(iter(kwargs.values()))
@@ -92,12 +113,47 @@ def _capture(model: nn.Module, tokens: torch.Tensor) \
                for v in layer_ids(model)]
     handles += [m.register_forward_hook(post) for m in model.modules()
                 if isinstance(m, GeneratorCoef) and m.role == "step"]
+    handles += [m.register_forward_hook(history, with_kwargs=True) for m in model.modules()
+                if isinstance(m, DenseModule)]
     try:
         model(tokens)
     finally:
         for h in handles:
             h.remove()
-    return inputs, coefs, stochastic
+    return inputs, coefs, stochastic, dense
+
+
+WAYS = {1: ["x"], 3: ["q", "k", "v"], 4: ["q", "k", "v", "r"]}  # a history's `ways`
+
+
+def history_stats(model: nn.Module, dense: list[tuple[str, torch.Tensor]]) -> list[dict] | None:
+    """None without a history; else one entry per aggregate (execution order): its IR node,
+    the layer that reads it (1-based, in execution order; L + 1: the readout), its ways, and
+    weights[s][w]: the weight of history entry s in way w (see the module doc, (e))."""
+    if not dense:
+        return None
+    ir = model.hc_ir
+    layers = {v: k for k, v in enumerate(layer_ids(model), start=1)}
+    out = []
+    for node, a in dense:
+        ways = a.shape[1]
+        out.append({"node": node, "reads_into": _first_reader(ir, node, layers),
+                    "ways": WAYS.get(ways, [str(w) for w in range(ways)]),
+                    "weights": [[round(float(x), 6) for x in row] for row in a]})
+    return out
+
+
+def _first_reader(ir: object, v: str, layers: dict[str, int]) -> int:
+    """The first layer (by position) that v's value reaches; len(layers) + 1: the readout."""
+    seen, todo, found = {v}, [v], []
+    while todo:
+        for u, _ in ir.users(todo.pop()):  # type: ignore[attr-defined]
+            if u in layers:
+                found.append(layers[u])
+            elif u not in seen:
+                seen.add(u)
+                todo.append(u)
+    return min(found, default=len(layers) + 1)
 
 
 def collapse(inputs: list[torch.Tensor]) -> list[dict[str, float]]:

@@ -71,24 +71,24 @@ WERE_INTERNAL_ERRORS = ["specs/custom/residual_dual.hc", "specs/families/mudd_pr
                         "specs/families/frac_tiny_sfc4.hc", "specs/families/frac_tiny_dfc4.hc"]
 
 
-# History generators with channel groups (Multi-Head AttnRes, DCA) weigh the sources per
-# channel group: the numeric unfolding cannot follow them yet (issue 16's open part); the
-# command must say so, located, and exit 1, never crash or guess.
-NOT_FOLLOWED_YET = {"specs/families/attnres_multihead.hc", "specs/families/dca.hc"}
-
-
-def _arrangement_cli(spec: Path) -> None:
+def _arrangement_cli(spec: Path) -> str:
     from typer.testing import CliRunner
 
     from hcdsl.cli import app
 
     r = CliRunner().invoke(app, ["show", str(spec), "--arrangement"])
-    if str(spec) in NOT_FOLLOWED_YET:
-        assert r.exit_code == 1, (spec, r.output)
-        assert f"{spec}: error: no arrangement" in r.output, r.output
-        assert "not a linear combination" in r.output and "Traceback" not in r.output
-        return
     assert r.exit_code == 0, (spec, r.output)
+    return r.output
+
+
+def test_history_generators_with_channel_groups_have_an_arrangement() -> None:
+    """Multi-Head AttnRes and DCA weigh the sources per channel group (per channel): they
+    were a located error ("not a linear combination"); every layer reads every earlier
+    output, so nothing runs in parallel."""
+    for spec, name in (("attnres_multihead", "attnres_multihead_tiny"), ("dca", "dca_tiny")):
+        out = _arrangement_cli(Path(f"specs/families/{spec}.hc"))
+        assert out.startswith(f"{name}: layers 1-8 sequential"), out
+        assert "per-channel weights taken as their mean" in out, out
 
 
 @pytest.mark.parametrize("spec", WERE_INTERNAL_ERRORS)

@@ -252,3 +252,81 @@ def test_per_channel_generator_unfolds_with_a_note() -> None:
     assert "per-channel weights taken as their mean" in u.note and "1/std" in u.note
     reads = u.reads()
     assert all(reads[k, j] > 0 for k in range(1, u.L + 2) for j in range(k))
+
+
+# --- history generators with channel groups: Multi-Head AttnRes, DCA -----------------------
+def _moved(spec: Path, seed: int) -> torch.nn.Module:
+    """The spec's model in float64 with every weight moved far from its init."""
+    from helpers import perturb
+
+    m = hcdsl.compile(spec, backend="reference", seed=seed).double()
+    perturb(m, seed=seed + 1, rel=2.0, const=1.0)
+    return m
+
+
+def test_multihead_attnres_unfolds_to_the_by_hand_weights() -> None:
+    """C^(0) of Multi-Head AttnRes (arXiv 2607.27230) with moved weights is the softmax
+    weights of the equations recomputed by hand (tests/history_by_hand.py), averaged over the
+    4 channel groups, then over the tokens; the groups' weights really differ, and the rows
+    are convex combinations (sum 1)."""
+    from history_by_hand import mh_attnres
+
+    spec = F / "attnres_multihead.hc"
+    m = _moved(spec, seed=11)
+    toks = torch.randint(0, 256, (2, 7), generator=torch.Generator().manual_seed(12))
+    u = unfold_numeric(spec, checkpoint=m.state_dict(), tokens=toks)
+    with torch.no_grad():
+        logits, alphas, C0 = mh_attnres(m, toks, heads=4, layers=8)
+        assert (m(toks) - logits).abs().max().item() <= 1e-9  # the by-hand model is the model
+    np.testing.assert_allclose(u.C0.astype(float), C0, atol=1e-9)
+    assert max((a.amax(-1) - a.amin(-1)).max().item() for a in alphas) > 0.1  # groups differ
+    np.testing.assert_allclose(C0[1:].sum(axis=1), 1.0, atol=1e-12)
+    assert np.abs(C0[9, :9] - 1 / 9).max() > 1e-2  # moved away from the uniform init
+    assert u.Ci == [] and "per-channel weights taken as their mean" in u.note
+
+
+def test_dca_unfolds_to_the_by_hand_weights() -> None:
+    """C^(0) of DeepCrossAttention (arXiv 2502.06785) with moved weights: the GRN-v3 weights
+    b + ReLU(w · RMSNorm(g_j)) of the equations recomputed by hand, averaged over the channels,
+    then over the tokens, through g_i = T^(2i-1) + T^(2i); the attention row shows its q
+    input, the FFN's its a + q. At init (b = 1, w = 0) it is Pre-Norm's all-ones triangle."""
+    from history_by_hand import dca
+
+    spec = F / "dca.hc"
+    m = _moved(spec, seed=13)
+    toks = torch.randint(0, 256, (2, 7), generator=torch.Generator().manual_seed(14))
+    u = unfold_numeric(spec, checkpoint=m.state_dict(), tokens=toks)
+    with torch.no_grad():
+        logits, _, C0 = dca(m, toks, blocks=4)
+        assert (m(toks) - logits).abs().max().item() <= 1e-9
+    np.testing.assert_allclose(u.C0.astype(float), C0, atol=1e-9)
+    assert np.abs(C0 - np.tril(np.ones((10, 10)), -1)).max() > 0.1  # moved from init
+    assert u.Ci == [] and "shows its first (q)" in u.note and "1/std" not in u.note
+    init = unfold(spec)  # no checkpoint: numeric at init
+    np.testing.assert_allclose(init.C0.astype(float), np.tril(np.ones((10, 10)), -1),
+                               atol=1e-12)
+
+
+def test_history_generator_commands_show_dynamic_weights(tmp_path: Path) -> None:
+    """`hcdsl unfold` and `plot` refused Multi-Head AttnRes and DCA (exit 1, "not a linear
+    combination"); at init Multi-Head AttnRes is every group's mean of the sources: 1/k."""
+    from typer.testing import CliRunner
+
+    from hcdsl.cli import app
+
+    run = CliRunner().invoke
+    r = run(app, ["unfold", str(F / "attnres_multihead.hc"), "--input", "1,2,3"])
+    assert r.exit_code == 0, r.output
+    assert "  9: 0.111 0.111 0.111 0.111 0.111 0.111 0.111 0.111 0.111" in r.output, r.output
+    r = run(app, ["plot", str(F / "attnres_multihead.hc"), str(F / "dca.hc"),
+                  "-o", str(tmp_path / "h.png")])
+    assert r.exit_code == 0 and (tmp_path / "h.png").stat().st_size > 0, r.output
+
+
+def test_a_dynamic_history_spec_says_so_when_unfolded_exactly() -> None:
+    """Attention residuals and MUDD unfold exactly at init, but their weights depend on the
+    token: the note says how to see the trained, per-token ones."""
+    for spec in ("attnres_tiny.hc", "mudd_tiny.hc"):
+        u = unfold(F / spec)
+        assert u.exact and "a dynamic spec: give --checkpoint and --input" in u.note, u.note
+    assert "a dynamic spec" not in unfold(F / "denseformer_1x1_tiny.hc").note

@@ -338,37 +338,53 @@ class GeneratorCoef(nn.Module):
         dt = torch.promote_types(h.dtype, torch.float32)
         with torch.autocast(device_type=h.device.type, enabled=False):
             x = h.to(dt)  # (B, T, n, C)
-            views = self.views()
             if self.role == "step" and self.affine_all:
-                return self._affine_step(x, views).to(h.dtype)
+                return self._affine_step(x).to(h.dtype)
+            views = self.views()
             ys, z = self._logits(x, views)
             if self.role == "readout":
                 o = self.rec.output("readout")
                 return self._read(o, ys["readout"], views["readout"], z, x).to(h.dtype)
             return self._step(ys, views, z, x, h)
 
-    def _affine_step(self, x: Tensor, views: dict[str, View]) -> Tensor:
+    def _affine_step(self, x: Tensor) -> Tensor:
         """M when every output is bias + scale act(H̄_s W) (dynamic HC Eqs. 10-13, FC §3):
-        one GEMM, one activation, one scale and one bias over all K = R + 1 + n values."""
-        n, R, rec = self.n, self.reads, self.rec
+        one GEMM and one activation over the 1 + R + n values [write | read | res] per
+        stream, then OUT = B + s_β w_0 and [READ | RES] = [A_m | A_r] + s_α w_1: (as the
+        presets computed them)."""
+        rec = self.rec
         norm = getattr(self, "norm", None) if rec.norm is not None else None
-        dt = x.dtype
-        vs = [views[o.role] for o in rec.outputs]
-        weight = torch.cat([v.weight.to(dt) for v in vs])  # (K, C)
-        w = act(rec.outputs[0].act, normed_project(x, norm, weight))  # (B, T, n, K)
-        scale = torch.cat([v.scale.to(dt).expand(k) for v, k in zip(vs, self.sizes)])
-        bias = torch.cat([v.bias.to(dt) for v in vs], dim=-1)  # (n, K)
-        w = torch.addcmul(bias, w, scale)
-        read, write, res = w.split(self.sizes, dim=-1)
-        return self._assemble(read, write.squeeze(-1), res)
+        weight, gain, mix, s_gain, s_mix = self.packed()
+        w = act(rec.outputs[0].act, normed_project(x, norm, weight.to(x.dtype)))
+        dt = w.dtype
+        write = gain.to(dt) + s_gain.to(dt) * w[..., 0]  # (B, T, n)
+        both = mix.to(dt) + s_mix.to(dt) * w[..., 1:]  # (B, T, n, R + n): [READ | RES]
+        return self._assemble(None, write, None, both)
 
-    def _assemble(self, read: Tensor, write: Tensor, res: Tensor) -> Tensor:
-        """M = [[0, OUT], [READ, RES]] from read (B, T, n, R), write (B, T, n), res (B, T, n, n):
-        OUT is a row (R = 1) or, for a split state, the diagonal diag(write) (R = m = n)."""
+    def packed(self) -> tuple[Tensor, ...]:
+        """The affine generator's terms in M's column order: the weight (1 + R + n, C) of
+        [write | read | res], the write's bias (n,), [read | res]'s bias (n, R + n), the
+        write's scale and [read | res]'s (one scalar when shared, else one per column)."""
+        if self.params_as != "outputs" and PRESET_PARAMS[self.params_as].packed is not None:
+            return PRESET_PARAMS[self.params_as].packed(self)
+        views = self.views()
+        vr, vw, vs = views["read"], views["write"], views["res"]
+        R, n = self.reads, self.n
+        s_mix = vr.scale if vs.scale is vr.scale else torch.cat(
+            [vr.scale.expand(R), vs.scale.expand(n)])
+        return (torch.cat([vw.weight, vr.weight, vs.weight]), vw.bias.squeeze(-1),
+                torch.cat([vr.bias, vs.bias], dim=-1), vw.scale, s_mix)
+
+    def _assemble(self, read: Tensor | None, write: Tensor, res: Tensor | None,
+                  both: Tensor | None = None) -> Tensor:
+        """M = [[0, OUT], [READ, RES]] from read (B, T, n, R), write (B, T, n), res (B, T, n, n)
+        (or both = [READ | RES]): OUT is a row (R = 1) or, for a split state, the diagonal
+        diag(write) (R = m = n)."""
         R = self.reads
         out = write.unsqueeze(-2) if R == 1 else torch.diag_embed(write)  # (B, T, R, n)
         top = torch.cat([out.new_zeros(out.shape[:-1] + (R,)), out], dim=-1)
-        return torch.cat([top, torch.cat([read, res], dim=-1)], dim=-2)
+        both = torch.cat([read, res], dim=-1) if both is None else both
+        return torch.cat([top, both], dim=-2)
 
     def _step(self, ys: dict[str, Tensor], views: dict[str, View], z: Tensor, x: Tensor,
               h: Tensor) -> Tensor | tuple[Tensor, Tensor]:

@@ -51,6 +51,9 @@ class Layout:
     views: Callable[[nn.Module], dict[str, View]]
     static: tuple[str, ...]  # the static parts (no weight decay, HC §4; hcdsl/nn/groups.py)
     dynamic: tuple[str, ...]  # the dynamic projections (decayed)
+    # an affine generator's terms in M's column order, read straight from the parameters
+    # (GeneratorCoef.packed says what they are), or None: built from the views
+    packed: Callable[[nn.Module], tuple[Tensor, ...]] | None = None
 
 
 def _values(bias: float | tuple[float, ...], count: int, dtype: torch.dtype | None) -> Tensor:
@@ -82,6 +85,12 @@ def _hc_views(m: nn.Module) -> dict[str, View]:
             "res": _linear(m.w_mix[:, R:].t(), m.s_mix, m.static_mix[:, R:])}
 
 
+def _hc_packed(m: nn.Module) -> tuple[Tensor, ...]:
+    """[W_β | W_m | W_r] as the preset laid it out (one cat), B, [A_m | A_r], s_β, s_α."""
+    weight = torch.cat([m.w_gain.unsqueeze(0), m.w_mix.t()], dim=0)
+    return weight, m.static_gain, m.static_mix, m.s_gain, m.s_mix
+
+
 def _mhc_build(m: nn.Module, rec: Generator, n: int, width: int,
                dtype: torch.dtype | None) -> None:
     read, write, res = rec.output("read"), rec.output("write"), rec.output("res")
@@ -111,7 +120,7 @@ def _mhc_views(m: nn.Module) -> dict[str, View]:
 
 PRESET_PARAMS: dict[str, Layout] = {
     "hc": Layout(_hc_build, _hc_views, ("static_gain", "static_mix", "s_gain", "s_mix"),
-                 ("w_gain", "w_mix")),
+                 ("w_gain", "w_mix"), _hc_packed),
     "mhc": Layout(_mhc_build, _mhc_views, ("alpha_*", "b_*"), ("phi_*",)),
 }
 PARAMS = ("outputs",) + tuple(PRESET_PARAMS)  # the values of a generator node's `params`

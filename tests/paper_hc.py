@@ -40,3 +40,37 @@ def fc_dynamic_matrix(H: torch.Tensor, p: dict[str, torch.Tensor], m: int, tanh:
     A = p["static_mix"][:, m:] + p["s_mix"] * act(Hbar @ p["w_mix"][:, m:])
     top = torch.cat([torch.zeros_like(Y), torch.diag_embed(B)], dim=-1)
     return torch.cat([top, torch.cat([Y, A], dim=-1)], dim=-2)
+
+
+class DynamicRef(torch.nn.Module):
+    """Dynamic HC (arXiv 2409.19606 Eqs. 10-13) and dynamic FC (arXiv 2503.14125 §3) as one
+    plain-torch module with the presets' parameter names (so a generator's state_dict loads
+    into it strictly): per stream s of H (..., S, w), H̄_s = norm(H_s),
+
+        gain_s = B_s + s_β act(H̄_s W_β)                   OUT: a row (HC) or diag (FC)
+        [READ | RES]_s = [A_m | A_r]_s + s_α act(H̄_s [W_m | W_r])
+
+    M = [[0, OUT], [READ, RES]]; R read columns (HC 1, FC m = S)."""
+
+    def __init__(self, streams: int, reads: int, width: int, tanh: bool, norm: str,
+                 affine: bool, eps: float) -> None:
+        super().__init__()
+        S, R = streams, reads
+        self.R, self.tanh = R, tanh
+        self.static_gain = torch.nn.Parameter(torch.zeros(S))
+        self.static_mix = torch.nn.Parameter(torch.zeros(S, R + S))
+        cls = torch.nn.LayerNorm if norm == "layernorm" else torch.nn.RMSNorm
+        self.norm = cls(width, eps=eps, elementwise_affine=affine)
+        self.w_gain = torch.nn.Parameter(torch.zeros(width))
+        self.w_mix = torch.nn.Parameter(torch.zeros(width, R + S))
+        self.s_gain = torch.nn.Parameter(torch.tensor(0.0))
+        self.s_mix = torch.nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, H: torch.Tensor) -> torch.Tensor:
+        act = torch.tanh if self.tanh else (lambda t: t)
+        Hbar = self.norm(H)
+        gain = self.static_gain + self.s_gain * act(Hbar @ self.w_gain)  # (..., S)
+        mix = self.static_mix + self.s_mix * act(Hbar @ self.w_mix)  # (..., S, R + S)
+        out = gain.unsqueeze(-2) if self.R == 1 else torch.diag_embed(gain)
+        top = torch.cat([torch.zeros(*out.shape[:-1], self.R, dtype=out.dtype), out], dim=-1)
+        return torch.cat([top, mix], dim=-2)

@@ -460,8 +460,8 @@ def _generator_reads(p: n.GeneratorCoef) -> bool:
 
 
 def _dynamic(p: n.Node) -> bool:
-    """A token-dependent coefficient node (dynamic FC, a generator: dynamic HC, mHC, ...)."""
-    return isinstance(p, n.LearnedCoef) and p.dynamic or isinstance(p, n.GeneratorCoef)
+    """A token-dependent coefficient node (a generator: dynamic HC and FC, mHC, ...)."""
+    return isinstance(p, n.GeneratorCoef)
 
 
 def unfold(spec: Source, checkpoint: str | Path | None = None,

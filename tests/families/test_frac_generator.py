@@ -6,7 +6,6 @@ learned coefficient is left in the IR, and the spec written with the primitives
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,8 @@ from hcdsl.ir import nodes as n
 
 from hcdsl.nn.generator import GeneratorCoef
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_hc import fc_dynamic_matrix  # noqa: E402
-
-from helpers import attn_ffn, model_text  # noqa: E402
+from helpers import attn_ffn, model_text
+from paper_hc import fc_dynamic_matrix
 
 DIM = 32
 
@@ -86,3 +83,61 @@ def test_starts_as_the_static_fc() -> None:
     want = torch.cat([torch.cat([torch.zeros(2, 2, dtype=torch.float64), eye], -1),
                       torch.cat([eye, eye], -1)], -2)
     assert torch.equal(M, want.expand(3, 4, 4, 4))
+
+
+WRITTEN = Path(__file__).resolve().parents[2] / "specs" / "custom" / "frac_written.hc"
+
+
+def preset_of_written() -> str:
+    text = WRITTEN.read_text()
+    return text[text.index("\nmodel ") + 1:].replace("connect frac_written", "connect frac(m=2, dynamic)")
+
+
+def to_outputs(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The preset's parameters (hc names) under a written generator's names (outs.*)."""
+    out = {}
+    for k, t in sd.items():
+        head, _, leaf = k.rpartition(".")
+        if not head.endswith("_coef") or leaf == "weight":  # not a coef, or its norm's
+            if not k.endswith("_coef.norm.weight"):
+                out[k] = t
+                continue
+        c = k[:k.index("_coef") + len("_coef")] + "."
+        if k.endswith("norm.weight"):
+            out[c + "norm.weight"] = t
+        elif leaf == "static_gain":
+            out[c + "outs.write.bias"] = t.unsqueeze(-1)
+        elif leaf == "static_mix":
+            out[c + "outs.read.bias"], out[c + "outs.res.bias"] = t[:, :2], t[:, 2:]
+        elif leaf == "w_gain":
+            out[c + "outs.write.weight"] = t.unsqueeze(0)
+        elif leaf == "w_mix":
+            out[c + "outs.read.weight"] = t[:, :2].t().contiguous()
+            out[c + "outs.res.weight"] = t[:, 2:].t().contiguous()
+        elif leaf == "s_gain":
+            out[c + "outs.write.scale"] = t
+        elif leaf == "s_mix":
+            out[c + "outs.read.scale"] = t
+    return out
+
+
+def test_written_spec_is_frac_m2_dynamic() -> None:
+    """specs/custom/frac_written.hc (the primitives) and `frac(m=2, dynamic)` (the preset):
+    the same parameter count, and with the same weights (moved away from init) the same
+    logits."""
+    from hcdsl.counts import count_params
+    written = hcdsl.compile(WRITTEN, seed=0, dtype=torch.float64)
+    preset = hcdsl.compile(preset_of_written(), seed=0, dtype=torch.float64)
+    assert count_params(WRITTEN) == count_params(preset_of_written()) == sum(
+        p.numel() for p in written.parameters())
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in preset.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    written.load_state_dict(to_outputs(preset.state_dict()), strict=True)
+    toks = torch.randint(0, 256, (2, 11), generator=g)
+    torch.testing.assert_close(written(toks), preset(toks), rtol=0, atol=1e-12)
+    dropped = dict(written.state_dict())
+    dropped["L1_coef.outs.read.weight"] = dropped["L1_coef.outs.read.weight"] * 0
+    written.load_state_dict(dropped)
+    assert (written(toks) - preset(toks)).abs().max() > 1e-6  # the read's W matters

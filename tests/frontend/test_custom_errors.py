@@ -76,7 +76,7 @@ def test_error_unknown_setting() -> None:
         }
     """)
     check(src, at(src, "stream ="), "unknown setting 'stream' in connection 'c'",
-          "settings are: granularity, init, keep, lowrank")
+          "settings are: fractions, granularity, init, keep, lowrank")
 
 
 def test_error_duplicate_param() -> None:

@@ -70,7 +70,7 @@ class LearnedCoef(Node):
         return Coef(rows, cols, False)
 
     def is_freezable(self) -> bool:
-        return True
+        return not self.dynamic
 
     def param_count(self) -> int:
         rows, cols = len(self.init), len(self.init[0])

@@ -264,7 +264,9 @@ def _generator(c: Ctx, v: str, p: n.GeneratorCoef, x: dict) -> Any:
                                     label=f"{v}.readout"))]
     if c.ident.question == "init" and AT_INIT[n.GeneratorCoef](p) is not None:
         return consts(AT_INIT[n.GeneratorCoef](p))  # every projection 0 at init: constant
-    m = _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "gen", x["x"], {(0, 0)})
+    r = p.spec.fractions  # a split state (FC): r read columns, OUT = a diagonal over r rows
+    zeros = {(i, j) for i in range(r) for j in range(r + p.n) if j < r or (r > 1 and j - r != i)}
+    m = _uninterpreted(c, v, p, (p.n + r, p.n + r), "gen", x["x"], zeros)
     if not p.spec.inline_read():
         return m
     read = Lin.of(c.terms.atom("gen", (c.pid(v, p), "read"), tuple(x["x"]), label=f"{v}.read"))

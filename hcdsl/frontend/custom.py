@@ -198,8 +198,10 @@ class _Connection:
                              f"(V <- λ1 V_first + λ2 V), got {len(vres)}",
                              spans["value_residual"], "e.g. value_residual = [0.5, 0.5]")
             return None
-        if "fractions" in values and "streams" not in values:  # m fractions are m streams
-            values["streams"] = values["fractions"]
+        f = values.get("fractions")
+        if "streams" not in values and isinstance(f, (int, float)) and not isinstance(f, bool) \
+                and float(f).is_integer() and f >= 1:  # m fractions are m streams (a bad m
+            values["streams"] = int(f)  # is reported once, at `fractions`)
         if any(key in spans and key not in values for key in (*WEIGHT_LISTS, "maps")):
             return None  # reported by weights() or maps()
         try:

@@ -9,6 +9,7 @@ nothing names is a located error (check_params_used).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -39,7 +40,7 @@ class Context(Protocol):
 BOUND_RANGE = {"none": None, "unit": (0.0, 1.0), "double": (0.0, 2.0), "exp": (0.0, math.inf)}
 STREAM_LISTS = ("post_streams", "readout_norm")  # 1-based stream numbers
 # the settings only one kind of state reads (the other would silently ignore them)
-STREAM_ONLY = ("streams", "init", "prenorm", "post", "post_streams", "lowrank",
+STREAM_ONLY = ("streams", "fractions", "init", "prenorm", "post", "post_streams", "lowrank",
                "value_residual", "readout", "readout_norm", "out_scale", "maps")
 HISTORY_ONLY = ("granularity", "weights", "ways", "keep")
 WEIGHT_LISTS = ("init", "readout", "value_residual")  # numbers that become weights
@@ -198,6 +199,10 @@ class _Connection:
                              f"(V <- λ1 V_first + λ2 V), got {len(vres)}",
                              spans["value_residual"], "e.g. value_residual = [0.5, 0.5]")
             return None
+        f = values.get("fractions")
+        if "streams" not in values and isinstance(f, (int, float)) and not isinstance(f, bool) \
+                and float(f).is_integer() and f >= 1:  # m fractions are m streams (a bad m
+            values["streams"] = int(f)  # is reported once, at `fractions`)
         if any(key in spans and key not in values for key in (*WEIGHT_LISTS, "maps")):
             return None  # reported by weights() or maps()
         try:
@@ -306,6 +311,29 @@ class _Connection:
         capped.close("entries too large")
         return capped.ok
 
+    def split_check(self, o: CustomOptions, bad: Callable[..., None]) -> None:
+        """`fractions = m` (FC's split state): m streams, per-token weights from a generator,
+        the fractions concatenated at the readout."""
+        m = o.fractions
+        if o.state == "history":
+            return  # reported with the other stream-only settings
+        if o.streams != m:
+            bad("fractions", f"fractions = {m} splits h into {m} streams, but streams = "
+                f"{o.streams}", f"write streams = {m}, or drop `streams`")
+        elif not any(c.name == "" for c in self.defn.generators):
+            bad("fractions", f"fractions = {m} needs a `generator {{ ... }}` block (the split "
+                "state's per-token weights: m read columns, OUT on the diagonal)",
+                "add a generator, e.g. as specs/custom/frac_written.hc, or drop fractions")
+        if any(c.name == "readout" for c in self.defn.generators):
+            bad("fractions", f"a `generator readout` weighs whole streams, but fractions = {m} "
+                "concatenates the fractions at the readout",
+                "drop the readout generator, or drop fractions")
+        for key in ("init", "readout", "readout_norm"):
+            if key in o.model_fields_set:
+                bad(key, f"'{key}' weighs whole streams, but fractions = {m} splits h and "
+                    "concatenates the fractions at the readout",
+                    f"drop '{key}', or drop fractions")
+
     def check(self, o: CustomOptions, params: dict[str, Param], spans: dict[str, Span]) -> bool:
         ok = True
 
@@ -315,6 +343,8 @@ class _Connection:
             self.v.err.error(f"{self.what}: {message}", spans.get(key, self.defn.name_span),
                              hint)
 
+        if o.fractions > 1:
+            self.split_check(o, bad)
         for key in ("init", "readout"):
             if getattr(o, key) is not None and len(getattr(o, key)) != o.streams:
                 bad(key, f"'{key}' needs one weight per stream ({o.streams}), got "
@@ -400,7 +430,8 @@ class _Connection:
                 ok = ok and hist is not None
                 found["history_generator"] = hist
                 continue
-            rec = GeneratorReader(self.v.err, self.what, o.streams).read(g)
+            rec = GeneratorReader(self.v.err, self.what, o.streams,
+                                  1 if g.name else o.fractions).read(g)
             if rec is None:
                 ok = False
             else:

@@ -27,8 +27,9 @@ class _Bad(Exception):
 
 
 class GeneratorReader:
-    def __init__(self, err: ErrorSink, what: str, streams: int) -> None:
+    def __init__(self, err: ErrorSink, what: str, streams: int, fractions: int = 1) -> None:
         self.err, self.what, self.n = err, what, streams
+        self.fractions = fractions  # m > 1: a split state (FC), m read columns
 
     def fail(self, message: str, span: Span, hint: str | None = None) -> None:
         self.err.error(f"{self.what}: {message}", span, hint)
@@ -108,7 +109,7 @@ class GeneratorReader:
                 ok = False
         if not ok:
             return None
-        gen = Generator(**values, outputs=tuple(outputs))
+        gen = Generator(**values, outputs=tuple(outputs), fractions=self.fractions)
         try:
             self.check(gen, g, seen)
         except _Bad:
@@ -125,6 +126,8 @@ class GeneratorReader:
                       "give at least one of: " + ", ".join(
                           ROLES_READOUT if g.name == "readout" else ROLES_STEP))
         each = gen.input == "each"
+        if gen.fractions > 1:
+            self.split(gen, g, spans)
         if each and gen.norm is not None and gen.norm.per_stream:
             self.fail("`groups=streams` normalises the streams of a flat input apart; with "
                       "input = each every stream is normalised on its own already",
@@ -137,7 +140,8 @@ class GeneratorReader:
             if o.scale_of is not None:
                 self.shared_scale(gen, o, spans[o.role])
             if isinstance(o.bias, tuple):
-                want = o.bias_count(self.n, 0, not each) if o.per == "stream" else None
+                want = (o.bias_count(self.n, 0, not each, gen.fractions) if o.per == "stream"
+                        else None)
                 if want is None or len(o.bias) != want:
                     self.fail(f"{o.role}: bias=[...] gives {len(o.bias)} initial values, but "
                               f"the output has {want if want is not None else 'C per stream'}"
@@ -149,6 +153,25 @@ class GeneratorReader:
                 self.fail(f"{o.role}: source=normed reads the normalised state, but the "
                           "generator has norm = none", spans[o.role],
                           "give a norm, or write source=state")
+
+    def split(self, gen: Generator, g: s.GeneratorSyntax, spans: dict[str, Span]) -> None:
+        """A split state (`fractions = m`, FC): every fraction makes its own m read values,
+        its write on OUT's diagonal and its row of RES, from itself (input = each)."""
+        m = gen.fractions
+        if gen.input != "each":
+            self.fail(f"fractions = {m}: each fraction makes its own weights from itself, "
+                      "but input = flat reads all of them", spans.get("input", g.span),
+                      "write input = each")
+        missing = [r for r in ROLES_STEP if gen.output(r) is None]
+        if missing:
+            self.fail(f"fractions = {m}: give {', '.join(missing)} too (the split state's M "
+                      "has no constant default for them)", g.span,
+                      "e.g. as specs/custom/frac_written.hc: read, write and res")
+        for o in gen.outputs:
+            if o.per == "channel" or o.source == "normed":
+                self.fail(f"{o.role}: fractions = {m} weighs each fraction by a number "
+                          "(per=channel and source=normed do not apply to a split state)",
+                          spans[o.role], "drop per=channel / source=normed")
 
     def shared_scale(self, gen: Generator, o: GenOut, span: Span) -> None:
         """`scale=read`: the learned scalar of another output (one parameter for both)."""
@@ -313,17 +336,20 @@ class GeneratorReader:
         return sizes
 
 
-def read_generator_text(settings: list[str], streams: int, name: str = "") -> Generator:
+def read_generator_text(settings: list[str], streams: int, name: str = "",
+                        fractions: int = 1) -> Generator:
     """A generator record from its settings as `generator_lines` writes them (the IR dump's
     short form `input = each; norm = ...; read = linear(...)`), checked as in a spec;
     HcError (located in this small text) when a setting is wrong."""
     head = f"generator {name} {{" if name else "generator {"
-    source = "\n".join([f"connection c {{", f"  streams = {streams}", f"  {head}"]
+    split = [f"  fractions = {fractions}"] if fractions != 1 else []
+    source = "\n".join([f"connection c {{", f"  streams = {streams}", *split, f"  {head}"]
                        + [f"    {line}" for line in settings] + ["  }", "}",
                                                                   "model m { dim = 1 }", ""])
     tree = parse_syntax(source, "<generator>")
     err = ErrorSink()
-    rec = GeneratorReader(err, "generator", streams).read(tree.connections[0].generators[0])
+    rec = GeneratorReader(err, "generator", streams, fractions).read(
+        tree.connections[0].generators[0])
     err.raise_if_any("<generator>", source)
     assert rec is not None  # every failure reported an error
     return rec

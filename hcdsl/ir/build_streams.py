@@ -54,14 +54,13 @@ def _coef(ir: IR, spec: ModelSpec, label: str, step: Step, scheme: Scheme, state
         return ir.add(f"{label}.coef", n.GeneratorCoef(c.program, scheme.streams,
                                                        scheme.width, "step", c.names),
                       x=coef_dropout(ir, spec, label, state))
-    payload = n.LearnedCoef(
-        init=c.init, fractions=step.fractions, gain=c.gain, dynamic=c.dynamic, tanh=c.tanh,
+    # static HC/FC's learned entries; their dynamic forms are generators (program, above)
+    assert not c.dynamic, "a dynamic coefficient is a generator (Coef.program)"
+    return ir.add(f"{label}.coef", n.LearnedCoef(
+        init=c.init, fractions=step.fractions, gain=c.gain, dynamic=False, tanh=c.tanh,
         scale_init=c.scale_init, norm=c.norm.kind, norm_affine=c.norm.affine,
         norm_eps=c.norm.eps, width=scheme.width,
-    )
-    if not c.dynamic:
-        return ir.add(f"{label}.coef", payload)
-    return ir.add(f"{label}.coef", payload, x=coef_dropout(ir, spec, label, state))
+    ))
 
 
 def _layer(ir: IR, spec: ModelSpec, scheme: Scheme, step: Step, k: int, x: str,

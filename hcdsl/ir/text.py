@@ -392,7 +392,8 @@ def _coerce(r: _Reader, val: _Val, hint: object, where: str) -> object:
     wrong(str(hint))  # pragma: no cover - a payload field of a type this reader lacks
 
 
-_GEN_HEAD = re.compile(r"role=(step|readout), n=(\d+), width=(\d+)(?:, names=(\w+))?")
+_GEN_HEAD = re.compile(r"role=(step|readout), n=(\d+), width=(\d+)(?:, fractions=(\d+))?"
+                       r"(?:, names=(\w+))?")
 
 
 def _generator(r: _Reader, op: _Tok, line: str) -> tuple[n.GeneratorCoef, int]:
@@ -412,15 +413,17 @@ def _generator(r: _Reader, op: _Tok, line: str) -> tuple[n.GeneratorCoef, int]:
     head, *settings = line[start + 1:i - 1].split(";")
     m = _GEN_HEAD.fullmatch(head.strip())
     if m is None:
-        r.fail_at(op, f"expected `generator(role=step|readout, n=N, width=C[, names=X]; "
+        r.fail_at(op, f"expected `generator(role=step|readout, n=N, width=C[, fractions=M]"
+                      f"[, names=X]; "
                       f"...)`, found `{head.strip()}`", _LINE_HINT)
-    role, count, width, names = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+    role, count, width, names = m.group(1), int(m.group(2)), int(m.group(3)), m.group(5)
+    fractions = int(m.group(4) or 1)
     if names is not None and names not in typing.get_args(GeneratorNames):
         r.fail_at(op, f"generator: names={names} is not one of "
                       f"{', '.join(typing.get_args(GeneratorNames))}", _LINE_HINT)
     try:
         rec = read_generator_text([x.strip() for x in settings], count,
-                                  "readout" if role == "readout" else "")
+                                  "readout" if role == "readout" else "", fractions)
     except HcError as err:
         r.fail_at(op, "the generator's settings do not read: " + "; ".join(
             d.message for d in err.diagnostics), "write them as in a spec's generator block")

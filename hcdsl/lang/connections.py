@@ -179,6 +179,10 @@ class CustomOptions(Options):
     state: Literal["streams", "history"] = "streams"
     # -- stream state --
     streams: int = Field(default=1, ge=1, **at_most("streams"))
+    # m > 1: the state is h split into m fractions of width d/m (Frac-Connections, arXiv
+    # 2503.14125 §3): streams = m, a generator over the fractions (m read columns, OUT on the
+    # diagonal), the readout concatenates; needs a generator and m dividing the model's dim
+    fractions: int = Field(default=1, ge=1, **at_most("streams"))
     init: tuple[float, ...] | None = None  # H^0_s = init_s h^0 (default: copies)
     prenorm: bool = True  # T := T∘Norm
     post: Literal["none", "norm"] = "none"  # normalise new streams after the write

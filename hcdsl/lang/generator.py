@@ -95,34 +95,39 @@ class GenOut(_Rec):
     combine: Literal["sum", "mean"] = "sum"  # read/readout: sum or mean over the streams
     constraint: Constraint | None = None  # res only
 
-    def logits(self, n: int, width: int, flat: bool) -> int:
+    def logits(self, n: int, width: int, flat: bool, reads: int = 1) -> int:
         """How many values the projection makes (per token for flat input, per stream for
-        each-stream input)."""
+        each-stream input); `reads`: the read columns of M (m for a split state, FC)."""
         if self.constraint is not None and self.constraint.kind == "permutations":
             return math.factorial(n)
         if self.constraint is not None and self.constraint.kind == "kronecker":
             return sum(math.factorial(f) for f in self.constraint.factors)
-        per_stream = {"read": 1, "readout": 1, "write": 1, "res": n}[self.role]
+        per_stream = {"read": reads, "readout": 1, "write": 1, "res": n}[self.role]
         if self.per == "channel":
             per_stream = width
         return per_stream * n if flat else per_stream
 
-    def param_count(self, n: int, width: int, flat: bool) -> int:
+    def param_count(self, n: int, width: int, flat: bool, reads: int = 1) -> int:
         d_in = n * width if flat else width
-        out = self.logits(n, width, flat)
+        out = self.logits(n, width, flat, reads)
         p = self.proj
         count = d_in * out if p.kind == "linear" else p.rank * (d_in + out)
-        biases = self.bias_count(n, width, flat) if self.bias is not None else 0
+        biases = self.bias_count(n, width, flat, reads) if self.bias is not None else 0
         return count + (self.scale is not None) + biases
 
-    def bias_count(self, n: int, width: int, flat: bool) -> int:
-        return self.logits(n, width, flat) * (1 if flat else n)
+    def bias_count(self, n: int, width: int, flat: bool, reads: int = 1) -> int:
+        return self.logits(n, width, flat, reads) * (1 if flat else n)
 
 
 class Generator(_Rec):
     input: Literal["flat", "each"] = "flat"
     norm: GenNorm | None = GenNorm()
     outputs: tuple[GenOut, ...] = ()
+    # m > 1: the state is h split into m fractions of width d/m (Frac-Connections, arXiv
+    # 2503.14125 §3; the connection's `fractions = m`): M is 2m x 2m, the read makes m values
+    # per fraction (READ, FC's Y: fraction s into each of the m reads, concatenated back to
+    # width d), the write one per fraction on OUT's diagonal (FC's diag(B)); input = each
+    fractions: int = 1
 
     def output(self, role: str) -> GenOut | None:
         return next((o for o in self.outputs if o.role == role), None)
@@ -146,7 +151,8 @@ class Generator(_Rec):
         count = 0
         if self.norm is not None and self.norm.weight != "none":
             count += (n * width if flat else width) * (2 if self.norm.weight == "affine" else 1)
-        return count + sum(o.param_count(n, width, flat) for o in self.outputs)
+        return count + sum(o.param_count(n, width, flat, self.fractions)
+                           for o in self.outputs)
 
 
 # -- the canonical .hc text of a generator (the printer and the IR dump both use it) --------

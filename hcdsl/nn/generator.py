@@ -252,6 +252,7 @@ class GeneratorCoef(nn.Module):
         super().__init__()
         self.rec, self.n, self.width, self.role = rec, n, width, role
         self.flat = rec.input == "flat"
+        self.reads = R = rec.fractions  # read columns of M: 1, or m for a split state (FC)
         self.params_as = params
         d_in = n * width if self.flat else width
         own = params == "outputs"
@@ -259,7 +260,7 @@ class GeneratorCoef(nn.Module):
             groups = n if self.flat and rec.norm.per_stream else 1
             self.norm = _Norm(rec.norm, d_in, groups)
         self.outs = nn.ModuleDict({
-            o.role: GeneratorOut(o, d_in, o.logits(n, width, self.flat), n, self.flat, own)
+            o.role: GeneratorOut(o, d_in, o.logits(n, width, self.flat, R), n, self.flat, own)
             for o in rec.outputs})
         if not own:  # the preset's parameters, then its norm if that has none
             PRESET_PARAMS[params].build(self, rec, n, width, dtype)
@@ -270,7 +271,18 @@ class GeneratorCoef(nn.Module):
         self.fused = all(o.proj.kind == "linear" and o.source == "state"
                          for o in rec.outputs) and (
             norm is None or not norm.per_stream)
-        self.sizes = [o.logits(n, width, self.flat) for o in rec.outputs]
+        self.sizes = [o.logits(n, width, self.flat, R) for o in rec.outputs]
+        # dynamic HC/FC's shape (every weight b + s act(H̄_s W), one activation): the one
+        # projection is activated, scaled and biased as one tensor, not output by output
+        roles = tuple(o.role for o in rec.outputs)
+        self.affine_all = (self.fused and not self.flat and roles == ("read", "write", "res")
+                           and len({o.act for o in rec.outputs}) == 1
+                           and rec.outputs[0].act != "softmax" and not rec.inline_read()
+                           and all(o.affine == "after_act" and o.constraint is None
+                                   and o.per == "stream" and o.div == 1.0 and not o.add
+                                   and o.combine == "sum" and o.bias is not None
+                                   and (o.scale is not None or o.scale_of is not None)
+                                   for o in rec.outputs))
 
     def views(self) -> dict[str, View]:
         if self.params_as != "outputs":
@@ -326,12 +338,53 @@ class GeneratorCoef(nn.Module):
         dt = torch.promote_types(h.dtype, torch.float32)
         with torch.autocast(device_type=h.device.type, enabled=False):
             x = h.to(dt)  # (B, T, n, C)
+            if self.role == "step" and self.affine_all:
+                return self._affine_step(x).to(h.dtype)
             views = self.views()
             ys, z = self._logits(x, views)
             if self.role == "readout":
                 o = self.rec.output("readout")
                 return self._read(o, ys["readout"], views["readout"], z, x).to(h.dtype)
             return self._step(ys, views, z, x, h)
+
+    def _affine_step(self, x: Tensor) -> Tensor:
+        """M when every output is bias + scale act(H̄_s W) (dynamic HC Eqs. 10-13, FC §3):
+        one GEMM and one activation over the 1 + R + n values [write | read | res] per
+        stream, then OUT = B + s_β w_0 and [READ | RES] = [A_m | A_r] + s_α w_1: (as the
+        presets computed them)."""
+        rec = self.rec
+        norm = getattr(self, "norm", None) if rec.norm is not None else None
+        weight, gain, mix, s_gain, s_mix = self.packed()
+        w = act(rec.outputs[0].act, normed_project(x, norm, weight.to(x.dtype)))
+        dt = w.dtype
+        write = gain.to(dt) + s_gain.to(dt) * w[..., 0]  # (B, T, n)
+        both = mix.to(dt) + s_mix.to(dt) * w[..., 1:]  # (B, T, n, R + n): [READ | RES]
+        return self._assemble(None, write, None, both)
+
+    def packed(self) -> tuple[Tensor, ...]:
+        """The affine generator's terms in M's column order: the weight (1 + R + n, C) of
+        [write | read | res], the write's bias (n,), [read | res]'s bias (n, R + n), the
+        write's scale and [read | res]'s (one scalar when shared, else one per column)."""
+        if self.params_as != "outputs" and PRESET_PARAMS[self.params_as].packed is not None:
+            return PRESET_PARAMS[self.params_as].packed(self)
+        views = self.views()
+        vr, vw, vs = views["read"], views["write"], views["res"]
+        R, n = self.reads, self.n
+        s_mix = vr.scale if vs.scale is vr.scale else torch.cat(
+            [vr.scale.expand(R), vs.scale.expand(n)])
+        return (torch.cat([vw.weight, vr.weight, vs.weight]), vw.bias.squeeze(-1),
+                torch.cat([vr.bias, vs.bias], dim=-1), vw.scale, s_mix)
+
+    def _assemble(self, read: Tensor | None, write: Tensor, res: Tensor | None,
+                  both: Tensor | None = None) -> Tensor:
+        """M = [[0, OUT], [READ, RES]] from read (B, T, n, R), write (B, T, n), res (B, T, n, n)
+        (or both = [READ | RES]): OUT is a row (R = 1) or, for a split state, the diagonal
+        diag(write) (R = m = n)."""
+        R = self.reads
+        out = write.unsqueeze(-2) if R == 1 else torch.diag_embed(write)  # (B, T, R, n)
+        top = torch.cat([out.new_zeros(out.shape[:-1] + (R,)), out], dim=-1)
+        both = torch.cat([read, res], dim=-1) if both is None else both
+        return torch.cat([top, both], dim=-2)
 
     def _step(self, ys: dict[str, Tensor], views: dict[str, View], z: Tensor, x: Tensor,
               h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
@@ -341,6 +394,8 @@ class GeneratorCoef(nn.Module):
         inline = rec.inline_read()
         if inline or read_rec is None:
             read = x.new_ones(*lead, n) if read_rec is None else x.new_zeros(*lead, n)
+        elif self.reads > 1:  # m values per fraction (FC's Y), (B, T, n, m)
+            read = self.outs["read"].activate(ys["read"], views["read"], -2)
         else:
             read = self._per_stream(read_rec, ys["read"], views["read"])
             if read_rec.combine == "mean":
@@ -354,10 +409,9 @@ class GeneratorCoef(nn.Module):
             res = torch.eye(n, dtype=x.dtype, device=x.device).expand(*lead, n, n)
         else:
             res = self.outs["res"].res(ys["res"], views["res"], self.flat)
-        corner = x.new_zeros(*lead, 1, 1)
-        top = torch.cat([corner, write.unsqueeze(-2)], dim=-1)  # (B, T, 1, 1 + n)
-        rest = torch.cat([read.unsqueeze(-1), res], dim=-1)  # (B, T, n, 1 + n)
-        m = torch.cat([top, rest], dim=-2).to(h.dtype)
+        if read.dim() == x.dim() - 1:  # one read column
+            read = read.unsqueeze(-1)
+        m = self._assemble(read, write, res).to(h.dtype)
         if not inline:
             return m
         if read_rec is None:  # a per-channel write made the read inline: read 1 per stream

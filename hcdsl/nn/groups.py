@@ -38,7 +38,7 @@ from hcdsl.nn.template import ChannelGain, LowRank, TemplateCoef
 
 # module class -> patterns of its parameters that are static (no weight decay)
 NO_DECAY: dict[type[nn.Module], tuple[str, ...]] = {
-    HyperCoef: ("static_gain", "static_mix", "s_gain", "s_mix"),
+    HyperCoef: ("static_gain", "static_mix"),  # static HC/FC (dynamic: a generator's layout)
     TemplateCoef: ("raw_*",),
     ChannelGain: ("raw_*",),  # a connection's learned vectors, as its scalars
     DenseCoef: ("static",),
@@ -46,7 +46,6 @@ NO_DECAY: dict[type[nn.Module], tuple[str, ...]] = {
 }
 # module class -> patterns of its dynamic projections (decayed, even when 1-D)
 DECAY: dict[type[nn.Module], tuple[str, ...]] = {
-    HyperCoef: ("w_gain", "w_mix"),
     DenseCoef: ("w1", "w2", "query"),
     GeneratorOut: ("weight", "down", "up"),  # a generator output's projection
     LowRank: ("down", "up"),

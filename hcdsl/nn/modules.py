@@ -120,8 +120,7 @@ def _parallel_layers(p: n.ParallelLayers, ctx: Context) -> nn.Module:
 
 @module(n.LearnedCoef)
 def _learned(p: n.LearnedCoef, ctx: Context) -> nn.Module:
-    return coef.HyperCoef(torch.tensor(p.init, dtype=ctx.dtype), p.fractions, p.gain, p.dynamic, p.tanh,
-                          p.scale_init, p.norm, p.norm_affine, p.norm_eps, p.width)
+    return coef.HyperCoef(torch.tensor(p.init, dtype=ctx.dtype), p.fractions, p.gain)
 
 
 @module(n.TemplateCoef)

@@ -28,7 +28,7 @@ at_init = registrar(AT_INIT, "AT_INIT")
 
 @at_init(n.LearnedCoef)
 def _learned(p: n.LearnedCoef) -> Matrix:
-    return p.init  # HC/FC: static init + s * act(norm(H) W) with W = 0
+    return p.init  # static HC/FC: the learned entries' init
 
 
 @at_init(n.DenseCoef)

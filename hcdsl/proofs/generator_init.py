@@ -76,16 +76,22 @@ def generator_at_init(gen: Generator, n: int) -> Matrix | None:
     for o in gen.outputs:
         owner = gen.output(o.scale_of) if o.scale_of is not None else o
         scale = owner.scale if owner is not None and owner.scale is not None else 1.0
-        w = _weights(o, scale, n * n if o.role == "res" else n)
+        w = _weights(o, scale, n * n if o.role == "res" else
+                     n * gen.fractions if o.role == "read" else n)
         if w is None:
             return None
         parts[o.role] = w
-    read = parts.get("read", [1.0] * n)
+    r = gen.fractions  # a split state (FC): r read columns, OUT = diag(write) over r rows
+    read = parts.get("read", [1.0] * n * r)
     if "read" in parts and gen.output("read").combine == "mean":
-        read = [_snap(r / n) for r in read]
+        read = [_snap(x / n) for x in read]
     write = parts.get("write", [1.0] * n)
     res = parts.get("res", [1.0 if s == t else 0.0 for s in range(n) for t in range(n)])
-    return ((0.0, *write),) + tuple((read[s], *res[s * n:(s + 1) * n]) for s in range(n))
+    if r == 1:
+        return ((0.0, *write),) + tuple((read[s], *res[s * n:(s + 1) * n]) for s in range(n))
+    out = tuple(tuple(0.0 if c < r else write[i] if c - r == i else 0.0
+                      for c in range(r + n)) for i in range(r))
+    return out + tuple((*read[s * r:(s + 1) * r], *res[s * n:(s + 1) * n]) for s in range(n))
 
 
 def without_inits(gen: Generator) -> Generator:

@@ -62,7 +62,7 @@ class Identity:
 def _used(p: n.Node) -> n.Node:
     """The payload without the options its module does not use: a static HC/FC generator
     has no dynamic part, so the norm, tanh and scale of that part are not its configuration."""
-    if isinstance(p, n.LearnedCoef) and not p.dynamic:
+    if isinstance(p, n.LearnedCoef):
         return dataclasses.replace(p, tanh=False, scale_init=0.0, norm="", norm_affine=False,
                                    norm_eps=0.0)
     return p

@@ -212,7 +212,7 @@ def _const(c: Ctx, v: str, p: n.ConstCoef, x: dict) -> Matrix:
 @rule(n.LearnedCoef)
 def _learned(c: Ctx, v: str, p: n.LearnedCoef, x: dict) -> Matrix:
     """M = [[0, OUT], [READ, RES]]: OUT a row of gains (HC's B) or a diagonal (FC); every
-    entry static + dynamic, the dynamic part a function of one stream of the state."""
+    entry a learned static value (the dynamic forms are generators)."""
     if c.ident.question == "init":
         return consts(AT_INIT[n.LearnedCoef](p))
     rows, cols = len(p.init), len(p.init[0])
@@ -220,17 +220,13 @@ def _learned(c: Ctx, v: str, p: n.LearnedCoef, x: dict) -> Matrix:
     R = cols - S
     static = _hyper_static(c, v, p) if c.ident.question == "checkpoint" else None
     pid = c.pid(v, p)
-    state = x.get("x")
     out = [[ZERO] * cols for _ in range(rows)]
     for r in range(rows):
         for col in range(cols):
             if r < F and (col < R or (p.gain == "diag" and col - R != r)):
                 continue  # structurally zero: the corner, and off the diagonal of diag(B)
-            entry = static[r][col] if static is not None else c.symbol(f"{pid}.M[{r},{col}]", v)
-            if p.dynamic:  # s · act(norm(H_s) W), H_s the stream the entry belongs to
-                stream = state[col - R] if r < F else state[r - F]
-                entry = entry + c.symbol(f"{pid}.dyn[{r},{col}]@{stream.digest()}", v)
-            out[r][col] = entry
+            out[r][col] = (static[r][col] if static is not None
+                           else c.symbol(f"{pid}.M[{r},{col}]", v))
     return out
 
 
@@ -268,7 +264,9 @@ def _generator(c: Ctx, v: str, p: n.GeneratorCoef, x: dict) -> Any:
                                     label=f"{v}.readout"))]
     if c.ident.question == "init" and AT_INIT[n.GeneratorCoef](p) is not None:
         return consts(AT_INIT[n.GeneratorCoef](p))  # every projection 0 at init: constant
-    m = _uninterpreted(c, v, p, (p.n + 1, p.n + 1), "gen", x["x"], {(0, 0)})
+    r = p.spec.fractions  # a split state (FC): r read columns, OUT = a diagonal over r rows
+    zeros = {(i, j) for i in range(r) for j in range(r + p.n) if j < r or (r > 1 and j - r != i)}
+    m = _uninterpreted(c, v, p, (p.n + r, p.n + r), "gen", x["x"], zeros)
     if not p.spec.inline_read():
         return m
     read = Lin.of(c.terms.atom("gen", (c.pid(v, p), "read"), tuple(x["x"]), label=f"{v}.read"))

@@ -493,10 +493,9 @@ def _generator_reads(p: n.GeneratorCoef) -> bool:
 
 
 def _dynamic(p: n.Node) -> bool:
-    """A token-dependent coefficient node (dynamic FC, a generator: dynamic HC, mHC, ...; a
-    dynamic history generator: MUDD, attention residuals, DCA)."""
-    return (isinstance(p, n.LearnedCoef) and p.dynamic or isinstance(p, n.GeneratorCoef)
-            or isinstance(p, n.DenseCoef) and p.spec.dynamic)
+    """A token-dependent coefficient node (a generator: dynamic HC and FC, mHC, ...; a dynamic
+    history generator: MUDD, attention residuals, DCA)."""
+    return isinstance(p, n.GeneratorCoef) or isinstance(p, n.DenseCoef) and p.spec.dynamic
 
 
 def unfold(spec: Source, checkpoint: str | Path | None = None,

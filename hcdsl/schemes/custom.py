@@ -69,7 +69,13 @@ def _streams(spec: ModelSpec, o: CustomOptions) -> Scheme:
 def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
     """Every layer's M from the `generator` block (per token); the matrix at init is only
     the shape (the weights not generated are read 1, write 1, res the identity)."""
-    S = o.streams
+    S, m = o.streams, o.fractions
+    if m > 1:  # FC's split state (arXiv 2503.14125 §3): m fractions of width d/m
+        if spec.dim % m:
+            raise SchemeError(f"connection '{o.name}': fractions = {m} splits h into {m} "
+                              f"fractions of width d/m, but dim = {spec.dim} is not a multiple "
+                              f"of {m}", f"choose fractions dividing {spec.dim}")
+        return _split_generated(spec, o)
     shape = ((0.0,) + (1.0,) * S,) + tuple(
         (1.0,) + tuple(1.0 if j == i else 0.0 for j in range(S)) for i in range(S))
     coef = Coef(init=shape, learn=True, dynamic=True, generator="program", program=o.generator)
@@ -87,6 +93,25 @@ def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
         readout_norm=tuple(s - 1 for s in o.readout_norm), out_scale=o.out_scale,
         readout_generator=o.readout_generator, family=f"custom: {o.name}",
     )
+
+
+def _split_generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
+    """`fractions = m`: H^0 = h split into m fractions, every layer's M (2m x 2m, m read
+    columns, OUT on the diagonal) from the generator, the readout concatenates (FC §3)."""
+    m = o.fractions
+    eye = tuple(tuple(1.0 if j == i else 0.0 for j in range(m)) for i in range(m))
+    shape = tuple((0.0,) * m + r for r in eye) + tuple(r + r for r in eye)  # the shape only
+    coef = Coef(init=shape, learn=True, dynamic=True, generator="program", program=o.generator)
+    steps = tuple(Step(layers=(k,), inputs=(tuple(range(m)),), outputs=(tuple(range(m)),),
+                       coef=coef, prenorm="separate" if o.prenorm else "none", post=o.post,
+                       post_streams=tuple(s - 1 for s in o.post_streams)
+                       if o.post_streams else None, lowrank=o.lowrank,
+                       value_mix=o.value_residual, value_params=tuple(
+                           p for p in o.params if p.name in (o.value_residual or ())),
+                       maps=_maps(o, k))
+                  for k in range(len(spec.sequence)))
+    return Scheme(streams=m, width=spec.dim // m, init="split", steps=steps, readout="concat",
+                  out_scale=o.out_scale, family=f"custom: {o.name}")
 
 
 def _split(template: tuple[tuple[Entry, ...], ...], vectors: dict[str, Param]

@@ -8,9 +8,15 @@ Y = A = I, dynamic W = 0, so FC starts as Pre-Norm exactly. With m = 1 the IR is
 
 Literal matrices use the paper's (m+1) x 2m layout [[0_{1xm}, B], [Y, A]].
 
-Dynamic FC with m = 1 is dynamic HC with n = 1 and desugars to the same generator
-(hcdsl/schemes/hyper.py). With m > 1 it keeps its own coefficient node: a generator makes one
-read column and one OUT row, FC needs m read columns and OUT = diag(B) over m fractions.
+Dynamic FC (§3) desugars to dynamic HC's generator (hcdsl/schemes/hyper.py): with m = 1 it
+is dynamic HC with n = 1; with m > 1 the generator runs over the split state (`fractions = m`,
+hcdsl/lang/generator.py): per fraction f, from H̄_f = norm(H_f) over its d/m entries,
+
+    B_f += s_β tanh(H̄_f W_β)       write, on OUT's diagonal
+    Y_f += s_α tanh(H̄_f W_γ)       read, m values (fraction f into each of the m reads)
+    A_f += s_α tanh(H̄_f W_α)       res
+
+with the preset's parameter names (static_gain, static_mix, w_gain, w_mix, s_gain, s_mix).
 """
 
 from __future__ import annotations
@@ -46,12 +52,12 @@ def _frac(spec: ModelSpec, opts: FracOptions) -> Scheme:
     steps = []
     for k in range(len(spec.sequence)):
         init = to_step_matrix(literal.get(k + 1, fc_init(m)), m)
-        if opts.dynamic and m == 1:  # FC with m = 1 is HC with n = 1: the same generator
+        if opts.dynamic:  # the generator over the split state (m = 1: HC with n = 1)
             coef = Coef(init=init, learn=True, generator="program", names="hc",
-                        program=hc_generator(init, opts.tanh, opts.scale, norm))
-        else:  # m > 1: m read columns and OUT = diag(B), not a generator's shape (yet)
-            coef = Coef(init=init, learn=opts.learn, dynamic=opts.dynamic, tanh=opts.tanh,
-                        scale_init=opts.scale, gain="diag" if m > 1 else "row", norm=norm)
+                        program=hc_generator(init, opts.tanh, opts.scale, norm, split=m > 1))
+        else:
+            coef = Coef(init=init, learn=opts.learn, tanh=opts.tanh, scale_init=opts.scale,
+                        gain="diag" if m > 1 else "row", norm=norm)
         steps.append(Step(layers=(k,), inputs=(tuple(range(m)),),
                           outputs=(tuple(range(m)),), coef=coef))
     kind = "DFC" if opts.dynamic else "SFC"

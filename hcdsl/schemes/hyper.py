@@ -47,10 +47,17 @@ def _bias(values: list[float]) -> float | tuple[float, ...]:
     return values[0] if len(set(values)) == 1 else tuple(values)
 
 
-def hc_generator(init: Matrix, tanh: bool, scale: float, norm: NormSpec) -> Generator:
+def hc_generator(init: Matrix, tanh: bool, scale: float, norm: NormSpec,
+                 split: bool = False) -> Generator:
     """Dynamic HC's generator for the step matrix `init` = [[0, B], [A_m, A_r]] at init
-    (Eqs. 10-13): the static parts are the per-stream biases, every W starts at 0."""
-    n = len(init) - 1
+    (Eqs. 10-13): the static parts are the per-stream biases, every W starts at 0.
+
+    split: dynamic FC with m > 1 fractions (arXiv 2503.14125 §3), `init` = [[0, diag(B)],
+    [Y, A]] (2m x 2m): the read makes m values per fraction (Y + s_α tanh(H̄ W_γ)), the
+    write sits on OUT's diagonal (B + s_β tanh(H̄ W_β)), res is A + s_α tanh(H̄ W_α), with
+    H̄ each fraction normalised over its d/m entries."""
+    n = len(init) // 2 if split else len(init) - 1
+    r = n if split else 1  # read columns (FC's Y is m x m)
     act = "tanh" if tanh else "identity"
     zero = GenProj(init_std=0.0)
 
@@ -58,10 +65,11 @@ def hc_generator(init: Matrix, tanh: bool, scale: float, norm: NormSpec) -> Gene
         return GenOut(role=role, proj=zero, act=act, affine="after_act", bias=_bias(bias),
                       **kw)
 
-    return Generator(input="each", norm=gen_norm(norm), outputs=(
-        out("read", [init[1 + s][0] for s in range(n)], scale=scale),
-        out("write", [init[0][1 + s] for s in range(n)], scale=scale),
-        out("res", [init[1 + s][1 + t] for s in range(n) for t in range(n)],
+    gains = [init[s if split else 0][r + s] for s in range(n)]  # diag(B) or the row B
+    return Generator(input="each", norm=gen_norm(norm), fractions=r, outputs=(
+        out("read", [init[r + s][j] for s in range(n) for j in range(r)], scale=scale),
+        out("write", gains, scale=scale),
+        out("res", [init[r + s][r + t] for s in range(n) for t in range(n)],
             scale_of="read"),
     ))
 

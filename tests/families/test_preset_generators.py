@@ -2,9 +2,9 @@
 generator records of a `generator { ... }` block (hcdsl/schemes/hyper.py, mhc.py), lowered by
 the one generator module (hcdsl/nn/generator.py) with the presets' parameter names.
 
-Checked here against the modules the presets were built from before (still in the package:
-hcdsl/nn/coef.py's HyperCoef, which static HC and FC use, and hcdsl/nn/manifold.py's
-ManifoldCoef), loaded strictly with the generator's own state_dict (so an old checkpoint
+Checked here against the modules the presets were built from before (dynamic HC: the plain-torch
+module of its equations with the preset's names, tests/paper_hc.py's DynamicRef, which replaced
+hcdsl/nn/coef.py's dynamic HyperCoef; mHC: hcdsl/nn/manifold.py's ManifoldCoef), loaded strictly with the generator's own state_dict (so an old checkpoint
 loads unchanged): the same step matrices and the same logits; against the papers' values at
 init (HC Eq. 14, mHC's identity init) through the trainer's probes; and the new primitives
 (`scale=read`, `bias=[...]`, `norm weight=affine`) against their meaning.
@@ -20,10 +20,10 @@ import torch
 import hcdsl
 from hcdsl.counts import count_params
 from hcdsl.ir import nodes as n
-from hcdsl.nn.coef import HyperCoef
 from hcdsl.nn.generator import GeneratorCoef
 from hcdsl.nn.manifold import ManifoldCoef
 from helpers import perturb
+from paper_hc import DynamicRef
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,16 +58,14 @@ def tokens() -> torch.Tensor:
     return torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(3))
 
 
-def old_hyper(model: torch.nn.Module, k: int) -> HyperCoef:
-    """The module `hyper(dynamic)` was built from before, for layer k."""
+def old_hyper(model: torch.nn.Module, k: int) -> DynamicRef:
+    """What `hyper(dynamic)` was built from before (HC Eqs. 10-13), for layer k."""
     node = model.hc_ir.payload(f"L{k}.coef")
     rec = node.spec
     nm = rec.norm
     affine = nm.weight != "none"
-    init = torch.zeros(node.n + 1, node.n + 1)  # the shape only: load_state_dict fills it
-    tanh = rec.output("read").act == "tanh"
-    return HyperCoef(init, 1, "row", True, tanh, rec.output("read").scale, nm.kind, affine,
-                     nm.eps, node.width)
+    tanh = rec.output("read").act == "tanh"  # load_state_dict fills the parameters
+    return DynamicRef(node.n, 1, node.width, tanh, nm.kind, affine, nm.eps)
 
 
 def old_mhc(model: torch.nn.Module, k: int, init: str) -> ManifoldCoef:

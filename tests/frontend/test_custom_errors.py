@@ -76,7 +76,7 @@ def test_error_unknown_setting() -> None:
         }
     """)
     check(src, at(src, "stream ="), "unknown setting 'stream' in connection 'c'",
-          "settings are: granularity, init, keep, lowrank")
+          "settings are: fractions, granularity, init, keep, lowrank")
 
 
 def test_error_duplicate_param() -> None:
@@ -297,3 +297,38 @@ def test_error_in_a_connection_block_the_model_does_not_use() -> None:
     """, connect="residual")
     check(src, at(src, "undeclared"), "matrix entry (1, 2) is neither a number nor a "
           "declared param: 'undeclared'", "declare it")
+
+
+_FRAC_GEN = """
+          generator {
+            input = each
+            read = linear(std=0, act=tanh, affine=after_act, scale=0.01, bias=[1, 0, 0, 1])
+          }
+"""
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "setting 'fractions' must be >= 1, got '0'"),
+    ("1.5", "setting 'fractions' must be an integer, got '1.5'")])
+def test_error_bad_fractions_is_reported_once_at_fractions(value: str, message: str) -> None:
+    src = source("connection c {\n  fractions = " + value + "\n" + _FRAC_GEN + "}\n")
+    rendered = error(src)  # one diagnostic, not a second one about 'streams'
+    where = at(src, "fractions =")
+    assert rendered.splitlines()[0].startswith(
+        f"<spec>:{where[0]}:{where[1]}: error: connection 'c': {message}"), rendered
+
+
+def test_error_fractions_without_a_generator() -> None:
+    src = source("""
+        connection c {
+          fractions = 2
+        }
+    """)
+    check(src, at(src, "fractions = 2"), "connection 'c': fractions = 2 needs a `generator",
+          "add a generator, e.g. as specs/custom/frac_written.hc, or drop fractions")
+
+
+def test_error_fractions_generator_without_write_and_res() -> None:
+    src = source("connection c {\n  fractions = 2\n" + _FRAC_GEN + "}\n")
+    check(src, at(src, "generator {"), "connection 'c': fractions = 2: give write, res too",
+          "read, write and res")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from hcdsl.ir.nodes.base import Node, _expect, quiet
-from hcdsl.ir.types import Coef, IRTypeError, Streams, Type
-from hcdsl.lang.catalog import NormKind, norm_params
+from hcdsl.ir.nodes.base import Node, quiet
+from hcdsl.ir.types import Coef, IRTypeError, Type
+from hcdsl.lang.catalog import NormKind
 from hcdsl.lang.connections import Bound
 from hcdsl.schemes.primitive import Gain
 from hcdsl.spec import Matrix
@@ -34,10 +34,11 @@ class ConstCoef(Node):
 
 @dataclass(frozen=True)
 class LearnedCoef(Node):
-    """M = [[0, OUT], [READ, RES]] with learned static entries and an optional dynamic part.
+    """M = [[0, OUT], [READ, RES]] with learned static entries (static HC/FC).
 
-    OUT holds one gain per new stream: a row (HC: B) or a diagonal (FC: diag(B)). Dynamic:
-    gain_s += s_gain act(norm(H_s) w_gain), [READ|RES]_s += s_mix act(norm(H_s) W_mix).
+    OUT holds one gain per new stream: a row (HC: B) or a diagonal (FC: diag(B)). The dynamic
+    forms are generators (GeneratorCoef); `dynamic` is always False and, with tanh, scale_init
+    and the norm fields, is kept only so the IR dumps (and their goldens) read as before.
     """
 
     init: Matrix
@@ -60,16 +61,13 @@ class LearnedCoef(Node):
     compute: ClassVar[bool] = False
 
     def ports(self) -> tuple[str, ...]:
-        return ("x",) if self.dynamic else ()
+        return ()
 
     def infer(self, ins: dict[str, Type]) -> Type:
         rows, cols = len(self.init), len(self.init[0])
         if self.dynamic:
-            x = _expect(self, ins, "x", Streams)
-            if x.count != rows - self.fractions or x.width != self.width:
-                raise IRTypeError(f"learned: generator for {rows - self.fractions} streams "
-                                  f"of width {self.width} got {x}")
-        return Coef(rows, cols, self.dynamic)
+            raise IRTypeError("learned: dynamic weights are a generator node, not 'learned'")
+        return Coef(rows, cols, False)
 
     def is_freezable(self) -> bool:
         return not self.dynamic
@@ -78,11 +76,7 @@ class LearnedCoef(Node):
         rows, cols = len(self.init), len(self.init[0])
         streams = rows - self.fractions
         gains = streams  # one per new stream: a row (HC's B) or the diagonal (FC)
-        count = gains + streams * cols  # B and [A_m | A_r]
-        if self.dynamic:  # norm, W_β, [W_m | W_r], s_β, s_α
-            count += norm_params(self.norm, self.norm_affine, self.width)
-            count += self.width + self.width * cols + 2
-        return count
+        return gains + streams * cols  # B and [A_m | A_r]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from hcdsl.schemes.primitive import GeneratorNames
 
 @dataclass(frozen=True)
 class GeneratorCoef(Node):
-    """role step: M[(1+n) x (1+n)] per token, or (x, M) when the generator computes the read
+    """role step: M[(1+n) x (1+n)] per token (M[2m x 2m] for a split state of m fractions,
+    FC), or (x, M) when the generator computes the read
     itself (per-channel weights, or weights on the normalised state); role readout: h."""
 
     spec: Generator
@@ -42,7 +43,8 @@ class GeneratorCoef(Node):
             raise IRTypeError(f"generator: expects H[{self.n}x{self.width}], got {x}")
         if self.role == "readout":
             return Hidden(self.width)
-        m = Coef(self.n + 1, self.n + 1, True)
+        r = self.spec.fractions  # a split state (FC): m read columns, OUT = diag over m
+        m = Coef(self.n + r, self.n + r, True)
         if self.spec.channel_write():
             return Multi((Hidden(self.width), m, Streams(self.n, self.width)))
         return Multi((Hidden(self.width), m)) if self.spec.inline_read() else m
@@ -53,7 +55,9 @@ class GeneratorCoef(Node):
     def describe(self) -> str:
         body = "; ".join(line.strip() for line in generator_lines(self.spec)[1:-1])
         names = f", names={self.names}" if self.names != "outputs" else ""
-        return f"generator(role={self.role}, n={self.n}, width={self.width}{names}; {body})"
+        split = f", fractions={self.spec.fractions}" if self.spec.fractions != 1 else ""
+        return (f"generator(role={self.role}, n={self.n}, width={self.width}{split}{names}; "
+                f"{body})")
 
 
 @dataclass(frozen=True)

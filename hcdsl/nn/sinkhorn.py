@@ -72,33 +72,51 @@ def _check(logits: Tensor, iters: int) -> None:
         raise TypeError(f"sinkhorn: expects floating-point logits, got {logits.dtype}")
 
 
-def _steps(logits: Tensor, iters: int, keep: list[Tensor] | None = None) -> Tensor:
-    """The 2 x iters normalisations (column, row, column, ...) of exp(logits); returns P.
+def _layout(x: Tensor) -> Tensor:
+    """(..., n, n) -> (n, n, N) contiguous, N the number of matrices: the stream axes first,
+    the matrices last, so every column or row sum is an add of n contiguous rows of N values
+    (vectorised over the matrices) and every divide a broadcast over N."""
+    n = x.shape[-1]
+    return x.reshape(-1, n, n).permute(1, 2, 0).contiguous()
 
-    Step k's matrix P_k is appended to `keep` when given (the backward's recomputation): step
-    2j normalises the columns (dim -2), step 2j + 1 the rows (dim -1)."""
-    x = torch.log_softmax(logits, dim=-2)  # log domain: no overflow, no underflowing sums
+
+def _unlayout(p: Tensor, shape: torch.Size) -> Tensor:
+    """(n, n, N) -> the (..., n, n) `shape`, contiguous."""
+    return p.permute(2, 0, 1).reshape(shape).contiguous()
+
+
+def _steps(x: Tensor, iters: int, keep: list[Tensor] | None = None) -> Tensor:
+    """The 2 x iters normalisations (column, row, column, ...) of exp(x); returns P.
+
+    x: logits in the (n, n, N) layout of `_layout`, so a column sum (over the matrix's rows,
+    dim -2 of the (..., n, n) matrix) runs over dim 0 here and a row sum over dim 1. Step k's
+    matrix P_k is appended to `keep` when given (the backward's recomputation): step 2j
+    normalises the columns, step 2j + 1 the rows. Without `keep` the plain-domain steps divide
+    in place (one buffer for all of them; x itself is never written)."""
+    y = torch.log_softmax(x, dim=0)  # log domain: no overflow, no underflowing sums
     if keep is not None:
-        keep.append(x.exp())
-    x = torch.log_softmax(x, dim=-1)
-    p = x.exp()
+        keep.append(y.exp())
+    y = torch.log_softmax(y, dim=1)
+    p = y.exp_()  # y is this function's own tensor
     if keep is not None:
         keep.append(p)
     for _ in range(iters - 1):  # plain domain: every sum is in [1/n^2, n] from here on
-        p = p / p.sum(dim=-2, keepdim=True)
-        if keep is not None:
-            keep.append(p)
-        p = p / p.sum(dim=-1, keepdim=True)
-        if keep is not None:
-            keep.append(p)
+        if keep is None:
+            p.div_(p.sum(dim=0, keepdim=True))
+            p.div_(p.sum(dim=1, keepdim=True))
+            continue
+        p = p / p.sum(dim=0, keepdim=True)
+        keep.append(p)
+        p = p / p.sum(dim=1, keepdim=True)
+        keep.append(p)
     return p
 
 
 @torch.library.custom_op("hcdsl::sinkhorn", mutates_args=())
 def _sinkhorn_op(logits: Tensor, iters: int) -> Tensor:
     """exp(logits) made doubly stochastic; see the module docstring."""
-    p = _steps(logits.contiguous().to(compute_dtype(logits.dtype)), iters)
-    return p.to(logits.dtype).contiguous()
+    p = _steps(_layout(logits.to(compute_dtype(logits.dtype))), iters)
+    return _unlayout(p.to(logits.dtype), logits.shape)
 
 
 @_sinkhorn_op.register_fake
@@ -112,14 +130,13 @@ def _sinkhorn_backward_op(grad: Tensor, logits: Tensor, iters: int) -> Tensor:
     recomputed from the saved logits, then walked back one by one (exact, not implicit)."""
     ct = compute_dtype(logits.dtype)
     mats: list[Tensor] = []
-    _steps(logits.contiguous().to(ct), iters, keep=mats)
-    g = grad.to(ct) * mats[-1]  # the gradient w.r.t. log P: d exp(y) = exp(y) dy
+    _steps(_layout(logits.to(ct)), iters, keep=mats)
+    g = _layout(grad.to(ct)) * mats[-1]  # the gradient w.r.t. log P: d exp(y) = exp(y) dy
     for k in range(len(mats) - 1, -1, -1):
         p = mats.pop()  # P_k = exp(y_k); freed as we go
-        dim = -1 if k % 2 else -2
-        # y_k = log_softmax(x, dim): dL/dx = g - exp(y_k) * sum(g, dim)
-        g = torch.addcmul(g, p, g.sum(dim=dim, keepdim=True), value=-1)
-    return g.to(logits.dtype).contiguous()
+        # y_k = log_softmax(x, dim): dL/dx = g - exp(y_k) * sum(g, dim), in place on g
+        g.addcmul_(p, g.sum(dim=k % 2, keepdim=True), value=-1)
+    return _unlayout(g.to(logits.dtype), logits.shape)
 
 
 @_sinkhorn_backward_op.register_fake

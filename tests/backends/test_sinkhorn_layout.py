@@ -59,7 +59,8 @@ def test_op_equals_the_numpy_reference(shape: tuple[int, ...], iters: int) -> No
     assert np.abs(got.numpy() - want).max() <= 1e-14
     assert np.abs(sinkhorn(x.float(), iters).double().numpy() - want).max() <= 1e-6
     # not the answer for another count: the count is really used (a 1 x 1 matrix is always 1)
-    assert iters == 20 or shape[-1] == 1 or np.abs(got.numpy() - ref_paper(x.numpy(), iters + 1)).max() > 1e-6
+    if iters < 20 and shape[-1] > 1:
+        assert np.abs(got.numpy() - ref_paper(x.numpy(), iters + 1)).max() > 1e-6
 
 
 @pytest.mark.parametrize("order", ["paper", "softmax_rows"])
@@ -82,7 +83,8 @@ def test_both_orders_equal_the_reference(order: str, iters: int) -> None:
 
 
 @pytest.mark.parametrize("order", ["paper", "softmax_rows"])
-@pytest.mark.parametrize("shape", [(3, 3), (1, 4, 4), (2, 3, 4, 4)], ids=["3x3", "1x4x4", "2x3x4x4"])
+@pytest.mark.parametrize("shape", [(3, 3), (1, 4, 4), (2, 3, 4, 4)],
+                         ids=["3x3", "1x4x4", "2x3x4x4"])
 def test_gradcheck_float64(order: str, shape: tuple[int, ...]) -> None:
     c = Constraint(kind="sinkhorn", order=order, iters=5, eps=1e-6)
     x = logits_of(shape, 1.5, seed=len(shape)).requires_grad_()

@@ -47,10 +47,10 @@ log_softmax's exact vector-Jacobian product g <- g - P_k * sum(g) along the step
 place on g). That is the gradient of the unrolled loop (equal to rounding; float64 gradcheck
 passes), for one more forward inside the backward, and the 2 x iters (..., n, n) tensors that
 autograd through the loop keeps alive from forward to backward (25 MiB per layer at batch
-16 x 512, n = 4) live only inside one layer's backward. Implicit differentiation at the fixed point (one 2n x 2n
-solve per matrix) is faster but exact only at convergence: with 20 iterations and logits of
-std 1 its gradient differs from the unrolled loop's by 1e-4 to 5e-4 (std 2: 1e-2), so it is not
-the gradient of what the forward computed.
+16 x 512, n = 4) live only inside one layer's backward. Implicit differentiation at the fixed
+point (one 2n x 2n solve per matrix) is faster but exact only at convergence: with 20
+iterations and logits of std 1 its gradient differs from the unrolled loop's by 1e-4 to 5e-4
+(std 2: 1e-2), so it is not the gradient of what the forward computed.
 
 Dtypes: bfloat16 and float16 inputs are computed in float32 (the paper computes mHC's
 coefficients in float32, §4.3), float32 and float64 in their own dtype; the result has the input's

@@ -2,6 +2,7 @@
 layer boundary (mHC, arXiv 2512.24880, §4.1-4.3).
 
     .venv/bin/python benchmarks/profile_boundary.py [--steps 5] [--parts-only] [--fused]
+                                                    [--old-sinkhorn]
 
 Two views, both on optimiser.py's "blocks" shape (d = 256, 4 x [attention, MLP], vocab 512,
 batch 8 x 128, fp32, torch on one thread):
@@ -16,7 +17,11 @@ batch 8 x 128, fp32, torch on one thread):
    flat state, the Sinkhorn op, the read (h_in = H_preᵀ H) and the write + mix
    (H' = H_resᵀ H + H_postᵀ o), then the whole boundary as the unfused lowering emits it,
    and, with --fused, as the fused one does (hcdsl/nn/boundary.py). Times x 8 boundaries
-   against the step's difference say which part the gap is.
+   against the step's difference say which part the gap is. "coefficients (GeneratorCoef)" is
+   the module mHC runs as (a generator with mHC's parameters, hcdsl/nn/generator.py);
+   ManifoldCoef (hcdsl/nn/manifold.py) is the papers' reference the tests compare it to.
+   --old-sinkhorn adds the Sinkhorn op before the (n, n, N) layout (benchmarks/boundary.py's
+   copy), so the two are timed in one run.
 
 Read ratios within one run; absolute times move with the machine's load.
 """
@@ -40,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hcdsl  # noqa: E402
 from hcdsl.bench import measure  # noqa: E402
 from hcdsl.nn.boundary import boundary_write  # noqa: E402
+from hcdsl.nn.generator import GeneratorCoef  # noqa: E402
 from hcdsl.nn.manifold import ManifoldCoef  # noqa: E402
 from hcdsl.nn.ops import mix_streams  # noqa: E402
 from hcdsl.nn.sinkhorn import sinkhorn  # noqa: E402
@@ -109,10 +115,17 @@ def whole_step(connect: str, steps: int) -> tuple[float, dict[str, float], int]:
     return ms, dict(by), count // steps
 
 
-def parts(steps: int, fused: bool) -> dict[str, float]:
+def live_coef() -> GeneratorCoef:
+    """The first step generator of a compiled mHC x4 model: what mHC runs as."""
+    model = hcdsl.compile(SPEC.format(connect="mhc(n=4)"), seed=0)
+    return next(m for m in model.modules() if isinstance(m, GeneratorCoef) and m.role == "step")
+
+
+def parts(steps: int, fused: bool, old: bool = False) -> dict[str, float]:
     """Forward + backward ms of each part of one boundary, compiled."""
     torch.manual_seed(0)
     coef = ManifoldCoef(N, C, init="paper")
+    gen = live_coef()
     h = torch.randn(B, T, N, C, requires_grad=True)
     o = torch.randn(B, T, C, requires_grad=True)
     phi = torch.randn(N * C, 2 * N + N * N, requires_grad=True)
@@ -134,7 +147,11 @@ def parts(steps: int, fused: bool) -> dict[str, float]:
         "write+mix": lambda: mix_streams(h, m[..., 1:, 1:]) + o.unsqueeze(-2) * m[..., :1, 1:]
         .transpose(-1, -2),
         "coefficients (ManifoldCoef)": lambda: coef(h),
+        "coefficients (GeneratorCoef)": lambda: gen(h),
     }
+    if old:
+        from boundary import old_sinkhorn  # benchmarks/boundary.py's copy of the old op
+        cases["sinkhorn op, old layout"] = lambda: old_sinkhorn(logits, 20)
 
     def boundary() -> torch.Tensor:  # as the backend lowers one boundary (IR above)
         mm = coef(h)
@@ -158,6 +175,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--parts-only", action="store_true")
     ap.add_argument("--fused", action="store_true")
+    ap.add_argument("--old-sinkhorn", action="store_true",
+                    help="also the Sinkhorn op before the (n, n, N) layout")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch._inductor.config.cpp.enable_kernel_profile = True
@@ -174,7 +193,7 @@ def main() -> None:
         print(f"ratio {b / a:.2f}; difference {b - a:.1f} ms: " + ", ".join(
             f"{k} {bb.get(k, 0) - ba.get(k, 0):+.1f}" for k in sorted(set(ba) | set(bb))))
     print("one boundary's parts, compiled, forward + backward, median ms (x 8 boundaries):")
-    for name, ms in parts(args.steps, args.fused).items():
+    for name, ms in parts(args.steps, args.fused, args.old_sinkhorn).items():
         print(f"  {name:28} {ms:6.2f}  (x8: {8 * ms:6.1f})", flush=True)
 
 

@@ -10,8 +10,10 @@ The weights stand for a trained model: every parameter of the model at init plus
 noise of std 0.02 (seeded), so no static coefficient is exactly its init (at init, freezing
 SHC would fold it to one stream, which a trained model never allows). Freezing turns the
 trained static coefficients into constants that the canonical passes fold; dynamic
-connections have little to fold. Interleaved rounds; median of the per-round ratios
-[min-max].
+connections have little to fold. Interleaved rounds (the order reversed every other
+round); median of the per-round ratios [min-max], of wall time (time.perf_counter) and of the
+process's CPU time (time.process_time: what the forward itself used, less disturbed by other
+processes on a shared machine).
 """
 
 from __future__ import annotations
@@ -64,21 +66,25 @@ def main() -> None:
             with torch.no_grad():
                 fn(tokens)
     ms: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
     with torch.no_grad():
         for r in range(args.rounds):
             for label in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for _ in range(args.steps):
                     runs[label](tokens)
                 ms[label].append(1e3 * (time.perf_counter() - t0) / args.steps)
+                cpu[label].append(1e3 * (time.process_time() - c0) / args.steps)
     mode = "compiled" if args.compile else "eager"
     print(f"inference forward, {mode}, batch {args.batch} x {args.seq}, / Pre-Norm, median "
-          f"[min-max] over {args.rounds} rounds; torch {torch.__version__}, load "
-          f"{os.getloadavg()[0]:.1f}")
+          f"[min-max] over {args.rounds} rounds, wall and CPU time; torch {torch.__version__}, "
+          f"load {os.getloadavg()[0]:.1f}")
     for label in runs:
         rs = [a / b for a, b in zip(ms[label], ms["Pre-Norm"])]
-        print(f"  {label:24} {statistics.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]  "
-              f"({statistics.median(ms[label]):.1f} ms)")
+        rc = [a / b for a, b in zip(cpu[label], cpu["Pre-Norm"])]
+        print(f"  {label:24} wall {statistics.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}] "
+              f"({statistics.median(ms[label]):.1f} ms)  cpu {statistics.median(rc):.2f} "
+              f"[{min(rc):.2f}-{max(rc):.2f}] ({statistics.median(cpu[label]):.1f} ms)")
 
 
 if __name__ == "__main__":

@@ -242,3 +242,33 @@ def test_the_decode_step_compiles_in_one_graph_per_shape() -> None:
                 outs.append(fast(x[:, a:b]))
                 state.advance(b - a)
     assert (torch.cat(outs, 1) - full[:, :7]).abs().max() <= 1e-5
+
+
+def test_compiled_decode_step_equals_eager_and_does_not_recompile() -> None:
+    """The decode step under torch.compile (fullgraph): the same greedy tokens as the eager
+    model, the logits of the full (uncached, eager) forward to 1e-5 at every new position,
+    and after the first compiled step no further dynamo compilation (the position counter is
+    a tensor the graph reads, not a constant it specialises on). Small enough for the default
+    suite (one tiny model, one compiled graph, ~20 s on one thread)."""
+    from torch._dynamo.utils import counters
+
+    model = hcdsl.compile(SPECS / "tiny_dhc4.hc", seed=0).eval()
+    prompt, new = _prompt(model, batch=2, length=4), 6
+    fast = torch.compile(model, fullgraph=True)
+    seq, logits, compiles = prompt, [], []
+    with torch.no_grad(), decoding(model, prompt.shape[1] + new) as state:
+        out = model(prompt)[:, -1]  # eager prefill: only the one-token step is compiled
+        state.advance(prompt.shape[1])
+        for _ in range(new):
+            logits.append(out)
+            seq = torch.cat([seq, out.argmax(-1, keepdim=True)], dim=1)
+            if len(logits) == new:
+                break
+            out = fast(seq[:, -1:])[:, -1]  # the token just chosen, at its own position
+            compiles.append(counters["frames"]["total"])
+            state.advance(1)
+    assert len(compiles) == new - 1 and len(set(compiles)) == 1  # none after the first step
+    assert torch.equal(seq, _greedy_by_hand(model, prompt, new))
+    with torch.no_grad():
+        full = model(seq)[:, prompt.shape[1] - 1:-1]  # the logits that chose each new token
+    assert (torch.stack(logits, 1) - full).abs().max() <= 1e-5

@@ -1,36 +1,49 @@
 """hcdsl.wrap of the multi-stream transformers models (DeepSeek-V4, GLM-5-next, Qwen4-exp) vs
 transformers' own forward, on the tiny configs of tests/apps/test_wrap_multistream.py.
 
-    .venv/bin/python benchmarks/wrap_prod.py [--repeat N] [--compile] [--models ds,glm,qwen]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/wrap_prod.py [--repeat N] [--eager-only]
+        [--models ds,glm,qwen] [--no-decode] [--no-train]
 
-Per model, the median time of
-- a training step (forward, backward) of transformers and of the wrapped model, eager;
-- a decode step (one token after a 12-token prompt, with the caches: transformers' own
-  DynamicCache, the wrapped model's layers' own caches through hcdsl.nn.decode), eager;
-- the connection's share: the wrapped model's training step with its own connection vs with
-  `residual` around the same layers (what the connection costs over Pre-Norm);
-and with --compile the same under torch.compile: transformers' model compiled (default
-options) and the wrapped model compiled with fullgraph=True for the training step
-(torch.compile default options for the decode step, whose cache grows every step).
+Per model, in ONE run with the variants' steps interleaved round by round (so a change of
+load on the shared machine hits every variant alike), the median wall time and the median
+CPU time (time.process_time) of
+- a training step (forward, backward) of transformers (`hf`), of the wrapped model (`own`,
+  hcdsl.wrap(model): the model's own connection) and of the wrapped model re-wired to
+  `residual` around the same layers (`res`); eager, and compiled (transformers' model with
+  torch.compile's default options, the wrapped ones with fullgraph=True);
+- a decode step (one token after a 12-token prompt) of transformers (its own DynamicCache)
+  and of the wrapped model (the layers' own caches, through hcdsl.nn.decode), eager and
+  compiled (torch.compile default options). Every timed step sees the SAME cache: the cache
+  after the prompt is snapshot once and restored in place before each step (`CacheSnapshot`,
+  untimed), so the cache does not grow over the rounds and a compiled step is not
+  recompiled for a new length (tests/apps/test_wrap_prod_bench.py: a step from the restored
+  cache equals one from a fresh prefill);
+- the connection's share: (own - res) / own, what the model's connection costs over
+  Pre-Norm's residual around the same layers.
 
-GLM-5-next and Qwen4-exp train on their linear-attention configs here (the compile tests'):
-their indexed attention layers have data-dependent shapes in transformers' reference code
-and do not compile with fullgraph (tests/apps/test_wrap_glm_qwen.py). They decode on the
-tests' configs (a linear-attention and an indexed-attention block; GLM-5-next as
-Glm5NextForConditionalGeneration): transformers' cache of a model with linear attention
-only has no length (`get_seq_length` refuses). A compile that fails is reported as such, with
-its error. Tiny models on one CPU thread: the
-ratios measure the wrapping's and the connection's overhead, not the layers.
+Ratios are printed (wall and CPU), e.g. own/hf; times are for reading only. GLM-5-next and
+Qwen4-exp train on their linear-attention configs here (the compile tests'): their indexed
+attention layers have data-dependent shapes in transformers' reference code and do not
+compile with fullgraph (tests/apps/test_wrap_glm_qwen.py). They decode on the tests' configs
+(a linear-attention and an indexed-attention block; GLM-5-next as
+Glm5NextForConditionalGeneration). A compile that fails is reported as such, with its error.
+Tiny models on one CPU thread: the ratios measure the wrapping's and the connection's
+overhead, not the layers.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,10 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hcdsl  # noqa: E402
 from hcdsl.nn.decode import decoding  # noqa: E402
+from hcdsl.wrap.context import Decodes  # noqa: E402
+from tests.apps.test_wrap_generate import glm_lm  # noqa: E402
 from tests.apps.test_wrap_multistream import (  # noqa: E402
     ds_model, glm_model, qwen_model, tokens,
 )
-from tests.apps.test_wrap_generate import glm_lm  # noqa: E402
 
 LINEAR = ["linear_attention", "linear_attention"]
 MODELS = {  # name -> (label, model to train, its output is hidden states, model to decode)
@@ -52,16 +66,83 @@ MODELS = {  # name -> (label, model to train, its output is hidden states, model
 PROMPT = 12
 
 
-def median_time(fn: Callable[[], None], repeat: int, warmup: int = 2) -> float:
-    for _ in range(warmup):  # warm-up (and compilation)
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+class CacheSnapshot:
+    """A transformers cache's state (every cache layer's attributes: keys, values,
+    linear-attention states, lengths), copied once; `restore()` puts it back into the same
+    cache object and its same layer objects (a tensor of the same shape is copied into;
+    others, and expanded ones, are replaced by a fresh copy), so every step after a restore
+    sees the cache as it was at the snapshot."""
 
+    def __init__(self, cache: Any) -> None:  # noqa: ANN401 - a transformers Cache
+        self.cache = cache
+        self.saved = [copy.deepcopy(vars(layer)) for layer in cache.layers]
+
+    def restore(self) -> None:
+        if len(self.cache.layers) != len(self.saved):
+            raise RuntimeError(f"the cache has {len(self.cache.layers)} layers, the snapshot "
+                               f"{len(self.saved)}")
+        for layer, saved in zip(self.cache.layers, self.saved):
+            for name in set(vars(layer)) - set(saved):
+                delattr(layer, name)
+            for name, value in saved.items():
+                now = getattr(layer, name, None)
+                if (isinstance(value, torch.Tensor) and isinstance(now, torch.Tensor)
+                        and now.shape == value.shape and now.dtype == value.dtype
+                        and now is not value and _writable(now)):
+                    now.copy_(value)
+                else:
+                    setattr(layer, name, copy.deepcopy(value))
+
+
+def _writable(t: torch.Tensor) -> bool:
+    """No two elements of `t` share memory (an expanded tensor cannot be copied into)."""
+    return all(st != 0 or sz <= 1 for st, sz in zip(t.stride(), t.shape))
+
+
+@dataclass
+class Step:
+    """One timed variant: `setup` (untimed) then `run` (timed) per round."""
+
+    name: str
+    run: Callable[[], object]
+    setup: Callable[[], None] = lambda: None
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    def once(self, record: bool) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.setup()
+            w, c = time.perf_counter(), time.process_time()
+            self.run()
+            w, c = time.perf_counter() - w, time.process_time() - c
+        except Exception as exc:  # noqa: BLE001 - reported (a compile that fails), not hidden
+            text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            self.error = f"failed: {type(exc).__name__}: {text}"
+            return
+        if record:
+            self.wall.append(w)
+            self.cpu.append(c)
+
+    def median(self, cpu: bool = False) -> float:
+        return statistics.median(self.cpu if cpu else self.wall)
+
+
+def interleave(steps: list[Step], repeat: int, warmup: int = 3) -> None:
+    """Warm every step up (compiles), then `repeat` rounds of one call of each step, the
+    order rotated round by round."""
+    for _ in range(warmup):
+        for s in steps:
+            s.once(record=False)
+    for r in range(repeat):
+        k = r % len(steps)
+        for s in steps[k:] + steps[:k]:
+            s.once(record=True)
+
+
+# ---- training steps -----------------------------------------------------------------------
 
 def hf_train(model: torch.nn.Module, x: torch.Tensor, hidden: bool) -> Callable[[], None]:
     def run() -> None:
@@ -77,104 +158,132 @@ def hcdsl_train(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return run
 
 
-def hf_decode(model: torch.nn.Module, prompt: torch.Tensor, repeat: int,
-              warmup: int) -> float:
-    """Median time of one cached decode step (transformers' own cache)."""
-    times = []
-    with torch.no_grad():
-        out = model(prompt, use_cache=True)
-        cache, tok = out.cache, out.logits[:, -1:].argmax(-1)
-        for i in range(warmup + repeat):
-            t = time.perf_counter()
-            out = model(tok, cache=cache, use_cache=True)
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
-            tok = out.logits[:, -1:].argmax(-1)
-    return statistics.median(times)
+# ---- decode steps from a fixed cache ------------------------------------------------------
+
+class HFDecode:
+    """transformers' model after the prompt: `step(run)` is one cached decode step of `run`
+    (the model or its compiled form) from the cache as it was after the prompt."""
+
+    def __init__(self, model: torch.nn.Module, prompt: torch.Tensor) -> None:
+        with torch.no_grad():
+            out = model(prompt, use_cache=True)
+        self.cache, self.tok = out.cache, out.logits[:, -1:].argmax(-1)
+        self.snapshot = CacheSnapshot(self.cache)
+
+    def restore(self) -> None:
+        self.snapshot.restore()
+
+    def step(self, run: Callable[..., Any]) -> torch.Tensor:
+        with torch.no_grad():
+            return run(self.tok, cache=self.cache, use_cache=True).logits
 
 
-def hcdsl_decode(wrapped: torch.nn.Module, run: torch.nn.Module, prompt: torch.Tensor,
-                 repeat: int, warmup: int) -> float:
-    """Median time of one cached decode step of the wrapped model (`run`: it or its
-    compiled form; the caches are the layers' own)."""
-    times = []
-    with torch.no_grad(), decoding(wrapped, PROMPT + warmup + repeat + 1) as state:
-        tok = run(prompt)[:, -1:].argmax(-1)
-        state.advance(PROMPT)
-        for i in range(warmup + repeat):
-            t = time.perf_counter()
-            out = run(tok)
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
-            state.advance(1)
-            tok = out[:, -1:].argmax(-1)
-    return statistics.median(times)
+class OwnDecode:
+    """The wrapped model after the prompt, inside a decoding run (`stack` closes it): the
+    same as HFDecode with the layers' own caches (the wrapped model's ForwardContext's
+    transformers cache) and hcdsl's DecodeState position."""
+
+    def __init__(self, wrapped: torch.nn.Module, prompt: torch.Tensor, stack: ExitStack,
+                 length: int) -> None:
+        self.state = stack.enter_context(decoding(wrapped, length))
+        with torch.no_grad():
+            self.tok = wrapped(prompt)[:, -1:].argmax(-1)
+        self.state.advance(prompt.shape[1])
+        self.position = int(self.state.position)
+        contexts = {id(m.context): m.context for m in wrapped.modules()
+                    if isinstance(m, Decodes) and m.context is not None}
+        self.snapshots = [CacheSnapshot(c.cache) for c in contexts.values()]
+
+    def restore(self) -> None:
+        self.state.position.fill_(self.position)
+        for s in self.snapshots:
+            s.restore()
+
+    def step(self, run: Callable[..., Any]) -> torch.Tensor:
+        with torch.no_grad():
+            return run(self.tok)
 
 
-def ms(t: float) -> str:
-    return f"{t * 1e3:8.1f} ms"
+# ---- report -------------------------------------------------------------------------------
+
+def ratio(a: Step, b: Step) -> str:
+    if a.error or b.error or not a.wall or not b.wall:
+        return "     -      "
+    return f"{a.median() / b.median():5.2f} {a.median(True) / b.median(True):5.2f}"
 
 
-def bench(key: str, repeat: int, compile_: bool) -> None:
+def share(own: Step, res: Step) -> str:
+    if own.error or res.error or not own.wall or not res.wall:
+        return "      -       "
+    w = (own.median() - res.median()) / own.median()
+    c = (own.median(True) - res.median(True)) / own.median(True)
+    return f"{w:6.1%} {c:6.1%}"
+
+
+def times(steps: list[Step]) -> str:
+    return "  ".join(f"{s.name} " + (s.error if s.error else f"{s.median() * 1e3:.2f} ms")
+                     for s in steps)
+
+
+def bench(key: str, repeat: int, compiled: bool, train: bool, decode: bool) -> None:
     label, make, hidden, make_lm = MODELS[key]
-    x = tokens()
-    model = make().train()
-    own = hcdsl.wrap(model).train()
-    res = hcdsl.wrap(model, "residual").train()
-    t_hf = median_time(hf_train(model, x, hidden), repeat)
-    t_own = median_time(hcdsl_train(own, x), repeat)
-    t_res = median_time(hcdsl_train(res, x), repeat)
-    print(f"{label:12s} train eager     transformers {ms(t_hf)}   wrapped {ms(t_own)} "
-          f"(x{t_own / t_hf:.2f})   wrapped with residual {ms(t_res)}   connection share "
-          f"{(t_own - t_res) / t_own:5.1%}", flush=True)
-    lm = make_lm().eval()
-    w_lm = hcdsl.wrap(lm).eval()
-    prompt = tokens(1, (2, PROMPT))
-    d_hf = hf_decode(lm, prompt, repeat, 2)
-    d_own = hcdsl_decode(w_lm, w_lm, prompt, repeat, 2)
-    print(f"{label:12s} decode eager    transformers {ms(d_hf)}   wrapped {ms(d_own)} "
-          f"(x{d_own / d_hf:.2f})", flush=True)
-    if not compile_:
-        return
-    t0 = time.perf_counter()
-    c_hf = median_time(hf_train(torch.compile(model), x, hidden), repeat)
-    c_own = median_time(hcdsl_train(torch.compile(own, fullgraph=True), x), repeat)
-    c_res = median_time(hcdsl_train(torch.compile(res, fullgraph=True), x), repeat)
-    print(f"{label:12s} train compiled  transformers {ms(c_hf)}   wrapped {ms(c_own)} "
-          f"(x{c_own / c_hf:.2f})   wrapped with residual {ms(c_res)}   connection share "
-          f"{(c_own - c_res) / c_own:5.1%}   (vs eager transformers x{c_own / t_hf:.2f})",
-          flush=True)
-    cd_hf = attempt(lambda: hf_decode(torch.compile(lm), prompt, repeat, 4))
-    cd_own = attempt(lambda: hcdsl_decode(w_lm, torch.compile(w_lm), prompt, repeat, 4))
-    ratio = (f"(x{cd_own / cd_hf:.2f})" if isinstance(cd_hf, float) and isinstance(cd_own, float)
-             else "")
-    print(f"{label:12s} decode compiled transformers {show(cd_hf)}   wrapped {show(cd_own)} "
-          f"{ratio}   (compiling and timing took {time.perf_counter() - t0:.0f} s)",
-          flush=True)
-
-
-def attempt(fn: Callable[[], float]) -> float | str:
-    """The time, or why it could not be measured (a compile that fails)."""
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - reported, not hidden
-        first = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else ""
-        return f"failed: {type(exc).__name__}: {first}"
-
-
-def show(t: float | str) -> str:
-    return ms(t) if isinstance(t, float) else t
+    if train:
+        x = tokens()
+        model = make().train()
+        own = hcdsl.wrap(model).train()
+        res = hcdsl.wrap(model, "residual").train()
+        steps = [Step("hf", hf_train(model, x, hidden)), Step("own", hcdsl_train(own, x)),
+                 Step("res", hcdsl_train(res, x))]
+        if compiled:
+            steps += [Step("hf_c", hf_train(torch.compile(model), x, hidden)),
+                      Step("own_c", hcdsl_train(torch.compile(own, fullgraph=True), x)),
+                      Step("res_c", hcdsl_train(torch.compile(res, fullgraph=True), x))]
+        interleave(steps, repeat)
+        s = {st.name: st for st in steps}
+        print(f"{label:12s} train  eager    own/hf {ratio(s['own'], s['hf'])}   "
+              f"share {share(s['own'], s['res'])}", flush=True)
+        if compiled:
+            print(f"{label:12s} train  compiled own/hf {ratio(s['own_c'], s['hf_c'])}   "
+                  f"share {share(s['own_c'], s['res_c'])}   own_c/hf eager "
+                  f"{ratio(s['own_c'], s['hf'])}", flush=True)
+        print(f"{'':12s}   ({times(steps)})", flush=True)
+    if decode:
+        lm = make_lm().eval()
+        w_lm = hcdsl.wrap(lm).eval()
+        prompt = tokens(1, (2, PROMPT))
+        with ExitStack() as stack:
+            hf = HFDecode(lm, prompt)
+            mine = OwnDecode(w_lm, prompt, stack, PROMPT + 2)
+            steps = [Step("hf", lambda: hf.step(lm), hf.restore),
+                     Step("own", lambda: mine.step(w_lm), mine.restore)]
+            if compiled:
+                c_lm, c_own = torch.compile(lm), torch.compile(w_lm)
+                steps += [Step("hf_c", lambda: hf.step(c_lm), hf.restore),
+                          Step("own_c", lambda: mine.step(c_own), mine.restore)]
+            interleave(steps, repeat)
+        s = {st.name: st for st in steps}
+        print(f"{label:12s} decode eager    own/hf {ratio(s['own'], s['hf'])}", flush=True)
+        if compiled:
+            print(f"{label:12s} decode compiled own/hf {ratio(s['own_c'], s['hf_c'])}   "
+                  f"own_c/hf eager {ratio(s['own_c'], s['hf'])}", flush=True)
+        print(f"{'':12s}   ({times(steps)})", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=10)
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--eager-only", action="store_true", help="skip torch.compile")
     ap.add_argument("--models", default="ds,glm,qwen")
+    ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--no-decode", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+          f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} at start; ratios: "
+          "wall CPU", flush=True)
     for key in args.models.split(","):
-        bench(key, args.repeat, args.compile)
+        bench(key, args.repeat, not args.eager_only, not args.no_train, not args.no_decode)
+    print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} at the end", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ besides the memory model's choice.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
@@ -33,31 +32,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hcdsl  # noqa: E402
 from hcdsl import memory  # noqa: E402
-from hcdsl.bench.measure import _quiet_native_stderr, peak_step_bytes  # noqa: E402
+from hcdsl.bench.measure import kept_bytes, peak_step_bytes  # noqa: E402
 from optimiser import spec  # noqa: E402 - the same generated specs
 
 LAYERS = "layer attn = attention(heads=4)\n layer ffn = mlp"
 FAMILIES = {"Pre-Norm": "residual", "DHC x4": "hyper(n=4, dynamic)", "mHC x4": "mhc(n=4)",
             "MUDD": "mudd"}
-
-
-def kept_bytes(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor) -> int:
-    """Bytes allocated by forward + loss and not yet freed when backward starts."""
-    gc.collect()
-    with _quiet_native_stderr(), \
-            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        loss = F.cross_entropy(model(tokens).flatten(0, 1), targets.flatten())
-    total = sum(e.nbytes() for e in prof.profiler.kineto_results.events()
-                if e.name() == "[memory]" and "cpu" in str(e.device_type()).lower())
-    loss.backward()
-    for p in model.parameters():
-        p.grad = None
-    return total
 
 
 def step(model: torch.nn.Module, tokens: torch.Tensor,
@@ -116,7 +100,7 @@ def main() -> None:
     results: dict[str, list[float]] = {}
     for label, model in rows:
         peak = peak_step_bytes(model, tokens, targets, torch.device("cpu")) or 0
-        kept = kept_bytes(model, tokens, targets)
+        kept = kept_bytes(model, tokens, targets, torch.device("cpu"))
         if not base_peak:
             base_peak, base_kept = peak, kept
         results[label] = [peak, kept]

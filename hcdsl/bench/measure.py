@@ -131,14 +131,7 @@ def kept_bytes(model: nn.Module, tokens: torch.Tensor, targets: torch.Tensor,
     def forward() -> None:
         box.append(loss_of(model, tokens, targets))
 
-    if device.type == "cuda":
-        sync(device)
-        start = torch.cuda.memory_allocated(device)
-        forward()
-        sync(device)
-        kept: int | None = torch.cuda.memory_allocated(device) - start
-    else:
-        kept = _allocator_sum(device, forward, peak=False)
+    kept = _device_bytes(device, forward, peak=False)
     box.pop().backward()
     for p in model.parameters():
         p.grad = None
@@ -163,6 +156,21 @@ def _quiet_native_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, fd)
         os.close(saved)
+
+
+def _device_bytes(device: torch.device, run: Callable[[], None], peak: bool) -> int | None:
+    """Bytes allocated on `device` above the start of `run`: the highest (peak) or those still
+    allocated at its end; CUDA from the caching allocator's counters, other devices from
+    torch.profiler's allocator events (None: the profiler gives none)."""
+    if device.type != "cuda":
+        return _allocator_sum(device, run, peak)
+    sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    start = torch.cuda.memory_allocated(device)
+    run()
+    sync(device)
+    end = torch.cuda.max_memory_allocated(device) if peak else torch.cuda.memory_allocated(device)
+    return end - start
 
 
 def _allocator_sum(device: torch.device, run: Callable[[], None], peak: bool) -> int | None:
@@ -197,15 +205,7 @@ def peak_step_bytes(model: nn.Module, tokens: torch.Tensor, targets: torch.Tenso
     def run() -> None:
         loss_of(model, tokens, targets).backward()
 
-    if device.type == "cuda":
-        sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
-        run()
-        sync(device)
-        peak: int | None = torch.cuda.max_memory_allocated(device) - start
-    else:
-        peak = _allocator_sum(device, run, peak=True)
+    peak = _device_bytes(device, run, peak=True)
     for p in model.parameters():
         p.grad = None
     return peak

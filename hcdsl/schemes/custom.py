@@ -78,15 +78,7 @@ def _generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
         return _split_generated(spec, o)
     shape = ((0.0,) + (1.0,) * S,) + tuple(
         (1.0,) + tuple(1.0 if j == i else 0.0 for j in range(S)) for i in range(S))
-    coef = Coef(init=shape, learn=True, dynamic=True, generator="program", program=o.generator)
-    steps = tuple(Step(layers=(k,), inputs=((0,),), outputs=((0,),), coef=coef,
-                       prenorm="separate" if o.prenorm else "none", post=o.post,
-                       post_streams=tuple(s - 1 for s in o.post_streams)
-                       if o.post_streams else None, lowrank=o.lowrank,
-                       value_mix=o.value_residual, value_params=tuple(
-                           p for p in o.params if p.name in (o.value_residual or ())),
-                       maps=_maps(o, k))
-                  for k in range(len(spec.sequence)))
+    steps = _generated_steps(spec, o, shape, (0,))
     return Scheme(
         streams=S, width=spec.dim, init="copy", init_weights=o.init, steps=steps,
         readout="sum", readout_weights=o.readout, readout_params=_readout_params(o),
@@ -101,17 +93,24 @@ def _split_generated(spec: ModelSpec, o: CustomOptions) -> Scheme:
     m = o.fractions
     eye = tuple(tuple(1.0 if j == i else 0.0 for j in range(m)) for i in range(m))
     shape = tuple((0.0,) * m + r for r in eye) + tuple(r + r for r in eye)  # the shape only
-    coef = Coef(init=shape, learn=True, dynamic=True, generator="program", program=o.generator)
-    steps = tuple(Step(layers=(k,), inputs=(tuple(range(m)),), outputs=(tuple(range(m)),),
-                       coef=coef, prenorm="separate" if o.prenorm else "none", post=o.post,
-                       post_streams=tuple(s - 1 for s in o.post_streams)
-                       if o.post_streams else None, lowrank=o.lowrank,
-                       value_mix=o.value_residual, value_params=tuple(
-                           p for p in o.params if p.name in (o.value_residual or ())),
-                       maps=_maps(o, k))
-                  for k in range(len(spec.sequence)))
+    steps = _generated_steps(spec, o, shape, tuple(range(m)))
     return Scheme(streams=m, width=spec.dim // m, init="split", steps=steps, readout="concat",
                   out_scale=o.out_scale, family=f"custom: {o.name}")
+
+
+def _generated_steps(spec: ModelSpec, o: CustomOptions, shape: tuple[tuple[float, ...], ...],
+                     streams: tuple[int, ...]) -> tuple[Step, ...]:
+    """One step per layer whose M (of this shape) comes from the block's generator, reading
+    and writing `streams`."""
+    coef = Coef(init=shape, learn=True, dynamic=True, generator="program", program=o.generator)
+    return tuple(Step(layers=(k,), inputs=(streams,), outputs=(streams,), coef=coef,
+                      prenorm="separate" if o.prenorm else "none", post=o.post,
+                      post_streams=tuple(s - 1 for s in o.post_streams)
+                      if o.post_streams else None, lowrank=o.lowrank,
+                      value_mix=o.value_residual, value_params=tuple(
+                          p for p in o.params if p.name in (o.value_residual or ())),
+                      maps=_maps(o, k))
+                 for k in range(len(spec.sequence)))
 
 
 def _split(template: tuple[tuple[Entry, ...], ...], vectors: dict[str, Param]

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import assert_same, perturb, train_losses
+from history_by_hand import mh_attnres, rms
 import hcdsl
 from hcdsl.counts import count_params
 from hcdsl.spec import ConnectionSpec
@@ -123,35 +124,10 @@ def test_softmax_weights_setting_is_the_attnres_record() -> None:
 
 
 # -- Multi-Head Attention Residuals -----------------------------------------------------------
-def rms(x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
-    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS)
-    return y if g is None else y * g
-
-
 def mh_attnres_by_hand(m: torch.nn.Module, toks: torch.Tensor, heads: int) -> torch.Tensor:
     """h_l[g] = sum_i softmax_i(w_l[g] · RMSNorm(v_i[g]) ⊙ γ_l[g]) v_i[g] for every group g
-    of DIM / heads channels, over v_0 = embedding and the earlier raw layer outputs."""
-    mod = lambda name: getattr(m, name)  # noqa: E731
-    c = DIM // heads
-    v = [mod("embed")(toks)]
-    h = v[0]  # layer 1 reads the embedding alone
-    for l in range(1, LAYERS + 2):
-        if l > 1:
-            coef = mod(f"A{l - 1}_coef")
-            V = torch.stack(v, dim=2)  # (B, T, S, D)
-            B, T, S, _ = V.shape
-            Vg = V.reshape(B, T, S, heads, c)
-            K = rms(Vg, coef.norm_weight.reshape(heads, c))  # per-group RMSNorm, own scale
-            logits = (K * coef.query.reshape(heads, c)).sum(-1)  # (B, T, S, heads)
-            alpha = torch.softmax(logits, dim=2)  # over the sources, per group
-            h = (alpha.unsqueeze(-1) * Vg).sum(2).reshape(B, T, DIM)
-        if l == LAYERS + 1:
-            break
-        kind = "attn" if l % 2 else "ffn"
-        x = mod(f"L{l}_norm")(h)
-        f = mod(f"L{l}_{kind}")
-        v.append(f(x, x, x) if kind == "attn" else f(x))
-    return mod("head")(mod("final_norm")(h))
+    of DIM / heads channels (tests/history_by_hand.py, written from the equation)."""
+    return mh_attnres(m, toks, heads, LAYERS)[0]
 
 
 def test_multihead_attnres_matches_the_equation() -> None:

@@ -20,7 +20,7 @@ from hcdsl.frontend.numbers import Capped, short, weight_problem
 from hcdsl.frontend.arith import expr_text, expr_tree
 from hcdsl.frontend.generator import GeneratorReader
 from hcdsl.frontend.history_generator import HistoryGeneratorReader
-from hcdsl.frontend.options import pydantic_problem
+from hcdsl.frontend.options import pydantic_problem, value_hint
 from hcdsl.lang.connections import CustomOptions, Param
 from hcdsl.lang.expr import evaluate, names, render
 from hcdsl.lang.limits import MAX_STREAMS
@@ -213,7 +213,7 @@ class _Connection:
                 got = texts.get(key, str(e.get("input")))
                 self.v.err.error(f"{self.what}: setting '{key}' "
                                  f"{pydantic_problem(e, CustomOptions, got)}",
-                                 spans.get(key, self.defn.name_span))
+                                 spans.get(key, self.defn.name_span), value_hint(e, got))
             return None
         return opts if self.check(opts, params, spans) else None
 

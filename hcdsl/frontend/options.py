@@ -22,6 +22,10 @@ def did_you_mean(word: str, choices: Iterable[str], what: str) -> str:
     return (f"did you mean '{close[0]}'? " if close else "") + f"{what}: {listing}"
 
 
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+           "less_than": "<"}
+
+
 def _expected_value(e: dict) -> str:
     """What a pydantic error says the value should have been, in .hc words."""
     ctx = e.get("ctx") or {}
@@ -36,11 +40,9 @@ def _expected_value(e: dict) -> str:
         return "must be a name or a string"
     if kind == "literal_error":
         return f"must be {ctx.get('expected', '')}".replace("'", "")
-    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-              "less_than": "<"}
-    if kind in bounds:
+    if kind in _BOUNDS:
         limit = next(iter(ctx.values()), "?")
-        return f"must be {bounds[kind]} {limit}"
+        return f"must be {_BOUNDS[kind]} {limit}"
     return e["msg"].removeprefix("Value error, ").replace("Input should", "should")
 
 
@@ -55,7 +57,7 @@ def pydantic_problem(e: dict, model: type[BaseModel], got: str) -> str:
     return f"{_expected_value(e)}, got '{short(got)}'"
 
 
-def _value_hint(e: dict, got: str) -> str | None:
+def value_hint(e: dict, got: str) -> str | None:
     if e["type"] == "literal_error":
         choices = [c.strip(" '") for c in str(e["ctx"]["expected"]).replace(" or ", ",")
                    .split(",")]
@@ -65,6 +67,8 @@ def _value_hint(e: dict, got: str) -> str | None:
         return "write a whole number such as 4"
     if e["type"].startswith("int") and got.isalpha():
         return "write the number in digits, e.g. 2"
+    if e["type"] in _BOUNDS:
+        return f"write a value {_BOUNDS[e['type']]} {next(iter((e.get('ctx') or {}).values()), '?')}"
     return None
 
 
@@ -142,7 +146,7 @@ class OptionRules:
                     got = texts.get(field, str(e.get("input")))
                     self.err.error(f"option '{field}' of {what} "
                                    f"{pydantic_problem(e, model, got)}",
-                                   spans.get(field, call.span), _value_hint(e, got))
+                                   spans.get(field, call.span), value_hint(e, got))
                 else:
                     self.err.error(f"{what}: {e['msg'].removeprefix('Value error, ')}",
                                    call.span)

@@ -307,15 +307,18 @@ _FRAC_GEN = """
 """
 
 
-@pytest.mark.parametrize("value, message", [
-    ("0", "setting 'fractions' must be >= 1, got '0'"),
-    ("1.5", "setting 'fractions' must be an integer, got '1.5'")])
-def test_error_bad_fractions_is_reported_once_at_fractions(value: str, message: str) -> None:
+@pytest.mark.parametrize("value, message, hint", [
+    ("0", "setting 'fractions' must be >= 1, got '0'", "hint: write a value >= 1"),
+    ("1.5", "setting 'fractions' must be an integer, got '1.5'",
+     "hint: write a whole number such as 4")])
+def test_error_bad_fractions_is_reported_once_at_fractions(value: str, message: str,
+                                                           hint: str) -> None:
     src = source("connection c {\n  fractions = " + value + "\n" + _FRAC_GEN + "}\n")
     rendered = error(src)  # one diagnostic, not a second one about 'streams'
     where = at(src, "fractions =")
     assert rendered.splitlines()[0].startswith(
         f"<spec>:{where[0]}:{where[1]}: error: connection 'c': {message}"), rendered
+    assert rendered.count("error:") == 1 and hint in rendered, rendered
 
 
 def test_error_fractions_without_a_generator() -> None:

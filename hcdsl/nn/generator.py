@@ -338,7 +338,7 @@ class GeneratorCoef(nn.Module):
         dt = torch.promote_types(h.dtype, torch.float32)
         with torch.autocast(device_type=h.device.type, enabled=False):
             x = h.to(dt)  # (B, T, n, C)
-            if self.role == "step" and self.affine_all:
+            if self.role == "step" and self._affine_now():
                 return self._affine_step(x).to(h.dtype)
             views = self.views()
             ys, z = self._logits(x, views)
@@ -347,18 +347,33 @@ class GeneratorCoef(nn.Module):
                 return self._read(o, ys["readout"], views["readout"], z, x).to(h.dtype)
             return self._step(ys, views, z, x, h)
 
+    def _affine_now(self) -> bool:
+        """Whether this call takes the one-GEMM affine path. Always in eager (fewer ops) and
+        for a split state (FC, as its preset ran); a compiled training step of one read
+        column (dynamic HC) takes the per-output path instead, which Inductor partitions
+        better: DHC x4 compiled training +4.8% CPU time on the affine path against 1549c84's
+        per-output path, +0.3% back on it; compiled inference -5.5% on the affine path
+        (`benchmarks/against_commit.py`, docs/optimiser.md "The presets against 1549c84")."""
+        if not self.affine_all:
+            return False
+        return (self.reads > 1 or not torch.compiler.is_compiling()
+                or not torch.is_grad_enabled())
+
     def _affine_step(self, x: Tensor) -> Tensor:
         """M when every output is bias + scale act(H̄_s W) (dynamic HC Eqs. 10-13, FC §3):
-        one GEMM and one activation over the 1 + R + n values [write | read | res] per
-        stream, then OUT = B + s_β w_0 and [READ | RES] = [A_m | A_r] + s_α w_1: (as the
-        presets computed them)."""
+        one GEMM over the 1 + R + n values [write | read | res] per stream, then
+        OUT = B + s_β act(p_0) and [READ | RES] = [A_m | A_r] + s_α act(p_1:) (as the presets
+        computed them)."""
         rec = self.rec
         norm = getattr(self, "norm", None) if rec.norm is not None else None
         weight, gain, mix, s_gain, s_mix = self.packed()
-        w = act(rec.outputs[0].act, normed_project(x, norm, weight.to(x.dtype)))
-        dt = w.dtype
-        write = gain.to(dt) + s_gain.to(dt) * w[..., 0]  # (B, T, n)
-        both = mix.to(dt) + s_mix.to(dt) * w[..., 1:]  # (B, T, n, R + n): [READ | RES]
+        proj = normed_project(x, norm, weight.to(x.dtype))
+        a, dt = rec.outputs[0].act, proj.dtype
+        # activated part by part, as the presets did: one activation over the whole
+        # projection cost DFC x4 +5.5% compiled inference and +1.8% compiled training (CPU
+        # time against 1549c84's presets; part by part +0.8% and -0.5%: docs/optimiser.md)
+        write = gain.to(dt) + s_gain.to(dt) * act(a, proj[..., 0])  # (B, T, n)
+        both = mix.to(dt) + s_mix.to(dt) * act(a, proj[..., 1:])  # [READ | RES], (B, T, n, R + n)
         return self._assemble(None, write, None, both)
 
     def packed(self) -> tuple[Tensor, ...]:

@@ -45,6 +45,7 @@ class ForwardContext(nn.Module):
         self.tokens: torch.Tensor | None = None
         self.topk: torch.Tensor | None = None
         self.cache: Any = None  # a transformers Cache while decoding
+        self.state: DecodeState | None = None  # hcdsl's decode state (its position counter)
         self.step: dict[str, Any] | None = None
 
     @property
@@ -66,13 +67,20 @@ class ForwardContext(nn.Module):
         adapter of the model calls it)."""
         if self.cache is None:
             self.cache = self.ns.DynamicCache(config=self.config)
+            self.state = state
 
     def stop(self) -> None:
-        self.cache, self.step = None, None
+        self.cache, self.state, self.step = None, None, None
 
-    def past(self) -> int:
-        """Tokens already in the cache (as the model's forward reads it, before its layers)."""
-        return int(self.cache.get_seq_length())
+    def past(self) -> torch.Tensor:
+        """Tokens already in the cache, what the model's forward reads before its layers
+        (`cache.get_seq_length()`), as the decode state's position counter: a 0-d int64
+        tensor the decoding loop advances after every forward (hcdsl/nn/decode.py). A tensor,
+        not a Python int: the cache's own length is a tensor for a linear-attention cache
+        layer (its `int()` breaks a compiled graph) and a Python int for a sliding-window
+        one (a compiled step specialises on it and recompiles at every length)."""
+        assert self.state is not None  # set by start(), with the cache
+        return self.state.position
 
     def prepare(self, embeds: torch.Tensor) -> dict[str, Any]:
         """What the model's forward computes for these tokens before its layers."""

@@ -9,8 +9,10 @@ kind the layer needs: sliding window, compressor states, linear-attention recurr
 calls `begin(tokens, embeds)` at the start of every forward, before any layer; while
 decoding (`start()` .. `stop()`, called through the adapters' decode protocol, see
 hcdsl/nn/decode.py) it holds the model's cache and `step`, what the model's forward would
-compute for these tokens (`prepare`, per model). Outside a decoding run `cache` and `step`
-are None and the adapters compute their inputs from the sequence alone, as before.
+compute for these tokens (`prepare`, per model), counting the tokens already cached with
+hcdsl's decode-state position (`past`: a tensor, so a compiled step has no graph break and
+no guard on it). Outside a decoding run `cache` and `step` are None and the adapters compute
+their inputs from the sequence alone, as before.
 
 transformers is not imported here: the cache class and the mask functions are looked up in
 the model's own modeling file (`namespace(model)`).

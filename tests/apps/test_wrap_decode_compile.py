@@ -165,6 +165,7 @@ def qwen_indexed_step(fullgraph: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return seq, hcdsl.generate(w, prompt, max_new_tokens=6, temperature=0)
 
 
+@pytest.mark.slow  # 11-33 s (load 1-4): a graph per break
 def test_qwen4_indexed_decode_compiles_with_breaks(one_thread: None) -> None:
     """With the QSA block the step compiles with graph breaks (inside transformers' indexer,
     not in hcdsl): the same greedy tokens as eager decoding."""

@@ -80,7 +80,8 @@ class ForwardContext(nn.Module):
         tensor the decoding loop advances after every forward (hcdsl/nn/decode.py). A tensor,
         not a Python int: the cache's own length is a tensor for a linear-attention cache
         layer (its `int()` breaks a compiled graph) and a Python int for a sliding-window
-        one (a compiled step specialises on it and recompiles at every length)."""
+        one (a compiled step specialises on it; transformers' own cache and mask code still
+        reads those ints: docs/wrap.md, Compiled decoding and fullgraph)."""
         assert self.state is not None  # set by start(), with the cache
         return self.state.position
 

@@ -9,8 +9,10 @@ kind the layer needs: sliding window, compressor states, linear-attention recurr
 calls `begin(tokens, embeds)` at the start of every forward, before any layer; while
 decoding (`start()` .. `stop()`, called through the adapters' decode protocol, see
 hcdsl/nn/decode.py) it holds the model's cache and `step`, what the model's forward would
-compute for these tokens (`prepare`, per model). Outside a decoding run `cache` and `step`
-are None and the adapters compute their inputs from the sequence alone, as before.
+compute for these tokens (`prepare`, per model), counting the tokens already cached with
+hcdsl's decode-state position (`past`: a tensor, so a compiled step has no graph break and
+no guard on it). Outside a decoding run `cache` and `step` are None and the adapters compute
+their inputs from the sequence alone, as before.
 
 transformers is not imported here: the cache class and the mask functions are looked up in
 the model's own modeling file (`namespace(model)`).
@@ -45,6 +47,7 @@ class ForwardContext(nn.Module):
         self.tokens: torch.Tensor | None = None
         self.topk: torch.Tensor | None = None
         self.cache: Any = None  # a transformers Cache while decoding
+        self.state: DecodeState | None = None  # hcdsl's decode state (its position counter)
         self.step: dict[str, Any] | None = None
 
     @property
@@ -66,13 +69,21 @@ class ForwardContext(nn.Module):
         adapter of the model calls it)."""
         if self.cache is None:
             self.cache = self.ns.DynamicCache(config=self.config)
+            self.state = state
 
     def stop(self) -> None:
-        self.cache, self.step = None, None
+        self.cache, self.state, self.step = None, None, None
 
-    def past(self) -> int:
-        """Tokens already in the cache (as the model's forward reads it, before its layers)."""
-        return int(self.cache.get_seq_length())
+    def past(self) -> torch.Tensor:
+        """Tokens already in the cache, what the model's forward reads before its layers
+        (`cache.get_seq_length()`), as the decode state's position counter: a 0-d int64
+        tensor the decoding loop advances after every forward (hcdsl/nn/decode.py). A tensor,
+        not a Python int: the cache's own length is a tensor for a linear-attention cache
+        layer (its `int()` breaks a compiled graph) and a Python int for a sliding-window
+        one (a compiled step specialises on it; transformers' own cache and mask code still
+        reads those ints: docs/wrap.md, Compiled decoding and fullgraph)."""
+        assert self.state is not None  # set by start(), with the cache
+        return self.state.position
 
     def prepare(self, embeds: torch.Tensor) -> dict[str, Any]:
         """What the model's forward computes for these tokens before its layers."""

@@ -68,8 +68,13 @@ class Context(ForwardContext):
             indexer.indexer_position_ids = positions
         kw = dict(config=cfg, inputs_embeds=embeds, attention_mask=None, cache=cache,
                   position_ids=text, allow_is_causal_skip=False)
-        return {"mask": self.ns.create_causal_mask(**kw),
-                "conv": self.ns.create_recurrent_attention_mask(**kw),
+        # the causal mask only for attention layers: with linear-attention layers alone the
+        # cache has no attention layer to size it (create_causal_mask raises ValueError:
+        # "`get_mask_sizes` can only be called on Attention layers"; so does transformers'
+        # own cached forward of such a config)
+        mask = (self.ns.create_causal_mask(**kw) if "indexed_attention" in cfg.layer_types
+                else None)
+        return {"mask": mask, "conv": self.ns.create_recurrent_attention_mask(**kw),
                 "pe": self._rotary[0](embeds, positions)}
 
 

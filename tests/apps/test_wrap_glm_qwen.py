@@ -169,12 +169,16 @@ def test_qwen4_prover_one_stream_vs_prenorm() -> None:
 
 
 # -- torch.compile ---------------------------------------------------------------------------
-# The indexed attention layers of both models (GLM-5-next's DSA indexer, Qwen4-exp's QSA
-# indexer) select keys with data-dependent shapes in transformers' reference code (Qwen4-exp:
-# torch.nonzero per query and `if num_complete_blocks > 0`; GLM-5-next: a size from the
-# selected top-k): torch.compile(fullgraph=True) stops inside transformers' own layer, for the
-# wrapped model and the original alike. The compile tests therefore use the linear-attention
-# blocks (with the MoE and, in the model, the whole connection and head).
+# The indexed attention layers of both models select keys with data-dependent shapes in
+# transformers' reference code, and torch.compile(fullgraph=True) of the whole forward fails
+# there, for the wrapped model and transformers' own model alike (docs/wrap.md, measured):
+# Qwen4-exp in dynamo, at `if num_complete_blocks > 0:` (Qwen4ExpTextQSAIndexer._select_tokens,
+# modeling_qwen4_exp.py:847, "Could not guard on data-dependent expression ((u0//2)) > 0");
+# GLM-5-next traces as one graph but inductor cannot lower the indexer's matmul with the
+# pooled keys (modeling_glm5_next.py:951) whose count comes from `pool_keys[:, keep]` (:1098):
+# "GuardOnDataDependentSymNode: ... Max(1, u0) >= u0" in inductor's bmm layout choice. The
+# compile tests therefore use the linear-attention blocks (with the MoE and, in the model, the
+# whole connection and head). The decode step: tests/apps/test_wrap_decode_compile.py.
 
 @pytest.mark.slow  # ~2 min on the shared 2-core machine
 def test_glm5_compile_fullgraph(one_thread: None) -> None:

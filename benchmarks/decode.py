@@ -51,9 +51,9 @@ FAMILIES = {"Pre-Norm": "residual", "DHC x4": "hyper(n=4, dynamic)", "mHC x4": "
 
 
 def compiles() -> int:
-    """Frames dynamo has been asked to compile so far (a cache miss counts, guard failure
-    included)."""
-    return int(counters["frames"]["total"])
+    """Graphs dynamo has compiled so far (a recompilation after a guard failure counts;
+    torch 2.13 keeps no counters["frames"]["total"])."""
+    return int(counters["stats"]["unique_graphs"])
 
 
 class Candidate:

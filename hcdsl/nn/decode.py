@@ -201,7 +201,9 @@ def _cached(model: nn.Module, tokens: torch.Tensor, max_new: int, temperature: f
                                 done, eos)
             if bool(done.all()):
                 break
-            step_in = seq[:, -1:]
+            # contiguous: a slice's stride grows with seq, and a compiled model would
+            # recompile once on it (dynamo guards on strides)
+            step_in = seq[:, -1:].contiguous()
     return seq
 
 

@@ -375,8 +375,11 @@ class GeneratorCoef(nn.Module):
         transposed copies per call."""
         n, dt = self.n, x.dtype
         z = x.flatten(-2)  # (B, T, nC), a view
-        phi = torch.cat([self.phi_pre.to(dt), self.phi_post.to(dt), self.phi_res.to(dt)], -1)
-        proj = (z @ phi) * torch.rsqrt(z.pow(2).mean(-1, keepdim=True) + self.eps)
+        # (2n + n², nC): F.linear's layout, the GEMMs the general path makes (x @ [φ...] made
+        # the backward's GEMMs slower: 11.2 against 10.6 ms per compiled coefficient forward +
+        # backward at 8 x 128 x 4 x 256, one thread, 7 interleaved rounds)
+        phi = torch.cat([self.phi_pre.t(), self.phi_post.t(), self.phi_res.t()]).to(dt)
+        proj = F.linear(z, phi) * torch.rsqrt(z.pow(2).mean(-1, keepdim=True) + self.eps)
         pre, post, res = proj.split([n, n, n * n], dim=-1)
         read = torch.sigmoid(pre * self.alpha_pre.to(dt) + self.b_pre.to(dt))
         write = 2 * torch.sigmoid(post * self.alpha_post.to(dt) + self.b_post.to(dt))

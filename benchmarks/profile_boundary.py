@@ -3,6 +3,7 @@ layer boundary (mHC, arXiv 2512.24880, §4.1-4.3).
 
     .venv/bin/python benchmarks/profile_boundary.py [--steps 5] [--parts-only] [--fused]
                                                     [--old-sinkhorn]
+    .venv/bin/python benchmarks/profile_boundary.py --paths 5 --steps 2
 
 Two views, both on optimiser.py's "blocks" shape (d = 256, 4 x [attention, MLP], vocab 512,
 batch 8 x 128, fp32, torch on one thread):
@@ -22,6 +23,9 @@ batch 8 x 128, fp32, torch on one thread):
    ManifoldCoef (hcdsl/nn/manifold.py) is the papers' reference the tests compare it to.
    --old-sinkhorn adds the Sinkhorn op before the (n, n, N) layout (benchmarks/boundary.py's
    copy), so the two are timed in one run.
+
+--paths ROUNDS: only the whole compiled step of Pre-Norm, mHC x4 (the generator's one-GEMM mHC
+step) and mHC x4 by the generator's general path (as before that step), interleaved rounds.
 
 Read ratios within one run; absolute times move with the machine's load.
 """
@@ -115,6 +119,47 @@ def whole_step(connect: str, steps: int) -> tuple[float, dict[str, float], int]:
     return ms, dict(by), count // steps
 
 
+def paths(rounds: int, steps: int) -> None:
+    """The whole compiled training step of Pre-Norm, of mHC x4 as it runs (GeneratorCoef's
+    one-GEMM mHC step, `_mhc_step`) and of mHC x4 through the generator's general path (the
+    views: φ_res's columns gathered to RES order, Sinkhorn on the transpose; what main ran
+    before the step path), interleaved in rounds (order reversed every other round): the
+    median per-round ratio to Pre-Norm [min-max], wall and CPU time."""
+    tokens = torch.randint(0, 512, (B, T))
+    runs: dict[str, Callable[[], None]] = {}
+    for name, connect, general in (("Pre-Norm", "residual", False),
+                                   ("mHC x4", "mhc(n=4)", False),
+                                   ("mHC x4, general path", "mhc(n=4)", True)):
+        torch.manual_seed(0)
+        model = hcdsl.compile(SPEC.format(connect=connect), seed=0)
+        for m in model.modules():
+            if isinstance(m, GeneratorCoef) and general:
+                m.mhc_step = False
+        runs[name] = measure.train_step(model, tokens, tokens, compiled=True)
+        runs[name]()  # compile
+        runs[name]()
+    wall: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    for r in range(rounds):
+        order = list(runs) if r % 2 == 0 else list(runs)[::-1]
+        got = {}
+        for name in order:
+            w0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                runs[name]()
+            got[name] = (time.perf_counter() - w0, time.process_time() - c0)
+        for name in runs:
+            wall[name].append(got[name][0] / got["Pre-Norm"][0])
+            cpu[name].append(got[name][1] / got["Pre-Norm"][1])
+    print(f"compiled training step / Pre-Norm, median [min-max] over {rounds} rounds of "
+          f"{steps} steps; load {os.getloadavg()[0]:.1f}")
+    for name in runs:
+        print(f"  {name:22} wall {statistics.median(wall[name]):.3f} "
+              f"[{min(wall[name]):.3f}-{max(wall[name]):.3f}]  cpu "
+              f"{statistics.median(cpu[name]):.3f} [{min(cpu[name]):.3f}-{max(cpu[name]):.3f}]",
+              flush=True)
+
+
 def live_coef() -> GeneratorCoef:
     """The first step generator of a compiled mHC x4 model: what mHC runs as."""
     model = hcdsl.compile(SPEC.format(connect="mhc(n=4)"), seed=0)
@@ -174,6 +219,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--parts-only", action="store_true")
+    ap.add_argument("--paths", type=int, metavar="ROUNDS", default=0,
+                    help="only the whole step of Pre-Norm and of mHC x4 by the mHC step path "
+                         "and by the general path, interleaved over ROUNDS rounds of --steps")
     ap.add_argument("--fused", action="store_true")
     ap.add_argument("--old-sinkhorn", action="store_true",
                     help="also the Sinkhorn op before the (n, n, N) layout")
@@ -182,6 +230,9 @@ def main() -> None:
     torch._inductor.config.cpp.enable_kernel_profile = True
     print(f"torch {torch.__version__}, load {os.getloadavg()[0]:.1f}; B x T = {B} x {T}, "
           f"n = {N}, C = {C}")
+    if args.paths:
+        torch._inductor.config.cpp.enable_kernel_profile = False
+        return paths(args.paths, args.steps)
     if not args.parts_only:
         rows = {}
         for name, connect in (("Pre-Norm", "residual"), ("mHC x4", "mhc(n=4)")):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hcdsl.lang.generator import Constraint, GenNorm, GenOut, Generator
+from hcdsl.lang.generator import Constraint, GenNorm, GenOut, GenProj, Generator
 from hcdsl.nn.preset_params import PRESET_PARAMS, View
 from hcdsl.nn.sinkhorn import sinkhorn
 
@@ -283,6 +283,8 @@ class GeneratorCoef(nn.Module):
                                    and o.combine == "sum" and o.bias is not None
                                    and (o.scale is not None or o.scale_of is not None)
                                    for o in rec.outputs))
+        # mHC's generator kept under its preset's names: the one-GEMM path over φ as stored
+        self.mhc_step = role == "step" and params == "mhc" and is_mhc(rec)
 
     def views(self) -> dict[str, View]:
         if self.params_as != "outputs":
@@ -340,6 +342,8 @@ class GeneratorCoef(nn.Module):
             x = h.to(dt)  # (B, T, n, C)
             if self.role == "step" and self._affine_now():
                 return self._affine_step(x).to(h.dtype)
+            if self.mhc_step:
+                return self._mhc_step(x).to(h.dtype)
             views = self.views()
             ys, z = self._logits(x, views)
             if self.role == "readout":
@@ -375,6 +379,28 @@ class GeneratorCoef(nn.Module):
         write = gain.to(dt) + s_gain.to(dt) * act(a, proj[..., 0])  # (B, T, n)
         both = mix.to(dt) + s_mix.to(dt) * act(a, proj[..., 1:])  # [READ | RES], (B, T, n, R + n)
         return self._assemble(None, write, None, both)
+
+    def _mhc_step(self, x: Tensor) -> Tensor:
+        """M of mHC (arXiv 2512.24880 Eqs. 5-9) read straight from φ_pre, φ_post, φ_res as
+        kept (nC, n), (nC, n), (nC, n²): one GEMM x [φ_pre | φ_post | φ_res] with the RMS norm
+        after it (§4.3), whose res logits are H_res row-major, as b_res is, so Sinkhorn runs on
+        them as they come and RES = H_resᵀ is a view that the assembly copies. The same sums
+        as the views' path (which reorders φ_res's columns and b_res to RES, runs Sinkhorn on
+        the transpose and transposes back): the same M, without a gather of φ_res nor two
+        transposed copies per call."""
+        n, dt = self.n, x.dtype
+        z = x.flatten(-2)  # (B, T, nC), a view
+        # (2n + n², nC): F.linear's layout, the GEMMs the general path makes (x @ [φ...] made
+        # the backward's GEMMs slower: 11.2 against 10.6 ms per compiled coefficient forward +
+        # backward at 8 x 128 x 4 x 256, one thread, 7 interleaved rounds)
+        phi = torch.cat([self.phi_pre.t(), self.phi_post.t(), self.phi_res.t()]).to(dt)
+        proj = F.linear(z, phi) * torch.rsqrt(z.pow(2).mean(-1, keepdim=True) + self.eps)
+        pre, post, res = proj.split([n, n, n * n], dim=-1)
+        read = torch.sigmoid(pre * self.alpha_pre.to(dt) + self.b_pre.to(dt))
+        write = 2 * torch.sigmoid(post * self.alpha_post.to(dt) + self.b_post.to(dt))
+        logits = res * self.alpha_res.to(dt) + self.b_res.to(dt).reshape(n * n)
+        h_res = sinkhorn_paper(logits.unflatten(-1, (n, n)), self.iters)  # (B, T, n, n)
+        return self._assemble(read.unsqueeze(-1), write, h_res.transpose(-1, -2))
 
     def packed(self) -> tuple[Tensor, ...]:
         """The affine generator's terms in M's column order: the weight (1 + R + n, C) of
@@ -437,6 +463,29 @@ class GeneratorCoef(nn.Module):
             return xr.to(h.dtype), m, self._channel(write_rec, ys["write"],
                                                     views["write"]).to(h.dtype)
         return xr.to(h.dtype), m
+
+
+def is_mhc(rec: Generator) -> bool:
+    """rec is mHC's generator (hcdsl/schemes/mhc.py: flat input, an unweighted RMS norm,
+    read = sigmoid, write = 2 sigmoid, res = Sinkhorn-Knopp in the paper's order, each with a
+    scale and a bias, one linear projection each), whatever its numbers (init, α, b, ε, iters)."""
+    outs = [rec.output(r) for r in ("read", "write", "res")]
+    if rec.norm is None or any(o is None for o in outs) or len(rec.outputs) != 3:
+        return False
+    read, write, res = outs
+    c = res.constraint
+    if c is None or any(not isinstance(o.bias, float) or o.scale is None for o in outs):
+        return False
+
+    def out(o: GenOut, **kw: object) -> GenOut:
+        return GenOut(role=o.role, proj=GenProj(init_std=o.proj.init_std), scale=o.scale,
+                      bias=o.bias, **kw)
+
+    return rec == Generator(
+        input="flat", norm=GenNorm(kind="rmsnorm", weight="none", eps=rec.norm.eps),
+        outputs=(out(read, act="sigmoid"), out(write, act="double_sigmoid"),
+                 out(res, constraint=Constraint(kind="sinkhorn", order="paper",
+                                                iters=c.iters))))
 
 
 def read_weights(gen: GeneratorCoef, h: Tensor) -> tuple[Tensor, Tensor]:

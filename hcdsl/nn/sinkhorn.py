@@ -202,4 +202,6 @@ def _inline(logits: Tensor, iters: int) -> Tensor:
 # calls at (1, 1, 4, 4), no autograd, one thread, inductor caches off: 13.7 s cold compile and
 # 0.60 ms per 8 calls, against 37.4 s and 0.75 ms inlined at every call and 3.4 ms for the op's
 # eager kernels (the op inside a compiled graph)
-_inline_region = torch.compiler.nested_compile_region(_inline)
+# (torch.compiler.nested_compile_region is in torch >= 2.9: older versions inline the steps)
+_region = getattr(torch.compiler, "nested_compile_region", None)
+_inline_region = _inline if _region is None else _region(_inline)
